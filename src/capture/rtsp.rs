@@ -1,0 +1,209 @@
+//! RTSP cameras through retina: DESCRIBE/SETUP/PLAY with timeouts, TCP interleaved or UDP,
+//! digest or basic auth, H.264 and H.265. Frames before the first key frame are skipped.
+
+use std::num::NonZeroU32;
+use std::sync::Arc;
+
+use futures::StreamExt;
+use futures::future::BoxFuture;
+use retina::client::{
+    Credentials, PlayOptions, Session, SessionOptions, SetupOptions, TcpTransportOptions,
+    Transport, UdpTransportOptions,
+};
+use retina::codec::{CodecItem, ParametersRef};
+use tokio::time::timeout;
+
+use super::{CONNECT_TIMEOUT, CaptureError, FRAME_TIMEOUT, Opened, Source};
+use crate::video::{Frame, TIMESCALE, VideoParams};
+
+pub struct RtspSource {
+    url: url::Url,
+    creds: Option<Credentials>,
+    udp: bool,
+}
+
+impl RtspSource {
+    pub fn new(url: url::Url, user: Option<String>, pass: Option<String>, udp: bool) -> Self {
+        let creds = user.map(|username| Credentials {
+            username,
+            password: pass.unwrap_or_default(),
+        });
+        Self { url, creds, udp }
+    }
+}
+
+fn params_of(p: Option<ParametersRef>) -> Result<Option<Arc<VideoParams>>, CaptureError> {
+    let Some(ParametersRef::Video(v)) = p else {
+        return Ok(None);
+    };
+    let entry = v
+        .mp4_sample_entry()
+        .build()
+        .map_err(|e| CaptureError::Unsupported(format!("video parameters: {e}")))?;
+    VideoParams::from_sample_entry(&entry)
+        .map(|p| Some(Arc::new(p)))
+        .map_err(|e| CaptureError::Unsupported(e.0))
+}
+
+fn step<T>(
+    what: &str,
+    r: Result<Result<T, retina::Error>, tokio::time::error::Elapsed>,
+) -> Result<T, CaptureError> {
+    match r {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(CaptureError::Connect(format!("{what}: {e}"))),
+        Err(_) => Err(CaptureError::Connect(format!(
+            "{what}: no answer within {CONNECT_TIMEOUT:?}"
+        ))),
+    }
+}
+
+impl Source for RtspSource {
+    fn describe(&self) -> String {
+        self.url.to_string()
+    }
+
+    fn open(&self) -> BoxFuture<'static, Result<Opened, CaptureError>> {
+        let url = self.url.clone();
+        let creds = self.creds.clone();
+        let udp = self.udp;
+        Box::pin(async move {
+            let opts = SessionOptions::default()
+                .creds(creds)
+                .user_agent(format!("Eyrie/{}", env!("CARGO_PKG_VERSION")));
+            let mut session = step(
+                "DESCRIBE",
+                timeout(CONNECT_TIMEOUT, Session::describe(url, opts)).await,
+            )?;
+            let stream_i = session
+                .streams()
+                .iter()
+                .position(|s| s.media() == "video" && matches!(s.encoding_name(), "h264" | "h265"))
+                .ok_or_else(|| {
+                    let found: Vec<String> = session
+                        .streams()
+                        .iter()
+                        .map(|s| format!("{}/{}", s.media(), s.encoding_name()))
+                        .collect();
+                    CaptureError::Unsupported(format!(
+                        "no H.264 or H.265 video stream (camera offers: {})",
+                        found.join(", ")
+                    ))
+                })?;
+            let transport = if udp {
+                Transport::Udp(UdpTransportOptions::default())
+            } else {
+                Transport::Tcp(TcpTransportOptions::default())
+            };
+            step(
+                "SETUP",
+                timeout(
+                    CONNECT_TIMEOUT,
+                    session.setup(stream_i, SetupOptions::default().transport(transport)),
+                )
+                .await,
+            )?;
+            let mut params = params_of(session.streams()[stream_i].parameters())?;
+            let playing = step(
+                "PLAY",
+                timeout(
+                    CONNECT_TIMEOUT,
+                    session.play(
+                        PlayOptions::default()
+                            .enforce_timestamps_with_max_jump_secs(NonZeroU32::new(10).unwrap()),
+                    ),
+                )
+                .await,
+            )?;
+            let mut demuxed = playing
+                .demuxed()
+                .map_err(|e| CaptureError::Connect(format!("PLAY: {e}")))?;
+
+            // Wait for the first key frame with known parameters.
+            let first = loop {
+                let item = match timeout(FRAME_TIMEOUT, demuxed.next()).await {
+                    Err(_) => return Err(CaptureError::Timeout(FRAME_TIMEOUT)),
+                    Ok(None) => {
+                        return Err(CaptureError::Stream(
+                            "stream ended before a key frame".into(),
+                        ));
+                    }
+                    Ok(Some(Err(e))) => return Err(CaptureError::Stream(e.to_string())),
+                    Ok(Some(Ok(item))) => item,
+                };
+                if let CodecItem::VideoFrame(f) = item {
+                    if f.stream_id() != stream_i {
+                        continue;
+                    }
+                    if f.has_new_parameters() || params.is_none() {
+                        params = params_of(demuxed.streams()[stream_i].parameters())?;
+                    }
+                    if f.is_random_access_point() && params.is_some() {
+                        break f;
+                    }
+                }
+            };
+            let params = params.expect("checked above");
+            let to_90k = |ts: retina::Timestamp| -> i64 {
+                let rate = ts.clock_rate().get() as i64;
+                ts.elapsed() * TIMESCALE as i64 / rate
+            };
+            let origin = to_90k(first.timestamp());
+            let first = Frame {
+                pts: 0,
+                key: true,
+                received: jiff::Timestamp::now(),
+                new_params: None,
+                data: first.into_data().into(),
+            };
+            let frames = futures::stream::once(async move { Ok(first) })
+                .chain(futures::stream::unfold(
+                    (demuxed, stream_i, origin),
+                    move |(mut demuxed, stream_i, origin)| async move {
+                        loop {
+                            let item = match timeout(FRAME_TIMEOUT, demuxed.next()).await {
+                                Err(_) => {
+                                    return Some((
+                                        Err(CaptureError::Timeout(FRAME_TIMEOUT)),
+                                        (demuxed, stream_i, origin),
+                                    ));
+                                }
+                                Ok(None) => return None,
+                                Ok(Some(Err(e))) => {
+                                    return Some((
+                                        Err(CaptureError::Stream(e.to_string())),
+                                        (demuxed, stream_i, origin),
+                                    ));
+                                }
+                                Ok(Some(Ok(item))) => item,
+                            };
+                            let CodecItem::VideoFrame(f) = item else {
+                                continue;
+                            };
+                            if f.stream_id() != stream_i {
+                                continue;
+                            }
+                            let new_params = if f.has_new_parameters() {
+                                match params_of(demuxed.streams()[stream_i].parameters()) {
+                                    Ok(p) => p,
+                                    Err(e) => return Some((Err(e), (demuxed, stream_i, origin))),
+                                }
+                            } else {
+                                None
+                            };
+                            let frame = Frame {
+                                pts: to_90k(f.timestamp()) - origin,
+                                key: f.is_random_access_point(),
+                                received: jiff::Timestamp::now(),
+                                new_params,
+                                data: f.into_data().into(),
+                            };
+                            return Some((Ok(frame), (demuxed, stream_i, origin)));
+                        }
+                    },
+                ))
+                .boxed();
+            Ok(Opened { params, frames })
+        })
+    }
+}

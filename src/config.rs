@@ -1,0 +1,223 @@
+//! Configuration: built-in defaults, then an optional `eyrie.toml`, then command-line flags.
+//! Every key is documented in docs/config.md. A bad file is one clear error naming the file and
+//! the key, and the process exits with status 2.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use bytesize::ByteSize;
+use serde::Deserialize;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    #[serde(default)]
+    http: HttpSection,
+    #[serde(default)]
+    storage: StorageSection,
+    #[serde(default)]
+    recording: RecordingSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HttpSection {
+    listen: Option<SocketAddr>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StorageSection {
+    data: Option<PathBuf>,
+    budget: Option<ByteSize>,
+    min_free: Option<ByteSize>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RecordingSection {
+    segment_seconds: Option<u64>,
+    fsync_interval_seconds: Option<u64>,
+}
+
+/// The settings Eyrie runs with.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub data: PathBuf,
+    /// Bytes all recordings may use; `None` means only `min_free` limits them.
+    pub budget: Option<u64>,
+    pub min_free: u64,
+    pub segment_target: Duration,
+    pub sync_interval: Duration,
+    pub demo: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: "0.0.0.0:8080".parse().unwrap(),
+            data: PathBuf::from("eyrie-data"),
+            budget: None,
+            min_free: 512 << 20,
+            segment_target: Duration::from_secs(60),
+            sync_interval: Duration::from_secs(10),
+            demo: false,
+        }
+    }
+}
+
+/// Flags given on the command line; they win over the file.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub listen: Option<SocketAddr>,
+    pub data: Option<PathBuf>,
+    pub demo: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{file}: {message}")]
+pub struct ConfigError {
+    pub file: String,
+    pub message: String,
+}
+
+pub const SEGMENT_SECONDS: std::ops::RangeInclusive<u64> = 10..=300;
+pub const FSYNC_SECONDS: std::ops::RangeInclusive<u64> = 1..=300;
+
+impl Config {
+    /// Loads `path` if given (it must then exist), applies the overrides, validates.
+    pub fn load(path: Option<&Path>, o: &Overrides) -> Result<Self, ConfigError> {
+        let (name, file) = match path {
+            Some(p) => {
+                let name = p.display().to_string();
+                let text = std::fs::read_to_string(p).map_err(|e| ConfigError {
+                    file: name.clone(),
+                    message: format!("cannot read: {e}"),
+                })?;
+                let file: FileConfig = toml::from_str(&text).map_err(|e| ConfigError {
+                    file: name.clone(),
+                    message: e.to_string().trim_end().to_string(),
+                })?;
+                (name, file)
+            }
+            None => ("(defaults)".to_string(), FileConfig::default()),
+        };
+        let err = |key: &str, message: String| ConfigError {
+            file: name.clone(),
+            message: format!("{key}: {message}"),
+        };
+        let mut c = Config::default();
+        if let Some(v) = file.http.listen {
+            c.listen = v;
+        }
+        if let Some(v) = file.storage.data {
+            c.data = v;
+        }
+        c.budget = file.storage.budget.map(|b| b.as_u64());
+        if let Some(v) = file.storage.min_free {
+            c.min_free = v.as_u64();
+        }
+        if let Some(s) = file.recording.segment_seconds {
+            if !SEGMENT_SECONDS.contains(&s) {
+                return Err(err(
+                    "recording.segment_seconds",
+                    format!("{s} is outside {SEGMENT_SECONDS:?}"),
+                ));
+            }
+            c.segment_target = Duration::from_secs(s);
+        }
+        if let Some(s) = file.recording.fsync_interval_seconds {
+            if !FSYNC_SECONDS.contains(&s) {
+                return Err(err(
+                    "recording.fsync_interval_seconds",
+                    format!("{s} is outside {FSYNC_SECONDS:?}"),
+                ));
+            }
+            c.sync_interval = Duration::from_secs(s);
+        }
+        if c.budget == Some(0) {
+            return Err(err("storage.budget", "must be more than 0".into()));
+        }
+        if let Some(v) = &o.listen {
+            c.listen = *v;
+        }
+        if let Some(v) = &o.data {
+            c.data = v.clone();
+        }
+        c.demo = o.demo;
+        Ok(c)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> Result<Config, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("eyrie.toml");
+        std::fs::write(&p, text).unwrap();
+        Config::load(Some(&p), &Overrides::default())
+    }
+
+    #[test]
+    fn reads_every_key() {
+        let c = load(
+            r#"
+            [http]
+            listen = "127.0.0.1:9000"
+            [storage]
+            data = "/srv/eyrie"
+            budget = "20 GiB"
+            min_free = 1000000
+            [recording]
+            segment_seconds = 30
+            fsync_interval_seconds = 5
+            "#,
+        )
+        .unwrap();
+        assert_eq!(c.listen.port(), 9000);
+        assert_eq!(c.data, Path::new("/srv/eyrie"));
+        assert_eq!(c.budget, Some(20 << 30));
+        assert_eq!(c.min_free, 1_000_000);
+        assert_eq!(c.segment_target, Duration::from_secs(30));
+        assert_eq!(c.sync_interval, Duration::from_secs(5));
+    }
+
+    #[test]
+    fn errors_name_the_file_and_key() {
+        let e = load("[storage]\nbudgt = 5\n").unwrap_err().to_string();
+        assert!(e.contains("eyrie.toml") && e.contains("budgt"), "{e}");
+        let e = load("[recording]\nsegment_seconds = 5\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("recording.segment_seconds"), "{e}");
+        let e = load("[http]\nlisten = \"nope\"\n").unwrap_err().to_string();
+        assert!(e.contains("listen"), "{e}");
+        let e = load("[storage]\nbudget = \"lots\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("budget"), "{e}");
+        let e = Config::load(
+            Some(Path::new("/nonexistent/eyrie.toml")),
+            &Overrides::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("/nonexistent/eyrie.toml"), "{e}");
+    }
+
+    #[test]
+    fn flags_override_the_file() {
+        let o = Overrides {
+            listen: Some("127.0.0.1:1".parse().unwrap()),
+            data: Some("/x".into()),
+            demo: true,
+        };
+        let c = Config::load(None, &o).unwrap();
+        assert_eq!(c.listen.port(), 1);
+        assert!(c.demo);
+    }
+}

@@ -1,0 +1,286 @@
+//! `/api/cameras`: the cameras of this node. Credentials are write-only: a source URL given with
+//! `user:pass@` is split, and no response ever carries a username or password.
+
+use axum::Json;
+use axum::extract::{Path, Query};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use serde::{Deserialize, Serialize};
+
+use super::{ApiError, ApiResult, State, blocking, rfc3339};
+use crate::capture::{split_credentials, validate_source};
+use crate::recorder::CameraStatus;
+use crate::storage::{CameraRecord, Transport, valid_camera_id};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CameraInput {
+    id: Option<String>,
+    name: Option<String>,
+    source: Option<String>,
+    username: Option<String>,
+    password: Option<String>,
+    transport: Option<Transport>,
+    enabled: Option<bool>,
+    /// `0` clears the limit.
+    retention_days: Option<u32>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct CameraView {
+    id: String,
+    name: String,
+    source: String,
+    has_credentials: bool,
+    transport: Transport,
+    enabled: bool,
+    retention_days: Option<u32>,
+    created: String,
+    status: CameraStatus,
+}
+
+pub fn view(state: &super::AppState, c: CameraRecord) -> CameraView {
+    CameraView {
+        status: state.recorder.status(&c.id),
+        has_credentials: c.username.is_some() || c.password.is_some(),
+        id: c.id,
+        name: c.name,
+        source: c.source,
+        transport: c.transport,
+        enabled: c.enabled,
+        retention_days: c.retention_days,
+        created: rfc3339(c.created_ms),
+    }
+}
+
+fn check_name(name: &str) -> ApiResult<String> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 64 || name.chars().any(char::is_control) {
+        return Err(ApiError::bad_request(
+            "name: 1 to 64 characters, no control characters",
+        ));
+    }
+    Ok(name.to_string())
+}
+
+fn check_secret(what: &str, v: &str) -> ApiResult<()> {
+    if v.len() > 256 || v.chars().any(char::is_control) {
+        return Err(ApiError::bad_request(format!(
+            "{what}: at most 256 characters, no control characters"
+        )));
+    }
+    Ok(())
+}
+
+/// Applies `input` to `cam`, validating every field given.
+fn apply(cam: &mut CameraRecord, input: CameraInput) -> ApiResult<()> {
+    if let Some(name) = input.name {
+        cam.name = check_name(&name)?;
+    }
+    if let Some(source) = input.source {
+        let (bare, user, pass) = split_credentials(&source)
+            .map_err(|e| ApiError::bad_request(format!("source: {e}")))?;
+        cam.source =
+            validate_source(&bare).map_err(|e| ApiError::bad_request(format!("source: {e}")))?;
+        if user.is_some() {
+            cam.username = user;
+            cam.password = pass;
+        }
+    }
+    if let Some(u) = input.username {
+        check_secret("username", &u)?;
+        cam.username = (!u.is_empty()).then_some(u);
+    }
+    if let Some(p) = input.password {
+        check_secret("password", &p)?;
+        cam.password = (!p.is_empty()).then_some(p);
+    }
+    if let Some(t) = input.transport {
+        cam.transport = t;
+    }
+    if let Some(e) = input.enabled {
+        cam.enabled = e;
+    }
+    match input.retention_days {
+        Some(0) => cam.retention_days = None,
+        Some(d) if d > 3650 => {
+            return Err(ApiError::bad_request(
+                "retention_days: 1 to 3650, or 0 for none",
+            ));
+        }
+        Some(d) => cam.retention_days = Some(d),
+        None => {}
+    }
+    Ok(())
+}
+
+fn slug(name: &str) -> String {
+    let mut s = String::new();
+    for c in name.chars().flat_map(char::to_lowercase) {
+        if c.is_ascii_alphanumeric() {
+            s.push(c);
+        } else if !s.ends_with('-') && !s.is_empty() {
+            s.push('-');
+        }
+    }
+    let s: String = s.trim_end_matches('-').chars().take(24).collect();
+    let s = s.trim_end_matches('-').to_string();
+    if s.is_empty() { "camera".into() } else { s }
+}
+
+pub async fn list(st: State) -> ApiResult<Json<Vec<CameraView>>> {
+    let index = st.index.clone();
+    let cams = blocking(move || Ok(index.cameras()?)).await?;
+    Ok(Json(cams.into_iter().map(|c| view(&st, c)).collect()))
+}
+
+fn known_id(id: &str) -> ApiResult<()> {
+    if valid_camera_id(id) {
+        Ok(())
+    } else {
+        Err(ApiError::not_found(format!(
+            "no camera '{}'",
+            id.escape_debug()
+        )))
+    }
+}
+
+pub async fn get_one(st: State, Path(id): Path<String>) -> ApiResult<Json<CameraView>> {
+    known_id(&id)?;
+    let index = st.index.clone();
+    let lookup = id.clone();
+    let cam = blocking(move || Ok(index.camera(&lookup)?))
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no camera '{id}'")))?;
+    Ok(Json(view(&st, cam)))
+}
+
+pub async fn create(st: State, Json(input): Json<CameraInput>) -> ApiResult<impl IntoResponse> {
+    let name = check_name(
+        input
+            .name
+            .as_deref()
+            .ok_or_else(|| ApiError::bad_request("name is required"))?,
+    )?;
+    if input.source.is_none() {
+        return Err(ApiError::bad_request("source is required"));
+    }
+    let explicit_id = input.id.clone();
+    if let Some(id) = &explicit_id {
+        if !valid_camera_id(id) {
+            return Err(ApiError::bad_request(
+                "id: 1 to 32 of a-z, 0-9 and '-', not starting with '-'",
+            ));
+        }
+    }
+    let mut cam = CameraRecord {
+        id: String::new(),
+        name: name.clone(),
+        source: String::new(),
+        username: None,
+        password: None,
+        transport: Transport::Tcp,
+        enabled: true,
+        retention_days: None,
+        created_ms: jiff::Timestamp::now().as_millisecond(),
+    };
+    apply(&mut cam, input)?;
+    let index = st.index.clone();
+    let cam = blocking(move || {
+        let base = explicit_id.clone().unwrap_or_else(|| slug(&name));
+        for n in 1..1000 {
+            cam.id = if n == 1 {
+                base.clone()
+            } else {
+                format!("{base}-{n}")
+            };
+            if index.put_camera(&cam, true)? {
+                return Ok(cam);
+            }
+            if explicit_id.is_some() {
+                return Err(ApiError(
+                    StatusCode::CONFLICT,
+                    format!("camera '{}' exists already", cam.id),
+                ));
+            }
+        }
+        Err(ApiError::bad_request("could not find a free id; give one"))
+    })
+    .await?;
+    st.recorder.apply(&cam).await;
+    Ok((StatusCode::CREATED, Json(view(&st, cam))))
+}
+
+pub async fn update(
+    st: State,
+    Path(id): Path<String>,
+    Json(input): Json<CameraInput>,
+) -> ApiResult<Json<CameraView>> {
+    known_id(&id)?;
+    if input.id.as_ref().is_some_and(|new| *new != id) {
+        return Err(ApiError::bad_request("id cannot be changed"));
+    }
+    let index = st.index.clone();
+    let cam = blocking(move || {
+        let mut cam = index
+            .camera(&id)?
+            .ok_or_else(|| ApiError::not_found(format!("no camera '{id}'")))?;
+        apply(&mut cam, input)?;
+        index.put_camera(&cam, false)?;
+        Ok(cam)
+    })
+    .await?;
+    st.recorder.apply(&cam).await;
+    Ok(Json(view(&st, cam)))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct DeleteQuery {
+    keep_recordings: Option<bool>,
+}
+
+pub async fn delete(
+    st: State,
+    Path(id): Path<String>,
+    Query(q): Query<DeleteQuery>,
+) -> ApiResult<StatusCode> {
+    known_id(&id)?;
+    let keep = q.keep_recordings.ok_or_else(|| {
+        ApiError::bad_request(
+            "say what happens to its recordings: ?keep_recordings=true or ?keep_recordings=false",
+        )
+    })?;
+    let index = st.index.clone();
+    let lookup = id.clone();
+    if blocking(move || Ok(index.camera(&lookup)?))
+        .await?
+        .is_none()
+    {
+        return Err(ApiError::not_found(format!("no camera '{id}'")));
+    }
+    st.recorder.stop(&id).await;
+    let index = st.index.clone();
+    let retention = st.retention.clone();
+    blocking(move || {
+        index.delete_camera(&id)?;
+        if !keep {
+            retention.delete_camera(&id)?;
+        }
+        Ok(())
+    })
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::slug;
+
+    #[test]
+    fn slugs() {
+        assert_eq!(slug("Front Door"), "front-door");
+        assert_eq!(slug("  Garage #2 (east) "), "garage-2-east");
+        assert_eq!(slug("日本"), "camera");
+        assert_eq!(slug(&"x".repeat(40)).len(), 24);
+    }
+}

@@ -1,0 +1,63 @@
+//! `GET /api/cameras/{id}/live`: live fMP4 over one chunked HTTP response (init segment, the
+//! frames since the last key frame, then each frame as it arrives), for Media Source Extensions
+//! via `fetch()` streaming. The codec string is in the `X-Codec` header.
+
+use axum::body::Body;
+use axum::extract::Path;
+use axum::http::{StatusCode, header};
+use axum::response::Response;
+use futures::StreamExt;
+use tokio::sync::broadcast::error::RecvError;
+
+use super::{ApiError, ApiResult, State};
+use crate::media::live::LiveMsg;
+use crate::storage::valid_camera_id;
+
+pub async fn live(st: State, Path(id): Path<String>) -> ApiResult<Response> {
+    if !valid_camera_id(&id) {
+        return Err(ApiError::not_found(format!(
+            "no camera '{}'",
+            id.escape_debug()
+        )));
+    }
+    let hub = st
+        .recorder
+        .live(&id)
+        .ok_or_else(|| ApiError::not_found(format!("camera '{id}' is not recording")))?;
+    let sub = hub.subscribe().ok_or_else(|| {
+        ApiError(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("camera '{id}' is not streaming right now"),
+        )
+    })?;
+    let backlog_empty = sub.backlog.is_empty();
+    let head = futures::stream::iter(
+        std::iter::once(sub.init)
+            .chain(sub.backlog)
+            .map(Ok::<_, std::io::Error>),
+    );
+    // Starts on a key frame when there was no backlog; stops at the end of the stream, and
+    // drops a viewer that fell too far behind.
+    let started = !backlog_empty;
+    let tail = futures::stream::unfold((sub.rx, started), |(mut rx, mut started)| async move {
+        loop {
+            match rx.recv().await {
+                Ok(LiveMsg::Fragment(b, key)) => {
+                    started |= key;
+                    if started {
+                        return Some((Ok(b), (rx, started)));
+                    }
+                }
+                Ok(LiveMsg::End) | Err(RecvError::Closed) | Err(RecvError::Lagged(_)) => {
+                    return None;
+                }
+            }
+        }
+    });
+    Ok(Response::builder()
+        .header(header::CONTENT_TYPE, "video/mp4")
+        .header(header::CACHE_CONTROL, "no-store")
+        .header("x-codec", sub.codec)
+        .body(Body::from_stream(head.chain(tail)))
+        .unwrap())
+}

@@ -1,0 +1,162 @@
+//! HTTP owns the API and how it is served: routes, request limits, JSON errors, byte ranges.
+//! Every endpoint is described in docs/api.md; keep the two in step.
+
+mod cameras;
+mod health;
+mod live;
+mod recordings;
+
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde_json::json;
+
+use crate::recorder::Recorder;
+use crate::storage::{Index, Layout, retention::Retention};
+
+/// Largest request body the API reads.
+pub const MAX_BODY: usize = 64 * 1024;
+
+pub struct AppState {
+    pub index: Arc<Index>,
+    pub layout: Layout,
+    pub recorder: Arc<Recorder>,
+    pub retention: Arc<Retention>,
+    pub started: Instant,
+    /// Previous CPU-time reading, for the process CPU share between two health calls.
+    pub cpu: Mutex<Option<health::CpuSample>>,
+}
+
+pub type State = axum::extract::State<Arc<AppState>>;
+
+/// An API error: a status and a message for people, sent as `{"error": "..."}`.
+#[derive(Debug)]
+pub struct ApiError(pub StatusCode, pub String);
+
+impl ApiError {
+    pub fn bad_request(msg: impl Into<String>) -> Self {
+        Self(StatusCode::BAD_REQUEST, msg.into())
+    }
+    pub fn not_found(msg: impl Into<String>) -> Self {
+        Self(StatusCode::NOT_FOUND, msg.into())
+    }
+    pub fn internal(msg: impl std::fmt::Display) -> Self {
+        tracing::error!("internal error: {msg}");
+        Self(StatusCode::INTERNAL_SERVER_ERROR, msg.to_string())
+    }
+}
+
+impl From<crate::storage::StorageError> for ApiError {
+    fn from(e: crate::storage::StorageError) -> Self {
+        Self::internal(e)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.0, axum::Json(json!({ "error": self.1 }))).into_response()
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;
+
+/// Runs blocking index or file work off the async threads.
+pub async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> ApiResult<T> + Send + 'static,
+) -> ApiResult<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(ApiError::internal)?
+}
+
+/// Turns every error that is not JSON yet (extractor rejections, body limits, unknown methods)
+/// into `{"error": "..."}` with the same status, so clients see one error shape.
+async fn json_errors(req: Request, next: Next) -> Response {
+    let res = next.run(req).await;
+    let status = res.status();
+    let is_json = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return res;
+    }
+    let (parts, body) = res.into_parts();
+    let text = axum::body::to_bytes(body, 4096).await.unwrap_or_default();
+    let text = String::from_utf8_lossy(&text).trim().to_string();
+    let message = if text.is_empty() {
+        status.canonical_reason().unwrap_or("error").to_string()
+    } else {
+        text
+    };
+    let mut out = (status, axum::Json(json!({ "error": message }))).into_response();
+    for (k, v) in parts.headers.iter() {
+        if k != header::CONTENT_TYPE && k != header::CONTENT_LENGTH {
+            out.headers_mut().insert(k.clone(), v.clone());
+        }
+    }
+    out
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("no such endpoint")
+}
+
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/api/health", get(health::health))
+        .route("/api/cameras", get(cameras::list).post(cameras::create))
+        .route(
+            "/api/cameras/{id}",
+            get(cameras::get_one)
+                .put(cameras::update)
+                .delete(cameras::delete),
+        )
+        .route("/api/cameras/{id}/live", get(live::live))
+        .route("/api/recordings", get(recordings::list))
+        .route("/api/recordings/{camera}/view.mp4", get(recordings::view))
+        .route("/api/segments/{file}", get(recordings::segment))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(middleware::from_fn(json_errors))
+        .layer(axum::middleware::map_response(
+            |mut r: Response| async move {
+                r.headers_mut()
+                    .entry(header::CACHE_CONTROL)
+                    .or_insert(HeaderValue::from_static("no-store"));
+                r.headers_mut().insert(
+                    "x-content-type-options",
+                    HeaderValue::from_static("nosniff"),
+                );
+                r
+            },
+        ))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// Parses a time given as RFC 3339 or as epoch milliseconds.
+pub fn parse_time(name: &str, v: &str) -> ApiResult<i64> {
+    if let Ok(ms) = v.parse::<i64>() {
+        return Ok(ms);
+    }
+    v.parse::<jiff::Timestamp>()
+        .map(|t| t.as_millisecond())
+        .map_err(|_| {
+            ApiError::bad_request(format!(
+                "{name}: '{v}' is neither RFC 3339 (2024-05-01T12:00:00Z) nor epoch milliseconds"
+            ))
+        })
+}
+
+pub fn rfc3339(ms: i64) -> String {
+    jiff::Timestamp::from_millisecond(ms)
+        .map(|t| t.to_string())
+        .unwrap_or_default()
+}

@@ -1,0 +1,196 @@
+//! Eyrie: network video recorder firmware. `eyrie run` records every enabled camera and serves
+//! the API; see README.md and docs/.
+
+mod capture;
+mod config;
+mod http;
+mod media;
+mod recorder;
+mod storage;
+mod video;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+use crate::config::{Config, Overrides};
+use crate::media::segmenter::SegmenterConfig;
+use crate::storage::retention::{Retention, RetentionConfig};
+use crate::storage::{CameraRecord, Index, Layout, Transport};
+
+/// The demo camera's clip, kept in the repository and built into the binary.
+const DEMO_CLIP: &[u8] = include_bytes!("../assets/demo.mp4");
+
+#[derive(Parser)]
+#[command(
+    name = "eyrie",
+    version,
+    about = "Network video recorder for small ARM boards"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Record every enabled camera and serve the HTTP API.
+    Run {
+        /// Data directory (database and recordings). Default: ./eyrie-data
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// Address to serve HTTP on. Default: 0.0.0.0:8080
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+        /// Configuration file (TOML); see docs/config.md.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Add a built-in demo camera (a looped clip), to see Eyrie work with no camera.
+        #[arg(long)]
+        demo: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,tower_http=warn".into()),
+        )
+        .init();
+    match cli.command {
+        Command::Run {
+            data,
+            listen,
+            config,
+            demo,
+        } => {
+            let cfg = match Config::load(config.as_deref(), &Overrides { listen, data, demo }) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("eyrie: configuration error: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .expect("tokio runtime");
+            match rt.block_on(run(cfg)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("eyrie: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+async fn run(cfg: Config) -> anyhow::Result<()> {
+    let started = Instant::now();
+    std::fs::create_dir_all(&cfg.data)
+        .with_context(|| format!("creating data directory {}", cfg.data.display()))?;
+    let layout = Layout::new(cfg.data.canonicalize()?);
+    let index = Arc::new(
+        Index::open(&layout.db_path())
+            .with_context(|| format!("opening {}", layout.db_path().display()))?,
+    );
+    let report = {
+        let (index, layout) = (index.clone(), layout.clone());
+        tokio::task::spawn_blocking(move || media::recover::reconcile(&index, &layout)).await??
+    };
+    tracing::info!(?report, "index reconciled with the disk");
+    let retention = Retention::new(
+        index.clone(),
+        layout.clone(),
+        RetentionConfig {
+            budget: cfg.budget,
+            min_free: cfg.min_free,
+        },
+    )?;
+    tokio::spawn(retention.clone().run(Duration::from_secs(30)));
+    let recorder = recorder::Recorder::new(
+        index.clone(),
+        layout.clone(),
+        SegmenterConfig {
+            segment_target: cfg.segment_target,
+            fragment_max: Duration::from_secs(1),
+            sync_interval: cfg.sync_interval,
+        },
+        retention.clone(),
+    );
+    if cfg.demo {
+        add_demo_camera(&index, &layout)?;
+    }
+    for cam in index.cameras()? {
+        recorder.apply(&cam).await;
+    }
+    let state = Arc::new(http::AppState {
+        index: index.clone(),
+        layout,
+        recorder: recorder.clone(),
+        retention,
+        started,
+        cpu: Mutex::new(None),
+    });
+    let listener = tokio::net::TcpListener::bind(cfg.listen)
+        .await
+        .with_context(|| format!("listening on {}", cfg.listen))?;
+    tracing::info!(
+        node = %index.node_id(),
+        "Eyrie {} listening on http://{}",
+        env!("CARGO_PKG_VERSION"),
+        listener.local_addr()?
+    );
+    axum::serve(listener, http::router(state))
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+    tracing::info!("shutting down: closing open segments");
+    recorder.stop_all().await;
+    Ok(())
+}
+
+/// Writes the built-in clip to the data directory and adds (or re-enables) the `demo` camera.
+fn add_demo_camera(index: &Index, layout: &Layout) -> anyhow::Result<()> {
+    let path = layout.demo_clip_path();
+    if std::fs::read(&path).ok().as_deref() != Some(DEMO_CLIP) {
+        std::fs::write(&path, DEMO_CLIP).context("writing the demo clip")?;
+    }
+    let source = url::Url::from_file_path(&path)
+        .map_err(|_| anyhow::anyhow!("demo clip path is not absolute"))?
+        .to_string();
+    let existing = index.camera("demo")?;
+    let cam = CameraRecord {
+        id: "demo".into(),
+        name: existing
+            .as_ref()
+            .map_or("Demo camera".into(), |c| c.name.clone()),
+        source,
+        username: None,
+        password: None,
+        transport: Transport::Tcp,
+        enabled: true,
+        retention_days: existing.as_ref().and_then(|c| c.retention_days),
+        created_ms: existing
+            .as_ref()
+            .map_or(jiff::Timestamp::now().as_millisecond(), |c| c.created_ms),
+    };
+    index.put_camera(&cam, false)?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("SIGTERM handler");
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term.recv() => {}
+    }
+}

@@ -1,0 +1,187 @@
+//! Live fMP4 for browsers: one hub per camera, fed by the recorder, shared by every viewer.
+//! Each frame becomes its own small fragment (low latency); a new viewer gets the init segment
+//! and the frames since the latest key frame, then follows along. A viewer that falls more than
+//! [`QUEUE_FRAMES`] behind is dropped, never buffered for.
+
+use std::sync::{Arc, Mutex};
+
+use bytes::{Bytes, BytesMut};
+use tokio::sync::broadcast;
+
+use super::fmp4::{self, SampleMeta};
+use super::segmenter::TimedFrame;
+use crate::video::VideoParams;
+
+/// Frames queued per viewer before it is dropped (about 4 s at 15 fps).
+pub const QUEUE_FRAMES: usize = 64;
+/// The GOP kept for new viewers is capped; past it, new viewers wait for the next key frame.
+const MAX_GOP_BYTES: usize = 8 << 20;
+
+#[derive(Debug, Clone)]
+pub enum LiveMsg {
+    /// One frame as a fragment, and whether it is a key frame.
+    Fragment(Bytes, bool),
+    /// The stream ended or changed parameters; viewers must reconnect.
+    End,
+}
+
+#[derive(Default)]
+struct Inner {
+    init: Option<Bytes>,
+    codec: String,
+    gop: Vec<Bytes>,
+    gop_bytes: usize,
+    seq: u32,
+}
+
+pub struct LiveHub {
+    inner: Mutex<Inner>,
+    tx: broadcast::Sender<LiveMsg>,
+}
+
+/// What a new viewer starts from.
+pub struct Subscription {
+    pub init: Bytes,
+    pub codec: String,
+    pub backlog: Vec<Bytes>,
+    pub rx: broadcast::Receiver<LiveMsg>,
+}
+
+impl Default for LiveHub {
+    fn default() -> Self {
+        Self {
+            inner: Mutex::default(),
+            tx: broadcast::channel(QUEUE_FRAMES).0,
+        }
+    }
+}
+
+impl LiveHub {
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self::default())
+    }
+
+    /// A new run or new parameters: current viewers are ended, new ones get this init.
+    pub fn start(&self, params: &VideoParams) {
+        let mut g = self.inner.lock().unwrap();
+        g.init = Some(fmp4::init_segment(params, None));
+        g.codec = params.rfc6381.clone();
+        g.gop.clear();
+        g.gop_bytes = 0;
+        let _ = self.tx.send(LiveMsg::End);
+    }
+
+    pub fn stop(&self) {
+        let mut g = self.inner.lock().unwrap();
+        g.init = None;
+        g.gop.clear();
+        g.gop_bytes = 0;
+        let _ = self.tx.send(LiveMsg::End);
+    }
+
+    pub fn push(&self, tf: &TimedFrame) {
+        let mut g = self.inner.lock().unwrap();
+        if g.init.is_none() {
+            return;
+        }
+        g.seq = g.seq.wrapping_add(1);
+        let header = fmp4::fragment_header(
+            g.seq,
+            tf.frame.pts.max(0) as u64,
+            &[SampleMeta {
+                duration: tf.duration,
+                size: tf.frame.data.len() as u32,
+                key: tf.frame.key,
+            }],
+        );
+        let mut buf = BytesMut::with_capacity(header.len() + tf.frame.data.len());
+        buf.extend_from_slice(&header);
+        buf.extend_from_slice(&tf.frame.data);
+        let frag = buf.freeze();
+        if tf.frame.key {
+            g.gop.clear();
+            g.gop_bytes = 0;
+        }
+        if g.gop_bytes + frag.len() <= MAX_GOP_BYTES && (tf.frame.key || !g.gop.is_empty()) {
+            g.gop_bytes += frag.len();
+            g.gop.push(frag.clone());
+        }
+        let _ = self.tx.send(LiveMsg::Fragment(frag, tf.frame.key));
+    }
+
+    /// `None` while the camera is not streaming. Taken under the lock so the backlog and the
+    /// receiver neither overlap nor leave a gap.
+    pub fn subscribe(&self) -> Option<Subscription> {
+        let g = self.inner.lock().unwrap();
+        let init = g.init.clone()?;
+        if g.gop.is_empty() {
+            // Nothing decodable yet: start with the next key frame.
+            let rx = self.tx.subscribe();
+            return Some(Subscription {
+                init,
+                codec: g.codec.clone(),
+                backlog: Vec::new(),
+                rx,
+            });
+        }
+        Some(Subscription {
+            init,
+            codec: g.codec.clone(),
+            backlog: g.gop.clone(),
+            rx: self.tx.subscribe(),
+        })
+    }
+
+    pub fn viewers(&self) -> usize {
+        self.tx.receiver_count()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::video::{Frame, tests::h264_params};
+
+    fn tf(pts: i64, key: bool) -> TimedFrame {
+        TimedFrame {
+            frame: Frame {
+                data: Bytes::from_static(&[0, 0, 0, 1, 0x65]),
+                pts,
+                key,
+                received: jiff::Timestamp::now(),
+                new_params: None,
+            },
+            duration: 6000,
+        }
+    }
+
+    #[test]
+    fn new_viewer_starts_at_latest_key_frame() {
+        let hub = LiveHub::new();
+        assert!(hub.subscribe().is_none());
+        hub.start(&h264_params());
+        hub.push(&tf(0, false)); // no key frame yet: not kept
+        for i in 1..5 {
+            hub.push(&tf(i * 6000, i == 2));
+        }
+        let sub = hub.subscribe().unwrap();
+        assert_eq!(sub.backlog.len(), 3);
+        assert_eq!(sub.codec, "avc1.64001e");
+        hub.stop();
+        assert!(hub.subscribe().is_none());
+    }
+
+    #[test]
+    fn slow_viewer_lags_out() {
+        let hub = LiveHub::new();
+        hub.start(&h264_params());
+        let mut sub = hub.subscribe().unwrap();
+        for i in 0..(QUEUE_FRAMES as i64 + 10) {
+            hub.push(&tf(i * 6000, i % 15 == 0));
+        }
+        assert!(matches!(
+            sub.rx.try_recv(),
+            Err(broadcast::error::TryRecvError::Lagged(_))
+        ));
+    }
+}

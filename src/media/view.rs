@@ -1,0 +1,297 @@
+//! Recordings as HTTP bodies: a "virtual file" is a list of parts, each either bytes in memory
+//! (an init segment, a rewritten `moof`) or a byte range of a segment file on disk. Any byte
+//! range of it can be streamed without a temporary file, which is how views and single
+//! segments both support HTTP Range requests.
+//!
+//! A view of `[start, end)` is the init segment (with the total duration), a `sidx` listing
+//! every fragment, then the chosen fragments of every segment in time order, renumbered onto
+//! one continuous timeline: gaps between runs are closed up, never padded.
+
+use std::hash::{Hash, Hasher};
+use std::io::SeekFrom;
+use std::path::PathBuf;
+
+use bytes::Bytes;
+use futures::StreamExt;
+use futures::stream::BoxStream;
+use mp4_atom::{Encode, SegmentReference, Sidx};
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+
+use super::fmp4::{self, FragmentInfo};
+use super::segmenter::OpenSegments;
+use crate::storage::{Index, Layout, Segment, SegmentState};
+use crate::video::TIMESCALE;
+
+/// Longest time range one view may span.
+pub const MAX_VIEW_MS: i64 = 6 * 3600 * 1000;
+const CHUNK: usize = 64 * 1024;
+
+#[derive(Debug, Clone)]
+enum Part {
+    Mem(Bytes),
+    File {
+        path: PathBuf,
+        offset: u64,
+        len: u64,
+    },
+}
+
+impl Part {
+    fn len(&self) -> u64 {
+        match self {
+            Part::Mem(b) => b.len() as u64,
+            Part::File { len, .. } => *len,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct VirtualFile {
+    parts: Vec<Part>,
+    len: u64,
+    etag: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ViewError {
+    #[error("no recordings in that time range")]
+    Empty,
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl VirtualFile {
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    pub fn etag(&self) -> &str {
+        &self.etag
+    }
+
+    /// Streams bytes `[start, end)`.
+    pub fn body(&self, start: u64, end: u64) -> BoxStream<'static, std::io::Result<Bytes>> {
+        let mut pieces = Vec::new();
+        let mut pos = 0u64;
+        for part in &self.parts {
+            let (p_start, p_end) = (pos, pos + part.len());
+            pos = p_end;
+            if p_end <= start || p_start >= end {
+                continue;
+            }
+            let from = start.max(p_start) - p_start;
+            let to = end.min(p_end) - p_start;
+            pieces.push(match part {
+                Part::Mem(b) => Part::Mem(b.slice(from as usize..to as usize)),
+                Part::File { path, offset, .. } => Part::File {
+                    path: path.clone(),
+                    offset: offset + from,
+                    len: to - from,
+                },
+            });
+        }
+        futures::stream::iter(pieces)
+            .flat_map(|p| match p {
+                Part::Mem(b) => futures::stream::once(async move { Ok(b) }).boxed(),
+                Part::File { path, offset, len } => file_range(path, offset, len),
+            })
+            .boxed()
+    }
+}
+
+fn file_range(path: PathBuf, offset: u64, len: u64) -> BoxStream<'static, std::io::Result<Bytes>> {
+    struct St {
+        path: PathBuf,
+        file: Option<tokio::fs::File>,
+        pos: u64,
+        left: u64,
+    }
+    futures::stream::try_unfold(
+        St {
+            path,
+            file: None,
+            pos: offset,
+            left: len,
+        },
+        |mut st| async move {
+            if st.left == 0 {
+                return Ok(None);
+            }
+            if st.file.is_none() {
+                let mut f = tokio::fs::File::open(&st.path).await?;
+                f.seek(SeekFrom::Start(st.pos)).await?;
+                st.file = Some(f);
+            }
+            let n = st.left.min(CHUNK as u64) as usize;
+            let mut buf = vec![0u8; n];
+            st.file.as_mut().unwrap().read_exact(&mut buf).await?;
+            st.pos += n as u64;
+            st.left -= n as u64;
+            Ok(Some((Bytes::from(buf), st)))
+        },
+    )
+    .boxed()
+}
+
+/// How many bytes of a segment's file are valid to serve.
+fn servable_len(seg: &Segment, open: &OpenSegments) -> Option<u64> {
+    match seg.row.state {
+        SegmentState::Open => open.lock().unwrap().get(&seg.row.id).map(|o| o.committed),
+        _ => Some(seg.row.bytes),
+    }
+}
+
+/// One stored segment file, served as it is.
+pub fn segment_file(
+    layout: &Layout,
+    open: &OpenSegments,
+    seg: &Segment,
+) -> Result<VirtualFile, ViewError> {
+    let path = layout
+        .segment_path(&seg.camera, seg.start_ms)
+        .ok_or_else(|| ViewError::Internal("bad camera id in index".into()))?;
+    let len = servable_len(seg, open).ok_or(ViewError::Empty)?;
+    let mut h = std::hash::DefaultHasher::new();
+    (seg.row.id, len).hash(&mut h);
+    Ok(VirtualFile {
+        parts: vec![Part::File {
+            path,
+            offset: 0,
+            len,
+        }],
+        len,
+        etag: format!("\"s{:016x}\"", h.finish()),
+    })
+}
+
+/// One MP4 for `camera` over `[start_ms, end_ms)`. Blocking: reads each segment's fragment
+/// headers (a few hundred bytes per second of video); call it from a blocking task.
+pub fn build_view(
+    index: &Index,
+    layout: &Layout,
+    open: &OpenSegments,
+    camera: &str,
+    start_ms: i64,
+    end_ms: i64,
+) -> Result<VirtualFile, ViewError> {
+    if end_ms <= start_ms {
+        return Err(ViewError::BadRequest("end must be after start".into()));
+    }
+    if end_ms - start_ms > MAX_VIEW_MS {
+        return Err(ViewError::BadRequest(format!(
+            "a view spans at most {} hours; ask for a shorter range",
+            MAX_VIEW_MS / 3_600_000
+        )));
+    }
+    let segs = index
+        .segments(camera, start_ms, end_ms)
+        .map_err(|e| ViewError::Internal(e.to_string()))?;
+    let mut init: Option<Bytes> = None;
+    let mut params = None;
+    let mut chosen: Vec<(PathBuf, FragmentInfo)> = Vec::new();
+    let mut ids = Vec::new();
+    for seg in &segs {
+        let Some(len) = servable_len(seg, open) else {
+            continue;
+        };
+        let path = layout
+            .segment_path(&seg.camera, seg.start_ms)
+            .ok_or_else(|| ViewError::Internal("bad camera id in index".into()))?;
+        let scan = match std::fs::File::open(&path)
+            .map_err(fmp4::Mp4Error::from)
+            .and_then(|mut f| fmp4::scan(&mut f, len))
+        {
+            Ok(s) => s,
+            Err(e) => {
+                // Deleted by retention a moment ago, or damaged: leave it out.
+                tracing::warn!("view of {camera}: skipping {}: {e}", path.display());
+                continue;
+            }
+        };
+        match &init {
+            None => {
+                init = Some(scan.init.clone());
+                params = Some(scan.params.clone());
+            }
+            // Parameters changed: the view ends where they did (the runs list splits there).
+            Some(i) if *i != scan.init => break,
+            Some(_) => {}
+        }
+        ids.push((seg.row.id, len));
+        // Each fragment's wall-clock span, from the segment's start and its media time.
+        let first_ticks = scan.fragments.first().map_or(0, |f| f.decode_time);
+        let ms = |ticks: u64| (ticks * 1000 / TIMESCALE as u64) as i64;
+        let overlaps = |f: &FragmentInfo| {
+            let f_start = seg.start_ms + ms(f.decode_time.saturating_sub(first_ticks));
+            f_start < end_ms && f_start + ms(f.duration) > start_ms
+        };
+        let Some(first) = scan.fragments.iter().position(overlaps) else {
+            continue;
+        };
+        let last = scan.fragments.iter().rposition(overlaps).unwrap_or(first);
+        // Playback must begin on a key frame: back up to the fragment that starts the GOP.
+        let begin = scan.fragments[..=first]
+            .iter()
+            .rposition(|f| f.starts_with_key)
+            .unwrap_or(0);
+        chosen.extend(
+            scan.fragments[begin..=last]
+                .iter()
+                .map(|f| (path.clone(), f.clone())),
+        );
+    }
+    let (Some(_), Some(params)) = (init, params) else {
+        return Err(ViewError::Empty);
+    };
+    if chosen.is_empty() {
+        return Err(ViewError::Empty);
+    }
+    let duration: u64 = chosen.iter().map(|(_, f)| f.duration).sum();
+    let mut parts = vec![Part::Mem(fmp4::init_segment(&params, Some(duration)))];
+    if chosen.len() <= u16::MAX as usize {
+        let sidx = Sidx {
+            reference_id: 1,
+            timescale: TIMESCALE,
+            earliest_presentation_time: 0,
+            first_offset: 0,
+            references: chosen
+                .iter()
+                .map(|(_, f)| SegmentReference {
+                    reference_type: false,
+                    referenced_size: (f.moof_len + f.mdat_len) as u32,
+                    subsegment_duration: f.duration as u32,
+                    starts_with_sap: f.starts_with_key,
+                    sap_type: if f.starts_with_key { 1 } else { 0 },
+                    sap_delta_time: 0,
+                })
+                .collect(),
+        };
+        let mut b = Vec::new();
+        sidx.encode(&mut b)
+            .map_err(|e| ViewError::Internal(e.to_string()))?;
+        parts.push(Part::Mem(Bytes::from(b)));
+    }
+    let mut t = 0u64;
+    for (i, (path, f)) in chosen.iter().enumerate() {
+        let moof = fmp4::rewrite_moof(&f.moof, i as u32 + 1, t)
+            .map_err(|e| ViewError::Internal(e.to_string()))?;
+        debug_assert_eq!(moof.len() as u64, f.moof_len);
+        parts.push(Part::Mem(Bytes::from(moof)));
+        parts.push(Part::File {
+            path: path.clone(),
+            offset: f.offset + f.moof_len,
+            len: f.mdat_len,
+        });
+        t += f.duration;
+    }
+    let len = parts.iter().map(Part::len).sum();
+    let mut h = std::hash::DefaultHasher::new();
+    (camera, start_ms, end_ms, &ids).hash(&mut h);
+    Ok(VirtualFile {
+        parts,
+        len,
+        etag: format!("\"v{:016x}\"", h.finish()),
+    })
+}

@@ -1,0 +1,442 @@
+//! The recorder owns the running cameras: for each enabled camera a capture task (connect,
+//! reconnect with capped exponential backoff, frame timing) feeding a writer thread (the
+//! segmenter) and the live hub, plus the status that `/api/health` reports.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use serde::Serialize;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::capture::{self, Source};
+use crate::media::live::LiveHub;
+use crate::media::segmenter::{OpenSegments, Segmenter, SegmenterConfig, TimedFrame, WriterMsg};
+use crate::storage::{CameraRecord, Index, Layout, retention::Retention};
+use crate::video::TIMESCALE;
+
+const BACKOFF_MIN: Duration = Duration::from_secs(1);
+const BACKOFF_MAX: Duration = Duration::from_secs(30);
+/// A run that lasted this long resets the backoff.
+const STABLE_RUN: Duration = Duration::from_secs(30);
+/// Frames queued for the writer thread; beyond this the disk is too slow and frames are dropped
+/// up to the next key frame (the gap shows as a new run).
+const WRITER_QUEUE: usize = 512;
+/// Frame durations outside (0, 10 s] are replaced by the previous one.
+const MAX_FRAME_TICKS: i64 = 10 * TIMESCALE as i64;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CameraState {
+    Connecting,
+    Recording,
+    Error,
+    Disabled,
+}
+
+#[derive(Debug)]
+struct StatusInner {
+    state: CameraState,
+    last_error: Option<String>,
+    last_frame: Option<Instant>,
+    /// (time, bytes) of recent frames, for the bitrate over the last few seconds.
+    recent: VecDeque<(Instant, usize)>,
+    recent_bytes: usize,
+    frames: u64,
+    dropped_frames: u64,
+    reconnects: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CameraStatus {
+    pub state: CameraState,
+    pub last_error: Option<String>,
+    /// Seconds since the last frame arrived.
+    pub last_frame_age_s: Option<f64>,
+    pub bitrate_bps: u64,
+    pub frames: u64,
+    pub dropped_frames: u64,
+    pub reconnects: u64,
+    pub viewers: usize,
+}
+
+const BITRATE_WINDOW: Duration = Duration::from_secs(5);
+
+pub struct Status(Mutex<StatusInner>);
+
+impl Status {
+    fn new(state: CameraState) -> Self {
+        Self(Mutex::new(StatusInner {
+            state,
+            last_error: None,
+            last_frame: None,
+            recent: VecDeque::new(),
+            recent_bytes: 0,
+            frames: 0,
+            dropped_frames: 0,
+            reconnects: 0,
+        }))
+    }
+
+    fn set(&self, state: CameraState, error: Option<String>) {
+        let mut g = self.0.lock().unwrap();
+        g.state = state;
+        if error.is_some() {
+            g.last_error = error;
+        }
+    }
+
+    fn frame(&self, bytes: usize) {
+        let now = Instant::now();
+        let mut g = self.0.lock().unwrap();
+        g.last_frame = Some(now);
+        g.frames += 1;
+        g.recent.push_back((now, bytes));
+        g.recent_bytes += bytes;
+        while let Some(&(t, b)) = g.recent.front() {
+            if now.duration_since(t) <= BITRATE_WINDOW {
+                break;
+            }
+            g.recent.pop_front();
+            g.recent_bytes -= b;
+        }
+    }
+
+    pub fn snapshot(&self, viewers: usize) -> CameraStatus {
+        let g = self.0.lock().unwrap();
+        let fresh = g.last_frame.is_some_and(|t| t.elapsed() <= BITRATE_WINDOW);
+        CameraStatus {
+            state: g.state,
+            last_error: g.last_error.clone(),
+            last_frame_age_s: g.last_frame.map(|t| t.elapsed().as_secs_f64()),
+            bitrate_bps: if fresh {
+                (g.recent_bytes as u64 * 8) / BITRATE_WINDOW.as_secs()
+            } else {
+                0
+            },
+            frames: g.frames,
+            dropped_frames: g.dropped_frames,
+            reconnects: g.reconnects,
+            viewers: 0,
+        }
+        .with_viewers(viewers)
+    }
+}
+
+impl CameraStatus {
+    fn with_viewers(mut self, viewers: usize) -> Self {
+        self.viewers = viewers;
+        self
+    }
+}
+
+struct Running {
+    cancel: CancellationToken,
+    status: Arc<Status>,
+    live: Arc<LiveHub>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+pub struct Recorder {
+    index: Arc<Index>,
+    layout: Layout,
+    cfg: SegmenterConfig,
+    open: OpenSegments,
+    retention: Arc<Retention>,
+    cameras: Mutex<HashMap<String, Running>>,
+}
+
+impl Recorder {
+    pub fn new(
+        index: Arc<Index>,
+        layout: Layout,
+        cfg: SegmenterConfig,
+        retention: Arc<Retention>,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            index,
+            layout,
+            cfg,
+            open: OpenSegments::default(),
+            retention,
+            cameras: Mutex::new(HashMap::new()),
+        })
+    }
+
+    pub fn open_segments(&self) -> &OpenSegments {
+        &self.open
+    }
+
+    /// Starts recording `cam` (stopping a previous instance first). Disabled cameras only stop.
+    pub async fn apply(&self, cam: &CameraRecord) {
+        self.stop(&cam.id).await;
+        if !cam.enabled {
+            return;
+        }
+        let status = Arc::new(Status::new(CameraState::Connecting));
+        let live = LiveHub::new();
+        let cancel = CancellationToken::new();
+        let source = match capture::source_for(cam) {
+            Ok(s) => s,
+            Err(e) => {
+                status.set(CameraState::Error, Some(e.0));
+                self.cameras.lock().unwrap().insert(
+                    cam.id.clone(),
+                    Running {
+                        cancel,
+                        status,
+                        live,
+                        task: tokio::spawn(async {}),
+                    },
+                );
+                return;
+            }
+        };
+        let (tx, rx) = mpsc::channel(WRITER_QUEUE);
+        let segmenter = Segmenter::new(
+            cam.id.clone(),
+            self.index.clone(),
+            self.layout.clone(),
+            self.cfg,
+            self.open.clone(),
+            self.retention.clone(),
+        );
+        let writer = spawn_writer(cam.id.clone(), segmenter, rx, status.clone());
+        let task = tokio::spawn(capture_loop(
+            cam.id.clone(),
+            source,
+            self.index.clone(),
+            tx,
+            live.clone(),
+            status.clone(),
+            cancel.clone(),
+            writer,
+        ));
+        self.cameras.lock().unwrap().insert(
+            cam.id.clone(),
+            Running {
+                cancel,
+                status,
+                live,
+                task,
+            },
+        );
+    }
+
+    /// Stops a camera and waits until its open segment is closed.
+    pub async fn stop(&self, id: &str) {
+        let running = self.cameras.lock().unwrap().remove(id);
+        if let Some(r) = running {
+            r.cancel.cancel();
+            r.live.stop();
+            let _ = r.task.await;
+        }
+    }
+
+    pub async fn stop_all(&self) {
+        let ids: Vec<String> = self.cameras.lock().unwrap().keys().cloned().collect();
+        for id in ids {
+            self.stop(&id).await;
+        }
+    }
+
+    pub fn status(&self, id: &str) -> CameraStatus {
+        match self.cameras.lock().unwrap().get(id) {
+            Some(r) => r.status.snapshot(r.live.viewers()),
+            None => Status::new(CameraState::Disabled).snapshot(0),
+        }
+    }
+
+    pub fn live(&self, id: &str) -> Option<Arc<LiveHub>> {
+        self.cameras.lock().unwrap().get(id).map(|r| r.live.clone())
+    }
+}
+
+fn spawn_writer(
+    camera: String,
+    mut seg: Segmenter,
+    mut rx: mpsc::Receiver<WriterMsg>,
+    status: Arc<Status>,
+) -> std::thread::JoinHandle<()> {
+    std::thread::Builder::new()
+        .name(format!("writer-{camera}"))
+        .spawn(move || {
+            while let Some(msg) = rx.blocking_recv() {
+                if let Err(e) = seg.handle(msg) {
+                    tracing::error!(%camera, "recording: {e}");
+                    status.set(CameraState::Error, Some(format!("recording: {e}")));
+                    // Drop what is open; the next key frame starts a fresh segment.
+                    let _ = seg.handle(WriterMsg::EndRun);
+                }
+            }
+            if let Err(e) = seg.end_run() {
+                tracing::error!(%camera, "closing segment: {e}");
+            }
+        })
+        .expect("spawning a thread")
+}
+
+/// Forwards frames to the writer without ever blocking on it. When its queue is full, frames
+/// are dropped until the next key frame, and recording resumes as a new run.
+struct Forward {
+    tx: mpsc::Sender<WriterMsg>,
+    index: Arc<Index>,
+    resync: bool,
+}
+
+impl Forward {
+    fn send(&mut self, msg: WriterMsg) -> bool {
+        self.tx.try_send(msg).is_ok()
+    }
+
+    async fn start_run(&mut self, params: Arc<crate::video::VideoParams>) {
+        let index = self.index.clone();
+        let run_id = tokio::task::spawn_blocking(move || index.next_run_id())
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .unwrap_or(0);
+        let ok = self.send(WriterMsg::StartRun { run_id, params });
+        self.resync = !ok;
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn capture_loop(
+    camera: String,
+    source: Arc<dyn Source>,
+    index: Arc<Index>,
+    tx: mpsc::Sender<WriterMsg>,
+    live: Arc<LiveHub>,
+    status: Arc<Status>,
+    cancel: CancellationToken,
+    writer: std::thread::JoinHandle<()>,
+) {
+    let mut fwd = Forward {
+        tx,
+        index,
+        resync: false,
+    };
+    let mut backoff = BACKOFF_MIN;
+    let desc = source.describe();
+    'outer: while !cancel.is_cancelled() {
+        status.set(CameraState::Connecting, None);
+        let opened = tokio::select! {
+            _ = cancel.cancelled() => break,
+            r = source.open() => r,
+        };
+        let error = match opened {
+            Err(e) => e.to_string(),
+            Ok(mut opened) => {
+                tracing::info!(%camera, source = %desc, "streaming");
+                let started = Instant::now();
+                let mut params = opened.params.clone();
+                fwd.start_run(params.clone()).await;
+                live.start(&params);
+                status.set(CameraState::Recording, None);
+                let mut pending: Option<crate::video::Frame> = None;
+                let mut last_ticks: i64 = (TIMESCALE / 15) as i64;
+                let error = loop {
+                    let next = tokio::select! {
+                        _ = cancel.cancelled() => break None,
+                        n = opened.frames.next() => n,
+                    };
+                    let frame = match next {
+                        Some(Ok(f)) => f,
+                        Some(Err(e)) => break Some(e.to_string()),
+                        None => break Some("stream ended".to_string()),
+                    };
+                    status.frame(frame.data.len());
+                    if let Some(prev) = pending.take() {
+                        let d = frame.pts - prev.pts;
+                        if d > 0 && d <= MAX_FRAME_TICKS {
+                            last_ticks = d;
+                        }
+                        emit(
+                            &mut fwd,
+                            &live,
+                            &status,
+                            &mut params,
+                            prev,
+                            last_ticks as u32,
+                        )
+                        .await;
+                    }
+                    pending = Some(frame);
+                };
+                if let Some(prev) = pending.take() {
+                    emit(
+                        &mut fwd,
+                        &live,
+                        &status,
+                        &mut params,
+                        prev,
+                        last_ticks as u32,
+                    )
+                    .await;
+                }
+                fwd.send(WriterMsg::EndRun);
+                live.stop();
+                if started.elapsed() >= STABLE_RUN {
+                    backoff = BACKOFF_MIN;
+                }
+                match error {
+                    None => break 'outer,
+                    Some(e) => e,
+                }
+            }
+        };
+        tracing::warn!(%camera, source = %desc, "{error}; retrying in {backoff:?}");
+        {
+            let mut g = status.0.lock().unwrap();
+            g.state = CameraState::Error;
+            g.last_error = Some(error);
+            g.reconnects += 1;
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => break,
+            _ = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(BACKOFF_MAX);
+    }
+    drop(fwd);
+    // The writer closes its segment when the channel closes; wait for that (it fsyncs).
+    let _ = tokio::task::spawn_blocking(move || writer.join()).await;
+}
+
+async fn emit(
+    fwd: &mut Forward,
+    live: &LiveHub,
+    status: &Status,
+    params: &mut Arc<crate::video::VideoParams>,
+    frame: crate::video::Frame,
+    duration: u32,
+) {
+    if let Some(p) = &frame.new_params {
+        *params = p.clone();
+        live.start(p);
+        if !fwd.send(WriterMsg::Params(p.clone())) {
+            fwd.resync = true;
+        }
+    }
+    let tf = TimedFrame { frame, duration };
+    live.push(&tf);
+    if fwd.resync {
+        if !tf.frame.key {
+            status.0.lock().unwrap().dropped_frames += 1;
+            return;
+        }
+        // StartRun closes whatever the writer still has open.
+        fwd.start_run(params.clone()).await;
+        if fwd.resync {
+            status.0.lock().unwrap().dropped_frames += 1;
+            return;
+        }
+    }
+    if !fwd.send(WriterMsg::Frame(tf)) {
+        status.0.lock().unwrap().dropped_frames += 1;
+        fwd.resync = true;
+    }
+}

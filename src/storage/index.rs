@@ -1,0 +1,640 @@
+//! The redb index. Tables and their encodings are described in docs/storage.md; keep the two in step.
+//!
+//! * `meta`: node id, schema version, id counters, the longest segment seen.
+//! * `cameras`: camera id → JSON [`CameraRecord`].
+//! * `segments`: `(camera, start_ms)` → fixed 54-byte [`SegmentRow`], so "camera X between t0 and
+//!   t1" is one range scan.
+//! * `segment_ids`: segment id → `(camera, start_ms)`, for `/api/segments/{id}.mp4`.
+//! * `settings`: key → JSON, node-wide settings changed at run time.
+
+use std::path::Path;
+
+use redb::{Database, ReadableTable, ReadableTableMetadata, TableDefinition, TypeName, Value};
+use serde::{Deserialize, Serialize};
+
+pub use crate::video::Codec;
+
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// How far back a range query looks for a segment still being written (see [`Index::segments`]).
+/// The segmenter closes segments at 300 s at most plus one GOP, well inside this.
+pub const OPEN_SEGMENT_LOOKBACK_MS: i64 = 15 * 60 * 1000;
+
+const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+const CAMERAS: TableDefinition<&str, &[u8]> = TableDefinition::new("cameras");
+const SEGMENTS: TableDefinition<(&str, i64), SegmentRow> = TableDefinition::new("segments");
+const SEGMENT_IDS: TableDefinition<u64, (&str, i64)> = TableDefinition::new("segment_ids");
+const SETTINGS: TableDefinition<&str, &[u8]> = TableDefinition::new("settings");
+
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("database: {0}")]
+    Db(String),
+    #[error(
+        "database schema version {found} is newer than this build understands ({SCHEMA_VERSION}); upgrade Eyrie"
+    )]
+    TooNew { found: u32 },
+    #[error("corrupt {what} in the index: {detail}")]
+    Corrupt { what: &'static str, detail: String },
+}
+
+macro_rules! db_err {
+    ($($t:ty),*) => {$(
+        impl From<$t> for StorageError {
+            fn from(e: $t) -> Self { StorageError::Db(e.to_string()) }
+        }
+    )*};
+}
+db_err!(
+    redb::Error,
+    redb::DatabaseError,
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError
+);
+
+pub type Result<T> = std::result::Result<T, StorageError>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    #[default]
+    Tcp,
+    Udp,
+}
+
+/// A camera as stored. `source` never carries credentials: they live in `username`/`password`,
+/// which are write-only through the API (the RTSP client needs them in clear to authenticate).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CameraRecord {
+    pub id: String,
+    pub name: String,
+    pub source: String,
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default)]
+    pub password: Option<String>,
+    #[serde(default)]
+    pub transport: Transport,
+    pub enabled: bool,
+    /// Maximum age of this camera's recordings, in days. `None`: only the disk budget applies.
+    #[serde(default)]
+    pub retention_days: Option<u32>,
+    pub created_ms: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SegmentState {
+    /// Being written now, or the process died while writing it (recovery fixes those at start).
+    Open,
+    Closed,
+    /// Was open when the process stopped; truncated to its last complete fragment at start.
+    Recovered,
+}
+
+/// One segment's row. `end_ms` is wall-clock; `media_ticks` is the sum of its frame durations
+/// in 90 kHz units (what a player sees).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SegmentRow {
+    pub id: u64,
+    pub end_ms: i64,
+    pub media_ticks: u64,
+    pub bytes: u64,
+    pub frames: u32,
+    pub key_frames: u32,
+    pub run_id: u64,
+    pub width: u16,
+    pub height: u16,
+    pub codec: Codec,
+    pub state: SegmentState,
+}
+
+const ROW_LEN: usize = 54;
+
+impl Value for SegmentRow {
+    type SelfType<'a> = SegmentRow;
+    type AsBytes<'a> = [u8; ROW_LEN];
+
+    fn fixed_width() -> Option<usize> {
+        Some(ROW_LEN)
+    }
+
+    fn from_bytes<'a>(d: &'a [u8]) -> SegmentRow
+    where
+        Self: 'a,
+    {
+        let u64_at = |o: usize| u64::from_le_bytes(d[o..o + 8].try_into().unwrap());
+        let u32_at = |o: usize| u32::from_le_bytes(d[o..o + 4].try_into().unwrap());
+        let u16_at = |o: usize| u16::from_le_bytes(d[o..o + 2].try_into().unwrap());
+        SegmentRow {
+            id: u64_at(0),
+            end_ms: u64_at(8) as i64,
+            media_ticks: u64_at(16),
+            bytes: u64_at(24),
+            frames: u32_at(32),
+            key_frames: u32_at(36),
+            run_id: u64_at(40),
+            width: u16_at(48),
+            height: u16_at(50),
+            codec: if d[52] == 2 { Codec::H265 } else { Codec::H264 },
+            state: match d[53] {
+                0 => SegmentState::Open,
+                1 => SegmentState::Closed,
+                _ => SegmentState::Recovered,
+            },
+        }
+    }
+
+    fn as_bytes<'a, 'b: 'a>(r: &'a SegmentRow) -> [u8; ROW_LEN]
+    where
+        Self: 'b,
+    {
+        let mut d = [0u8; ROW_LEN];
+        d[0..8].copy_from_slice(&r.id.to_le_bytes());
+        d[8..16].copy_from_slice(&r.end_ms.to_le_bytes());
+        d[16..24].copy_from_slice(&r.media_ticks.to_le_bytes());
+        d[24..32].copy_from_slice(&r.bytes.to_le_bytes());
+        d[32..36].copy_from_slice(&r.frames.to_le_bytes());
+        d[36..40].copy_from_slice(&r.key_frames.to_le_bytes());
+        d[40..48].copy_from_slice(&r.run_id.to_le_bytes());
+        d[48..50].copy_from_slice(&r.width.to_le_bytes());
+        d[50..52].copy_from_slice(&r.height.to_le_bytes());
+        d[52] = match r.codec {
+            Codec::H264 => 1,
+            Codec::H265 => 2,
+        };
+        d[53] = match r.state {
+            SegmentState::Open => 0,
+            SegmentState::Closed => 1,
+            SegmentState::Recovered => 2,
+        };
+        d
+    }
+
+    fn type_name() -> TypeName {
+        TypeName::new("eyrie::SegmentRow")
+    }
+}
+
+/// A segment with its key, as handed out to readers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Segment {
+    pub camera: String,
+    pub start_ms: i64,
+    pub row: SegmentRow,
+}
+
+/// What the segmenter knows when it opens a segment file.
+#[derive(Debug, Clone)]
+pub struct NewSegment<'a> {
+    pub camera: &'a str,
+    pub start_ms: i64,
+    pub run_id: u64,
+    pub codec: Codec,
+    pub width: u16,
+    pub height: u16,
+}
+
+/// What the segmenter knows when it closes one.
+#[derive(Debug, Clone, Copy)]
+pub struct SegmentFinish {
+    pub end_ms: i64,
+    pub media_ticks: u64,
+    pub bytes: u64,
+    pub frames: u32,
+    pub key_frames: u32,
+    pub state: SegmentState,
+}
+
+pub struct Index {
+    db: Database,
+    node_id: uuid::Uuid,
+}
+
+fn meta_u64(t: &impl ReadableTable<&'static str, &'static [u8]>, key: &str) -> Result<u64> {
+    Ok(match t.get(key)? {
+        Some(v) => u64::from_le_bytes(v.value().try_into().map_err(|_| StorageError::Corrupt {
+            what: "meta",
+            detail: key.to_string(),
+        })?),
+        None => 0,
+    })
+}
+
+impl Index {
+    /// Opens or creates the database, creating every table and the node id on first start.
+    pub fn open(path: &Path) -> Result<Self> {
+        let db = Database::create(path)?;
+        let tx = db.begin_write()?;
+        let node_id;
+        {
+            let mut meta = tx.open_table(META)?;
+            let version = match meta.get("schema_version")? {
+                Some(v) => Some(u32::from_le_bytes(v.value().try_into().map_err(|_| {
+                    StorageError::Corrupt {
+                        what: "meta",
+                        detail: "schema_version".into(),
+                    }
+                })?)),
+                None => None,
+            };
+            match version {
+                Some(found) if found > SCHEMA_VERSION => {
+                    return Err(StorageError::TooNew { found });
+                }
+                // Version 1 is the first schema: nothing to migrate yet. A later version adds its
+                // step here, keyed by `found`, inside this same transaction.
+                Some(_) => {}
+                None => {
+                    meta.insert("schema_version", SCHEMA_VERSION.to_le_bytes().as_slice())?;
+                }
+            }
+            let existing = meta
+                .get("node_id")?
+                .map(|v| uuid::Uuid::from_slice(v.value()));
+            node_id = match existing {
+                Some(Ok(id)) => id,
+                Some(Err(e)) => {
+                    return Err(StorageError::Corrupt {
+                        what: "meta",
+                        detail: format!("node_id: {e}"),
+                    });
+                }
+                None => {
+                    let id = uuid::Uuid::new_v4();
+                    meta.insert("node_id", id.as_bytes().as_slice())?;
+                    id
+                }
+            };
+            tx.open_table(CAMERAS)?;
+            tx.open_table(SEGMENTS)?;
+            tx.open_table(SEGMENT_IDS)?;
+            tx.open_table(SETTINGS)?;
+        }
+        tx.commit()?;
+        Ok(Self { db, node_id })
+    }
+
+    pub fn node_id(&self) -> uuid::Uuid {
+        self.node_id
+    }
+
+    // ---- cameras ----
+
+    pub fn cameras(&self) -> Result<Vec<CameraRecord>> {
+        let tx = self.db.begin_read()?;
+        let t = tx.open_table(CAMERAS)?;
+        let mut out = Vec::new();
+        for item in t.iter()? {
+            let (_, v) = item?;
+            out.push(decode_camera(v.value())?);
+        }
+        Ok(out)
+    }
+
+    pub fn camera(&self, id: &str) -> Result<Option<CameraRecord>> {
+        let tx = self.db.begin_read()?;
+        let t = tx.open_table(CAMERAS)?;
+        t.get(id)?.map(|v| decode_camera(v.value())).transpose()
+    }
+
+    /// Inserts or replaces a camera. Returns false (and writes nothing) when `create_only` and the
+    /// id is taken.
+    pub fn put_camera(&self, cam: &CameraRecord, create_only: bool) -> Result<bool> {
+        let json = serde_json::to_vec(cam).expect("camera serializes");
+        let tx = self.db.begin_write()?;
+        {
+            let mut t = tx.open_table(CAMERAS)?;
+            if create_only && t.get(cam.id.as_str())?.is_some() {
+                return Ok(false);
+            }
+            t.insert(cam.id.as_str(), json.as_slice())?;
+        }
+        tx.commit()?;
+        Ok(true)
+    }
+
+    pub fn delete_camera(&self, id: &str) -> Result<bool> {
+        let tx = self.db.begin_write()?;
+        let existed = tx.open_table(CAMERAS)?.remove(id)?.is_some();
+        tx.commit()?;
+        Ok(existed)
+    }
+
+    // ---- segments ----
+
+    fn bump_counter(meta: &mut redb::Table<&str, &[u8]>, key: &str) -> Result<u64> {
+        let next = meta_u64(meta, key)? + 1;
+        meta.insert(key, next.to_le_bytes().as_slice())?;
+        Ok(next)
+    }
+
+    /// A new run id: every (re)connection of a camera starts a run, so gaps stay visible.
+    pub fn next_run_id(&self) -> Result<u64> {
+        let tx = self.db.begin_write()?;
+        let id = Self::bump_counter(&mut tx.open_table(META)?, "last_run_id")?;
+        tx.commit()?;
+        Ok(id)
+    }
+
+    /// Inserts an open segment row. If `(camera, start_ms)` is taken (a clock step backwards), the
+    /// start moves forward a millisecond at a time; the returned start is the one used.
+    pub fn begin_segment(&self, s: &NewSegment) -> Result<(u64, i64)> {
+        let tx = self.db.begin_write()?;
+        let out;
+        {
+            let mut meta = tx.open_table(META)?;
+            let id = Self::bump_counter(&mut meta, "last_segment_id")?;
+            let mut segs = tx.open_table(SEGMENTS)?;
+            let mut start = s.start_ms;
+            while segs.get((s.camera, start))?.is_some() {
+                start += 1;
+            }
+            let row = SegmentRow {
+                id,
+                end_ms: start,
+                media_ticks: 0,
+                bytes: 0,
+                frames: 0,
+                key_frames: 0,
+                run_id: s.run_id,
+                width: s.width,
+                height: s.height,
+                codec: s.codec,
+                state: SegmentState::Open,
+            };
+            segs.insert((s.camera, start), row)?;
+            tx.open_table(SEGMENT_IDS)?.insert(id, (s.camera, start))?;
+            out = (id, start);
+        }
+        tx.commit()?;
+        Ok(out)
+    }
+
+    /// Records a segment's final numbers (or its recovered ones).
+    pub fn finish_segment(&self, camera: &str, start_ms: i64, f: &SegmentFinish) -> Result<()> {
+        let tx = self.db.begin_write()?;
+        {
+            let mut segs = tx.open_table(SEGMENTS)?;
+            let mut row = match segs.get((camera, start_ms))? {
+                Some(r) => r.value(),
+                None => {
+                    return Err(StorageError::Corrupt {
+                        what: "segment",
+                        detail: format!("{camera}/{start_ms} vanished while open"),
+                    });
+                }
+            };
+            row.end_ms = f.end_ms;
+            row.media_ticks = f.media_ticks;
+            row.bytes = f.bytes;
+            row.frames = f.frames;
+            row.key_frames = f.key_frames;
+            row.state = f.state;
+            segs.insert((camera, start_ms), row)?;
+            let mut meta = tx.open_table(META)?;
+            let longest = meta_u64(&meta, "longest_segment_ms")?;
+            let len = (f.end_ms - start_ms).max(0) as u64;
+            if len > longest {
+                meta.insert("longest_segment_ms", len.to_le_bytes().as_slice())?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Inserts a closed row for a file found on disk with no row (recovery of stray files).
+    pub fn insert_recovered(&self, s: &NewSegment, f: &SegmentFinish) -> Result<()> {
+        let (_, start) = self.begin_segment(s)?;
+        self.finish_segment(s.camera, start, f)
+    }
+
+    pub fn remove_segment(&self, camera: &str, start_ms: i64) -> Result<Option<SegmentRow>> {
+        let tx = self.db.begin_write()?;
+        let removed;
+        {
+            let mut segs = tx.open_table(SEGMENTS)?;
+            removed = segs.remove((camera, start_ms))?.map(|r| r.value());
+            if let Some(row) = &removed {
+                tx.open_table(SEGMENT_IDS)?.remove(row.id)?;
+            }
+        }
+        tx.commit()?;
+        Ok(removed)
+    }
+
+    /// Segments of `camera` that overlap `[start_ms, end_ms)`, oldest first. One range scan: it
+    /// starts early enough to catch a segment that began before `start_ms` (no closed segment is
+    /// longer than the longest one ever closed, which `meta` remembers; an open one is younger than
+    /// [`OPEN_SEGMENT_LOOKBACK_MS`]). Open rows are returned whole: their end is known only to
+    /// the writer, which the caller asks.
+    pub fn segments(&self, camera: &str, start_ms: i64, end_ms: i64) -> Result<Vec<Segment>> {
+        let tx = self.db.begin_read()?;
+        let longest = meta_u64(&tx.open_table(META)?, "longest_segment_ms")? as i64;
+        let segs = tx.open_table(SEGMENTS)?;
+        let from = start_ms.saturating_sub(longest.max(OPEN_SEGMENT_LOOKBACK_MS));
+        let mut out = Vec::new();
+        for item in segs.range((camera, from)..(camera, end_ms))? {
+            let (k, v) = item?;
+            let row = v.value();
+            if row.end_ms > start_ms || row.state == SegmentState::Open {
+                out.push(Segment {
+                    camera: camera.to_string(),
+                    start_ms: k.value().1,
+                    row,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn segment_by_id(&self, id: u64) -> Result<Option<Segment>> {
+        let tx = self.db.begin_read()?;
+        let ids = tx.open_table(SEGMENT_IDS)?;
+        let Some(key) = ids.get(id)? else {
+            return Ok(None);
+        };
+        let (camera, start) = key.value();
+        let segs = tx.open_table(SEGMENTS)?;
+        Ok(segs.get((camera, start))?.map(|r| Segment {
+            camera: camera.to_string(),
+            start_ms: start,
+            row: r.value(),
+        }))
+    }
+
+    /// Every segment row, for recovery at start and for the byte total.
+    pub fn all_segments(&self) -> Result<Vec<Segment>> {
+        let tx = self.db.begin_read()?;
+        let segs = tx.open_table(SEGMENTS)?;
+        let mut out = Vec::with_capacity(segs.len()? as usize);
+        for item in segs.iter()? {
+            let (k, v) = item?;
+            let (camera, start) = k.value();
+            out.push(Segment {
+                camera: camera.to_string(),
+                start_ms: start,
+                row: v.value(),
+            });
+        }
+        Ok(out)
+    }
+
+    /// The oldest closed or recovered segment of `camera`, if any.
+    pub fn oldest_segment(&self, camera: &str) -> Result<Option<Segment>> {
+        let tx = self.db.begin_read()?;
+        let segs = tx.open_table(SEGMENTS)?;
+        for item in segs.range((camera, i64::MIN)..=(camera, i64::MAX))? {
+            let (k, v) = item?;
+            let row = v.value();
+            if row.state != SegmentState::Open {
+                let (cam, start) = k.value();
+                return Ok(Some(Segment {
+                    camera: cam.to_string(),
+                    start_ms: start,
+                    row,
+                }));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Camera ids that have segment rows, including cameras deleted with their recordings kept.
+    /// One short range read per camera, skipping over each camera's rows.
+    pub fn cameras_with_segments(&self) -> Result<Vec<String>> {
+        use std::ops::Bound;
+        let tx = self.db.begin_read()?;
+        let segs = tx.open_table(SEGMENTS)?;
+        let mut out: Vec<String> = Vec::new();
+        loop {
+            let lower = match out.last() {
+                None => Bound::Unbounded,
+                Some(c) => Bound::Excluded((c.as_str(), i64::MAX)),
+            };
+            let next = segs
+                .range::<(&str, i64)>((lower, Bound::Unbounded))?
+                .next()
+                .transpose()?;
+            match next {
+                Some((k, _)) => out.push(k.value().0.to_string()),
+                None => return Ok(out),
+            }
+        }
+    }
+}
+
+fn decode_camera(bytes: &[u8]) -> Result<CameraRecord> {
+    serde_json::from_slice(bytes).map_err(|e| StorageError::Corrupt {
+        what: "camera",
+        detail: e.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row_for(camera: &str, start: i64, run: u64) -> NewSegment<'_> {
+        NewSegment {
+            camera,
+            start_ms: start,
+            run_id: run,
+            codec: Codec::H264,
+            width: 640,
+            height: 360,
+        }
+    }
+
+    fn finish(end_ms: i64) -> SegmentFinish {
+        SegmentFinish {
+            end_ms,
+            media_ticks: 0,
+            bytes: 100,
+            frames: 10,
+            key_frames: 1,
+            state: SegmentState::Closed,
+        }
+    }
+
+    #[test]
+    fn row_encoding_round_trips() {
+        let r = SegmentRow {
+            id: 7,
+            end_ms: -5,
+            media_ticks: u64::MAX - 1,
+            bytes: 1 << 40,
+            frames: 3,
+            key_frames: 1,
+            run_id: 9,
+            width: 1920,
+            height: 1080,
+            codec: Codec::H265,
+            state: SegmentState::Recovered,
+        };
+        let b = SegmentRow::as_bytes(&r);
+        assert_eq!(SegmentRow::from_bytes(&b), r);
+    }
+
+    #[test]
+    fn range_query_finds_overlaps_and_node_id_persists() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.redb");
+        let idx = Index::open(&path).unwrap();
+        let node = idx.node_id();
+        for (cam, start) in [("a", 0), ("a", 60_000), ("a", 120_000), ("b", 30_000)] {
+            let (_, s) = idx.begin_segment(&row_for(cam, start, 1)).unwrap();
+            idx.finish_segment(cam, s, &finish(s + 60_000)).unwrap();
+        }
+        let got: Vec<i64> = idx
+            .segments("a", 70_000, 130_000)
+            .unwrap()
+            .iter()
+            .map(|s| s.start_ms)
+            .collect();
+        assert_eq!(got, vec![60_000, 120_000]);
+        assert!(idx.segments("a", 180_000, 200_000).unwrap().is_empty());
+        assert_eq!(idx.segments("b", 0, 1).unwrap().len(), 0);
+        assert_eq!(idx.cameras_with_segments().unwrap(), vec!["a", "b"]);
+        assert_eq!(idx.oldest_segment("a").unwrap().unwrap().start_ms, 0);
+        let first = idx.segments("a", 0, 1).unwrap().remove(0);
+        assert_eq!(
+            idx.segment_by_id(first.row.id).unwrap().unwrap().start_ms,
+            0
+        );
+        idx.remove_segment("a", 0).unwrap();
+        assert!(idx.segment_by_id(first.row.id).unwrap().is_none());
+        drop(idx);
+        assert_eq!(Index::open(&path).unwrap().node_id(), node);
+    }
+
+    #[test]
+    fn start_collision_moves_forward() {
+        let dir = tempfile::tempdir().unwrap();
+        let idx = Index::open(&dir.path().join("x.redb")).unwrap();
+        let (_, a) = idx.begin_segment(&row_for("a", 5, 1)).unwrap();
+        let (_, b) = idx.begin_segment(&row_for("a", 5, 2)).unwrap();
+        assert_eq!((a, b), (5, 6));
+    }
+
+    #[test]
+    fn newer_schema_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.redb");
+        drop(Index::open(&path).unwrap());
+        {
+            let db = Database::create(&path).unwrap();
+            let tx = db.begin_write().unwrap();
+            tx.open_table(META)
+                .unwrap()
+                .insert("schema_version", 99u32.to_le_bytes().as_slice())
+                .unwrap();
+            tx.commit().unwrap();
+        }
+        assert!(matches!(
+            Index::open(&path),
+            Err(StorageError::TooNew { found: 99 })
+        ));
+    }
+}

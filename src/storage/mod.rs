@@ -1,0 +1,12 @@
+//! Storage owns what is on disk: the redb index (cameras, segments, settings, node identity), the
+//! directory layout of segment files, the disk budget and retention. It knows nothing of MP4: the
+//! media module writes files through the paths handed out here and reports them to the index.
+
+mod index;
+mod layout;
+pub mod retention;
+
+pub use index::{
+    CameraRecord, Index, NewSegment, Segment, SegmentFinish, SegmentState, StorageError, Transport,
+};
+pub use layout::{Layout, valid_camera_id};

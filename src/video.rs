@@ -1,0 +1,149 @@
+//! The types every stage shares: which codec, the video parameters (as an MP4 sample entry, the
+//! form both RTSP depacketizing and MP4 files produce), and one encoded frame.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use mp4_atom::{Codec as Entry, Decode, Encode};
+use serde::{Deserialize, Serialize};
+
+/// Media clock of every frame and fragment Eyrie handles.
+pub const TIMESCALE: u32 = 90_000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Codec {
+    H264,
+    H265,
+}
+
+/// A video stream's parameters: the `avc1`/`hvc1` sample entry with its `avcC`/`hvcC`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VideoParams {
+    pub entry: Entry,
+    pub codec: Codec,
+    pub width: u16,
+    pub height: u16,
+    /// RFC 6381 codec string for Media Source Extensions, e.g. `avc1.64001e`.
+    pub rfc6381: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ParamsError(pub String);
+
+impl VideoParams {
+    /// From an encoded sample entry box (what retina builds).
+    pub fn from_sample_entry(bytes: &[u8]) -> Result<Self, ParamsError> {
+        let entry = Entry::decode(&mut &bytes[..])
+            .map_err(|e| ParamsError(format!("bad sample entry: {e}")))?;
+        Self::from_entry(entry)
+    }
+
+    pub fn from_entry(entry: Entry) -> Result<Self, ParamsError> {
+        let (codec, visual, rfc6381) = match &entry {
+            Entry::Avc1(a) => (Codec::H264, &a.visual, avc_string("avc1", &a.avcc)),
+            Entry::Hvc1(h) => (Codec::H265, &h.visual, hevc_string("hvc1", &h.hvcc)),
+            Entry::Hev1(h) => (Codec::H265, &h.visual, hevc_string("hev1", &h.hvcc)),
+            other => {
+                let mut v = Vec::new();
+                let _ = other.encode(&mut v);
+                let name = v.get(4..8).map(String::from_utf8_lossy).unwrap_or_default();
+                return Err(ParamsError(format!(
+                    "unsupported video codec '{name}': Eyrie records H.264 and H.265"
+                )));
+            }
+        };
+        Ok(Self {
+            width: visual.width,
+            height: visual.height,
+            entry,
+            codec,
+            rfc6381,
+        })
+    }
+}
+
+fn avc_string(prefix: &str, c: &mp4_atom::Avcc) -> String {
+    format!(
+        "{prefix}.{:02x}{:02x}{:02x}",
+        c.avc_profile_indication, c.profile_compatibility, c.avc_level_indication
+    )
+}
+
+/// ISO/IEC 14496-15 Annex E: profile space and idc, the compatibility flags bit-reversed, tier and
+/// level, then the constraint bytes without trailing zero bytes.
+fn hevc_string(prefix: &str, c: &mp4_atom::Hvcc) -> String {
+    let space = ["", "A", "B", "C"][(c.general_profile_space & 3) as usize];
+    let compat = u32::from_be_bytes(c.general_profile_compatibility_flags).reverse_bits();
+    let tier = if c.general_tier_flag { 'H' } else { 'L' };
+    let mut s = format!(
+        "{prefix}.{space}{}.{compat:x}.{tier}{}",
+        c.general_profile_idc, c.general_level_idc
+    );
+    let cons = &c.general_constraint_indicator_flags;
+    let keep = cons.iter().rposition(|b| *b != 0).map_or(0, |i| i + 1);
+    for b in &cons[..keep] {
+        s.push_str(&format!(".{b:x}"));
+    }
+    s
+}
+
+/// One encoded frame: AVC/HEVC NAL units with 4-byte length prefixes (MP4 sample format).
+#[derive(Debug, Clone)]
+pub struct Frame {
+    pub data: Bytes,
+    /// Presentation time in [`TIMESCALE`] units since the stream was opened; never decreases.
+    pub pts: i64,
+    pub key: bool,
+    /// Wall-clock time the frame arrived (receive clock).
+    pub received: jiff::Timestamp,
+    /// Set when the stream's parameters changed at this frame (always a key frame).
+    pub new_params: Option<Arc<VideoParams>>,
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// A real 640x360 High-profile SPS/PPS pair, as x264 writes it.
+    pub fn h264_params() -> VideoParams {
+        let sps = [
+            0x67, 0x64, 0x00, 0x1e, 0xac, 0xd9, 0x40, 0xa0, 0x2f, 0xf9, 0x70, 0x11, 0x00, 0x00,
+            0x03, 0x00, 0x01, 0x00, 0x00, 0x03, 0x00, 0x1e, 0x0f, 0x16, 0x2d, 0x96,
+        ];
+        let pps = [0x68, 0xeb, 0xe3, 0xcb, 0x22, 0xc0];
+        let entry = Entry::Avc1(mp4_atom::Avc1 {
+            visual: mp4_atom::Visual {
+                width: 640,
+                height: 360,
+                ..Default::default()
+            },
+            avcc: mp4_atom::Avcc::new(&sps, &pps).unwrap(),
+            ..Default::default()
+        });
+        VideoParams::from_entry(entry).unwrap()
+    }
+
+    #[test]
+    fn codec_strings() {
+        assert_eq!(h264_params().rfc6381, "avc1.64001e");
+        let hvcc = mp4_atom::Hvcc {
+            general_profile_idc: 1,
+            general_profile_compatibility_flags: [0x60, 0, 0, 0],
+            general_constraint_indicator_flags: [0x90, 0, 0, 0, 0, 0],
+            general_level_idc: 93,
+            ..Default::default()
+        };
+        assert_eq!(hevc_string("hvc1", &hvcc), "hvc1.1.6.L93.90");
+    }
+
+    #[test]
+    fn sample_entry_round_trip() {
+        let p = h264_params();
+        let mut bytes = Vec::new();
+        p.entry.encode(&mut bytes).unwrap();
+        assert_eq!(VideoParams::from_sample_entry(&bytes).unwrap(), p);
+        assert!(VideoParams::from_sample_entry(&bytes[..10]).is_err());
+    }
+}
