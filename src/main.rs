@@ -1,13 +1,4 @@
-//! Eyrie: network video recorder firmware. `eyrie run` records every enabled camera and serves
-//! the API; see README.md and docs/.
-
-mod capture;
-mod config;
-mod http;
-mod media;
-mod recorder;
-mod storage;
-mod video;
+//! The `eyrie` command: `eyrie run` records every enabled camera and serves the API.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -17,10 +8,11 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
-use crate::config::{Config, Overrides};
-use crate::media::segmenter::SegmenterConfig;
-use crate::storage::retention::{Retention, RetentionConfig};
-use crate::storage::{CameraRecord, Index, Layout, Transport};
+use eyrie::config::{Config, Overrides};
+use eyrie::media::segmenter::SegmenterConfig;
+use eyrie::storage::retention::{Retention, RetentionConfig};
+use eyrie::storage::{CameraRecord, Index, Layout, Transport};
+use eyrie::{http, media, recorder};
 
 /// The demo camera's clip, kept in the repository and built into the binary.
 const DEMO_CLIP: &[u8] = include_bytes!("../assets/demo.mp4");
@@ -62,6 +54,8 @@ fn main() -> ExitCode {
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| "info,tower_http=warn".into()),
         )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     match cli.command {
         Command::Run {

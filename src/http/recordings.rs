@@ -247,7 +247,7 @@ pub async fn segment(
 /// Serves a virtual file: 304 for a matching `If-None-Match`, 206 for one satisfiable range
 /// (unless `If-Range` names another version), 416 for an unsatisfiable one, else 200.
 pub fn serve(headers: &HeaderMap, file: &VirtualFile, download: Option<&str>) -> Response {
-    let len = file.len();
+    let len = file.size();
     let etag = file.etag();
     let mut builder = Response::builder()
         .header(header::CONTENT_TYPE, "video/mp4")

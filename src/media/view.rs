@@ -63,7 +63,8 @@ pub enum ViewError {
 }
 
 impl VirtualFile {
-    pub fn len(&self) -> u64 {
+    /// Size in bytes of the whole file.
+    pub fn size(&self) -> u64 {
         self.len
     }
 

@@ -1,0 +1,11 @@
+//! Eyrie: network video recorder firmware for small ARM boards. Data flows one way:
+//! capture (cameras) → media (fMP4 segments, live, views) → storage (redb index, retention),
+//! with the recorder running cameras and http serving the API. See README.md and docs/.
+
+pub mod capture;
+pub mod config;
+pub mod http;
+pub mod media;
+pub mod recorder;
+pub mod storage;
+pub mod video;

@@ -1,0 +1,243 @@
+//! The API's contract: camera management, credentials never returned, and bad input answered
+//! with a clear JSON 4xx while nothing is written and the process stays up.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+
+#[test]
+fn cameras_crud_and_credentials_are_write_only() {
+    let e = Eyrie::start("", &[]);
+    let cam = e.add_camera(
+        r#"{"name": "Front Door", "source": "rtsp://admin:s3cret@127.0.0.1:9/stream", "enabled": false}"#,
+    );
+    assert_eq!(cam["id"], "front-door");
+    assert_eq!(cam["source"], "rtsp://127.0.0.1:9/stream");
+    assert_eq!(cam["has_credentials"], true);
+    assert_eq!(cam["status"]["state"], "disabled");
+    let again = e.add_camera(r#"{"name": "Front door", "source": "rtsp://127.0.0.1:9/b"}"#);
+    assert_eq!(again["id"], "front-door-2");
+    for path in ["/api/cameras", "/api/cameras/front-door", "/api/health"] {
+        let (_, body) = e.request("GET", path, None);
+        let text = body.to_string();
+        assert!(
+            !text.contains("s3cret") && !text.contains("admin"),
+            "{path} leaks: {text}"
+        );
+    }
+    let (s, v) = e.request(
+        "PUT",
+        "/api/cameras/front-door",
+        Some(r#"{"name": "Porch", "retention_days": 7}"#),
+    );
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["name"], "Porch");
+    assert_eq!(v["retention_days"], 7);
+    assert_eq!(v["has_credentials"], true);
+    // Enabling starts capture: the address has nothing listening, so it ends in an error state.
+    let (s, _) = e.request(
+        "PUT",
+        "/api/cameras/front-door-2",
+        Some(r#"{"enabled": true}"#),
+    );
+    assert_eq!(s, 200);
+    e.wait_until(
+        "reports the connection error",
+        Duration::from_secs(20),
+        || {
+            let st = e.camera_status("front-door-2");
+            st["state"] == "error" && st["last_error"].as_str().is_some_and(|m| !m.is_empty())
+        },
+    );
+    let (s, v) = e.request("DELETE", "/api/cameras/front-door", None);
+    assert_eq!(s, 400, "deleting must say what happens to recordings: {v}");
+    let (s, _) = e.request(
+        "DELETE",
+        "/api/cameras/front-door?keep_recordings=false",
+        None,
+    );
+    assert_eq!(s, 204);
+    let (s, _) = e.request("GET", "/api/cameras/front-door", None);
+    assert_eq!(s, 404);
+    assert_eq!(e.get("/api/cameras").as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn bad_input_gets_a_clear_4xx_and_changes_nothing() {
+    let mut e = Eyrie::start("", &["--demo"]);
+    let before = e.get("/api/cameras");
+    let huge = format!(
+        r#"{{"name": "x", "source": "rtsp://h/{}"}}"#,
+        "a".repeat(200_000)
+    );
+    let cases: Vec<(&str, String, Option<String>, u16)> = vec![
+        ("GET", "/api/cameras/nope".into(), None, 404),
+        (
+            "GET",
+            "/api/cameras/..%2F..%2Fetc%2Fpasswd".into(),
+            None,
+            404,
+        ),
+        ("GET", "/api/cameras/%2e%2e".into(), None, 404),
+        (
+            "PUT",
+            "/api/cameras/nope".into(),
+            Some(r#"{"name": "x"}"#.into()),
+            404,
+        ),
+        (
+            "DELETE",
+            "/api/cameras/nope?keep_recordings=true".into(),
+            None,
+            404,
+        ),
+        ("GET", "/api/recordings?camera=nope".into(), None, 404),
+        ("GET", "/api/recordings?camera=..%2Fdemo".into(), None, 404),
+        ("GET", "/api/recordings".into(), None, 400),
+        (
+            "GET",
+            "/api/recordings?camera=demo&start=2024-01-02T00:00:00Z&end=2024-01-01T00:00:00Z"
+                .into(),
+            None,
+            400,
+        ),
+        (
+            "GET",
+            "/api/recordings?camera=demo&start=yesterday".into(),
+            None,
+            400,
+        ),
+        (
+            "GET",
+            "/api/recordings/demo/view.mp4?start=200&end=100".into(),
+            None,
+            400,
+        ),
+        (
+            "GET",
+            "/api/recordings/demo/view.mp4?start=0&end=999999999999".into(),
+            None,
+            400,
+        ),
+        (
+            "GET",
+            "/api/recordings/..%2F..%2Fetc/view.mp4".into(),
+            None,
+            404,
+        ),
+        (
+            "GET",
+            "/api/segments/..%2F..%2Fetc%2Fpasswd".into(),
+            None,
+            404,
+        ),
+        ("GET", "/api/segments/999999.mp4".into(), None, 404),
+        ("GET", "/api/cameras/nope/live".into(), None, 404),
+        ("POST", "/api/cameras".into(), Some("{not json".into()), 400),
+        (
+            "POST",
+            "/api/cameras".into(),
+            Some(r#"{"name": "x"}"#.into()),
+            400,
+        ),
+        (
+            "POST",
+            "/api/cameras".into(),
+            Some(r#"{"name": "x", "source": "http://x/"}"#.into()),
+            400,
+        ),
+        (
+            "POST",
+            "/api/cameras".into(),
+            Some(r#"{"name": "x", "source": "file:///etc/passwd"}"#.into()),
+            400,
+        ),
+        (
+            "POST",
+            "/api/cameras".into(),
+            Some(r#"{"id": "../x", "name": "x", "source": "rtsp://h/s"}"#.into()),
+            400,
+        ),
+        (
+            "POST",
+            "/api/cameras".into(),
+            Some(r#"{"id": "demo", "name": "x", "source": "rtsp://h/s"}"#.into()),
+            409,
+        ),
+        (
+            "POST",
+            "/api/cameras".into(),
+            Some(r#"{"name": "", "source": "rtsp://h/s"}"#.into()),
+            400,
+        ),
+        (
+            "POST",
+            "/api/cameras".into(),
+            Some(r#"{"name": "x", "source": "rtsp://h/s", "admin": true}"#.into()),
+            422,
+        ),
+        ("POST", "/api/cameras".into(), Some(huge), 413),
+        ("PATCH", "/api/cameras/demo".into(), Some("{}".into()), 405),
+        ("GET", "/api/nothing-here".into(), None, 404),
+    ];
+    for (method, path, body, want) in cases {
+        let (status, v) = e.request(method, &path, body.as_deref());
+        assert_eq!(status, want, "{method} {path}: {v}");
+        let msg = v["error"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{method} {path}: no error message: {v}"));
+        assert!(!msg.is_empty());
+    }
+    assert!(e.alive(), "eyrie died; log:\n{}", e.log());
+    assert_eq!(
+        e.get("/api/cameras").as_array().unwrap().len(),
+        before.as_array().unwrap().len()
+    );
+    let recordings = std::fs::read_dir(e.dir.join("data/recordings")).map_or(0, |d| d.count());
+    assert!(recordings <= 1, "only the demo camera records");
+}
+
+#[test]
+fn a_bad_config_file_is_one_clear_error_and_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("eyrie.toml");
+    std::fs::write(&cfg, "[storage]\nbudgett = \"1 GiB\"\n").unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_eyrie"))
+        .args(["run", "--config"])
+        .arg(&cfg)
+        .arg("--data")
+        .arg(dir.path().join("data"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("eyrie.toml") && err.contains("budgett"),
+        "{err}"
+    );
+    assert!(
+        !dir.path().join("data").exists(),
+        "nothing is written on a bad config"
+    );
+}
+
+#[test]
+fn stops_cleanly_on_sigterm_with_segments_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut e = Eyrie::start_in(
+        dir.path(),
+        "[recording]\nsegment_seconds = 10\n",
+        &["--demo"],
+    );
+    e.wait_until("records", Duration::from_secs(20), || {
+        e.camera_status("demo")["frames"].as_u64().unwrap_or(0) > 30
+    });
+    assert!(e.terminate().success());
+    let e = Eyrie::start_in(dir.path(), "", &[]);
+    assert!(e.log().contains("recovered: 0"), "{}", e.log());
+    let segs = e.recordings("demo")["segments"].as_array().unwrap().clone();
+    assert!(!segs.is_empty());
+    assert!(segs.iter().all(|s| s["state"] == "closed"), "{segs:?}");
+}

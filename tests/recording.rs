@@ -1,0 +1,287 @@
+//! The recorder end to end: a real GStreamer RTSP server, real eyrie processes, and ffmpeg
+//! decoding what Eyrie wrote.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::Value;
+
+const TEN_SECOND_SEGMENTS: &str = "[recording]\nsegment_seconds = 10\n";
+/// One frame at the test server's 15 fps.
+const FRAME_S: f64 = 1.0 / 15.0;
+
+fn ms(v: &Value) -> i64 {
+    v.as_i64().unwrap()
+}
+
+/// Checks one closed segment: it decodes, and ffprobe agrees with the index on duration and
+/// frame count.
+fn check_segment(e: &Eyrie, seg: &Value, name: &str) {
+    let file = e.download(seg["url"].as_str().unwrap(), name);
+    assert_decodes(&file);
+    let (dur, frames) = probe(&file);
+    let want = seg["duration_s"].as_f64().unwrap();
+    assert!(
+        (dur - want).abs() <= FRAME_S,
+        "{name}: ffprobe {dur} s, index {want} s"
+    );
+    assert_eq!(
+        frames,
+        seg["frames"].as_u64().unwrap(),
+        "{name}: frame count"
+    );
+}
+
+/// Records from `mount` until two segments are closed, then checks every closed segment and a
+/// view spanning all of them.
+fn record_and_check(codec: &str) {
+    if !have_rtsp_server() {
+        return;
+    }
+    let rtsp = RtspServer::start(free_port(), &[]);
+    let e = Eyrie::start(TEN_SECOND_SEGMENTS, &[]);
+    let cam = e.add_camera(&format!(
+        r#"{{"id": "cam-{codec}", "name": "Test {codec}", "source": "{}"}}"#,
+        rtsp.url(codec)
+    ));
+    let id = cam["id"].as_str().unwrap();
+    e.wait_until("has closed two segments", Duration::from_secs(60), || {
+        e.closed_segments(id).len() >= 2
+    });
+    let segs = e.closed_segments(id);
+    for (i, seg) in segs.iter().enumerate() {
+        assert_eq!(seg["codec"], codec);
+        assert_eq!(
+            (seg["width"].as_u64(), seg["height"].as_u64()),
+            (Some(640), Some(360))
+        );
+        assert!(seg["key_frames"].as_u64().unwrap() >= 1);
+        check_segment(&e, seg, &format!("{codec}-{i}.mp4"));
+    }
+    // One file for the whole closed span, assembled from the segments on the fly.
+    let (start, end) = (
+        ms(&segs[0]["start_ms"]),
+        ms(&segs.last().unwrap()["end_ms"]),
+    );
+    let view = e.download(
+        &format!("/api/recordings/{id}/view.mp4?start={start}&end={end}"),
+        &format!("{codec}-view.mp4"),
+    );
+    assert_decodes(&view);
+    let (dur, frames) = probe(&view);
+    let want: f64 = segs.iter().map(|s| s["duration_s"].as_f64().unwrap()).sum();
+    let want_frames: u64 = segs.iter().map(|s| s["frames"].as_u64().unwrap()).sum();
+    assert!(
+        (dur - want).abs() <= FRAME_S,
+        "view: ffprobe {dur} s, segments {want} s"
+    );
+    assert_eq!(frames, want_frames, "view frame count");
+    // Health reports the camera recording with a bitrate.
+    let status = e.camera_status(id);
+    assert_eq!(status["state"], "recording", "{status}");
+    assert!(status["bitrate_bps"].as_u64().unwrap() > 0);
+}
+
+#[test]
+fn records_h264_from_rtsp() {
+    record_and_check("h264");
+}
+
+#[test]
+fn records_h265_from_rtsp() {
+    record_and_check("h265");
+}
+
+#[test]
+fn reconnects_after_the_camera_restarts_and_shows_the_gap() {
+    if !have_rtsp_server() {
+        return;
+    }
+    let port = free_port();
+    let mut rtsp = RtspServer::start(port, &[]);
+    let e = Eyrie::start(TEN_SECOND_SEGMENTS, &[]);
+    e.add_camera(&format!(
+        r#"{{"id": "cam", "name": "Cam", "source": "{}"}}"#,
+        rtsp.url("h264")
+    ));
+    e.wait_until("records", Duration::from_secs(30), || {
+        e.camera_status("cam")["frames"].as_u64().unwrap_or(0) > 45
+    });
+    rtsp.stop();
+    e.wait_until(
+        "notices the camera is gone",
+        Duration::from_secs(30),
+        || e.camera_status("cam")["state"] == "error",
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    let _rtsp = RtspServer::start(port, &[]);
+    e.wait_until("records a second run", Duration::from_secs(60), || {
+        let runs = e.recordings("cam")["runs"].as_array().unwrap().len();
+        runs >= 2 && e.camera_status("cam")["state"] == "recording"
+    });
+    let rec = e.recordings("cam");
+    let runs = rec["runs"].as_array().unwrap();
+    assert!(
+        ms(&runs[1]["start_ms"]) - ms(&runs[0]["end_ms"]) >= 2000,
+        "the outage shows as a gap: {runs:?}"
+    );
+    assert!(e.camera_status("cam")["reconnects"].as_u64().unwrap() >= 1);
+}
+
+#[test]
+fn kill_9_loses_at_most_two_seconds() {
+    if !have_rtsp_server() {
+        return;
+    }
+    let rtsp = RtspServer::start(free_port(), &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let mut e = Eyrie::start_in(dir.path(), TEN_SECOND_SEGMENTS, &[]);
+    e.add_camera(&format!(
+        r#"{{"id": "cam", "name": "Cam", "source": "{}"}}"#,
+        rtsp.url("h264")
+    ));
+    // Kill mid-segment: after one segment closed and ~5 s into the next.
+    e.wait_until("closes a segment", Duration::from_secs(40), || {
+        !e.closed_segments("cam").is_empty()
+    });
+    std::thread::sleep(Duration::from_secs(5));
+    let before = e.recordings("cam");
+    let last_seen = before["segments"].as_array().unwrap().last().unwrap()["end_ms"].clone();
+    e.kill9();
+    let killed_at = jiff_now_ms();
+
+    let e = Eyrie::start_in(dir.path(), TEN_SECOND_SEGMENTS, &[]);
+    assert!(e.log().contains("recovered: 1"), "log:\n{}", e.log());
+    let rec = e.recordings("cam");
+    let segs: Vec<&Value> = rec["segments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| ms(&s["end_ms"]) <= killed_at)
+        .collect();
+    let recovered: Vec<&&Value> = segs.iter().filter(|s| s["state"] == "recovered").collect();
+    assert_eq!(recovered.len(), 1, "{segs:?}");
+    let lost = killed_at - ms(&recovered[0]["end_ms"]);
+    assert!(
+        lost <= 2000,
+        "lost {lost} ms of video (kill at {killed_at}, index had {last_seen})"
+    );
+    for (i, seg) in segs.iter().enumerate() {
+        check_segment(&e, seg, &format!("after-kill-{i}.mp4"));
+    }
+}
+
+fn jiff_now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+#[test]
+fn retention_keeps_recordings_within_a_tiny_budget() {
+    // The demo camera writes about 70 kB/s; a 10 s segment is ~0.7 MB.
+    let budget = 1_500_000u64;
+    let e = Eyrie::start(
+        &format!("[recording]\nsegment_seconds = 10\n[storage]\nbudget = {budget}\nmin_free = 0\n"),
+        &["--demo"],
+    );
+    e.wait_until(
+        "has deleted its first segments",
+        Duration::from_secs(90),
+        || {
+            let rec = e.recordings("demo");
+            let segs = rec["segments"].as_array().unwrap();
+            segs.first().is_some_and(|s| s["id"].as_u64() != Some(1))
+                && segs.iter().filter(|s| s["state"] == "closed").count() >= 1
+        },
+    );
+    let health = e.get("/api/health");
+    let used = health["disk"]["recordings_bytes"].as_u64().unwrap();
+    let largest = e.recordings("demo")["segments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["bytes"].as_u64().unwrap())
+        .max()
+        .unwrap();
+    assert!(
+        used <= budget + largest,
+        "{used} bytes used, budget {budget}"
+    );
+    let on_disk: u64 = walk(&e.dir.join("data/recordings"));
+    assert!(on_disk <= budget + largest, "{on_disk} bytes on disk");
+    // Recording goes on.
+    let frames = health["cameras"][0]["frames"].as_u64().unwrap();
+    e.wait_until("keeps recording", Duration::from_secs(10), || {
+        e.get("/api/health")["cameras"][0]["frames"]
+            .as_u64()
+            .unwrap()
+            > frames + 15
+    });
+}
+
+fn walk(dir: &std::path::Path) -> u64 {
+    let mut total = 0;
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let m = entry.metadata().unwrap();
+        total += if m.is_dir() {
+            walk(&entry.path())
+        } else {
+            m.len()
+        };
+    }
+    total
+}
+
+#[test]
+fn live_stream_starts_at_a_key_frame_and_decodes() {
+    if !have_tool("ffmpeg") {
+        return;
+    }
+    let e = Eyrie::start(TEN_SECOND_SEGMENTS, &["--demo"]);
+    e.wait_until("streams", Duration::from_secs(20), || {
+        e.camera_status("demo")["frames"].as_u64().unwrap_or(0) > 20
+    });
+    let resp = ureq::get(&e.url("/api/cameras/demo/live"))
+        .timeout(Duration::from_secs(30))
+        .call()
+        .unwrap();
+    assert_eq!(resp.content_type(), "video/mp4");
+    assert!(resp.header("x-codec").unwrap().starts_with("avc1."));
+    let mut reader = resp.into_reader();
+    let mut got = Vec::new();
+    let start = Instant::now();
+    let mut buf = [0u8; 16384];
+    while start.elapsed() < Duration::from_secs(3) {
+        let n = std::io::Read::read(&mut reader, &mut buf).unwrap();
+        assert!(n > 0, "live stream ended early");
+        got.extend_from_slice(&buf[..n]);
+    }
+    drop(reader);
+    let file = e.dir.join("live.mp4");
+    std::fs::write(&file, &got).unwrap();
+    // The capture may end mid-fragment; ffmpeg must decode everything complete without error.
+    let out = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(&file)
+        .args(["-f", "null", "-"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    let bad: Vec<&str> = err
+        .lines()
+        .filter(|l| {
+            !l.contains("stream 0, offset") && !l.contains("Invalid data") && !l.contains("trun")
+        })
+        .collect();
+    assert!(
+        out.status.success() || bad.is_empty(),
+        "live decode errors:\n{err}"
+    );
+    let (_, frames) = probe(&file);
+    assert!(frames >= 30, "only {frames} frames in 3 s of live video");
+    assert!(e.camera_status("demo")["viewers"].as_u64().is_some());
+}
