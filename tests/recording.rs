@@ -285,3 +285,42 @@ fn live_stream_starts_at_a_key_frame_and_decodes() {
     assert!(frames >= 30, "only {frames} frames in 3 s of live video");
     assert!(e.camera_status("demo")["viewers"].as_u64().is_some());
 }
+
+#[test]
+fn authenticates_and_records_over_udp_too() {
+    if !have_rtsp_server() {
+        return;
+    }
+    let rtsp = RtspServer::start(
+        free_port(),
+        &["--user", "viewer", "--password", "pa:ss w@rd"],
+    );
+    let e = Eyrie::start(TEN_SECOND_SEGMENTS, &[]);
+    let url = rtsp.url("h264");
+    let good = url.replace("rtsp://", "rtsp://viewer:pa%3Ass%20w%40rd@");
+    e.add_camera(&format!(
+        r#"{{"id": "in-url", "name": "a", "source": "{good}"}}"#
+    ));
+    e.add_camera(&format!(
+        r#"{{"id": "fields", "name": "b", "source": "{url}", "username": "viewer", "password": "pa:ss w@rd", "transport": "udp"}}"#
+    ));
+    e.add_camera(&format!(
+        r#"{{"id": "wrong", "name": "c", "source": "{url}", "username": "viewer", "password": "nope"}}"#
+    ));
+    e.wait_until(
+        "records both authenticated cameras",
+        Duration::from_secs(40),
+        || {
+            ["in-url", "fields"]
+                .iter()
+                .all(|id| e.camera_status(id)["frames"].as_u64().unwrap_or(0) > 30)
+        },
+    );
+    let st = e.camera_status("wrong");
+    assert_eq!(st["state"], "error", "{st}");
+    assert!(
+        st["last_error"].as_str().unwrap().contains("Unauthorized"),
+        "{st}"
+    );
+    assert_eq!(e.get("/api/cameras/fields")["transport"], "udp");
+}

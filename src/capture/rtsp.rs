@@ -14,7 +14,7 @@ use retina::codec::{CodecItem, ParametersRef};
 use tokio::time::timeout;
 
 use super::{CONNECT_TIMEOUT, CaptureError, FRAME_TIMEOUT, Opened, Source};
-use crate::video::{Frame, TIMESCALE, VideoParams};
+use crate::video::{Codec, Frame, TIMESCALE, VideoParams};
 
 pub struct RtspSource {
     url: url::Url,
@@ -43,6 +43,28 @@ fn params_of(p: Option<ParametersRef>) -> Result<Option<Arc<VideoParams>>, Captu
     VideoParams::from_sample_entry(&entry)
         .map(|p| Some(Arc::new(p)))
         .map_err(|e| CaptureError::Unsupported(e.0))
+}
+
+/// Whether an H.265 access unit (4-byte length-prefixed NAL units) holds an IRAP picture:
+/// BLA, IDR or CRA (NAL unit types 16 to 23). retina flags only IDR as a random access point,
+/// but many encoders (x265 by default, some cameras) use CRA for every key frame after the
+/// first. Eyrie records no B-frames, so a CRA has no leading pictures and is as clean a place
+/// to start decoding as an IDR.
+pub fn h265_has_irap(data: &[u8]) -> bool {
+    let mut rest = data;
+    while rest.len() >= 5 {
+        let len = u32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
+        let nal_type = (rest[4] >> 1) & 0x3f;
+        if (16..=23).contains(&nal_type) {
+            return true;
+        }
+        rest = rest.get(4 + len..).unwrap_or_default();
+    }
+    false
+}
+
+fn is_key(f: &retina::codec::VideoFrame, codec: Codec) -> bool {
+    f.is_random_access_point() || (codec == Codec::H265 && h265_has_irap(f.data()))
 }
 
 fn step<T>(
@@ -138,8 +160,10 @@ impl Source for RtspSource {
                     if f.has_new_parameters() || params.is_none() {
                         params = params_of(demuxed.streams()[stream_i].parameters())?;
                     }
-                    if f.is_random_access_point() && params.is_some() {
-                        break f;
+                    if let Some(p) = &params {
+                        if is_key(&f, p.codec) {
+                            break f;
+                        }
                     }
                 }
             };
@@ -149,6 +173,7 @@ impl Source for RtspSource {
                 ts.elapsed() * TIMESCALE as i64 / rate
             };
             let origin = to_90k(first.timestamp());
+            let codec = params.codec;
             let first = Frame {
                 pts: 0,
                 key: true,
@@ -193,7 +218,7 @@ impl Source for RtspSource {
                             };
                             let frame = Frame {
                                 pts: to_90k(f.timestamp()) - origin,
-                                key: f.is_random_access_point(),
+                                key: is_key(&f, codec),
                                 received: jiff::Timestamp::now(),
                                 new_params,
                                 data: f.into_data().into(),
@@ -205,5 +230,26 @@ impl Source for RtspSource {
                 .boxed();
             Ok(Opened { params, frames })
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::h265_has_irap;
+
+    #[test]
+    fn finds_irap_nal_units() {
+        let nal = |t: u8, len: usize| {
+            let mut v = (len as u32 + 2).to_be_bytes().to_vec();
+            v.extend([t << 1, 1]);
+            v.extend(std::iter::repeat_n(0u8, len));
+            v
+        };
+        let cra = [nal(39, 3), nal(21, 10)].concat(); // prefix SEI, then CRA
+        assert!(h265_has_irap(&cra));
+        assert!(h265_has_irap(&nal(19, 4))); // IDR_W_RADL
+        assert!(!h265_has_irap(&[nal(1, 10), nal(0, 3)].concat())); // TRAIL_R, TRAIL_N
+        assert!(!h265_has_irap(&[0, 0, 0, 200, 42])); // length past the end
+        assert!(!h265_has_irap(&[]));
     }
 }
