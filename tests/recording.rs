@@ -182,8 +182,8 @@ fn jiff_now_ms() -> i64 {
 
 #[test]
 fn retention_keeps_recordings_within_a_tiny_budget() {
-    // The demo camera writes about 70 kB/s; a 10 s segment is ~0.7 MB.
-    let budget = 1_500_000u64;
+    // The demo camera writes about 32 kB/s; a 10 s segment is ~0.32 MB.
+    let budget = 700_000u64;
     let e = Eyrie::start(
         &format!("[recording]\nsegment_seconds = 10\n[storage]\nbudget = {budget}\nmin_free = 0\n"),
         &["--demo"],

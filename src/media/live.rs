@@ -29,7 +29,9 @@ pub enum LiveMsg {
 struct Inner {
     init: Option<Bytes>,
     codec: String,
-    gop: Vec<Bytes>,
+    /// The frames since the latest key frame (cheap: shared buffers), each with its sequence
+    /// number, turned into fragments only when a viewer subscribes.
+    gop: Vec<(u32, TimedFrame)>,
     gop_bytes: usize,
     seq: u32,
 }
@@ -56,6 +58,23 @@ impl Default for LiveHub {
     }
 }
 
+/// One frame as a self-contained fragment (`moof` + `mdat`).
+fn fragment(seq: u32, tf: &TimedFrame) -> Bytes {
+    let header = fmp4::fragment_header(
+        seq,
+        tf.frame.pts.max(0) as u64,
+        &[SampleMeta {
+            duration: tf.duration,
+            size: tf.frame.data.len() as u32,
+            key: tf.frame.key,
+        }],
+    );
+    let mut buf = BytesMut::with_capacity(header.len() + tf.frame.data.len());
+    buf.extend_from_slice(&header);
+    buf.extend_from_slice(&tf.frame.data);
+    buf.freeze()
+}
+
 impl LiveHub {
     pub fn new() -> Arc<Self> {
         Arc::new(Self::default())
@@ -79,55 +98,40 @@ impl LiveHub {
         let _ = self.tx.send(LiveMsg::End);
     }
 
+    /// Called for every frame; costs a fragment encode only while someone watches.
     pub fn push(&self, tf: &TimedFrame) {
         let mut g = self.inner.lock().unwrap();
         if g.init.is_none() {
             return;
         }
         g.seq = g.seq.wrapping_add(1);
-        let header = fmp4::fragment_header(
-            g.seq,
-            tf.frame.pts.max(0) as u64,
-            &[SampleMeta {
-                duration: tf.duration,
-                size: tf.frame.data.len() as u32,
-                key: tf.frame.key,
-            }],
-        );
-        let mut buf = BytesMut::with_capacity(header.len() + tf.frame.data.len());
-        buf.extend_from_slice(&header);
-        buf.extend_from_slice(&tf.frame.data);
-        let frag = buf.freeze();
+        let seq = g.seq;
+        let size = tf.frame.data.len();
         if tf.frame.key {
             g.gop.clear();
             g.gop_bytes = 0;
         }
-        if g.gop_bytes + frag.len() <= MAX_GOP_BYTES && (tf.frame.key || !g.gop.is_empty()) {
-            g.gop_bytes += frag.len();
-            g.gop.push(frag.clone());
+        if g.gop_bytes + size <= MAX_GOP_BYTES && (tf.frame.key || !g.gop.is_empty()) {
+            g.gop_bytes += size;
+            g.gop.push((seq, tf.clone()));
         }
-        let _ = self.tx.send(LiveMsg::Fragment(frag, tf.frame.key));
+        if self.tx.receiver_count() > 0 {
+            let _ = self
+                .tx
+                .send(LiveMsg::Fragment(fragment(seq, tf), tf.frame.key));
+        }
     }
 
     /// `None` while the camera is not streaming. Taken under the lock so the backlog and the
-    /// receiver neither overlap nor leave a gap.
+    /// receiver neither overlap nor leave a gap. With no key frame seen yet the backlog is
+    /// empty and the viewer starts at the next one.
     pub fn subscribe(&self) -> Option<Subscription> {
         let g = self.inner.lock().unwrap();
         let init = g.init.clone()?;
-        if g.gop.is_empty() {
-            // Nothing decodable yet: start with the next key frame.
-            let rx = self.tx.subscribe();
-            return Some(Subscription {
-                init,
-                codec: g.codec.clone(),
-                backlog: Vec::new(),
-                rx,
-            });
-        }
         Some(Subscription {
             init,
             codec: g.codec.clone(),
-            backlog: g.gop.clone(),
+            backlog: g.gop.iter().map(|(seq, tf)| fragment(*seq, tf)).collect(),
             rx: self.tx.subscribe(),
         })
     }
