@@ -142,9 +142,7 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
         env!("CARGO_PKG_VERSION"),
         listener.local_addr()?
     );
-    axum::serve(listener, http::router(state))
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    http::serve(listener, http::router(state), shutdown_signal()).await;
     tracing::info!("shutting down: closing open segments");
     recorder.stop_all().await;
     Ok(())

@@ -241,3 +241,26 @@ fn stops_cleanly_on_sigterm_with_segments_closed() {
     assert!(!segs.is_empty());
     assert!(segs.iter().all(|s| s["state"] == "closed"), "{segs:?}");
 }
+
+#[test]
+fn a_client_that_never_finishes_its_headers_is_cut_off() {
+    use std::io::{Read, Write};
+    let e = Eyrie::start("", &[]);
+    let mut slow = std::net::TcpStream::connect(("127.0.0.1", e.port)).unwrap();
+    slow.write_all(b"GET /api/health HTTP/1.1\r\nHost: x\r\n")
+        .unwrap();
+    slow.set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    // Others are served meanwhile.
+    assert_eq!(e.request("GET", "/api/health", None).0, 200);
+    let started = std::time::Instant::now();
+    let mut buf = [0u8; 256];
+    let n = slow.read(&mut buf).unwrap_or(0);
+    let reply = String::from_utf8_lossy(&buf[..n]);
+    assert!(n == 0 || reply.starts_with("HTTP/1.1 408"), "{reply}");
+    assert!(
+        started.elapsed() < Duration::from_secs(25),
+        "closed only after {:?}",
+        started.elapsed()
+    );
+}

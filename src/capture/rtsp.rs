@@ -54,11 +54,13 @@ pub fn h265_has_irap(data: &[u8]) -> bool {
     let mut rest = data;
     while rest.len() >= 5 {
         let len = u32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
-        let nal_type = (rest[4] >> 1) & 0x3f;
-        if (16..=23).contains(&nal_type) {
+        let Some(nal) = rest.get(4..4 + len).filter(|n| !n.is_empty()) else {
+            return false; // malformed: trust only complete NAL units
+        };
+        if (16..=23).contains(&((nal[0] >> 1) & 0x3f)) {
             return true;
         }
-        rest = rest.get(4 + len..).unwrap_or_default();
+        rest = &rest[4 + len..];
     }
     false
 }

@@ -5,6 +5,9 @@ mod cameras;
 mod health;
 mod live;
 mod recordings;
+mod serve;
+
+pub use serve::serve;
 
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
