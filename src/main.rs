@@ -130,6 +130,7 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
         layout,
         recorder: recorder.clone(),
         retention,
+        keys: eyrie::federation::keys::KeyStore::load(index.clone())?,
         started,
         cpu: Mutex::new(None),
     });

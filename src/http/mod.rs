@@ -1,7 +1,9 @@
 //! HTTP owns the API and how it is served: routes, request limits, JSON errors, byte ranges.
 //! Every endpoint is described in docs/api.md; keep the two in step.
 
+mod auth;
 mod cameras;
+mod federation;
 mod health;
 mod live;
 mod recordings;
@@ -31,6 +33,7 @@ pub struct AppState {
     pub layout: Layout,
     pub recorder: Arc<Recorder>,
     pub retention: Arc<Retention>,
+    pub keys: Arc<crate::federation::keys::KeyStore>,
     pub started: Instant,
     /// Previous CPU-time reading, for the process CPU share between two health calls.
     pub cpu: Mutex<Option<health::CpuSample>>,
@@ -125,8 +128,20 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/recordings", get(recordings::list))
         .route("/api/recordings/{camera}/view.mp4", get(recordings::view))
         .route("/api/segments/{file}", get(recordings::segment))
+        .route(
+            "/api/federation/keys",
+            get(federation::list).post(federation::create),
+        )
+        .route(
+            "/api/federation/keys/{id}",
+            axum::routing::delete(federation::revoke),
+        )
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::authenticate,
+        ))
         .layer(middleware::from_fn(json_errors))
         .layer(axum::middleware::map_response(
             |mut r: Response| async move {

@@ -43,9 +43,11 @@ pub async fn serve(listener: TcpListener, app: Router, shutdown: impl Future<Out
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let svc = app
-            .clone()
-            .map_request(|r: hyper::Request<Incoming>| r.map(Body::new));
+        let svc = app.clone().map_request(move |r: hyper::Request<Incoming>| {
+            let mut r = r.map(Body::new);
+            r.extensions_mut().insert(axum::extract::ConnectInfo(peer));
+            r
+        });
         let conn = hyper::server::conn::http1::Builder::new()
             .timer(TokioTimer::new())
             .header_read_timeout(HEADER_TIMEOUT)

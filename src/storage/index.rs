@@ -25,6 +25,7 @@ const CAMERAS: TableDefinition<&str, &[u8]> = TableDefinition::new("cameras");
 const SEGMENTS: TableDefinition<(&str, i64), SegmentRow> = TableDefinition::new("segments");
 const SEGMENT_IDS: TableDefinition<u64, (&str, i64)> = TableDefinition::new("segment_ids");
 const SETTINGS: TableDefinition<&str, &[u8]> = TableDefinition::new("settings");
+const FEDERATION_KEYS: TableDefinition<&str, &[u8]> = TableDefinition::new("federation_keys");
 
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
@@ -178,6 +179,18 @@ impl Value for SegmentRow {
     }
 }
 
+/// A federation key this node issued: only the SHA-256 of the secret is kept.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FederationKeyRecord {
+    pub id: String,
+    pub name: String,
+    /// Lowercase hex SHA-256 of the secret.
+    pub hash: String,
+    pub created_ms: i64,
+    #[serde(default)]
+    pub last_used_ms: Option<i64>,
+}
+
 /// A segment with its key, as handed out to readers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Segment {
@@ -272,6 +285,7 @@ impl Index {
             tx.open_table(SEGMENTS)?;
             tx.open_table(SEGMENT_IDS)?;
             tx.open_table(SETTINGS)?;
+            tx.open_table(FEDERATION_KEYS)?;
         }
         tx.commit()?;
         Ok(Self { db, node_id })
@@ -319,6 +333,40 @@ impl Index {
     pub fn delete_camera(&self, id: &str) -> Result<bool> {
         let tx = self.db.begin_write()?;
         let existed = tx.open_table(CAMERAS)?.remove(id)?.is_some();
+        tx.commit()?;
+        Ok(existed)
+    }
+
+    // ---- federation keys ----
+
+    pub fn federation_keys(&self) -> Result<Vec<FederationKeyRecord>> {
+        let tx = self.db.begin_read()?;
+        let t = tx.open_table(FEDERATION_KEYS)?;
+        let mut out = Vec::new();
+        for item in t.iter()? {
+            let (_, v) = item?;
+            out.push(
+                serde_json::from_slice(v.value()).map_err(|e| StorageError::Corrupt {
+                    what: "federation key",
+                    detail: e.to_string(),
+                })?,
+            );
+        }
+        Ok(out)
+    }
+
+    pub fn put_federation_key(&self, k: &FederationKeyRecord) -> Result<()> {
+        let json = serde_json::to_vec(k).expect("key serializes");
+        let tx = self.db.begin_write()?;
+        tx.open_table(FEDERATION_KEYS)?
+            .insert(k.id.as_str(), json.as_slice())?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    pub fn delete_federation_key(&self, id: &str) -> Result<bool> {
+        let tx = self.db.begin_write()?;
+        let existed = tx.open_table(FEDERATION_KEYS)?.remove(id)?.is_some();
         tx.commit()?;
         Ok(existed)
     }

@@ -1,0 +1,267 @@
+//! Federation keys: 256 random bits, shown once at creation, stored only as a SHA-256 hash (the
+//! secret has full entropy, so a fast hash is enough), checked against every stored hash in
+//! constant time, revocable at once. Repeated failures from one address are throttled.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use ring::digest::{SHA256, digest};
+use ring::rand::{SecureRandom, SystemRandom};
+use subtle::ConstantTimeEq;
+
+use crate::storage::{FederationKeyRecord, Index, StorageError};
+
+/// Failures one address may make in [`FAILURE_WINDOW`] before it is refused for the rest of it.
+pub const MAX_FAILURES: u32 = 5;
+pub const FAILURE_WINDOW: Duration = Duration::from_secs(60);
+/// Addresses remembered for throttling; the oldest are forgotten beyond this.
+const MAX_TRACKED: usize = 4096;
+/// `last_used` is written to the index at most this often per key.
+const LAST_USED_EVERY_MS: i64 = 60_000;
+
+/// What a caller gets to see once: the secret itself.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct NewKey {
+    pub id: String,
+    pub name: String,
+    pub key: String,
+    pub created_ms: i64,
+}
+
+#[derive(Debug)]
+pub enum Verdict {
+    Valid {
+        key_id: String,
+    },
+    Invalid,
+    /// Too many failures from this address lately; not even checked.
+    Throttled,
+}
+
+struct Entry {
+    record: FederationKeyRecord,
+    hash: [u8; 32],
+}
+
+pub struct KeyStore {
+    index: Arc<Index>,
+    keys: RwLock<Vec<Entry>>,
+    failures: Mutex<HashMap<IpAddr, (Instant, u32)>>,
+    rng: SystemRandom,
+}
+
+fn sha256(secret: &str) -> [u8; 32] {
+    digest(&SHA256, secret.as_bytes())
+        .as_ref()
+        .try_into()
+        .expect("32 bytes")
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(s: &str) -> Option<[u8; 32]> {
+    if s.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(out)
+}
+
+impl KeyStore {
+    pub fn load(index: Arc<Index>) -> Result<Arc<Self>, StorageError> {
+        let keys = index
+            .federation_keys()?
+            .into_iter()
+            .filter_map(|record| {
+                let hash = unhex(&record.hash)?;
+                Some(Entry { record, hash })
+            })
+            .collect();
+        Ok(Arc::new(Self {
+            index,
+            keys: RwLock::new(keys),
+            failures: Mutex::new(HashMap::new()),
+            rng: SystemRandom::new(),
+        }))
+    }
+
+    pub fn create(&self, name: &str) -> Result<NewKey, StorageError> {
+        let mut secret = [0u8; 32];
+        let mut id = [0u8; 6];
+        self.rng.fill(&mut secret).expect("system random");
+        self.rng.fill(&mut id).expect("system random");
+        let key = hex(&secret);
+        let hash = sha256(&key);
+        let record = FederationKeyRecord {
+            id: hex(&id),
+            name: name.to_string(),
+            hash: hex(&hash),
+            created_ms: jiff::Timestamp::now().as_millisecond(),
+            last_used_ms: None,
+        };
+        self.index.put_federation_key(&record)?;
+        let out = NewKey {
+            id: record.id.clone(),
+            name: record.name.clone(),
+            key,
+            created_ms: record.created_ms,
+        };
+        self.keys.write().unwrap().push(Entry { record, hash });
+        Ok(out)
+    }
+
+    pub fn list(&self) -> Vec<FederationKeyRecord> {
+        let mut v: Vec<_> = self
+            .keys
+            .read()
+            .unwrap()
+            .iter()
+            .map(|e| e.record.clone())
+            .collect();
+        v.sort_by_key(|r| r.created_ms);
+        v
+    }
+
+    /// Removes a key; requests presenting it fail from now on.
+    pub fn revoke(&self, id: &str) -> Result<bool, StorageError> {
+        let existed = self.index.delete_federation_key(id)?;
+        self.keys.write().unwrap().retain(|e| e.record.id != id);
+        Ok(existed)
+    }
+
+    /// Checks a presented secret. Every stored hash is compared, in constant time, whatever
+    /// matches, so timing says nothing about which key or how much of it was right.
+    pub fn verify(&self, presented: &str, from: IpAddr) -> Verdict {
+        if self.throttled(from) {
+            return Verdict::Throttled;
+        }
+        let hash = sha256(presented);
+        let mut found: Option<usize> = None;
+        let keys = self.keys.read().unwrap();
+        for (i, e) in keys.iter().enumerate() {
+            if bool::from(e.hash.ct_eq(&hash)) {
+                found = Some(i);
+            }
+        }
+        match found {
+            Some(i) => {
+                let id = keys[i].record.id.clone();
+                drop(keys);
+                self.touch(&id);
+                Verdict::Valid { key_id: id }
+            }
+            None => {
+                drop(keys);
+                self.fail(from);
+                Verdict::Invalid
+            }
+        }
+    }
+
+    fn touch(&self, id: &str) {
+        let now = jiff::Timestamp::now().as_millisecond();
+        let mut keys = self.keys.write().unwrap();
+        let Some(e) = keys.iter_mut().find(|e| e.record.id == id) else {
+            return;
+        };
+        let stale = e
+            .record
+            .last_used_ms
+            .is_none_or(|t| now - t >= LAST_USED_EVERY_MS);
+        e.record.last_used_ms = Some(now);
+        if stale {
+            let record = e.record.clone();
+            drop(keys);
+            if let Err(err) = self.index.put_federation_key(&record) {
+                tracing::warn!("recording key use: {err}");
+            }
+        }
+    }
+
+    fn throttled(&self, from: IpAddr) -> bool {
+        let f = self.failures.lock().unwrap();
+        f.get(&from)
+            .is_some_and(|(since, n)| *n >= MAX_FAILURES && since.elapsed() < FAILURE_WINDOW)
+    }
+
+    fn fail(&self, from: IpAddr) {
+        let mut f = self.failures.lock().unwrap();
+        if f.len() >= MAX_TRACKED && !f.contains_key(&from) {
+            f.retain(|_, (since, _)| since.elapsed() < FAILURE_WINDOW);
+            if f.len() >= MAX_TRACKED {
+                if let Some(oldest) = f.iter().min_by_key(|(_, (s, _))| *s).map(|(ip, _)| *ip) {
+                    f.remove(&oldest);
+                }
+            }
+        }
+        let e = f.entry(from).or_insert((Instant::now(), 0));
+        if e.0.elapsed() >= FAILURE_WINDOW {
+            *e = (Instant::now(), 0);
+        }
+        e.1 += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store() -> (tempfile::TempDir, Arc<KeyStore>) {
+        let dir = tempfile::tempdir().unwrap();
+        let index = Arc::new(Index::open(&dir.path().join("x.redb")).unwrap());
+        (dir, KeyStore::load(index).unwrap())
+    }
+
+    #[test]
+    fn keys_survive_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let index = Arc::new(Index::open(&dir.path().join("x.redb")).unwrap());
+        let k = KeyStore::load(index.clone()).unwrap().create("a").unwrap();
+        let again = KeyStore::load(index).unwrap();
+        assert!(matches!(again.verify(&k.key, HOME), Verdict::Valid { .. }));
+    }
+
+    const HOME: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+
+    #[test]
+    fn keys_verify_until_revoked_and_only_hashes_are_stored() {
+        let (_dir, ks) = store();
+        let k = ks.create("garage box").unwrap();
+        assert_eq!(k.key.len(), 64);
+        assert!(matches!(ks.verify(&k.key, HOME), Verdict::Valid { key_id } if key_id == k.id));
+        assert!(matches!(ks.verify("nope", HOME), Verdict::Invalid));
+        let listed = ks.list();
+        assert_eq!(listed.len(), 1);
+        assert_ne!(listed[0].hash, k.key);
+        assert!(listed[0].last_used_ms.is_some());
+        assert!(ks.revoke(&k.id).unwrap());
+        assert!(matches!(ks.verify(&k.key, HOME), Verdict::Invalid));
+        assert!(!ks.revoke(&k.id).unwrap());
+    }
+
+    #[test]
+    fn repeated_failures_are_throttled_per_address() {
+        let (_dir, ks) = store();
+        let k = ks.create("a").unwrap();
+        let other = IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, 2));
+        for _ in 0..MAX_FAILURES {
+            assert!(matches!(ks.verify("wrong", HOME), Verdict::Invalid));
+        }
+        assert!(matches!(ks.verify(&k.key, HOME), Verdict::Throttled));
+        assert!(matches!(ks.verify(&k.key, other), Verdict::Valid { .. }));
+    }
+
+    #[test]
+    fn hex_round_trip() {
+        let h = sha256("x");
+        assert_eq!(unhex(&hex(&h)), Some(h));
+        assert_eq!(unhex("zz"), None);
+    }
+}
