@@ -18,6 +18,23 @@ struct FileConfig {
     storage: StorageSection,
     #[serde(default)]
     recording: RecordingSection,
+    #[serde(default)]
+    node: NodeSection,
+    #[serde(default)]
+    federation: FederationSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NodeSection {
+    label: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FederationSection {
+    poll_interval_seconds: Option<u64>,
+    request_timeout_seconds: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -52,6 +69,22 @@ pub struct Config {
     pub segment_target: Duration,
     pub sync_interval: Duration,
     pub demo: bool,
+    /// How this node is named to people and peers (default: the host name).
+    pub label: String,
+    pub poll_interval: Duration,
+    pub peer_timeout: Duration,
+}
+
+fn host_name() -> String {
+    let name = rustix::system::uname()
+        .nodename()
+        .to_string_lossy()
+        .into_owned();
+    if name.is_empty() {
+        "eyrie".into()
+    } else {
+        name
+    }
 }
 
 impl Default for Config {
@@ -64,6 +97,9 @@ impl Default for Config {
             segment_target: Duration::from_secs(60),
             sync_interval: Duration::from_secs(10),
             demo: false,
+            label: host_name(),
+            poll_interval: Duration::from_secs(10),
+            peer_timeout: Duration::from_secs(3),
         }
     }
 }
@@ -85,6 +121,8 @@ pub struct ConfigError {
 
 pub const SEGMENT_SECONDS: std::ops::RangeInclusive<u64> = 10..=300;
 pub const FSYNC_SECONDS: std::ops::RangeInclusive<u64> = 1..=300;
+pub const POLL_SECONDS: std::ops::RangeInclusive<u64> = 1..=300;
+pub const PEER_TIMEOUT_SECONDS: std::ops::RangeInclusive<u64> = 1..=30;
 
 impl Config {
     /// Loads `path` if given (it must then exist), applies the overrides, validates.
@@ -137,6 +175,38 @@ impl Config {
             }
             c.sync_interval = Duration::from_secs(s);
         }
+        if let Some(label) = file.node.label {
+            let label = label.trim().to_string();
+            if label.is_empty() || label.chars().count() > 64 || label.chars().any(char::is_control)
+            {
+                return Err(err(
+                    "node.label",
+                    "1 to 64 characters, no control characters".into(),
+                ));
+            }
+            c.label = label;
+        }
+        for (key, value, range, slot) in [
+            (
+                "federation.poll_interval_seconds",
+                file.federation.poll_interval_seconds,
+                POLL_SECONDS,
+                &mut c.poll_interval,
+            ),
+            (
+                "federation.request_timeout_seconds",
+                file.federation.request_timeout_seconds,
+                PEER_TIMEOUT_SECONDS,
+                &mut c.peer_timeout,
+            ),
+        ] {
+            if let Some(v) = value {
+                if !range.contains(&v) {
+                    return Err(err(key, format!("{v} is outside {range:?}")));
+                }
+                *slot = Duration::from_secs(v);
+            }
+        }
         if c.budget == Some(0) {
             return Err(err("storage.budget", "must be more than 0".into()));
         }
@@ -175,6 +245,11 @@ mod tests {
             [recording]
             segment_seconds = 30
             fsync_interval_seconds = 5
+            [node]
+            label = "Garage"
+            [federation]
+            poll_interval_seconds = 2
+            request_timeout_seconds = 1
             "#,
         )
         .unwrap();
@@ -184,6 +259,9 @@ mod tests {
         assert_eq!(c.min_free, 1_000_000);
         assert_eq!(c.segment_target, Duration::from_secs(30));
         assert_eq!(c.sync_interval, Duration::from_secs(5));
+        assert_eq!(c.label, "Garage");
+        assert_eq!(c.poll_interval, Duration::from_secs(2));
+        assert_eq!(c.peer_timeout, Duration::from_secs(1));
     }
 
     #[test]

@@ -125,12 +125,22 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
     for cam in index.cameras()? {
         recorder.apply(&cam).await;
     }
+    let peers = eyrie::federation::peers::Peers::new(
+        index.clone(),
+        eyrie::federation::peers::PollConfig {
+            interval: cfg.poll_interval,
+            timeout: cfg.peer_timeout,
+        },
+    );
+    tokio::spawn(peers.clone().run());
     let state = Arc::new(http::AppState {
         index: index.clone(),
         layout,
         recorder: recorder.clone(),
         retention,
         keys: eyrie::federation::keys::KeyStore::load(index.clone())?,
+        peers: peers.clone(),
+        label: cfg.label.clone(),
         started,
         cpu: Mutex::new(None),
     });

@@ -2,6 +2,8 @@
 
 mod common;
 
+use std::time::Duration;
+
 use common::*;
 
 fn with_key(e: &Eyrie, method: &str, path: &str, header: (&str, &str)) -> u16 {
@@ -94,5 +96,272 @@ fn a_federation_key_reads_only_and_stops_working_when_revoked() {
         e.request("POST", "/api/federation/keys", Some(r#"{"name": ""}"#))
             .0,
         400
+    );
+}
+
+const FAST_POLL: &str = "[federation]\npoll_interval_seconds = 1\nrequest_timeout_seconds = 2\n";
+
+fn node(label: &str) -> Eyrie {
+    Eyrie::start(
+        &format!("{FAST_POLL}[node]\nlabel = \"{label}\"\n"),
+        &["--demo"],
+    )
+}
+
+fn issue_key(on: &Eyrie, name: &str) -> String {
+    let (s, v) = on.request(
+        "POST",
+        "/api/federation/keys",
+        Some(&format!(r#"{{"name": "{name}"}}"#)),
+    );
+    assert_eq!(s, 201, "{v}");
+    v["key"].as_str().unwrap().to_string()
+}
+
+fn link(from: &Eyrie, to: &Eyrie, label: &str) -> String {
+    let key = issue_key(to, "peer");
+    let body = format!(
+        r#"{{"label": "{label}", "url": "{}", "key": "{key}"}}"#,
+        to.url("")
+    );
+    let (s, v) = from.request("POST", "/api/system/nodes", Some(&body));
+    assert_eq!(s, 201, "{v}");
+    assert_eq!(v["has_key"], true);
+    assert!(!v.to_string().contains(&key), "the key is write-only");
+    v["id"].as_str().unwrap().to_string()
+}
+
+fn cameras(e: &Eyrie) -> Vec<serde_json::Value> {
+    e.get("/api/cameras").as_array().unwrap().clone()
+}
+
+fn timed_get(e: &Eyrie, path: &str) -> (serde_json::Value, Duration) {
+    let started = std::time::Instant::now();
+    let v = e.get(path);
+    (v, started.elapsed())
+}
+
+#[test]
+fn three_nodes_one_view_without_loops_and_bad_peers_cannot_slow_it() {
+    let a = node("House");
+    let b = node("Shop");
+    let mut c = node("Garage");
+    link(&a, &b, "Shop");
+    let c_id = link(&a, &c, "Garage");
+    link(&b, &a, "House"); // both ways: must not loop
+
+    a.wait_until(
+        "lists the cameras of all three nodes",
+        Duration::from_secs(20),
+        || cameras(&a).len() == 3,
+    );
+    let cams = cameras(&a);
+    let mut labels: Vec<&str> = cams
+        .iter()
+        .map(|c| c["node_label"].as_str().unwrap())
+        .collect();
+    labels.sort();
+    assert_eq!(labels, ["Garage", "House", "Shop"]);
+    for cam in cams.iter().filter(|c| c["remote"] == true) {
+        assert!(cam["id"].as_str().unwrap().starts_with("r-"));
+        assert!(!cam["id"].as_str().unwrap().contains('_'));
+        assert_eq!(cam["online"], true);
+        assert!(
+            cam.get("source").is_none(),
+            "peers never share camera addresses: {cam}"
+        );
+    }
+    // B reads A, which reads B: B sees its own camera once and A's once, nothing nested.
+    b.wait_until("lists its camera and A's", Duration::from_secs(20), || {
+        cameras(&b).len() == 2
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(cameras(&b).len(), 2, "{:?}", cameras(&b));
+    // Peers asking for local scope get only local cameras.
+    assert_eq!(
+        a.get("/api/cameras?scope=local").as_array().unwrap().len(),
+        1
+    );
+
+    // Health: one entry per peer with its numbers.
+    let health = a.get("/api/health");
+    assert_eq!(health["label"], "House");
+    let nodes = health["nodes"].as_array().unwrap();
+    assert_eq!(nodes.len(), 2);
+    for n in nodes {
+        assert_eq!(n["reachable"], true, "{n}");
+        assert_eq!(n["cameras_total"], 1);
+        assert!(n["disk_total_bytes"].as_u64().unwrap() > 0);
+        assert_eq!(n["version"], health["version"]);
+    }
+
+    // Misbehaving peers: silent, invalid JSON, endless body; and a dead one.
+    let silent = FakePeer::start(|_, _| Reply::Silent);
+    let garbage = FakePeer::start(|_, _| Reply::Body(200, "{nope".into()));
+    let endless = FakePeer::start(|_, _| Reply::Endless);
+    for (label, peer) in [
+        ("silent", &silent),
+        ("garbage", &garbage),
+        ("endless", &endless),
+    ] {
+        let body = format!(
+            r#"{{"label": "{label}", "url": "{}", "key": "k"}}"#,
+            peer.url()
+        );
+        assert_eq!(a.request("POST", "/api/system/nodes", Some(&body)).0, 201);
+    }
+    c.kill9();
+    a.wait_until("marks the garage offline", Duration::from_secs(20), || {
+        a.get(&format!("/api/system/nodes/{c_id}"))["status"]["online"] == false
+    });
+    for _ in 0..10 {
+        let (cams, took) = timed_get(&a, "/api/cameras");
+        assert!(
+            took < Duration::from_millis(1000),
+            "/api/cameras took {took:?}"
+        );
+        assert_eq!(
+            cams.as_array().unwrap().len(),
+            3,
+            "the dead node's camera stays, offline"
+        );
+        let (_, took) = timed_get(&a, "/api/health");
+        assert!(
+            took < Duration::from_millis(1000),
+            "/api/health took {took:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let garage = cameras(&a)
+        .into_iter()
+        .find(|c| c["node_label"] == "Garage")
+        .unwrap();
+    assert_eq!(garage["online"], false);
+    assert_eq!(garage["status"]["state"], "offline");
+    let nodes = a.get("/api/system/nodes");
+    for n in nodes.as_array().unwrap() {
+        let label = n["label"].as_str().unwrap();
+        if ["silent", "garbage", "endless", "Garage"].contains(&label) {
+            assert_eq!(n["status"]["online"], false, "{n}");
+            assert!(n["status"]["last_error"].is_string(), "{n}");
+        }
+    }
+    let errors: Vec<String> = nodes
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| format!("{}: {}", n["label"], n["status"]["last_error"]))
+        .collect();
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("endless") && e.contains("larger than")),
+        "{errors:?}"
+    );
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("garbage") && e.contains("not what was expected")),
+        "{errors:?}"
+    );
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("silent") && e.contains("within")),
+        "{errors:?}"
+    );
+}
+
+#[test]
+fn a_node_test_checks_reachability_key_and_self() {
+    let a = node("A");
+    let b = node("B");
+    let key = issue_key(&b, "a");
+    let test = |url: &str, key: &str| {
+        let (s, v) = a.request(
+            "POST",
+            "/api/system/nodes/test",
+            Some(&format!(r#"{{"url": "{url}", "key": "{key}"}}"#)),
+        );
+        assert_eq!(s, 200, "{v}");
+        v
+    };
+    let ok = test(&b.url(""), &key);
+    assert_eq!(ok["ok"], true, "{ok}");
+    assert_eq!(ok["cameras"], 1);
+    let wrong = test(&b.url(""), "wrong");
+    assert_eq!(
+        (wrong["reachable"].clone(), wrong["key_accepted"].clone()),
+        (true.into(), false.into()),
+        "{wrong}"
+    );
+    let me = test(&a.url(""), &issue_key(&a, "self"));
+    assert_eq!(me["is_self"], true, "{me}");
+    let closed = test(&format!("http://127.0.0.1:{}", free_port()), "k");
+    assert_eq!(closed["reachable"], false, "{closed}");
+    // Bad input to the node API.
+    for body in [
+        r#"{"url": "ftp://x"}"#,
+        r#"{"url": "http://u:p@x"}"#,
+        r#"{"url": "http://x/?a=1"}"#,
+        r#"{"label": "x"}"#,
+        r#"{"url": "http://x", "tls_pin": "12"}"#,
+        r#"{"url": "http://x", "kind": "zoneminder"}"#,
+    ] {
+        let (s, v) = a.request("POST", "/api/system/nodes", Some(body));
+        assert!(s == 400 || s == 422, "{body}: {s} {v}");
+    }
+    assert_eq!(a.request("GET", "/api/system/nodes/../../x", None).0, 404);
+    assert_eq!(
+        a.request("DELETE", "/api/system/nodes/0123456789ab", None)
+            .0,
+        404
+    );
+}
+
+#[test]
+fn a_cartanvr_peer_is_read_with_its_own_calls() {
+    let carta = FakePeer::start(|path, key| {
+        if key != Some("0123456789abcdef0123456789abcdef") {
+            return Reply::Body(401, r#"{"error":"Unauthorized"}"#.into());
+        }
+        match path {
+            "/api/cameras" => Reply::Body(
+                200,
+                r#"[{"id": 3, "name": "Driveway", "ip_address": "10.0.0.3", "rtsp_url": "rtsp://admin:pw@10.0.0.3/",
+                     "storage_id": 1, "is_hevc": 1, "enabled": 1, "stream_method": "dash", "has_audio": 0},
+                    {"id": "remote_2_5", "name": "Elsewhere", "isRemote": true, "enabled": 1}]"#
+                    .into(),
+            ),
+            "/api/maintenance/health" => Reply::Body(
+                200,
+                r#"{"status": "healthy", "components": {"recordingsDir": "ok", "ffmpeg": "ok", "database": "ok"}, "remote_nodes": []}"#.into(),
+            ),
+            _ => Reply::Body(404, "{}".into()),
+        }
+    });
+    let a = node("A");
+    let body = format!(
+        r#"{{"label": "Carta", "url": "{}", "key": "0123456789abcdef0123456789abcdef", "kind": "cartanvr"}}"#,
+        carta.url()
+    );
+    let (s, v) = a.request("POST", "/api/system/nodes", Some(&body));
+    assert_eq!(s, 201, "{v}");
+    a.wait_until("lists the CartaNVR camera", Duration::from_secs(20), || {
+        cameras(&a).len() == 2
+    });
+    let cam = cameras(&a)
+        .into_iter()
+        .find(|c| c["remote"] == true)
+        .unwrap();
+    assert_eq!(cam["name"], "Driveway");
+    assert_eq!(cam["node_label"], "Carta");
+    assert_eq!(cam["codec"], "h265");
+    assert!(!cam.to_string().contains("admin:pw"), "{cam}");
+    let health = a.get("/api/health");
+    assert_eq!(health["nodes"][0]["status"], "healthy");
+    assert_eq!(
+        health["nodes"][0]["cameras_total"], 1,
+        "its aggregated cameras are not counted"
     );
 }

@@ -3,4 +3,6 @@
 //! admin), and how a request presenting one is recognised. Remote nodes, the poller and media
 //! tokens build on this (docs/federation.md).
 
+pub mod client;
 pub mod keys;
+pub mod peers;

@@ -1,12 +1,14 @@
 //! `/api/cameras`: the cameras of this node. Credentials are write-only: a source URL given with
 //! `user:pass@` is split, and no response ever carries a username or password.
 
+use axum::Extension;
 use axum::Json;
 use axum::extract::{Path, Query};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use serde::{Deserialize, Serialize};
 
+use super::auth::Caller;
 use super::{ApiError, ApiResult, State, blocking, rfc3339};
 use crate::capture::{split_credentials, validate_source};
 use crate::recorder::CameraStatus;
@@ -30,13 +32,20 @@ pub struct CameraInput {
 pub struct CameraView {
     id: String,
     name: String,
-    source: String,
+    /// Left out for peers: they have no use for this node's camera addresses.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    source: Option<String>,
     has_credentials: bool,
     transport: Transport,
     enabled: bool,
     retention_days: Option<u32>,
     created: String,
     status: CameraStatus,
+    node_id: String,
+    node_label: String,
+    remote: bool,
+    online: bool,
+    stale: bool,
 }
 
 pub fn view(state: &super::AppState, c: CameraRecord) -> CameraView {
@@ -45,11 +54,82 @@ pub fn view(state: &super::AppState, c: CameraRecord) -> CameraView {
         has_credentials: c.username.is_some() || c.password.is_some(),
         id: c.id,
         name: c.name,
-        source: c.source,
+        source: Some(c.source),
         transport: c.transport,
         enabled: c.enabled,
         retention_days: c.retention_days,
         created: rfc3339(c.created_ms),
+        node_id: state.index.node_id().to_string(),
+        node_label: state.label.clone(),
+        remote: false,
+        online: true,
+        stale: false,
+    }
+}
+
+/// A camera of a remote node, from the poller's cache. Its id, `r-{node}-{camera}`, is unique
+/// across nodes and stable while the node stays registered.
+#[derive(Debug, Serialize)]
+struct RemoteCameraView {
+    id: String,
+    name: String,
+    enabled: bool,
+    node_id: String,
+    node_label: String,
+    remote: bool,
+    online: bool,
+    stale: bool,
+    /// Seconds since the node last answered.
+    age_s: Option<f64>,
+    codec: Option<String>,
+    status: serde_json::Value,
+}
+
+fn remote_cameras(st: &super::AppState) -> ApiResult<Vec<RemoteCameraView>> {
+    let now = jiff::Timestamp::now().as_millisecond();
+    let mut out = Vec::new();
+    for node in st.peers.nodes()?.into_iter().filter(|n| n.enabled) {
+        let peer = st.peers.status(&node.id);
+        let stale = st.peers.is_stale(&peer);
+        for cam in &peer.cameras {
+            let state = if peer.online {
+                cam.state.as_str()
+            } else {
+                "offline"
+            };
+            out.push(RemoteCameraView {
+                id: format!("r-{}-{}", node.id, cam.id),
+                name: cam.name.clone(),
+                enabled: cam.enabled,
+                node_id: node.id.clone(),
+                node_label: node.label.clone(),
+                remote: true,
+                online: peer.online,
+                stale,
+                age_s: peer.last_seen_ms.map(|t| (now - t) as f64 / 1000.0),
+                codec: cam.codec.clone(),
+                status: serde_json::json!({ "state": state }),
+            });
+        }
+    }
+    Ok(out)
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ListQuery {
+    /// `local`: this node's cameras only (what peers ask, so linked nodes never loop).
+    scope: Option<String>,
+}
+
+/// Whether a request wants this node's own data only: peers always get just that.
+pub fn local_only(scope: Option<&str>, caller: &Caller) -> ApiResult<bool> {
+    match scope {
+        None | Some("all") => Ok(matches!(caller, Caller::Peer { .. })),
+        Some("local") => Ok(true),
+        Some(other) => Err(ApiError::bad_request(format!(
+            "scope: 'local' or 'all', not '{}'",
+            other.escape_debug()
+        ))),
     }
 }
 
@@ -128,10 +208,34 @@ fn slug(name: &str) -> String {
     if s.is_empty() { "camera".into() } else { s }
 }
 
-pub async fn list(st: State) -> ApiResult<Json<Vec<CameraView>>> {
+pub async fn list(
+    st: State,
+    Query(q): Query<ListQuery>,
+    Extension(caller): Extension<Caller>,
+) -> ApiResult<Json<Vec<serde_json::Value>>> {
+    let local_only = local_only(q.scope.as_deref(), &caller)?;
     let index = st.index.clone();
     let cams = blocking(move || Ok(index.cameras()?)).await?;
-    Ok(Json(cams.into_iter().map(|c| view(&st, c)).collect()))
+    let mut out: Vec<serde_json::Value> = cams
+        .into_iter()
+        .map(|c| {
+            let mut v = view(&st, c);
+            if matches!(caller, Caller::Peer { .. }) {
+                v.source = None;
+            }
+            to_value(&v)
+        })
+        .collect();
+    if !local_only {
+        let st2 = st.clone();
+        let remote = blocking(move || remote_cameras(&st2)).await?;
+        out.extend(remote.iter().map(to_value));
+    }
+    Ok(Json(out))
+}
+
+fn to_value<T: Serialize>(v: &T) -> serde_json::Value {
+    serde_json::to_value(v).expect("views serialize")
 }
 
 fn known_id(id: &str) -> ApiResult<()> {

@@ -2,10 +2,12 @@
 
 use std::time::Instant;
 
-use axum::Json;
+use axum::extract::Query;
+use axum::{Extension, Json};
 use procfs::Current;
 use serde::Serialize;
 
+use super::auth::Caller;
 use super::{ApiResult, State, blocking};
 use crate::recorder::CameraStatus;
 use crate::storage::retention::disk_stats;
@@ -51,15 +53,41 @@ struct CameraHealth {
     status: CameraStatus,
 }
 
+/// One remote node as the local node last heard from it.
+#[derive(Debug, Serialize)]
+struct NodeHealth {
+    id: String,
+    label: String,
+    url: String,
+    reachable: bool,
+    stale: bool,
+    latency_ms: Option<u64>,
+    last_seen: Option<String>,
+    last_error: Option<String>,
+    node_id: Option<String>,
+    version: Option<String>,
+    #[serde(flatten)]
+    health: Option<crate::federation::peers::PeerHealth>,
+}
+
 #[derive(Debug, Serialize)]
 pub struct Health {
     node_id: String,
+    label: String,
     version: &'static str,
     uptime_s: u64,
     cpu: Cpu,
     memory: Memory,
     disk: Disk,
     cameras: Vec<CameraHealth>,
+    /// Remote nodes; left out for peers and with `?scope=local`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    nodes: Option<Vec<NodeHealth>>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+pub struct HealthQuery {
+    scope: Option<String>,
 }
 
 fn process_cpu_ticks() -> u64 {
@@ -69,15 +97,25 @@ fn process_cpu_ticks() -> u64 {
         .unwrap_or(0)
 }
 
-pub async fn health(st: State) -> ApiResult<Json<Health>> {
+pub async fn health(
+    st: State,
+    Query(q): Query<HealthQuery>,
+    Extension(caller): Extension<Caller>,
+) -> ApiResult<Json<Health>> {
+    let local_only = super::cameras::local_only(q.scope.as_deref(), &caller)?;
     let index = st.index.clone();
     let root = st.layout.root().to_path_buf();
-    let (cams, disk, mem, load, status) = blocking(move || {
+    let (cams, nodes, disk, mem, load, status) = blocking(move || {
         let status = procfs::process::Process::myself()
             .and_then(|p| p.status())
             .ok();
         Ok((
             index.cameras()?,
+            if local_only {
+                None
+            } else {
+                Some(index.nodes()?)
+            },
             disk_stats(&root).unwrap_or_default(),
             procfs::Meminfo::current().ok(),
             procfs::LoadAverage::current().ok(),
@@ -96,8 +134,32 @@ pub async fn health(st: State) -> ApiResult<Json<Health>> {
     let secs = now.at.duration_since(prev.at).as_secs_f64().max(1e-3);
     let cpu_secs = now.ticks.saturating_sub(prev.ticks) as f64 / procfs::ticks_per_second() as f64;
     let cfg = st.retention.config();
+    let nodes = nodes.map(|nodes| {
+        nodes
+            .into_iter()
+            .filter(|n| n.enabled)
+            .map(|n| {
+                let p = st.peers.status(&n.id);
+                NodeHealth {
+                    stale: st.peers.is_stale(&p),
+                    id: n.id,
+                    label: n.label,
+                    url: n.url,
+                    reachable: p.online,
+                    latency_ms: p.latency_ms,
+                    last_seen: p.last_seen_ms.map(super::rfc3339),
+                    last_error: p.last_error,
+                    node_id: p.node_id,
+                    version: p.version,
+                    health: p.health,
+                }
+            })
+            .collect()
+    });
     Ok(Json(Health {
+        nodes,
         node_id: st.index.node_id().to_string(),
+        label: st.label.clone(),
         version: env!("CARGO_PKG_VERSION"),
         uptime_s: st.started.elapsed().as_secs(),
         cpu: Cpu {

@@ -6,6 +6,7 @@ mod cameras;
 mod federation;
 mod health;
 mod live;
+mod nodes;
 mod recordings;
 mod serve;
 
@@ -34,6 +35,9 @@ pub struct AppState {
     pub recorder: Arc<Recorder>,
     pub retention: Arc<Retention>,
     pub keys: Arc<crate::federation::keys::KeyStore>,
+    pub peers: Arc<crate::federation::peers::Peers>,
+    /// This node's name for people and peers.
+    pub label: String,
     pub started: Instant,
     /// Previous CPU-time reading, for the process CPU share between two health calls.
     pub cpu: Mutex<Option<health::CpuSample>>,
@@ -135,6 +139,12 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route(
             "/api/federation/keys/{id}",
             axum::routing::delete(federation::revoke),
+        )
+        .route("/api/system/nodes", get(nodes::list).post(nodes::create))
+        .route("/api/system/nodes/test", axum::routing::post(nodes::test))
+        .route(
+            "/api/system/nodes/{id}",
+            get(nodes::get_one).put(nodes::update).delete(nodes::delete),
         )
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY))

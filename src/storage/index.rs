@@ -26,6 +26,7 @@ const SEGMENTS: TableDefinition<(&str, i64), SegmentRow> = TableDefinition::new(
 const SEGMENT_IDS: TableDefinition<u64, (&str, i64)> = TableDefinition::new("segment_ids");
 const SETTINGS: TableDefinition<&str, &[u8]> = TableDefinition::new("settings");
 const FEDERATION_KEYS: TableDefinition<&str, &[u8]> = TableDefinition::new("federation_keys");
+const NODES: TableDefinition<&str, &[u8]> = TableDefinition::new("nodes");
 
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
@@ -191,6 +192,46 @@ pub struct FederationKeyRecord {
     pub last_used_ms: Option<i64>,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum NodeKind {
+    /// Another Eyrie: its own protocol (docs/federation.md).
+    #[default]
+    Eyrie,
+    /// A CartaNVR (Node.js) node, read with its API's calls.
+    Cartanvr,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum MediaMode {
+    /// Browsers fetch the peer's media from the peer itself.
+    #[default]
+    Direct,
+    /// This node streams the peer's media through itself.
+    Relay,
+}
+
+/// A remote node this node reads. `key` is the federation key the peer issued to us: it must be
+/// presented in clear, so it is stored as given, and never returned by the API.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeRecord {
+    pub id: String,
+    pub label: String,
+    pub url: String,
+    #[serde(default)]
+    pub key: Option<String>,
+    pub enabled: bool,
+    #[serde(default)]
+    pub kind: NodeKind,
+    #[serde(default)]
+    pub media_mode: MediaMode,
+    /// SHA-256 fingerprint of the peer's TLS certificate, pinned (HTTPS peers).
+    #[serde(default)]
+    pub tls_pin: Option<String>,
+    pub created_ms: i64,
+}
+
 /// A segment with its key, as handed out to readers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Segment {
@@ -286,6 +327,7 @@ impl Index {
             tx.open_table(SEGMENT_IDS)?;
             tx.open_table(SETTINGS)?;
             tx.open_table(FEDERATION_KEYS)?;
+            tx.open_table(NODES)?;
         }
         tx.commit()?;
         Ok(Self { db, node_id })
@@ -369,6 +411,64 @@ impl Index {
         let existed = tx.open_table(FEDERATION_KEYS)?.remove(id)?.is_some();
         tx.commit()?;
         Ok(existed)
+    }
+
+    // ---- remote nodes ----
+
+    pub fn nodes(&self) -> Result<Vec<NodeRecord>> {
+        let tx = self.db.begin_read()?;
+        let t = tx.open_table(NODES)?;
+        let mut out = Vec::new();
+        for item in t.iter()? {
+            let (_, v) = item?;
+            out.push(
+                serde_json::from_slice(v.value()).map_err(|e| StorageError::Corrupt {
+                    what: "node",
+                    detail: e.to_string(),
+                })?,
+            );
+        }
+        Ok(out)
+    }
+
+    pub fn put_node(&self, n: &NodeRecord) -> Result<()> {
+        let json = serde_json::to_vec(n).expect("node serializes");
+        let tx = self.db.begin_write()?;
+        tx.open_table(NODES)?
+            .insert(n.id.as_str(), json.as_slice())?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    pub fn delete_node(&self, id: &str) -> Result<bool> {
+        let tx = self.db.begin_write()?;
+        let existed = tx.open_table(NODES)?.remove(id)?.is_some();
+        tx.commit()?;
+        Ok(existed)
+    }
+
+    /// A random secret of this node's, made at first use (e.g. the media-token key).
+    pub fn node_secret(&self, name: &str) -> Result<[u8; 32]> {
+        let key = format!("secret.{name}");
+        let tx = self.db.begin_write()?;
+        let secret = {
+            let mut meta = tx.open_table(META)?;
+            let existing = meta
+                .get(key.as_str())?
+                .and_then(|v| <[u8; 32]>::try_from(v.value()).ok());
+            match existing {
+                Some(s) => s,
+                None => {
+                    let mut s = [0u8; 32];
+                    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut s)
+                        .expect("system random");
+                    meta.insert(key.as_str(), s.as_slice())?;
+                    s
+                }
+            }
+        };
+        tx.commit()?;
+        Ok(secret)
     }
 
     // ---- segments ----

@@ -7,7 +7,7 @@ mod layout;
 pub mod retention;
 
 pub use index::{
-    CameraRecord, FederationKeyRecord, Index, NewSegment, Segment, SegmentFinish, SegmentState,
-    StorageError, Transport,
+    CameraRecord, FederationKeyRecord, Index, MediaMode, NewSegment, NodeKind, NodeRecord, Segment,
+    SegmentFinish, SegmentState, StorageError, Transport,
 };
 pub use layout::{Layout, valid_camera_id};

@@ -1,0 +1,239 @@
+//! `/api/system/nodes`: the remote nodes this node reads. Their keys are write-only.
+
+use axum::Json;
+use axum::extract::Path;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use serde::{Deserialize, Serialize};
+
+use super::{ApiError, ApiResult, AppState, State, blocking, rfc3339};
+use crate::federation::peers::{PeerStatus, TestResult};
+use crate::storage::{MediaMode, NodeKind, NodeRecord};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeInput {
+    label: Option<String>,
+    url: Option<String>,
+    key: Option<String>,
+    enabled: Option<bool>,
+    kind: Option<NodeKind>,
+    media_mode: Option<MediaMode>,
+    /// SHA-256 certificate fingerprint (hex, colons allowed); "" clears it.
+    tls_pin: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct NodeView {
+    id: String,
+    label: String,
+    url: String,
+    kind: NodeKind,
+    enabled: bool,
+    media_mode: MediaMode,
+    tls_pin: Option<String>,
+    has_key: bool,
+    created: String,
+    status: StatusView,
+}
+
+#[derive(Debug, Serialize)]
+struct StatusView {
+    #[serde(flatten)]
+    peer: PeerStatus,
+    last_seen: Option<String>,
+    stale: bool,
+    cameras: usize,
+}
+
+pub fn view(st: &AppState, n: NodeRecord) -> NodeView {
+    let peer = st.peers.status(&n.id);
+    NodeView {
+        status: StatusView {
+            last_seen: peer.last_seen_ms.map(rfc3339),
+            stale: st.peers.is_stale(&peer),
+            cameras: peer.cameras.len(),
+            peer,
+        },
+        has_key: n.key.is_some(),
+        id: n.id,
+        label: n.label,
+        url: n.url,
+        kind: n.kind,
+        enabled: n.enabled,
+        media_mode: n.media_mode,
+        tls_pin: n.tls_pin,
+        created: rfc3339(n.created_ms),
+    }
+}
+
+/// `http(s)://host[:port][/path]`, no credentials, query or fragment; stored without a
+/// trailing slash.
+pub fn check_url(raw: &str) -> ApiResult<String> {
+    let bad = |m: &str| ApiError::bad_request(format!("url: {m}"));
+    if raw.len() > 512 {
+        return Err(bad("at most 512 characters"));
+    }
+    let u = url::Url::parse(raw.trim()).map_err(|e| bad(&e.to_string()))?;
+    if !matches!(u.scheme(), "http" | "https") {
+        return Err(bad("only http:// and https:// peers"));
+    }
+    if !u.username().is_empty() || u.password().is_some() {
+        return Err(bad("no credentials in the URL: give the key in \"key\""));
+    }
+    if u.query().is_some() || u.fragment().is_some() {
+        return Err(bad("no query or fragment"));
+    }
+    if u.host_str().is_none_or(str::is_empty) {
+        return Err(bad("a host is needed"));
+    }
+    Ok(u.as_str().trim_end_matches('/').to_string())
+}
+
+fn check_pin(p: &str) -> ApiResult<Option<String>> {
+    let hex: String = p
+        .chars()
+        .filter(|c| *c != ':')
+        .collect::<String>()
+        .to_ascii_lowercase();
+    if hex.is_empty() {
+        return Ok(None);
+    }
+    if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(ApiError::bad_request(
+            "tls_pin: a SHA-256 fingerprint, 64 hex digits",
+        ));
+    }
+    Ok(Some(hex))
+}
+
+fn apply(n: &mut NodeRecord, input: NodeInput) -> ApiResult<()> {
+    if let Some(label) = input.label {
+        let label = label.trim();
+        if label.is_empty() || label.chars().count() > 64 || label.chars().any(char::is_control) {
+            return Err(ApiError::bad_request(
+                "label: 1 to 64 characters, no control characters",
+            ));
+        }
+        n.label = label.to_string();
+    }
+    if let Some(url) = input.url {
+        n.url = check_url(&url)?;
+    }
+    if let Some(key) = input.key {
+        let key = key.trim();
+        if key.len() > 256 || !key.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(ApiError::bad_request("key: up to 256 printable characters"));
+        }
+        n.key = (!key.is_empty()).then(|| key.to_string());
+    }
+    if let Some(e) = input.enabled {
+        n.enabled = e;
+    }
+    if let Some(k) = input.kind {
+        n.kind = k;
+    }
+    if let Some(m) = input.media_mode {
+        n.media_mode = m;
+    }
+    if let Some(p) = input.tls_pin {
+        n.tls_pin = check_pin(&p)?;
+    }
+    Ok(())
+}
+
+fn new_record(input: NodeInput) -> ApiResult<NodeRecord> {
+    if input.url.is_none() {
+        return Err(ApiError::bad_request("url is required"));
+    }
+    let mut id = [0u8; 6];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut id)
+        .map_err(|_| ApiError::internal("no randomness"))?;
+    let mut n = NodeRecord {
+        id: id.iter().map(|b| format!("{b:02x}")).collect(),
+        label: String::new(),
+        url: String::new(),
+        key: None,
+        enabled: true,
+        kind: NodeKind::Eyrie,
+        media_mode: MediaMode::Direct,
+        tls_pin: None,
+        created_ms: jiff::Timestamp::now().as_millisecond(),
+    };
+    let label_given = input.label.is_some();
+    apply(&mut n, input)?;
+    if !label_given {
+        n.label = url::Url::parse(&n.url)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_string))
+            .unwrap_or_else(|| n.url.clone());
+    }
+    Ok(n)
+}
+
+fn valid_node_id(id: &str) -> ApiResult<()> {
+    if id.len() == 12 && id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        Ok(())
+    } else {
+        Err(ApiError::not_found("no such node"))
+    }
+}
+
+pub async fn list(st: State) -> ApiResult<Json<Vec<NodeView>>> {
+    let peers = st.peers.clone();
+    let nodes = blocking(move || Ok(peers.nodes()?)).await?;
+    Ok(Json(nodes.into_iter().map(|n| view(&st, n)).collect()))
+}
+
+async fn find(st: &State, id: &str) -> ApiResult<NodeRecord> {
+    valid_node_id(id)?;
+    let peers = st.peers.clone();
+    let id = id.to_string();
+    blocking(move || Ok(peers.nodes()?))
+        .await?
+        .into_iter()
+        .find(|n| n.id == id)
+        .ok_or_else(|| ApiError::not_found("no such node"))
+}
+
+pub async fn get_one(st: State, Path(id): Path<String>) -> ApiResult<Json<NodeView>> {
+    let n = find(&st, &id).await?;
+    Ok(Json(view(&st, n)))
+}
+
+pub async fn create(st: State, Json(input): Json<NodeInput>) -> ApiResult<impl IntoResponse> {
+    let n = new_record(input)?;
+    let index = st.index.clone();
+    let saved = n.clone();
+    blocking(move || Ok(index.put_node(&saved)?)).await?;
+    st.peers.changed(&n.id, true);
+    Ok((StatusCode::CREATED, Json(view(&st, n))))
+}
+
+pub async fn update(
+    st: State,
+    Path(id): Path<String>,
+    Json(input): Json<NodeInput>,
+) -> ApiResult<Json<NodeView>> {
+    let mut n = find(&st, &id).await?;
+    apply(&mut n, input)?;
+    let index = st.index.clone();
+    let saved = n.clone();
+    blocking(move || Ok(index.put_node(&saved)?)).await?;
+    st.peers.changed(&n.id, true);
+    Ok(Json(view(&st, n)))
+}
+
+pub async fn delete(st: State, Path(id): Path<String>) -> ApiResult<StatusCode> {
+    let n = find(&st, &id).await?;
+    let index = st.index.clone();
+    blocking(move || Ok(index.delete_node(&n.id)?)).await?;
+    st.peers.changed(&id, false);
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Checks a URL and key before saving: reachable? key accepted? not this node itself?
+pub async fn test(st: State, Json(input): Json<NodeInput>) -> ApiResult<Json<TestResult>> {
+    let n = new_record(input)?;
+    Ok(Json(st.peers.test(&n).await))
+}
