@@ -140,6 +140,10 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
         retention,
         keys: eyrie::federation::keys::KeyStore::load(index.clone())?,
         peers: peers.clone(),
+        tokens: Arc::new(eyrie::federation::tokens::MediaTokens::new(
+            &index.node_secret("media-tokens")?,
+            Duration::from_secs(600),
+        )),
         label: cfg.label.clone(),
         started,
         cpu: Mutex::new(None),

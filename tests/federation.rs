@@ -365,3 +365,122 @@ fn a_cartanvr_peer_is_read_with_its_own_calls() {
         "its aggregated cameras are not counted"
     );
 }
+
+fn status_of(url: &str) -> (u16, Option<String>) {
+    match ureq::get(url).timeout(Duration::from_secs(10)).call() {
+        Ok(r) => (
+            r.status(),
+            r.header("access-control-allow-origin").map(str::to_string),
+        ),
+        Err(ureq::Error::Status(s, r)) => (
+            s,
+            r.header("access-control-allow-origin").map(str::to_string),
+        ),
+        Err(e) => panic!("GET {url}: {e}"),
+    }
+}
+
+#[test]
+fn media_plays_straight_from_the_peer_with_tokens_and_search_spans_nodes() {
+    let a = node("A");
+    let b = node("B");
+    let b_id = link(&a, &b, "B");
+    a.wait_until(
+        "lists B's camera with a live URL",
+        Duration::from_secs(20),
+        || {
+            cameras(&a)
+                .iter()
+                .any(|c| c["remote"] == true && c["live_url"].is_string())
+        },
+    );
+    let remote = cameras(&a)
+        .into_iter()
+        .find(|c| c["remote"] == true)
+        .unwrap();
+    let live = remote["live_url"].as_str().unwrap().to_string();
+    assert!(
+        live.starts_with(&b.url("/api/cameras/demo/live?token=")),
+        "{live}"
+    );
+    // The browser fetches it from B with no key: allowed, from any origin, without credentials.
+    let resp = ureq::get(&live)
+        .timeout(Duration::from_secs(10))
+        .call()
+        .unwrap();
+    assert_eq!(resp.content_type(), "video/mp4");
+    assert_eq!(resp.header("access-control-allow-origin"), Some("*"));
+    let mut first = [0u8; 8];
+    std::io::Read::read_exact(&mut resp.into_reader(), &mut first).unwrap();
+    assert_eq!(&first[4..8], b"ftyp");
+    // Forged, or for another camera or kind: 401.
+    let forged = format!("{}0", &live[..live.len() - 1]);
+    assert_eq!(status_of(&forged).0, 401);
+    let token = live.split("token=").nth(1).unwrap();
+    assert_eq!(
+        status_of(&b.url(&format!("/api/recordings/demo/view.mp4?token={token}"))).0,
+        401
+    );
+    assert_eq!(
+        status_of(&b.url(&format!("/api/cameras/other/live?token={token}"))).0,
+        401
+    );
+    assert_eq!(
+        status_of(&b.url(&format!("/api/health?token={token}"))).0,
+        401
+    );
+
+    // Recordings of B's camera, asked on A: answered by B, URLs absolute with B's tokens.
+    let cam = remote["id"].as_str().unwrap();
+    a.wait_until("finds B's recordings", Duration::from_secs(20), || {
+        a.get(&format!("/api/recordings?camera={cam}"))["runs"]
+            .as_array()
+            .is_some_and(|r| !r.is_empty())
+    });
+    let rec = a.get(&format!("/api/recordings?camera={cam}"));
+    assert_eq!(rec["node_label"], "B");
+    let run_url = rec["runs"][0]["url"].as_str().unwrap().to_string();
+    assert!(
+        run_url.starts_with(&b.url("/api/recordings/demo/view.mp4?")) && run_url.contains("token="),
+        "{run_url}"
+    );
+    let (status, cors) = status_of(&run_url);
+    assert_eq!((status, cors.as_deref()), (200, Some("*")));
+    if have_tool("ffmpeg") {
+        let resp = ureq::get(&run_url).call().unwrap();
+        let file = a.dir.join("remote-view.mp4");
+        std::io::copy(
+            &mut resp.into_reader(),
+            &mut std::fs::File::create(&file).unwrap(),
+        )
+        .unwrap();
+        assert_decodes(&file);
+    }
+
+    // Every node at once, merged in time order; a dead node is reported beside the results.
+    let dead = FakePeer::start(|_, _| Reply::Silent);
+    let body = format!(
+        r#"{{"label": "dead", "url": "{}", "key": "k"}}"#,
+        dead.url()
+    );
+    assert_eq!(a.request("POST", "/api/system/nodes", Some(&body)).0, 201);
+    let all = a.get("/api/recordings?camera=all");
+    let runs = all["runs"].as_array().unwrap();
+    let mut labels: Vec<&str> = runs
+        .iter()
+        .map(|r| r["node_label"].as_str().unwrap())
+        .collect();
+    labels.dedup();
+    labels.sort();
+    labels.dedup();
+    assert_eq!(labels, ["A", "B"], "{all}");
+    let starts: Vec<i64> = runs
+        .iter()
+        .map(|r| r["start_ms"].as_i64().unwrap())
+        .collect();
+    assert!(starts.windows(2).all(|w| w[0] <= w[1]));
+    assert!(runs.iter().any(|r| r["camera"] == format!("r-{b_id}-demo")));
+    let errors = all["errors"].as_array().unwrap();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0]["node_label"], "dead");
+}

@@ -6,3 +6,4 @@
 pub mod client;
 pub mod keys;
 pub mod peers;
+pub mod tokens;

@@ -53,6 +53,8 @@ pub struct PeerCamera {
     /// `recording`, `connecting`, `error`, `disabled`, or `unknown` (CartaNVR).
     pub state: String,
     pub codec: Option<String>,
+    /// The peer's absolute live URL with its media token, when it is on the peer's own origin.
+    pub live_url: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
@@ -198,7 +200,13 @@ async fn poll_once(node: &NodeRecord, self_id: &str, limits: Limits) -> Result<L
             }
             None => cam.get("codec").and_then(text),
         };
+        let live_url = cam
+            .get("live_url")
+            .and_then(Value::as_str)
+            .filter(|u| u.len() <= 1024 && same_origin(u, &node.url))
+            .map(str::to_string);
         cameras.push(PeerCamera {
+            live_url,
             name: cam.get("name").and_then(text).unwrap_or_else(|| id.clone()),
             id,
             enabled,
@@ -234,6 +242,15 @@ async fn poll_once(node: &NodeRecord, self_id: &str, limits: Limits) -> Result<L
         cameras,
         latency,
     })
+}
+
+/// Whether `url` lies on the origin of `base` (scheme, host and port), so a peer can only send
+/// browsers to itself.
+pub fn same_origin(url: &str, base: &str) -> bool {
+    match (url::Url::parse(url), url::Url::parse(base)) {
+        (Ok(u), Ok(b)) => u.origin() == b.origin() && u.username().is_empty(),
+        _ => false,
+    }
 }
 
 fn now_ms() -> i64 {

@@ -18,7 +18,24 @@ use std::sync::Arc;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Caller {
     Local,
-    Peer { key_id: String },
+    Peer {
+        key_id: String,
+    },
+    /// A media request carrying `?token=`: the handler checks it against its camera.
+    Token(String),
+}
+
+/// Routes a media token may open (the handler decides which camera and kind).
+fn media_route(path: &str) -> bool {
+    (path.starts_with("/api/cameras/") && path.ends_with("/live"))
+        || (path.starts_with("/api/recordings/") && path.ends_with("/view.mp4"))
+        || path.starts_with("/api/segments/")
+}
+
+fn query_token(uri: &axum::http::Uri) -> Option<String> {
+    url::form_urlencoded::parse(uri.query()?.as_bytes())
+        .find(|(k, _)| k == "token")
+        .map(|(_, v)| v.into_owned())
 }
 
 /// The federation key a request presents, if any.
@@ -49,7 +66,18 @@ pub async fn authenticate(
     next: Next,
 ) -> Response {
     let Some(secret) = presented_key(req.headers()) else {
-        req.extensions_mut().insert(Caller::Local);
+        let caller = match query_token(req.uri()) {
+            Some(t) if media_route(req.uri().path()) => Caller::Token(t),
+            Some(_) => {
+                return ApiError(
+                    StatusCode::UNAUTHORIZED,
+                    "media tokens open live video and recordings only".into(),
+                )
+                .into_response();
+            }
+            None => Caller::Local,
+        };
+        req.extensions_mut().insert(caller);
         return next.run(req).await;
     };
     let from = req
@@ -99,6 +127,17 @@ mod tests {
         assert_eq!(presented_key(&h), None);
         h.insert("x-nvr-auth", "k1".parse().unwrap());
         assert_eq!(presented_key(&h).as_deref(), Some("k1"));
+    }
+
+    #[test]
+    fn tokens_only_open_media_routes() {
+        assert!(media_route("/api/cameras/x/live"));
+        assert!(media_route("/api/recordings/x/view.mp4"));
+        assert!(media_route("/api/segments/3.mp4"));
+        assert!(!media_route("/api/cameras/x"));
+        assert!(!media_route("/api/recordings"));
+        let uri: axum::http::Uri = "/a?b=1&token=5.ab%2B".parse().unwrap();
+        assert_eq!(query_token(&uri).as_deref(), Some("5.ab+"));
     }
 
     #[test]

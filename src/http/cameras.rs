@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::auth::Caller;
 use super::{ApiError, ApiResult, State, blocking, rfc3339};
 use crate::capture::{split_credentials, validate_source};
+use crate::federation::tokens::Kind;
 use crate::recorder::CameraStatus;
 use crate::storage::{CameraRecord, Transport, valid_camera_id};
 
@@ -41,6 +42,9 @@ pub struct CameraView {
     retention_days: Option<u32>,
     created: String,
     status: CameraStatus,
+    /// Where the live stream is: relative for this node's own pages, absolute with a media token
+    /// for a peer's.
+    live_url: String,
     node_id: String,
     node_label: String,
     remote: bool,
@@ -51,10 +55,12 @@ pub struct CameraView {
 pub fn view(state: &super::AppState, c: CameraRecord) -> CameraView {
     CameraView {
         status: state.recorder.status(&c.id),
+        live_url: format!("/api/cameras/{}/live", c.id),
         has_credentials: c.username.is_some() || c.password.is_some(),
         id: c.id,
         name: c.name,
         source: Some(c.source),
+
         transport: c.transport,
         enabled: c.enabled,
         retention_days: c.retention_days,
@@ -82,6 +88,8 @@ struct RemoteCameraView {
     /// Seconds since the node last answered.
     age_s: Option<f64>,
     codec: Option<String>,
+    /// Straight from the owning node, with the token it issued (absent while it is offline).
+    live_url: Option<String>,
     status: serde_json::Value,
 }
 
@@ -108,6 +116,7 @@ fn remote_cameras(st: &super::AppState) -> ApiResult<Vec<RemoteCameraView>> {
                 stale,
                 age_s: peer.last_seen_ms.map(|t| (now - t) as f64 / 1000.0),
                 codec: cam.codec.clone(),
+                live_url: cam.live_url.clone().filter(|_| peer.online),
                 status: serde_json::json!({ "state": state }),
             });
         }
@@ -212,8 +221,10 @@ pub async fn list(
     st: State,
     Query(q): Query<ListQuery>,
     Extension(caller): Extension<Caller>,
+    headers: axum::http::HeaderMap,
 ) -> ApiResult<Json<Vec<serde_json::Value>>> {
     let local_only = local_only(q.scope.as_deref(), &caller)?;
+    let origin = super::origin_of(&headers);
     let index = st.index.clone();
     let cams = blocking(move || Ok(index.cameras()?)).await?;
     let mut out: Vec<serde_json::Value> = cams
@@ -222,6 +233,12 @@ pub async fn list(
             let mut v = view(&st, c);
             if matches!(caller, Caller::Peer { .. }) {
                 v.source = None;
+                let token = st.tokens.issue(&v.id, Kind::Live);
+                v.live_url = format!(
+                    "{}{}?token={token}",
+                    origin.as_deref().unwrap_or(""),
+                    v.live_url
+                );
             }
             to_value(&v)
         })

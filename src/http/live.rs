@@ -2,6 +2,7 @@
 //! frames since the last key frame, then each frame as it arrives), for Media Source Extensions
 //! via `fetch()` streaming. The codec string is in the `X-Codec` header.
 
+use axum::Extension;
 use axum::body::Body;
 use axum::extract::Path;
 use axum::http::{StatusCode, header};
@@ -9,17 +10,24 @@ use axum::response::Response;
 use futures::StreamExt;
 use tokio::sync::broadcast::error::RecvError;
 
-use super::{ApiError, ApiResult, State};
+use super::auth::Caller;
+use super::{ApiError, ApiResult, State, media_access, open_cors};
+use crate::federation::tokens::Kind;
 use crate::media::live::LiveMsg;
 use crate::storage::valid_camera_id;
 
-pub async fn live(st: State, Path(id): Path<String>) -> ApiResult<Response> {
+pub async fn live(
+    st: State,
+    Path(id): Path<String>,
+    Extension(caller): Extension<Caller>,
+) -> ApiResult<Response> {
     if !valid_camera_id(&id) {
         return Err(ApiError::not_found(format!(
             "no camera '{}'",
             id.escape_debug()
         )));
     }
+    let cors = media_access(&st, &caller, &id, Kind::Live)?;
     let hub = st
         .recorder
         .live(&id)
@@ -54,10 +62,14 @@ pub async fn live(st: State, Path(id): Path<String>) -> ApiResult<Response> {
             }
         }
     });
-    Ok(Response::builder()
+    let mut res = Response::builder()
         .header(header::CONTENT_TYPE, "video/mp4")
         .header(header::CACHE_CONTROL, "no-store")
         .header("x-codec", sub.codec)
         .body(Body::from_stream(head.chain(tail)))
-        .unwrap())
+        .unwrap();
+    if cors {
+        open_cors(&mut res);
+    }
+    Ok(res)
 }

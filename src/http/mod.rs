@@ -36,6 +36,7 @@ pub struct AppState {
     pub retention: Arc<Retention>,
     pub keys: Arc<crate::federation::keys::KeyStore>,
     pub peers: Arc<crate::federation::peers::Peers>,
+    pub tokens: Arc<crate::federation::tokens::MediaTokens>,
     /// This node's name for people and peers.
     pub label: String,
     pub started: Instant,
@@ -167,6 +168,47 @@ pub fn router(state: Arc<AppState>) -> Router {
         ))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// Whether the caller may fetch `camera`'s media of `kind`: local callers and peers may (until
+/// accounts exist); a media token must be valid for exactly this camera and kind, else 401.
+/// Returns whether the answer should carry open CORS headers (token requests, which carry no
+/// credentials, may come from any origin).
+pub fn media_access(
+    st: &AppState,
+    caller: &auth::Caller,
+    camera: &str,
+    kind: crate::federation::tokens::Kind,
+) -> ApiResult<bool> {
+    match caller {
+        auth::Caller::Token(t) if st.tokens.check(t, camera, kind) => Ok(true),
+        auth::Caller::Token(_) => Err(ApiError(
+            StatusCode::UNAUTHORIZED,
+            "media token expired, forged, or for another camera".into(),
+        )),
+        _ => Ok(false),
+    }
+}
+
+/// Adds the CORS headers of a token-authenticated media answer.
+pub fn open_cors(res: &mut Response) {
+    let h = res.headers_mut();
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_EXPOSE_HEADERS,
+        HeaderValue::from_static("content-length, content-range, accept-ranges, etag, x-codec"),
+    );
+}
+
+/// `http://host[:port]` as the caller addressed this node, for absolute URLs in answers to
+/// peers (their browsers fetch media from here directly).
+pub fn origin_of(headers: &axum::http::HeaderMap) -> Option<String> {
+    let host = headers.get(header::HOST)?.to_str().ok()?;
+    let authority: axum::http::uri::Authority = host.parse().ok()?;
+    Some(format!("http://{authority}"))
 }
 
 /// Parses a time given as RFC 3339 or as epoch milliseconds.

@@ -1,14 +1,19 @@
 //! Recordings: listing segments and runs, one MP4 for any time range, single segments; all
 //! with ETag and single-range HTTP Range support (RFC 9110) through one code path.
 
-use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, Query};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
-use super::{ApiError, ApiResult, State, blocking, parse_time, rfc3339};
+use super::auth::Caller;
+use super::{
+    ApiError, ApiResult, State, blocking, media_access, open_cors, origin_of, parse_time, rfc3339,
+};
+use crate::federation::tokens::Kind;
 use crate::media::view::{self, ViewError, VirtualFile};
 use crate::storage::{Segment, SegmentState, valid_camera_id};
 use crate::video::{Codec, TIMESCALE};
@@ -108,15 +113,215 @@ async fn camera_exists(st: &State, camera: &str) -> ApiResult<()> {
     }
 }
 
-pub async fn list(st: State, Query(q): Query<RangeQuery>) -> ApiResult<Json<Listing>> {
+/// `camera=ID` (this node's), `camera=r-{node}-{camera}` (asked of the node that holds it), or
+/// `camera=all` (every node, in parallel, merged in time order).
+pub async fn list(
+    st: State,
+    Query(q): Query<RangeQuery>,
+    Extension(caller): Extension<Caller>,
+    headers: HeaderMap,
+) -> ApiResult<Json<Value>> {
     let camera = q
         .camera
-        .ok_or_else(|| ApiError::bad_request("camera is required"))?;
+        .ok_or_else(|| ApiError::bad_request("camera is required (an id, or all)"))?;
     let (start, end) = time_range(q.start.as_deref(), q.end.as_deref(), 86_400_000)?;
     if end - start > MAX_LIST_MS {
         return Err(ApiError::bad_request("a listing spans at most 31 days"));
     }
+    let peer = matches!(caller, Caller::Peer { .. });
+    if camera == "all" {
+        return all_listing(&st, start, end, &caller, &headers)
+            .await
+            .map(Json);
+    }
+    if let (Some((node, cam)), false) = (parse_remote_id(&camera), peer) {
+        return remote_listing(&st, node, cam, &camera, start, end)
+            .await
+            .map(Json);
+    }
     camera_exists(&st, &camera).await?;
+    let listing = local_listing(&st, camera, start, end, &caller, &headers).await?;
+    Ok(Json(serde_json::to_value(listing).expect("serializes")))
+}
+
+/// `r-{12 hex}-{camera}` → (node id, camera id on that node).
+fn parse_remote_id(id: &str) -> Option<(&str, &str)> {
+    let rest = id.strip_prefix("r-")?;
+    let (node, cam) = (rest.get(..12)?, rest.get(13..)?);
+    (rest.as_bytes().get(12) == Some(&b'-')
+        && node.bytes().all(|b| b.is_ascii_hexdigit())
+        && !cam.is_empty())
+    .then_some((node, cam))
+}
+
+/// Limits for asking a peer for recordings (a listing can be long).
+fn search_limits(st: &crate::http::AppState) -> crate::federation::client::Limits {
+    crate::federation::client::Limits {
+        connect: st.peers.config().timeout,
+        total: st.peers.config().timeout * 2,
+        max_body: 8 << 20,
+    }
+}
+
+async fn ask_peer(
+    st: &crate::http::AppState,
+    node: &crate::storage::NodeRecord,
+    path_and_query: &str,
+) -> Result<Value, String> {
+    let url: url::Url = format!("{}{path_and_query}", node.url)
+        .parse()
+        .map_err(|e| format!("bad URL: {e}"))?;
+    let key = node.key.clone().unwrap_or_default();
+    let got = crate::federation::client::get(&url, &[("x-nvr-auth", &key)], search_limits(st))
+        .await
+        .map_err(|e| e.to_string())?;
+    let v: Value = serde_json::from_slice(&got.body).map_err(|e| format!("invalid JSON: {e}"))?;
+    if got.status != 200 {
+        let msg = v["error"].as_str().unwrap_or("error").to_string();
+        return Err(format!("HTTP {}: {msg}", got.status));
+    }
+    Ok(v)
+}
+
+async fn find_node(st: &State, id: &str) -> ApiResult<crate::storage::NodeRecord> {
+    let peers = st.peers.clone();
+    let id = id.to_string();
+    blocking(move || Ok(peers.nodes()?))
+        .await?
+        .into_iter()
+        .find(|n| n.id == id && n.enabled)
+        .ok_or_else(|| ApiError::not_found("no such remote node"))
+}
+
+async fn remote_listing(
+    st: &State,
+    node_id: &str,
+    cam: &str,
+    full_id: &str,
+    start: i64,
+    end: i64,
+) -> ApiResult<Value> {
+    let node = find_node(st, node_id).await?;
+    if node.kind != crate::storage::NodeKind::Eyrie {
+        return Err(ApiError(
+            StatusCode::NOT_IMPLEMENTED,
+            "searching the recordings of CartaNVR nodes is not supported yet".into(),
+        ));
+    }
+    let q: String = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("camera", cam)
+        .append_pair("start", &start.to_string())
+        .append_pair("end", &end.to_string())
+        .finish();
+    let mut v = ask_peer(st, &node, &format!("/api/recordings?{q}"))
+        .await
+        .map_err(|e| ApiError(StatusCode::BAD_GATEWAY, format!("node {}: {e}", node.label)))?;
+    if !v.is_object() {
+        return Err(ApiError(
+            StatusCode::BAD_GATEWAY,
+            format!("node {}: not a listing", node.label),
+        ));
+    }
+    v["camera"] = full_id.into();
+    v["node_id"] = node.id.clone().into();
+    v["node_label"] = node.label.clone().into();
+    v["remote"] = true.into();
+    Ok(v)
+}
+
+async fn all_listing(
+    st: &State,
+    start: i64,
+    end: i64,
+    caller: &Caller,
+    headers: &HeaderMap,
+) -> ApiResult<Value> {
+    let index = st.index.clone();
+    let cams = blocking(move || {
+        let mut ids: Vec<String> = index.cameras()?.into_iter().map(|c| c.id).collect();
+        for c in index.cameras_with_segments()? {
+            if !ids.contains(&c) {
+                ids.push(c);
+            }
+        }
+        Ok(ids)
+    })
+    .await?;
+    let mut runs: Vec<Value> = Vec::new();
+    let mut errors: Vec<Value> = Vec::new();
+    let me = st.index.node_id().to_string();
+    for cam in cams {
+        let listing = local_listing(st, cam.clone(), start, end, caller, headers).await?;
+        for r in listing.runs {
+            let mut v = serde_json::to_value(r).expect("serializes");
+            v["camera"] = cam.clone().into();
+            v["node_id"] = me.clone().into();
+            v["node_label"] = st.label.clone().into();
+            v["remote"] = false.into();
+            runs.push(v);
+        }
+    }
+    if !matches!(caller, Caller::Peer { .. }) {
+        let peers = st.peers.clone();
+        let nodes: Vec<_> = blocking(move || Ok(peers.nodes()?))
+            .await?
+            .into_iter()
+            .filter(|n| n.enabled)
+            .collect();
+        let path = format!("/api/recordings?camera=all&start={start}&end={end}");
+        let answers = futures::future::join_all(nodes.iter().map(|n| async {
+            match n.kind {
+                crate::storage::NodeKind::Eyrie => ask_peer(st, n, &path).await,
+                crate::storage::NodeKind::Cartanvr => {
+                    Err("searching the recordings of CartaNVR nodes is not supported yet".into())
+                }
+            }
+        }))
+        .await;
+        for (n, answer) in nodes.iter().zip(answers) {
+            let theirs = answer.and_then(|v| {
+                v["runs"]
+                    .as_array()
+                    .cloned()
+                    .ok_or_else(|| "no runs in the answer".to_string())
+            });
+            match theirs {
+                Ok(list) => {
+                    for mut r in list.into_iter().take(100_000) {
+                        let Some(cam) = r["camera"].as_str().map(str::to_string) else {
+                            continue;
+                        };
+                        r["camera"] = format!("r-{}-{cam}", n.id).into();
+                        r["node_id"] = n.id.clone().into();
+                        r["node_label"] = n.label.clone().into();
+                        r["remote"] = true.into();
+                        runs.push(r);
+                    }
+                }
+                Err(e) => errors.push(serde_json::json!({
+                    "node_id": n.id, "node_label": n.label, "error": e,
+                })),
+            }
+        }
+    }
+    runs.sort_by_key(|r| r["start_ms"].as_i64().unwrap_or(0));
+    Ok(serde_json::json!({
+        "camera": "all",
+        "start": rfc3339(start),
+        "end": rfc3339(end),
+        "runs": runs,
+        "errors": errors,
+    }))
+}
+
+async fn local_listing(
+    st: &State,
+    camera: String,
+    start: i64,
+    end: i64,
+    caller: &Caller,
+    headers: &HeaderMap,
+) -> ApiResult<Listing> {
     let index = st.index.clone();
     let cam = camera.clone();
     let segs = blocking(move || Ok(index.segments(&cam, start, end)?)).await?;
@@ -186,13 +391,24 @@ pub async fn list(st: State, Query(q): Query<RangeQuery>) -> ApiResult<Json<List
             r.start_ms, r.end_ms
         );
     }
-    Ok(Json(Listing {
+    // A peer's browser fetches these from this node directly: absolute, with a media token.
+    if matches!(caller, Caller::Peer { .. }) {
+        let origin = origin_of(headers).unwrap_or_default();
+        let token = st.tokens.issue(&camera, Kind::Recording);
+        for s in &mut out {
+            s.url = format!("{origin}{}?token={token}", s.url);
+        }
+        for r in &mut runs {
+            r.url = format!("{origin}{}&token={token}", r.url);
+        }
+    }
+    Ok(Listing {
         camera,
         start: rfc3339(start),
         end: rfc3339(end),
         segments: out,
         runs,
-    }))
+    })
 }
 
 fn view_error(e: ViewError) -> ApiError {
@@ -207,8 +423,10 @@ pub async fn view(
     st: State,
     Path(camera): Path<String>,
     Query(q): Query<ViewQuery>,
+    Extension(caller): Extension<Caller>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
+    let cors = media_access(&st, &caller, &camera, Kind::Recording)?;
     let (start, end) = time_range(q.start.as_deref(), q.end.as_deref(), 3_600_000)?;
     camera_exists(&st, &camera).await?;
     let index = st.index.clone();
@@ -223,7 +441,11 @@ pub async fn view(
         .download
         .is_some()
         .then(|| format!("{camera}-{}.mp4", rfc3339(start).replace(':', "")));
-    Ok(serve(&headers, &file, name.as_deref()))
+    let mut res = serve(&headers, &file, name.as_deref());
+    if cors {
+        open_cors(&mut res);
+    }
+    Ok(res)
 }
 
 pub async fn segment(
