@@ -47,11 +47,14 @@ struct StatusInner {
     frames: u64,
     dropped_frames: u64,
     reconnects: u64,
+    codec: Option<crate::video::Codec>,
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct CameraStatus {
     pub state: CameraState,
+    /// The codec of the current or last stream.
+    pub codec: Option<crate::video::Codec>,
     pub last_error: Option<String>,
     /// Seconds since the last frame arrived.
     pub last_frame_age_s: Option<f64>,
@@ -77,6 +80,7 @@ impl Status {
             frames: 0,
             dropped_frames: 0,
             reconnects: 0,
+            codec: None,
         }))
     }
 
@@ -109,6 +113,7 @@ impl Status {
         let fresh = g.last_frame.is_some_and(|t| t.elapsed() <= BITRATE_WINDOW);
         CameraStatus {
             state: g.state,
+            codec: g.codec,
             last_error: g.last_error.clone(),
             last_frame_age_s: g.last_frame.map(|t| t.elapsed().as_secs_f64()),
             bitrate_bps: if fresh {
@@ -336,6 +341,7 @@ async fn capture_loop(
                 fwd.start_run(params.clone()).await;
                 live.start(&params);
                 status.set(CameraState::Recording, None);
+                status.0.lock().unwrap().codec = Some(params.codec);
                 let mut pending: Option<crate::video::Frame> = None;
                 let mut last_ticks: i64 = (TIMESCALE / 15) as i64;
                 let error = loop {

@@ -484,3 +484,87 @@ fn media_plays_straight_from_the_peer_with_tokens_and_search_spans_nodes() {
     assert_eq!(errors.len(), 1, "{errors:?}");
     assert_eq!(errors[0]["node_label"], "dead");
 }
+
+#[test]
+fn eyrie_answers_the_calls_a_cartanvr_node_makes() {
+    let e = Eyrie::start(
+        &format!("{FAST_POLL}[recording]\nsegment_seconds = 10\n"),
+        &["--demo"],
+    );
+    let key = issue_key(&e, "carta");
+    let carta_get = |path: &str| -> (u16, serde_json::Value) {
+        match ureq::get(&e.url(path)).set("X-NVR-Auth", &key).call() {
+            Ok(r) => (r.status(), r.into_json().unwrap()),
+            Err(ureq::Error::Status(s, r)) => (s, r.into_json().unwrap_or_default()),
+            Err(err) => panic!("{path}: {err}"),
+        }
+    };
+    let (s, cams) = carta_get("/api/cameras");
+    assert_eq!(s, 200);
+    let row = &cams[0];
+    assert_eq!(row["id"], "demo");
+    assert_eq!(row["name"], "Demo camera");
+    assert_eq!(
+        (
+            row["enabled"].clone(),
+            row["is_hevc"].clone(),
+            row["has_audio"].clone()
+        ),
+        (true.into(), false.into(), false.into())
+    );
+    assert!(
+        row.get("source").is_none() && row.get("rtsp_url").is_none(),
+        "{row}"
+    );
+    e.wait_until("closes a segment", Duration::from_secs(40), || {
+        !e.closed_segments("demo").is_empty()
+    });
+    let (s, h) = carta_get("/api/maintenance/health");
+    assert_eq!(s, 200);
+    assert_eq!(h["status"], "healthy", "{h}");
+    assert_eq!(h["components"]["database"], "ok");
+    assert!(h["remote_nodes"].as_array().unwrap().is_empty());
+
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis();
+    let (s, files) = carta_get(&format!(
+        "/api/playback/cam_demo?start={}&end={now}",
+        now - 3_600_000
+    ));
+    assert_eq!(s, 200, "{files}");
+    let first = &files[0];
+    let file = first["file"].as_str().unwrap();
+    assert!(
+        file.starts_with("/api/recordings/demo/") && !file.contains('?'),
+        "{file}"
+    );
+    assert!(first["timestamp"].as_i64().unwrap() > 0);
+    assert!(
+        (first["duration"].as_f64().unwrap() - 10.0).abs() < 1.5,
+        "{first}"
+    );
+    // The CartaNVR browser loads {node.url}{file}?api_key=<key>: the path's own token opens it.
+    let url = format!("{}{file}?api_key={key}", e.url(""));
+    let resp = ureq::get(&url).call().unwrap();
+    assert_eq!(resp.content_type(), "video/mp4");
+    if have_tool("ffmpeg") {
+        let out = e.dir.join("carta.mp4");
+        std::io::copy(
+            &mut resp.into_reader(),
+            &mut std::fs::File::create(&out).unwrap(),
+        )
+        .unwrap();
+        assert_decodes(&out);
+    }
+    let forged = url.replacen(".mp4", "0.mp4", 1);
+    assert_eq!(status_of(&forged).0, 401);
+    // Date strings work too; a wrong key is refused.
+    let (s, _) = carta_get("/api/playback/cam_demo?start=2020-01-01&end=2099-01-01");
+    assert_eq!(s, 400, "more than 31 days");
+    let wrong = ureq::get(&e.url("/api/maintenance/health"))
+        .set("X-NVR-Auth", "nope")
+        .call();
+    assert!(matches!(wrong, Err(ureq::Error::Status(401, _))));
+}

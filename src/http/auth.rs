@@ -53,8 +53,11 @@ fn presented_key(h: &HeaderMap) -> Option<String> {
 /// What a federation key may reach: reading cameras, health and recordings.
 fn peer_may(method: &Method, path: &str) -> bool {
     let read = method == Method::GET || method == Method::HEAD;
-    let route = matches!(path, "/api/cameras" | "/api/health" | "/api/recordings")
-        || path.starts_with("/api/cameras/")
+    let route = matches!(
+        path,
+        "/api/cameras" | "/api/health" | "/api/recordings" | "/api/maintenance/health"
+    ) || path.starts_with("/api/cameras/")
+        || path.starts_with("/api/playback/")
         || path.starts_with("/api/recordings/")
         || path.starts_with("/api/segments/");
     read && route

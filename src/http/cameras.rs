@@ -50,11 +50,17 @@ pub struct CameraView {
     remote: bool,
     online: bool,
     stale: bool,
+    /// As CartaNVR peers read a camera row.
+    is_hevc: bool,
+    has_audio: bool,
 }
 
 pub fn view(state: &super::AppState, c: CameraRecord) -> CameraView {
+    let status = state.recorder.status(&c.id);
     CameraView {
-        status: state.recorder.status(&c.id),
+        is_hevc: status.codec == Some(crate::video::Codec::H265),
+        has_audio: false,
+        status,
         live_url: format!("/api/cameras/{}/live", c.id),
         has_credentials: c.username.is_some() || c.password.is_some(),
         id: c.id,

@@ -3,6 +3,7 @@
 
 mod auth;
 mod cameras;
+mod cartanvr;
 mod federation;
 mod health;
 mod live;
@@ -132,6 +133,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/cameras/{id}/live", get(live::live))
         .route("/api/recordings", get(recordings::list))
         .route("/api/recordings/{camera}/view.mp4", get(recordings::view))
+        .route("/api/recordings/{camera}/{file}", get(cartanvr::file))
+        .route("/api/maintenance/health", get(cartanvr::health))
+        .route("/api/playback/{camera}", get(cartanvr::playback))
         .route("/api/segments/{file}", get(recordings::segment))
         .route(
             "/api/federation/keys",
