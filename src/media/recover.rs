@@ -94,6 +94,7 @@ pub fn reconcile(index: &Index, layout: &Layout) -> Result<Report, StorageError>
         }
         known.insert(path);
     }
+    let mut strays = Vec::new();
     for path in segment_files(&layout.recordings_dir()) {
         if known.contains(&path) {
             continue;
@@ -105,21 +106,8 @@ pub fn reconcile(index: &Index, layout: &Layout) -> Result<Report, StorageError>
         };
         match (parsed, repaired) {
             (Some((camera, start_ms)), Some((scan, cut))) => {
-                let run_id = index.next_run_id()?;
-                let finish = finish_of(start_ms, &scan);
-                index.insert_recovered(
-                    &NewSegment {
-                        camera: &camera,
-                        start_ms,
-                        run_id,
-                        codec: scan.params.codec,
-                        width: scan.params.width,
-                        height: scan.params.height,
-                    },
-                    &finish,
-                )?;
-                report.indexed_strays += 1;
                 report.truncated_bytes += cut;
+                strays.push((camera, start_ms, scan));
             }
             _ => {
                 tracing::warn!("removing stray file {}", path.display());
@@ -127,6 +115,25 @@ pub fn reconcile(index: &Index, layout: &Layout) -> Result<Report, StorageError>
                 report.removed_files += 1;
             }
         }
+    }
+    if !strays.is_empty() {
+        // Each stray file is a run of its own: nothing says it joined its neighbours.
+        let mut rows = Vec::with_capacity(strays.len());
+        for (camera, start_ms, scan) in &strays {
+            rows.push((
+                NewSegment {
+                    camera,
+                    start_ms: *start_ms,
+                    run_id: index.next_run_id()?,
+                    codec: scan.params.codec,
+                    width: scan.params.width,
+                    height: scan.params.height,
+                },
+                finish_of(*start_ms, scan),
+            ));
+        }
+        index.insert_finished(&rows)?;
+        report.indexed_strays += strays.len();
     }
     remove_empty_dirs(&layout.recordings_dir());
     Ok(report)

@@ -553,10 +553,44 @@ impl Index {
         Ok(())
     }
 
-    /// Inserts a closed row for a file found on disk with no row (recovery of stray files).
-    pub fn insert_recovered(&self, s: &NewSegment, f: &SegmentFinish) -> Result<()> {
-        let (_, start) = self.begin_segment(s)?;
-        self.finish_segment(s.camera, start, f)
+    /// Inserts finished segments in one transaction: files found on disk with no row (recovery),
+    /// or many rows at once. Starts move forward past taken keys as in [`Index::begin_segment`].
+    pub fn insert_finished(&self, rows: &[(NewSegment, SegmentFinish)]) -> Result<()> {
+        let tx = self.db.begin_write()?;
+        {
+            let mut meta = tx.open_table(META)?;
+            let mut segs = tx.open_table(SEGMENTS)?;
+            let mut ids = tx.open_table(SEGMENT_IDS)?;
+            let mut id = meta_u64(&meta, "last_segment_id")?;
+            let mut longest = meta_u64(&meta, "longest_segment_ms")?;
+            for (s, f) in rows {
+                id += 1;
+                let mut start = s.start_ms;
+                while segs.get((s.camera, start))?.is_some() {
+                    start += 1;
+                }
+                let row = SegmentRow {
+                    id,
+                    end_ms: f.end_ms,
+                    media_ticks: f.media_ticks,
+                    bytes: f.bytes,
+                    frames: f.frames,
+                    key_frames: f.key_frames,
+                    run_id: s.run_id,
+                    width: s.width,
+                    height: s.height,
+                    codec: s.codec,
+                    state: f.state,
+                };
+                segs.insert((s.camera, start), row)?;
+                ids.insert(id, (s.camera, start))?;
+                longest = longest.max((f.end_ms - start).max(0) as u64);
+            }
+            meta.insert("last_segment_id", id.to_le_bytes().as_slice())?;
+            meta.insert("longest_segment_ms", longest.to_le_bytes().as_slice())?;
+        }
+        tx.commit()?;
+        Ok(())
     }
 
     pub fn remove_segment(&self, camera: &str, start_ms: i64) -> Result<Option<SegmentRow>> {
