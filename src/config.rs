@@ -41,6 +41,7 @@ struct FederationSection {
 #[serde(deny_unknown_fields)]
 struct HttpSection {
     listen: Option<SocketAddr>,
+    tls_listen: Option<SocketAddr>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -62,6 +63,8 @@ struct RecordingSection {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub listen: SocketAddr,
+    /// Where to serve HTTPS too (with a self-signed certificate made at first start).
+    pub tls_listen: Option<SocketAddr>,
     pub data: PathBuf,
     /// Bytes all recordings may use; `None` means only `min_free` limits them.
     pub budget: Option<u64>,
@@ -75,7 +78,8 @@ pub struct Config {
     pub peer_timeout: Duration,
 }
 
-fn host_name() -> String {
+/// The machine's host name (the default node label, and a name in the TLS certificate).
+pub fn host_name() -> String {
     let name = rustix::system::uname()
         .nodename()
         .to_string_lossy()
@@ -91,6 +95,7 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             listen: "0.0.0.0:8080".parse().unwrap(),
+            tls_listen: None,
             data: PathBuf::from("eyrie-data"),
             budget: None,
             min_free: 512 << 20,
@@ -150,6 +155,7 @@ impl Config {
         if let Some(v) = file.http.listen {
             c.listen = v;
         }
+        c.tls_listen = file.http.tls_listen;
         if let Some(v) = file.storage.data {
             c.data = v;
         }
@@ -238,6 +244,7 @@ mod tests {
             r#"
             [http]
             listen = "127.0.0.1:9000"
+            tls_listen = "127.0.0.1:9443"
             [storage]
             data = "/srv/eyrie"
             budget = "20 GiB"
@@ -254,6 +261,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.listen.port(), 9000);
+        assert_eq!(c.tls_listen.map(|a| a.port()), Some(9443));
         assert_eq!(c.data, Path::new("/srv/eyrie"));
         assert_eq!(c.budget, Some(20 << 30));
         assert_eq!(c.min_free, 1_000_000);

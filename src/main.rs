@@ -133,6 +133,17 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
         },
     );
     tokio::spawn(peers.clone().run());
+    let tls = match cfg.tls_listen {
+        Some(addr) => {
+            let identity = eyrie::federation::tls::Identity::load_or_create(
+                &layout.root().join("tls"),
+                &eyrie::config::host_name(),
+            )?;
+            let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(identity.server_config()?));
+            Some((addr, acceptor, identity.fingerprint))
+        }
+        None => None,
+    };
     let state = Arc::new(http::AppState {
         index: index.clone(),
         layout,
@@ -145,19 +156,44 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
             Duration::from_secs(600),
         )),
         label: cfg.label.clone(),
+        tls_fingerprint: tls.as_ref().map(|t| t.2.clone()),
         started,
         cpu: Mutex::new(None),
     });
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
         .with_context(|| format!("listening on {}", cfg.listen))?;
+    let app = http::router(state);
+    let stop = tokio_util::sync::CancellationToken::new();
+    let mut servers = vec![tokio::spawn(http::serve(
+        listener,
+        app.clone(),
+        stop.clone(),
+        None,
+    ))];
     tracing::info!(
         node = %index.node_id(),
         "Eyrie {} listening on http://{}",
         env!("CARGO_PKG_VERSION"),
-        listener.local_addr()?
+        cfg.listen
     );
-    http::serve(listener, http::router(state), shutdown_signal()).await;
+    if let Some((addr, acceptor, fingerprint)) = tls {
+        let l = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("listening on {addr}"))?;
+        tracing::info!(%fingerprint, "serving HTTPS on https://{addr}");
+        servers.push(tokio::spawn(http::serve(
+            l,
+            app,
+            stop.clone(),
+            Some(acceptor),
+        )));
+    }
+    shutdown_signal().await;
+    stop.cancel();
+    for s in servers {
+        let _ = s.await;
+    }
     tracing::info!("shutting down: closing open segments");
     recorder.stop_all().await;
     Ok(())

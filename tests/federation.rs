@@ -568,3 +568,69 @@ fn eyrie_answers_the_calls_a_cartanvr_node_makes() {
         .call();
     assert!(matches!(wrong, Err(ureq::Error::Status(401, _))));
 }
+
+#[test]
+fn https_peers_are_pinned_on_first_use_and_a_changed_certificate_is_refused() {
+    let tls_port = free_port();
+    let b = Eyrie::start(
+        &format!(
+            "{FAST_POLL}[node]\nlabel = \"B\"\n[http]\ntls_listen = \"127.0.0.1:{tls_port}\"\n"
+        ),
+        &["--demo"],
+    );
+    let fingerprint = b.get("/api/health")["tls_fingerprint"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(fingerprint.len(), 64);
+    let a = node("A");
+    let key = issue_key(&b, "a");
+    let url = format!("https://127.0.0.1:{tls_port}");
+    // The test shows the certificate the admin is about to trust.
+    let (_, test) = a.request(
+        "POST",
+        "/api/system/nodes/test",
+        Some(&format!(r#"{{"url": "{url}", "key": "{key}"}}"#)),
+    );
+    assert_eq!(test["ok"], true, "{test}");
+    assert_eq!(test["tls_fingerprint"], fingerprint.as_str());
+    let (s, node) = a.request(
+        "POST",
+        "/api/system/nodes",
+        Some(&format!(
+            r#"{{"label": "B", "url": "{url}", "key": "{key}"}}"#
+        )),
+    );
+    assert_eq!(s, 201, "{node}");
+    let id = node["id"].as_str().unwrap().to_string();
+    a.wait_until(
+        "pins B's certificate and lists its camera",
+        Duration::from_secs(20),
+        || {
+            let n = a.get(&format!("/api/system/nodes/{id}"));
+            n["tls_pin"] == fingerprint.as_str() && n["status"]["online"] == true
+        },
+    );
+    assert!(cameras(&a).iter().any(|c| c["node_label"] == "B"));
+    // Another certificate (as after a swap or a man in the middle): refused, never accepted.
+    let other = "ab".repeat(32);
+    let (s, _) = a.request(
+        "PUT",
+        &format!("/api/system/nodes/{id}"),
+        Some(&format!(r#"{{"tls_pin": "{other}"}}"#)),
+    );
+    assert_eq!(s, 200);
+    a.wait_until(
+        "refuses the unpinned certificate",
+        Duration::from_secs(20),
+        || {
+            let n = a.get(&format!("/api/system/nodes/{id}"));
+            n["status"]["online"] == false
+                && n["status"]["last_error"]
+                    .as_str()
+                    .is_some_and(|e| e.contains("pinned"))
+        },
+    );
+    // Plain HTTP keeps working beside HTTPS.
+    assert_eq!(b.request("GET", "/api/health", None).0, 200);
+}

@@ -32,6 +32,8 @@ pub enum FetchError {
     Http(String),
     #[error("{0}")]
     Unsupported(String),
+    #[error("TLS: {0}")]
+    Tls(String),
 }
 
 #[derive(Debug)]
@@ -39,21 +41,29 @@ pub struct Fetched {
     pub status: u16,
     pub body: Bytes,
     pub latency: Duration,
+    /// For HTTPS: the fingerprint of the certificate the peer presented.
+    pub tls_fingerprint: Option<String>,
 }
 
-/// `GET url` with `headers`. `url` must be `http://` (HTTPS peers come with certificate pinning).
+/// `GET url` with `headers`, over `http://`, or `https://` with the peer's certificate pinned
+/// to `pin` (a SHA-256 fingerprint); with no pin yet any certificate is accepted and its
+/// fingerprint returned, for the caller to pin (trust on first use).
 pub async fn get(
     url: &url::Url,
     headers: &[(&str, &str)],
     limits: Limits,
+    pin: Option<&str>,
 ) -> Result<Fetched, FetchError> {
     let started = Instant::now();
-    if url.scheme() != "http" {
-        return Err(FetchError::Unsupported(format!(
-            "{}:// peers are not supported by this build yet",
-            url.scheme()
-        )));
-    }
+    let https = match url.scheme() {
+        "http" => false,
+        "https" => true,
+        other => {
+            return Err(FetchError::Unsupported(format!(
+                "{other}:// peers are not supported"
+            )));
+        }
+    };
     let host = url
         .host_str()
         .ok_or_else(|| FetchError::Unsupported("URL has no host".into()))?
@@ -71,6 +81,39 @@ pub async fn get(
             Ok(Ok(s)) => s,
         };
         let _ = stream.set_nodelay(true);
+        if !https {
+            return exchange(stream, url, headers, limits, started, None).await;
+        }
+        let verifier = super::tls::PinVerifier::new(pin.map(str::to_string));
+        let connector =
+            tokio_rustls::TlsConnector::from(std::sync::Arc::new(verifier.client_config()));
+        let name =
+            rustls::pki_types::ServerName::try_from(host.trim_matches(['[', ']']).to_string())
+                .map_err(|e| FetchError::Unsupported(format!("host name: {e}")))?;
+        let tls = connector
+            .connect(name, stream)
+            .await
+            .map_err(|e| FetchError::Tls(e.to_string()))?;
+        exchange(tls, url, headers, limits, started, verifier.seen()).await
+    };
+    match timeout(limits.total, exchange).await {
+        Err(_) => Err(FetchError::Timeout(limits.total)),
+        Ok(r) => r,
+    }
+}
+
+async fn exchange<S>(
+    stream: S,
+    url: &url::Url,
+    headers: &[(&str, &str)],
+    limits: Limits,
+    started: Instant,
+    tls_fingerprint: Option<String>,
+) -> Result<Fetched, FetchError>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    {
         let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
             .map_err(|e| FetchError::Http(e.to_string()))?;
@@ -112,11 +155,8 @@ pub async fn get(
             status,
             body: body?,
             latency: started.elapsed(),
+            tls_fingerprint,
         })
-    };
-    match timeout(limits.total, exchange).await {
-        Err(_) => Err(FetchError::Timeout(limits.total)),
-        Ok(r) => r,
     }
 }
 
@@ -156,7 +196,9 @@ mod tests {
                 .await;
         })
         .await;
-        let r = get(&url, &[("x-nvr-auth", "k")], LIMITS).await.unwrap();
+        let r = get(&url, &[("x-nvr-auth", "k")], LIMITS, None)
+            .await
+            .unwrap();
         assert_eq!((r.status, &r.body[..]), (200, &b"[]"[..]));
     }
 
@@ -169,7 +211,7 @@ mod tests {
         .await;
         let started = Instant::now();
         assert!(matches!(
-            get(&url, &[], LIMITS).await,
+            get(&url, &[], LIMITS, None).await,
             Err(FetchError::Timeout(_))
         ));
         assert!(started.elapsed() < Duration::from_secs(3));
@@ -192,16 +234,16 @@ mod tests {
         })
         .await;
         assert!(matches!(
-            get(&url, &[], LIMITS).await,
+            get(&url, &[], LIMITS, None).await,
             Err(FetchError::TooLarge(1024))
         ));
     }
 
     #[tokio::test]
     async fn refuses_what_it_cannot_do() {
-        let https: url::Url = "https://127.0.0.1:1/".parse().unwrap();
+        let ftp: url::Url = "ftp://127.0.0.1:1/".parse().unwrap();
         assert!(matches!(
-            get(&https, &[], LIMITS).await,
+            get(&ftp, &[], LIMITS, None).await,
             Err(FetchError::Unsupported(_))
         ));
         let closed: url::Url = format!("http://127.0.0.1:{}/", {
@@ -211,7 +253,7 @@ mod tests {
         .parse()
         .unwrap();
         assert!(matches!(
-            get(&closed, &[], LIMITS).await,
+            get(&closed, &[], LIMITS, None).await,
             Err(FetchError::Connect(_))
         ));
     }

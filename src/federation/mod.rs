@@ -6,4 +6,5 @@
 pub mod client;
 pub mod keys;
 pub mod peers;
+pub mod tls;
 pub mod tokens;

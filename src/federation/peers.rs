@@ -103,6 +103,7 @@ struct Learnt {
     health: PeerHealth,
     cameras: Vec<PeerCamera>,
     latency: Duration,
+    tls_fingerprint: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -149,14 +150,17 @@ async fn poll_once(node: &NodeRecord, self_id: &str, limits: Limits) -> Result<L
             .parse()
             .map_err(|e| PollError::Malformed(format!("URL: {e}")))
     };
-    let h = client::get(&url(health_path)?, &headers, limits).await?;
+    let pin = node.tls_pin.as_deref();
+    let h = client::get(&url(health_path)?, &headers, limits, pin).await?;
+    // Whatever the first answer's certificate was, the second must be the same one.
+    let pin = pin.or(h.tls_fingerprint.as_deref());
     let latency = h.latency;
     let hv = json(&h)?;
     let node_id = hv.get("node_id").and_then(text);
     if node_id.as_deref() == Some(self_id) {
         return Err(PollError::IsSelf);
     }
-    let c = client::get(&url(cameras_path)?, &headers, limits).await?;
+    let c = client::get(&url(cameras_path)?, &headers, limits, pin).await?;
     let cv = json(&c)?;
     let list = cv
         .as_array()
@@ -241,6 +245,7 @@ async fn poll_once(node: &NodeRecord, self_id: &str, limits: Limits) -> Result<L
         health,
         cameras,
         latency,
+        tls_fingerprint: h.tls_fingerprint,
     })
 }
 
@@ -279,6 +284,8 @@ pub struct TestResult {
     pub version: Option<String>,
     pub cameras: usize,
     pub latency_ms: Option<u64>,
+    /// The certificate an HTTPS peer presented: what will be pinned when the node is saved.
+    pub tls_fingerprint: Option<String>,
     pub message: String,
 }
 
@@ -336,6 +343,7 @@ impl Peers {
             version: None,
             cameras: 0,
             latency_ms: None,
+            tls_fingerprint: None,
             message: String::new(),
         };
         match poll_once(node, &self.self_id, self.cfg.limits()).await {
@@ -347,6 +355,7 @@ impl Peers {
                 r.version = l.version;
                 r.cameras = l.cameras.len();
                 r.latency_ms = Some(l.latency.as_millis() as u64);
+                r.tls_fingerprint = l.tls_fingerprint;
                 r.message = format!("connected: {} cameras", r.cameras);
             }
             Err(e) => {
@@ -397,7 +406,14 @@ impl Peers {
                 let me = self.clone();
                 async move {
                     let r = poll_once(&node, &me.self_id, me.cfg.limits()).await;
+                    let first_pin = match (&r, &node.tls_pin) {
+                        (Ok(l), None) => l.tls_fingerprint.clone(),
+                        _ => None,
+                    };
                     me.record(&node.id, r);
+                    if let Some(pin) = first_pin {
+                        me.pin_first_use(node, pin).await;
+                    }
                 }
             });
             futures::future::join_all(polls).await;
@@ -413,6 +429,26 @@ impl Peers {
                 _ = self.wake.notified() => {}
                 _ = tokio::time::sleep(sleep) => {}
             }
+        }
+    }
+
+    /// Trust on first use: the certificate an HTTPS peer presented at the first successful poll
+    /// is pinned, and every later connection must present the same one.
+    async fn pin_first_use(&self, mut node: NodeRecord, pin: String) {
+        tracing::info!(node = %node.label, fingerprint = %pin, "pinning the peer's TLS certificate");
+        node.tls_pin = Some(pin);
+        let index = self.index.clone();
+        let saved = tokio::task::spawn_blocking(move || {
+            // Only if the node is still there and still unpinned.
+            let current = index.nodes()?.into_iter().find(|n| n.id == node.id);
+            match current {
+                Some(c) if c.tls_pin.is_none() && c.url == node.url => index.put_node(&node),
+                _ => Ok(()),
+            }
+        })
+        .await;
+        if let Ok(Err(e)) = saved {
+            tracing::error!("saving a TLS pin: {e}");
         }
     }
 

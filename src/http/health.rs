@@ -75,6 +75,8 @@ pub struct Health {
     node_id: String,
     label: String,
     version: &'static str,
+    /// SHA-256 of the HTTPS certificate, for peers to pin; absent without HTTPS.
+    tls_fingerprint: Option<String>,
     uptime_s: u64,
     cpu: Cpu,
     memory: Memory,
@@ -160,6 +162,7 @@ pub async fn health(
         nodes,
         node_id: st.index.node_id().to_string(),
         label: st.label.clone(),
+        tls_fingerprint: st.tls_fingerprint.clone(),
         version: env!("CARGO_PKG_VERSION"),
         uptime_s: st.started.elapsed().as_secs(),
         cpu: Cpu {

@@ -40,6 +40,8 @@ pub struct AppState {
     pub tokens: Arc<crate::federation::tokens::MediaTokens>,
     /// This node's name for people and peers.
     pub label: String,
+    /// SHA-256 fingerprint of the certificate served over HTTPS, when HTTPS is on.
+    pub tls_fingerprint: Option<String>,
     pub started: Instant,
     /// Previous CPU-time reading, for the process CPU share between two health calls.
     pub cpu: Mutex<Option<health::CpuSample>>,

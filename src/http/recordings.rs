@@ -172,9 +172,14 @@ async fn ask_peer(
         .parse()
         .map_err(|e| format!("bad URL: {e}"))?;
     let key = node.key.clone().unwrap_or_default();
-    let got = crate::federation::client::get(&url, &[("x-nvr-auth", &key)], search_limits(st))
-        .await
-        .map_err(|e| e.to_string())?;
+    let got = crate::federation::client::get(
+        &url,
+        &[("x-nvr-auth", &key)],
+        search_limits(st),
+        node.tls_pin.as_deref(),
+    )
+    .await
+    .map_err(|e| e.to_string())?;
     let v: Value = serde_json::from_slice(&got.body).map_err(|e| format!("invalid JSON: {e}"))?;
     if got.status != 200 {
         let msg = v["error"].as_str().unwrap_or("error").to_string();
