@@ -85,6 +85,10 @@ def run_eyrie(n, rtsp_url, seconds, warmup, work):
         frames = sum(c["frames"] for c in h1["cameras"]) - sum(c["frames"] for c in h0["cameras"])
         dropped = sum(c["dropped_frames"] for c in h1["cameras"])
         states = sorted({c["state"] for c in h1["cameras"]})
+        if states != ["recording"]:
+            with open(os.path.join(work, "eyrie.log")) as log:
+                warnings = [l.rstrip() for l in log if " WARN " in l or " ERROR " in l]
+            print("\n".join(["eyrie warnings:"] + warnings[-10:]), file=sys.stderr)
         return {"cpu": c1 - c0, "rss_kib": status_kib(p.pid, "VmHWM"), "frames": frames,
                 "dropped": dropped, "states": states}
     finally:

@@ -21,9 +21,14 @@ const BACKOFF_MIN: Duration = Duration::from_secs(1);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
 /// A run that lasted this long resets the backoff.
 const STABLE_RUN: Duration = Duration::from_secs(30);
-/// Frames queued for the writer thread; beyond this the disk is too slow and frames are dropped
+/// Batches queued for the writer thread; beyond this the disk is too slow and frames are dropped
 /// up to the next key frame (the gap shows as a new run).
-const WRITER_QUEUE: usize = 512;
+const WRITER_QUEUE: usize = 32;
+/// Most frames in one batch to the writer; with [`WRITER_QUEUE`] this bounds what waits in
+/// memory for a slow disk to about 1000 frames.
+const MAX_BATCH: usize = 32;
+/// A batch ends after this much stream time even without a key frame (one fragment's worth).
+const BATCH_SPAN: i64 = TIMESCALE as i64;
 /// Frame durations outside (0, 10 s] are replaced by the previous one.
 const MAX_FRAME_TICKS: i64 = 10 * TIMESCALE as i64;
 
@@ -283,17 +288,51 @@ fn spawn_writer(
         .expect("spawning a thread")
 }
 
-/// Forwards frames to the writer without ever blocking on it. When its queue is full, frames
-/// are dropped until the next key frame, and recording resumes as a new run.
+/// Forwards frames to the writer without ever blocking on it. Frames go in batches that end
+/// with a key frame or after [`BATCH_SPAN`] (the writer only writes whole fragments, so this
+/// delays nothing on disk and saves ~15 thread wake-ups a second per camera). When the queue
+/// is full, frames are dropped until the next key frame, and recording resumes as a new run.
 struct Forward {
     tx: mpsc::Sender<WriterMsg>,
     index: Arc<Index>,
     resync: bool,
+    batch: Vec<TimedFrame>,
+    dropped: u64,
 }
 
 impl Forward {
+    /// Sends `msg` after any frames still batched, keeping their order.
     fn send(&mut self, msg: WriterMsg) -> bool {
-        self.tx.try_send(msg).is_ok()
+        self.flush() && self.tx.try_send(msg).is_ok()
+    }
+
+    fn push(&mut self, tf: TimedFrame) {
+        let flush = tf.frame.key
+            || self.batch.len() + 1 >= MAX_BATCH
+            || self
+                .batch
+                .first()
+                .is_some_and(|f| tf.frame.pts - f.frame.pts >= BATCH_SPAN);
+        self.batch.push(tf);
+        if flush {
+            self.flush();
+        }
+    }
+
+    /// Hands the batch to the writer; false (and the frames counted as dropped) when its queue
+    /// is full.
+    fn flush(&mut self) -> bool {
+        if self.batch.is_empty() {
+            return true;
+        }
+        let frames = std::mem::replace(&mut self.batch, Vec::with_capacity(MAX_BATCH));
+        let n = frames.len() as u64;
+        if self.tx.try_send(WriterMsg::Frames(frames)).is_err() {
+            self.dropped += n;
+            self.resync = true;
+            return false;
+        }
+        true
     }
 
     async fn start_run(&mut self, params: Arc<crate::video::VideoParams>) {
@@ -323,6 +362,8 @@ async fn capture_loop(
         tx,
         index,
         resync: false,
+        batch: Vec::with_capacity(MAX_BATCH),
+        dropped: 0,
     };
     let mut backoff = BACKOFF_MIN;
     let desc = source.describe();
@@ -441,8 +482,8 @@ async fn emit(
             return;
         }
     }
-    if !fwd.send(WriterMsg::Frame(tf)) {
-        status.0.lock().unwrap().dropped_frames += 1;
-        fwd.resync = true;
+    fwd.push(tf);
+    if fwd.dropped > 0 {
+        status.0.lock().unwrap().dropped_frames += std::mem::take(&mut fwd.dropped);
     }
 }

@@ -42,7 +42,9 @@ pub enum WriterMsg {
     },
     /// Parameters changed mid-run; the next frame is a key frame.
     Params(Arc<VideoParams>),
-    Frame(TimedFrame),
+    /// Frames in order. The recorder sends them in batches that end at a key frame or after
+    /// about a second, so the writer thread wakes once per fragment, not once per frame.
+    Frames(Vec<TimedFrame>),
     /// The connection ended: close the open segment.
     EndRun,
 }
@@ -165,7 +167,11 @@ impl Segmenter {
                     run.params = params;
                 }
             }
-            WriterMsg::Frame(tf) => self.frame(tf)?,
+            WriterMsg::Frames(frames) => {
+                for tf in frames {
+                    self.frame(tf)?;
+                }
+            }
             WriterMsg::EndRun => self.end_run()?,
         }
         Ok(())
@@ -470,11 +476,11 @@ mod tests {
         // cut at the first key frame at or after 10 s: 0-10 s, 10-20 s, 20-25 s.
         let t0 = 1_700_000_000_000i64;
         for i in 0..375i64 {
-            s.handle(WriterMsg::Frame(frame(
+            s.handle(WriterMsg::Frames(vec![frame(
                 i * 6000,
                 i % 30 == 0,
                 t0 + i * 1000 / 15,
-            )))
+            )]))
             .unwrap();
         }
         assert_eq!(open.lock().unwrap().len(), 1);
@@ -518,13 +524,18 @@ mod tests {
             params: Arc::new(h264_params()),
         })
         .unwrap();
-        s.handle(WriterMsg::Frame(frame(0, false, 0))).unwrap();
+        s.handle(WriterMsg::Frames(vec![frame(0, false, 0)]))
+            .unwrap();
         assert!(index.all_segments().unwrap().is_empty());
         // The camera's clock runs 1% fast: 15 frames of media per 990 ms of receive time.
         let t0 = 1_000_000i64;
         for i in 0..450i64 {
-            s.handle(WriterMsg::Frame(frame(i * 6000, i % 15 == 0, t0 + i * 66)))
-                .unwrap();
+            s.handle(WriterMsg::Frames(vec![frame(
+                i * 6000,
+                i % 15 == 0,
+                t0 + i * 66,
+            )]))
+            .unwrap();
         }
         s.handle(WriterMsg::EndRun).unwrap();
         let segs = index.all_segments().unwrap();
