@@ -337,6 +337,23 @@ fn a_cartanvr_peer_is_read_with_its_own_calls() {
                 200,
                 r#"{"status": "healthy", "components": {"recordingsDir": "ok", "ffmpeg": "ok", "database": "ok"}, "remote_nodes": []}"#.into(),
             ),
+            p if p.starts_with("/api/playback/cam_3?") => {
+                let ts = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_millis()
+                    - 120_000;
+                Reply::Body(
+                    200,
+                    format!(
+                        r#"[{{"file": "/api/recordings/cam_3/2024-05-01T10-00-00.mp4", "timestamp": {ts}, "duration": 60.5}},
+                            {{"file": "https://elsewhere.example/x.mp4", "timestamp": {ts}, "duration": 1}}]"#
+                    ),
+                )
+            }
+            "/api/recordings/cam_3/2024-05-01T10-00-00.mp4" => {
+                Reply::Body(200, "pretend-mp4".into())
+            }
             _ => Reply::Body(404, "{}".into()),
         }
     });
@@ -364,6 +381,129 @@ fn a_cartanvr_peer_is_read_with_its_own_calls() {
         health["nodes"][0]["cameras_total"], 1,
         "its aggregated cameras are not counted"
     );
+
+    // Its recordings are searched with its playback call, and its files reach the browser
+    // through this node (fetching them needs the key, which never leaves this node).
+    let id = cam["id"].as_str().unwrap();
+    let rec = a.get(&format!("/api/recordings?camera={id}"));
+    let segs = rec["segments"].as_array().unwrap();
+    assert_eq!(segs.len(), 1, "only files on the node itself: {rec}");
+    let url = segs[0]["url"].as_str().unwrap();
+    let node_id = cam["node_id"].as_str().unwrap();
+    assert_eq!(
+        url,
+        format!("/api/system/nodes/{node_id}/media/recordings/cam_3/2024-05-01T10-00-00.mp4")
+    );
+    assert_eq!(segs[0]["duration_s"], 60.5);
+    let got = ureq::get(&a.url(url))
+        .call()
+        .unwrap()
+        .into_string()
+        .unwrap();
+    assert_eq!(got, "pretend-mp4");
+    let all = a.get("/api/recordings?camera=all");
+    assert!(
+        all["runs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["camera"] == id && r["node_label"] == "Carta"),
+        "{all}"
+    );
+}
+
+#[test]
+fn relay_mode_streams_a_peers_media_through_this_node() {
+    let a = node("A");
+    let b = node("B");
+    let b_id = link(&a, &b, "B");
+    let (s, v) = a.request(
+        "PUT",
+        &format!("/api/system/nodes/{b_id}"),
+        Some(r#"{"media_mode": "relay"}"#),
+    );
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["media_mode"], "relay");
+    let relay = format!("/api/system/nodes/{b_id}/media");
+    a.wait_until(
+        "lists B's camera with a relayed live URL",
+        Duration::from_secs(20),
+        || {
+            cameras(&a)
+                .iter()
+                .any(|c| c["remote"] == true && c["live_url"].is_string())
+        },
+    );
+    let remote = cameras(&a)
+        .into_iter()
+        .find(|c| c["remote"] == true)
+        .unwrap();
+    assert_eq!(remote["live_url"], format!("{relay}/cameras/demo/live"));
+    let resp = ureq::get(&a.url(remote["live_url"].as_str().unwrap()))
+        .timeout(Duration::from_secs(10))
+        .call()
+        .unwrap();
+    assert_eq!(resp.content_type(), "video/mp4");
+    let mut first = [0u8; 8];
+    std::io::Read::read_exact(&mut resp.into_reader(), &mut first).unwrap();
+    assert_eq!(&first[4..8], b"ftyp");
+
+    // Recordings: relayed URLs, no token; byte ranges pass through; the result decodes.
+    let cam = remote["id"].as_str().unwrap();
+    a.wait_until("finds B's closed segments", Duration::from_secs(30), || {
+        a.get(&format!("/api/recordings?camera={cam}"))["segments"]
+            .as_array()
+            .is_some_and(|s| !s.is_empty())
+    });
+    let rec = a.get(&format!("/api/recordings?camera={cam}"));
+    let seg = rec["segments"][0]["url"].as_str().unwrap().to_string();
+    assert!(seg.starts_with(&format!("{relay}/segments/")), "{seg}");
+    assert!(!rec.to_string().contains("token="), "{rec}");
+    let part = ureq::get(&a.url(&seg))
+        .set("Range", "bytes=0-99")
+        .call()
+        .unwrap();
+    assert_eq!(part.status(), 206);
+    assert!(
+        part.header("content-range")
+            .unwrap()
+            .starts_with("bytes 0-99/")
+    );
+    assert_eq!(read_all(part.into_reader()).len(), 100);
+    let run_url = rec["runs"][0]["url"].as_str().unwrap();
+    assert!(
+        run_url.starts_with(&format!("{relay}/recordings/demo/view.mp4?start=")),
+        "{run_url}"
+    );
+    if have_tool("ffmpeg") {
+        let file = a.download(run_url, "relayed.mp4");
+        assert_decodes(&file);
+    }
+
+    // Only media is relayed, only to this node's own users, only for known nodes.
+    assert_eq!(
+        status_of(&a.url(&format!("{relay}/federation/keys"))).0,
+        400
+    );
+    assert_eq!(
+        status_of(&a.url(&format!("{relay}/segments/..%2F..%2Feyrie.redb"))).0,
+        400
+    );
+    assert_eq!(
+        status_of(&a.url("/api/system/nodes/000000000000/media/segments/1.mp4")).0,
+        404
+    );
+    let key = issue_key(&a, "someone");
+    assert_eq!(
+        with_key(
+            &a,
+            "GET",
+            &format!("{relay}/segments/1.mp4"),
+            ("X-NVR-Auth", &key)
+        ),
+        403
+    );
+    assert!(a.get("/api/health")["node_id"].is_string(), "still up");
 }
 
 fn status_of(url: &str) -> (u16, Option<String>) {

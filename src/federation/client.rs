@@ -55,6 +55,106 @@ pub async fn get(
     pin: Option<&str>,
 ) -> Result<Fetched, FetchError> {
     let started = Instant::now();
+    let exchange = async {
+        let opened = connect_and_send(url, headers, limits.connect, pin).await?;
+        let status = opened.response.status().as_u16();
+        let body = axum::body::to_bytes(Body::new(opened.response.into_body()), limits.max_body)
+            .await
+            .map_err(|e| {
+                let text = e.to_string();
+                if text.contains("length limit") {
+                    FetchError::TooLarge(limits.max_body)
+                } else {
+                    FetchError::Http(text)
+                }
+            })?;
+        Ok(Fetched {
+            status,
+            body,
+            latency: started.elapsed(),
+            tls_fingerprint: opened.tls_fingerprint,
+        })
+    };
+    match timeout(limits.total, exchange).await {
+        Err(_) => Err(FetchError::Timeout(limits.total)),
+        Ok(r) => r,
+    }
+}
+
+/// A peer's answer whose body is still arriving, for streaming it on (the relay).
+pub struct Streaming {
+    pub status: axum::http::StatusCode,
+    pub headers: axum::http::HeaderMap,
+    /// The body, ended with an error when the peer sends nothing for `idle`. Dropping it closes
+    /// the connection to the peer.
+    pub body: Body,
+}
+
+/// `GET url` like [`get`], but returns once the answer's head is in (within `limits.total`)
+/// and streams the body without buffering it; a body that stalls for `idle` is cut off.
+pub async fn stream(
+    url: &url::Url,
+    headers: &[(&str, &str)],
+    limits: Limits,
+    pin: Option<&str>,
+    idle: Duration,
+) -> Result<Streaming, FetchError> {
+    let opened = match timeout(
+        limits.total,
+        connect_and_send(url, headers, limits.connect, pin),
+    )
+    .await
+    {
+        Err(_) => return Err(FetchError::Timeout(limits.total)),
+        Ok(r) => r?,
+    };
+    let (parts, incoming) = opened.response.into_parts();
+    let state = (Body::new(incoming).into_data_stream(), opened.driver);
+    let chunks = futures::stream::unfold(Some(state), move |state| async move {
+        let (mut data, driver) = state?;
+        match timeout(idle, futures::StreamExt::next(&mut data)).await {
+            Ok(Some(Ok(chunk))) => Some((Ok(chunk), Some((data, driver)))),
+            Ok(Some(Err(e))) => Some((Err(std::io::Error::other(e)), None)),
+            Ok(None) => None,
+            Err(_) => Some((
+                Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("peer sent nothing for {idle:?}"),
+                )),
+                None,
+            )),
+        }
+    });
+    Ok(Streaming {
+        status: parts.status,
+        headers: parts.headers,
+        body: Body::from_stream(chunks),
+    })
+}
+
+/// Aborts the connection task when the answer it serves is dropped.
+struct Driver(tokio::task::JoinHandle<()>);
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+struct Opened {
+    response: hyper::Response<hyper::body::Incoming>,
+    tls_fingerprint: Option<String>,
+    driver: Driver,
+}
+
+/// Connects (within `connect`), does TLS with the pin for `https://`, sends the request and
+/// waits for the answer's head. The caller bounds the whole with its own deadline.
+async fn connect_and_send(
+    url: &url::Url,
+    headers: &[(&str, &str)],
+    connect: Duration,
+    pin: Option<&str>,
+) -> Result<Opened, FetchError> {
     let https = match url.scheme() {
         "http" => false,
         "https" => true,
@@ -69,95 +169,72 @@ pub async fn get(
         .ok_or_else(|| FetchError::Unsupported("URL has no host".into()))?
         .to_string();
     let port = url.port_or_known_default().unwrap_or(80);
-    let exchange = async {
-        let stream = match timeout(
-            limits.connect,
-            TcpStream::connect((host.trim_matches(['[', ']']), port)),
-        )
-        .await
-        {
-            Err(_) => return Err(FetchError::ConnectTimeout(limits.connect)),
-            Ok(Err(e)) => return Err(FetchError::Connect(e.to_string())),
-            Ok(Ok(s)) => s,
-        };
-        let _ = stream.set_nodelay(true);
-        if !https {
-            return exchange(stream, url, headers, limits, started, None).await;
-        }
-        let verifier = super::tls::PinVerifier::new(pin.map(str::to_string));
-        let connector =
-            tokio_rustls::TlsConnector::from(std::sync::Arc::new(verifier.client_config()));
-        let name =
-            rustls::pki_types::ServerName::try_from(host.trim_matches(['[', ']']).to_string())
-                .map_err(|e| FetchError::Unsupported(format!("host name: {e}")))?;
-        let tls = connector
-            .connect(name, stream)
-            .await
-            .map_err(|e| FetchError::Tls(e.to_string()))?;
-        exchange(tls, url, headers, limits, started, verifier.seen()).await
+    let stream = match timeout(
+        connect,
+        TcpStream::connect((host.trim_matches(['[', ']']), port)),
+    )
+    .await
+    {
+        Err(_) => return Err(FetchError::ConnectTimeout(connect)),
+        Ok(Err(e)) => return Err(FetchError::Connect(e.to_string())),
+        Ok(Ok(s)) => s,
     };
-    match timeout(limits.total, exchange).await {
-        Err(_) => Err(FetchError::Timeout(limits.total)),
-        Ok(r) => r,
+    let _ = stream.set_nodelay(true);
+    if !https {
+        return send(stream, url, headers, None).await;
     }
+    let verifier = super::tls::PinVerifier::new(pin.map(str::to_string));
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(verifier.client_config()));
+    let name = rustls::pki_types::ServerName::try_from(host.trim_matches(['[', ']']).to_string())
+        .map_err(|e| FetchError::Unsupported(format!("host name: {e}")))?;
+    let tls = connector
+        .connect(name, stream)
+        .await
+        .map_err(|e| FetchError::Tls(e.to_string()))?;
+    send(tls, url, headers, verifier.seen()).await
 }
 
-async fn exchange<S>(
+async fn send<S>(
     stream: S,
     url: &url::Url,
     headers: &[(&str, &str)],
-    limits: Limits,
-    started: Instant,
     tls_fingerprint: Option<String>,
-) -> Result<Fetched, FetchError>
+) -> Result<Opened, FetchError>
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    {
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(|e| FetchError::Http(e.to_string()))?;
-        let driver = tokio::spawn(conn);
-        let path = match url.query() {
-            Some(q) => format!("{}?{q}", url.path()),
-            None => url.path().to_string(),
-        };
-        let mut req = hyper::Request::get(path)
-            .header(hyper::header::HOST, url.authority())
-            .header(
-                hyper::header::USER_AGENT,
-                concat!("Eyrie/", env!("CARGO_PKG_VERSION")),
-            )
-            .header(hyper::header::ACCEPT, "application/json");
-        for (k, v) in headers {
-            req = req.header(*k, *v);
-        }
-        let req = req
-            .body(Body::empty())
-            .map_err(|e| FetchError::Http(e.to_string()))?;
-        let resp = sender
-            .send_request(req)
-            .await
-            .map_err(|e| FetchError::Http(e.to_string()))?;
-        let status = resp.status().as_u16();
-        let body = axum::body::to_bytes(Body::new(resp.into_body()), limits.max_body)
-            .await
-            .map_err(|e| {
-                let text = e.to_string();
-                if text.contains("length limit") {
-                    FetchError::TooLarge(limits.max_body)
-                } else {
-                    FetchError::Http(text)
-                }
-            });
-        driver.abort();
-        Ok(Fetched {
-            status,
-            body: body?,
-            latency: started.elapsed(),
-            tls_fingerprint,
-        })
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| FetchError::Http(e.to_string()))?;
+    let driver = Driver(tokio::spawn(async move {
+        let _ = conn.await;
+    }));
+    let path = match url.query() {
+        Some(q) => format!("{}?{q}", url.path()),
+        None => url.path().to_string(),
+    };
+    let mut req = hyper::Request::get(path)
+        .header(hyper::header::HOST, url.authority())
+        .header(
+            hyper::header::USER_AGENT,
+            concat!("Eyrie/", env!("CARGO_PKG_VERSION")),
+        )
+        .header(hyper::header::ACCEPT, "application/json");
+    for (k, v) in headers {
+        req = req.header(*k, *v);
     }
+    let req = req
+        .body(Body::empty())
+        .map_err(|e| FetchError::Http(e.to_string()))?;
+    let response = sender
+        .send_request(req)
+        .await
+        .map_err(|e| FetchError::Http(e.to_string()))?;
+    Ok(Opened {
+        response,
+        tls_fingerprint,
+        driver,
+    })
 }
 
 #[cfg(test)]

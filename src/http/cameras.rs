@@ -94,7 +94,8 @@ struct RemoteCameraView {
     /// Seconds since the node last answered.
     age_s: Option<f64>,
     codec: Option<String>,
-    /// Straight from the owning node, with the token it issued (absent while it is offline).
+    /// Straight from the owning node with the token it issued, or through this node's relay
+    /// when the node is in relay mode (absent while it is offline).
     live_url: Option<String>,
     status: serde_json::Value,
 }
@@ -122,7 +123,14 @@ fn remote_cameras(st: &super::AppState) -> ApiResult<Vec<RemoteCameraView>> {
                 stale,
                 age_s: peer.last_seen_ms.map(|t| (now - t) as f64 / 1000.0),
                 codec: cam.codec.clone(),
-                live_url: cam.live_url.clone().filter(|_| peer.online),
+                live_url: if super::relay::relayed(&node) {
+                    cam.live_url
+                        .as_deref()
+                        .and_then(|u| super::relay::rewrite_url(&node, u))
+                } else {
+                    cam.live_url.clone()
+                }
+                .filter(|_| peer.online),
                 status: serde_json::json!({ "state": state }),
             });
         }

@@ -9,6 +9,7 @@ mod health;
 mod live;
 mod nodes;
 mod recordings;
+mod relay;
 mod serve;
 
 pub use serve::serve;
@@ -153,6 +154,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/api/system/nodes/{id}",
             get(nodes::get_one).put(nodes::update).delete(nodes::delete),
         )
+        .route("/api/system/nodes/{id}/media/{*path}", get(relay::media))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(middleware::from_fn_with_state(

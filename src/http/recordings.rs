@@ -18,6 +18,9 @@ use crate::media::view::{self, ViewError, VirtualFile};
 use crate::storage::{Segment, SegmentState, valid_camera_id};
 use crate::video::{Codec, TIMESCALE};
 
+/// Most files read from one CartaNVR playback answer.
+const MAX_CARTANVR_FILES: usize = 10_000;
+
 /// Longest span one listing covers.
 const MAX_LIST_MS: i64 = 31 * 86_400_000;
 
@@ -207,31 +210,88 @@ async fn remote_listing(
     end: i64,
 ) -> ApiResult<Value> {
     let node = find_node(st, node_id).await?;
-    if node.kind != crate::storage::NodeKind::Eyrie {
-        return Err(ApiError(
-            StatusCode::NOT_IMPLEMENTED,
-            "searching the recordings of CartaNVR nodes is not supported yet".into(),
-        ));
+    let mut v = match node.kind {
+        crate::storage::NodeKind::Eyrie => {
+            let q: String = url::form_urlencoded::Serializer::new(String::new())
+                .append_pair("camera", cam)
+                .append_pair("start", &start.to_string())
+                .append_pair("end", &end.to_string())
+                .finish();
+            ask_peer(st, &node, &format!("/api/recordings?{q}")).await
+        }
+        crate::storage::NodeKind::Cartanvr => cartanvr_listing(st, &node, cam, start, end).await,
     }
-    let q: String = url::form_urlencoded::Serializer::new(String::new())
-        .append_pair("camera", cam)
-        .append_pair("start", &start.to_string())
-        .append_pair("end", &end.to_string())
-        .finish();
-    let mut v = ask_peer(st, &node, &format!("/api/recordings?{q}"))
-        .await
-        .map_err(|e| ApiError(StatusCode::BAD_GATEWAY, format!("node {}: {e}", node.label)))?;
+    .map_err(|e| ApiError(StatusCode::BAD_GATEWAY, format!("node {}: {e}", node.label)))?;
     if !v.is_object() {
         return Err(ApiError(
             StatusCode::BAD_GATEWAY,
             format!("node {}: not a listing", node.label),
         ));
     }
+    if super::relay::relayed(&node) {
+        for list in ["segments", "runs"] {
+            if let Some(items) = v[list].as_array_mut() {
+                for item in items {
+                    let url = item["url"].as_str().unwrap_or_default();
+                    item["url"] =
+                        super::relay::rewrite_url(&node, url).map_or(Value::Null, Value::from);
+                }
+            }
+        }
+    }
     v["camera"] = full_id.into();
     v["node_id"] = node.id.clone().into();
     v["node_label"] = node.label.clone().into();
     v["remote"] = true.into();
     Ok(v)
+}
+
+/// A CartaNVR node's recordings of `cam` as a listing of ours: its
+/// `GET /api/playback/cam_{cam}` gives one entry per file; each file is a segment and a run of
+/// its own (CartaNVR keeps no runs), with the file's absolute URL on the node (the relay carries
+/// it, since fetching it needs the federation key).
+async fn cartanvr_listing(
+    st: &crate::http::AppState,
+    node: &crate::storage::NodeRecord,
+    cam: &str,
+    start: i64,
+    end: i64,
+) -> Result<Value, String> {
+    let got = ask_peer(
+        st,
+        node,
+        &format!("/api/playback/cam_{cam}?start={start}&end={end}"),
+    )
+    .await?;
+    let files = got.as_array().ok_or("playback: not a JSON array")?;
+    let base = node.url.trim_end_matches('/');
+    let mut segments = Vec::new();
+    for f in files.iter().take(MAX_CARTANVR_FILES) {
+        let (Some(file), Some(ts)) = (f["file"].as_str(), f["timestamp"].as_i64()) else {
+            continue;
+        };
+        if !file.starts_with("/api/recordings/") || file.contains('?') {
+            continue;
+        }
+        let duration_s = f["duration"].as_f64().filter(|d| *d >= 0.0).unwrap_or(0.0);
+        let end_ms = ts + (duration_s * 1000.0) as i64;
+        segments.push(serde_json::json!({
+            "start": rfc3339(ts),
+            "end": rfc3339(end_ms),
+            "start_ms": ts,
+            "end_ms": end_ms,
+            "duration_s": duration_s,
+            "url": format!("{base}{file}"),
+        }));
+    }
+    segments.sort_by_key(|s| s["start_ms"].as_i64());
+    let runs = segments.clone();
+    Ok(serde_json::json!({
+        "start": rfc3339(start),
+        "end": rfc3339(end),
+        "segments": segments,
+        "runs": runs,
+    }))
 }
 
 async fn all_listing(
@@ -276,21 +336,39 @@ async fn all_listing(
         let path = format!("/api/recordings?camera=all&start={start}&end={end}");
         let answers = futures::future::join_all(nodes.iter().map(|n| async {
             match n.kind {
-                crate::storage::NodeKind::Eyrie => ask_peer(st, n, &path).await,
+                crate::storage::NodeKind::Eyrie => ask_peer(st, n, &path).await.and_then(|v| {
+                    v["runs"]
+                        .as_array()
+                        .cloned()
+                        .ok_or_else(|| "no runs in the answer".to_string())
+                }),
                 crate::storage::NodeKind::Cartanvr => {
-                    Err("searching the recordings of CartaNVR nodes is not supported yet".into())
+                    // CartaNVR answers per camera: ask for each camera it listed.
+                    let cams: Vec<String> = st
+                        .peers
+                        .status(&n.id)
+                        .cameras
+                        .into_iter()
+                        .map(|c| c.id)
+                        .collect();
+                    let per_cam = futures::future::join_all(
+                        cams.iter().map(|c| cartanvr_listing(st, n, c, start, end)),
+                    )
+                    .await;
+                    let mut runs = Vec::new();
+                    for (cam, listing) in cams.iter().zip(per_cam) {
+                        for mut r in listing?["runs"].as_array().cloned().unwrap_or_default() {
+                            r["camera"] = cam.clone().into();
+                            runs.push(r);
+                        }
+                    }
+                    Ok(runs)
                 }
             }
         }))
         .await;
         for (n, answer) in nodes.iter().zip(answers) {
-            let theirs = answer.and_then(|v| {
-                v["runs"]
-                    .as_array()
-                    .cloned()
-                    .ok_or_else(|| "no runs in the answer".to_string())
-            });
-            match theirs {
+            match answer {
                 Ok(list) => {
                     for mut r in list.into_iter().take(100_000) {
                         let Some(cam) = r["camera"].as_str().map(str::to_string) else {
@@ -300,6 +378,11 @@ async fn all_listing(
                         r["node_id"] = n.id.clone().into();
                         r["node_label"] = n.label.clone().into();
                         r["remote"] = true.into();
+                        if super::relay::relayed(n) {
+                            let url = r["url"].as_str().unwrap_or_default();
+                            r["url"] =
+                                super::relay::rewrite_url(n, url).map_or(Value::Null, Value::from);
+                        }
                         runs.push(r);
                     }
                 }
