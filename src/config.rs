@@ -42,6 +42,7 @@ struct FederationSection {
 struct HttpSection {
     listen: Option<SocketAddr>,
     tls_listen: Option<SocketAddr>,
+    cors_origins: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -65,6 +66,9 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Where to serve HTTPS too (with a self-signed certificate made at first start).
     pub tls_listen: Option<SocketAddr>,
+    /// Origins (`scheme://host[:port]`) whose pages may make credentialed requests, besides
+    /// the registered remote nodes'.
+    pub cors_origins: Vec<String>,
     pub data: PathBuf,
     /// Bytes all recordings may use; `None` means only `min_free` limits them.
     pub budget: Option<u64>,
@@ -96,6 +100,7 @@ impl Default for Config {
         Self {
             listen: "0.0.0.0:8080".parse().unwrap(),
             tls_listen: None,
+            cors_origins: Vec::new(),
             data: PathBuf::from("eyrie-data"),
             budget: None,
             min_free: 512 << 20,
@@ -156,6 +161,17 @@ impl Config {
             c.listen = v;
         }
         c.tls_listen = file.http.tls_listen;
+        for o in file.http.cors_origins.unwrap_or_default() {
+            match crate::http::origin_setting(&o) {
+                Some(n) => c.cors_origins.push(n),
+                None => {
+                    return Err(err(
+                        "http.cors_origins",
+                        format!("'{o}' is not an origin like http://host:port (no path, no *)"),
+                    ));
+                }
+            }
+        }
         if let Some(v) = file.storage.data {
             c.data = v;
         }

@@ -156,6 +156,7 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
             Duration::from_secs(600),
         )),
         label: cfg.label.clone(),
+        cors_origins: cfg.cors_origins.clone(),
         tls_fingerprint: tls.as_ref().map(|t| t.2.clone()),
         started,
         cpu: Mutex::new(None),

@@ -774,3 +774,110 @@ fn https_peers_are_pinned_on_first_use_and_a_changed_certificate_is_refused() {
     // Plain HTTP keeps working beside HTTPS.
     assert_eq!(b.request("GET", "/api/health", None).0, 200);
 }
+
+/// `(status, Access-Control-Allow-Origin, Access-Control-Allow-Credentials)` of a request
+/// carrying `Origin: origin` and `headers`.
+fn cors_call(
+    e: &Eyrie,
+    method: &str,
+    path: &str,
+    origin: &str,
+    headers: &[(&str, &str)],
+) -> (u16, Option<String>, Option<String>) {
+    let mut req = ureq::request(method, &e.url(path)).set("Origin", origin);
+    for (k, v) in headers {
+        req = req.set(k, v);
+    }
+    let r = match req.call() {
+        Ok(r) => r,
+        Err(ureq::Error::Status(_, r)) => r,
+        Err(err) => panic!("{method} {path}: {err}"),
+    };
+    let h = |n: &str| r.header(n).map(str::to_string);
+    (
+        r.status(),
+        h("access-control-allow-origin"),
+        h("access-control-allow-credentials"),
+    )
+}
+
+#[test]
+fn cors_allows_registered_nodes_and_configured_origins_only() {
+    let a = Eyrie::start(
+        &format!("{FAST_POLL}[http]\ncors_origins = [\"http://ui.example:9000\"]\n"),
+        &["--demo"],
+    );
+    let b = node("B");
+    link(&a, &b, "B");
+    let b_origin = b.url("");
+    let b_origin = b_origin.trim_end_matches('/');
+    let preflight = [
+        ("Access-Control-Request-Method", "POST"),
+        (
+            "Access-Control-Request-Headers",
+            "content-type, x-csrf-token",
+        ),
+    ];
+
+    // A registered node's pages and a configured origin: credentialed, echoed exactly.
+    for origin in [b_origin, "http://ui.example:9000"] {
+        let (s, acao, acac) = cors_call(&a, "GET", "/api/cameras", origin, &[]);
+        assert_eq!(
+            (s, acao.as_deref(), acac.as_deref()),
+            (200, Some(origin), Some("true"))
+        );
+        let (s, acao, acac) = cors_call(&a, "OPTIONS", "/api/cameras", origin, &preflight);
+        assert_eq!(
+            (s, acao.as_deref(), acac.as_deref()),
+            (204, Some(origin), Some("true"))
+        );
+    }
+
+    // Look-alikes and strangers: no CORS headers, preflight refused, nothing changed.
+    let ids =
+        || -> Vec<serde_json::Value> { cameras(&a).iter().map(|c| c["id"].clone()).collect() };
+    let before = ids();
+    for origin in [
+        "http://127.0.0.1.evil.example",
+        "http://ui.example:9000.evil.example",
+        "http://ui.example:9001",
+        "null",
+    ] {
+        let (s, acao, acac) = cors_call(&a, "GET", "/api/cameras", origin, &[]);
+        assert_eq!((s, acao, acac), (200, None, None), "{origin}");
+        let (s, acao, acac) = cors_call(&a, "OPTIONS", "/api/cameras", origin, &preflight);
+        assert_eq!((s, acao, acac), (403, None, None), "{origin}");
+    }
+    assert_eq!(ids(), before);
+
+    // Token media may be read from any page, never with credentials.
+    let (s, acao, acac) = cors_call(
+        &a,
+        "OPTIONS",
+        "/api/segments/1.mp4?token=1.ab",
+        "http://stranger.example",
+        &[
+            ("Access-Control-Request-Method", "GET"),
+            ("Access-Control-Request-Headers", "range"),
+        ],
+    );
+    assert_eq!((s, acao.as_deref(), acac), (204, Some("*"), None));
+
+    // A bad setting is one clear error naming the key.
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("eyrie.toml");
+    std::fs::write(&cfg, "[http]\ncors_origins = [\"http://ui.example/app\"]\n").unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_eyrie"))
+        .args(["run", "--data"])
+        .arg(dir.path())
+        .arg("--config")
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("http.cors_origins"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -26,7 +26,7 @@ pub enum Caller {
 }
 
 /// Routes a media token may open (the handler decides which camera and kind).
-fn media_route(path: &str) -> bool {
+pub(super) fn media_route(path: &str) -> bool {
     (path.starts_with("/api/cameras/") && path.ends_with("/live"))
         || (path.starts_with("/api/recordings/") && path.ends_with("/view.mp4"))
         || path.starts_with("/api/segments/")

@@ -4,6 +4,7 @@
 mod auth;
 mod cameras;
 mod cartanvr;
+mod cors;
 mod federation;
 mod health;
 mod live;
@@ -12,6 +13,7 @@ mod recordings;
 mod relay;
 mod serve;
 
+pub use cors::origin_setting;
 pub use serve::serve;
 
 use std::sync::{Arc, Mutex};
@@ -41,6 +43,8 @@ pub struct AppState {
     pub tokens: Arc<crate::federation::tokens::MediaTokens>,
     /// This node's name for people and peers.
     pub label: String,
+    /// Origins (besides the registered nodes') whose pages may make credentialed requests.
+    pub cors_origins: Vec<String>,
     /// SHA-256 fingerprint of the certificate served over HTTPS, when HTTPS is on.
     pub tls_fingerprint: Option<String>,
     pub started: Instant,
@@ -161,6 +165,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             state.clone(),
             auth::authenticate,
         ))
+        .layer(middleware::from_fn_with_state(state.clone(), cors::cors))
         .layer(middleware::from_fn(json_errors))
         .layer(axum::middleware::map_response(
             |mut r: Response| async move {
@@ -207,7 +212,7 @@ pub fn open_cors(res: &mut Response) {
     );
     h.insert(
         header::ACCESS_CONTROL_EXPOSE_HEADERS,
-        HeaderValue::from_static("content-length, content-range, accept-ranges, etag, x-codec"),
+        HeaderValue::from_static(cors::EXPOSE_HEADERS),
     );
 }
 

@@ -1,0 +1,198 @@
+//! CORS: which other origins' pages may call this node, and how.
+//!
+//! - Origins of the registered remote nodes and `http.cors_origins` from the config may make
+//!   credentialed requests: their `Origin` is echoed with `Access-Control-Allow-Credentials`.
+//!   Origins are compared whole (scheme, host, port), never by prefix or substring.
+//! - Token-authenticated media (live, views, segments) may be fetched from any origin without
+//!   credentials: those answers carry `Access-Control-Allow-Origin: *` (see `open_cors`), and a
+//!   preflight for them is answered the same way.
+//! - Any other cross-origin request gets no CORS headers, and its preflight is refused (403).
+
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use super::{ApiError, AppState};
+
+/// Methods and headers a credentialed origin may use.
+const ALLOW_METHODS: &str = "GET, HEAD, POST, PUT, DELETE";
+const ALLOW_HEADERS: &str =
+    "content-type, x-csrf-token, x-nvr-auth, authorization, range, if-range";
+/// What an answer lets a page read beyond the always-safe headers.
+pub const EXPOSE_HEADERS: &str = "content-length, content-range, accept-ranges, etag, x-codec";
+/// How long a browser may cache a preflight answer.
+const MAX_AGE: &str = "600";
+
+/// `scheme://host[:port]` of `url`, normalised (default ports dropped, host lower-cased), or
+/// `None` when it has no tuple origin (`null`, `file:`, garbage).
+pub fn origin_of_url(url: &str) -> Option<String> {
+    let origin = url::Url::parse(url).ok()?.origin();
+    origin.is_tuple().then(|| origin.ascii_serialization())
+}
+
+/// An origin as written in the config (`http://host:port`, nothing after it), normalised.
+pub fn origin_setting(text: &str) -> Option<String> {
+    let u = url::Url::parse(text).ok()?;
+    let bare = u.username().is_empty()
+        && u.password().is_none()
+        && u.path() == "/"
+        && u.query().is_none()
+        && u.fragment().is_none();
+    bare.then(|| origin_of_url(text)).flatten()
+}
+
+/// Whether `origin` is this node as the request addressed it (same-origin requests also carry
+/// `Origin` on POST; they need no CORS).
+fn is_same_origin(origin: &str, headers: &HeaderMap) -> bool {
+    let Some(host) = headers.get(header::HOST).and_then(|h| h.to_str().ok()) else {
+        return false;
+    };
+    ["http", "https"]
+        .iter()
+        .any(|s| origin_of_url(&format!("{s}://{host}")).as_deref() == Some(origin))
+}
+
+/// Whether pages of `origin` may make credentialed requests here.
+async fn credentialed(st: &Arc<AppState>, origin: &str) -> bool {
+    if st.cors_origins.iter().any(|o| o == origin) {
+        return true;
+    }
+    let peers = st.peers.clone();
+    let origin = origin.to_string();
+    tokio::task::spawn_blocking(move || {
+        peers.nodes().is_ok_and(|nodes| {
+            nodes
+                .iter()
+                .any(|n| origin_of_url(&n.url).as_deref() == Some(origin.as_str()))
+        })
+    })
+    .await
+    .unwrap_or(false)
+}
+
+pub async fn cors(State(st): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    let Some(raw) = req.headers().get(header::ORIGIN) else {
+        return next.run(req).await;
+    };
+    // `null`, or anything that is not an origin, is a stranger.
+    let origin = raw.to_str().ok().and_then(origin_of_url);
+    if origin
+        .as_deref()
+        .is_some_and(|o| is_same_origin(o, req.headers()))
+    {
+        return next.run(req).await;
+    }
+    let allowed = match &origin {
+        Some(o) => credentialed(&st, o).await,
+        None => false,
+    };
+    let origin = origin.unwrap_or_else(|| "this origin".into());
+    let preflight = req.method() == Method::OPTIONS
+        && req
+            .headers()
+            .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
+    if preflight {
+        let wants_read = req
+            .headers()
+            .get(header::ACCESS_CONTROL_REQUEST_METHOD)
+            .is_some_and(|m| m == "GET" || m == "HEAD");
+        let mut res = if allowed {
+            let mut res = StatusCode::NO_CONTENT.into_response();
+            allow_credentialed(res.headers_mut(), &origin);
+            let h = res.headers_mut();
+            h.insert(
+                header::ACCESS_CONTROL_ALLOW_METHODS,
+                HeaderValue::from_static(ALLOW_METHODS),
+            );
+            h.insert(
+                header::ACCESS_CONTROL_ALLOW_HEADERS,
+                HeaderValue::from_static(ALLOW_HEADERS),
+            );
+            res
+        } else if wants_read && super::auth::media_route(req.uri().path()) {
+            let mut res = StatusCode::NO_CONTENT.into_response();
+            let h = res.headers_mut();
+            h.insert(
+                header::ACCESS_CONTROL_ALLOW_ORIGIN,
+                HeaderValue::from_static("*"),
+            );
+            h.insert(
+                header::ACCESS_CONTROL_ALLOW_METHODS,
+                HeaderValue::from_static("GET, HEAD"),
+            );
+            h.insert(
+                header::ACCESS_CONTROL_ALLOW_HEADERS,
+                HeaderValue::from_static("range, if-range"),
+            );
+            res
+        } else {
+            ApiError(
+                StatusCode::FORBIDDEN,
+                format!("pages of {origin} may not call this node (not a registered node or a configured origin)"),
+            )
+            .into_response()
+        };
+        let h = res.headers_mut();
+        h.insert(
+            header::ACCESS_CONTROL_MAX_AGE,
+            HeaderValue::from_static(MAX_AGE),
+        );
+        h.append(header::VARY, HeaderValue::from_static("origin"));
+        return res;
+    }
+    let mut res = next.run(req).await;
+    if allowed {
+        allow_credentialed(res.headers_mut(), &origin);
+    }
+    res.headers_mut()
+        .append(header::VARY, HeaderValue::from_static("origin"));
+    res
+}
+
+fn allow_credentialed(h: &mut HeaderMap, origin: &str) {
+    let Ok(v) = HeaderValue::from_str(origin) else {
+        return;
+    };
+    h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, v);
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
+        HeaderValue::from_static("true"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_EXPOSE_HEADERS,
+        HeaderValue::from_static(EXPOSE_HEADERS),
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn origins_compare_whole() {
+        assert_eq!(
+            origin_of_url("http://NVR.local:80/x").as_deref(),
+            Some("http://nvr.local")
+        );
+        assert_eq!(
+            origin_of_url("https://10.0.0.2:8443").as_deref(),
+            Some("https://10.0.0.2:8443")
+        );
+        assert_eq!(origin_of_url("null"), None);
+        assert_eq!(
+            origin_setting("http://ui.example:9000").as_deref(),
+            Some("http://ui.example:9000")
+        );
+        assert_eq!(origin_setting("http://ui.example/app"), None);
+        assert_eq!(origin_setting("*"), None);
+        assert_eq!(origin_of_url("file:///etc/passwd"), None);
+        let mut h = HeaderMap::new();
+        h.insert(header::HOST, "10.0.0.2:8080".parse().unwrap());
+        assert!(is_same_origin("http://10.0.0.2:8080", &h));
+        assert!(!is_same_origin("http://10.0.0.2:8081", &h));
+        assert!(!is_same_origin("http://10.0.0.2:8080.evil.example", &h));
+    }
+}
