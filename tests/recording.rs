@@ -324,3 +324,82 @@ fn authenticates_and_records_over_udp_too() {
     );
     assert_eq!(e.get("/api/cameras/fields")["transport"], "udp");
 }
+
+/// A small tmpfs mounted for one test (needs root), unmounted when dropped.
+struct Tmpfs(std::path::PathBuf);
+
+impl Tmpfs {
+    /// Mounts `bytes` of tmpfs at `at`; None (with the reason printed) when not root outside CI.
+    fn mount(at: &std::path::Path, bytes: u64) -> Option<Tmpfs> {
+        std::fs::create_dir_all(at).unwrap();
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={bytes}"), "eyrie-test"])
+            .arg(at)
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            if std::env::var("CI").as_deref() == Ok("true") {
+                panic!("mounting a tmpfs failed under CI (CI runs as root)");
+            }
+            eprintln!("SKIP: mounting a small tmpfs needs root");
+            return None;
+        }
+        Some(Tmpfs(at.to_path_buf()))
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+#[test]
+fn a_full_disk_frees_the_oldest_and_recording_goes_on() {
+    if !have_rtsp_server() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    // Nothing but the disk's size limits recordings: the writer hits ENOSPC.
+    let Some(_fs) = Tmpfs::mount(&tmp.path().join("data"), 8 << 20) else {
+        return;
+    };
+    let server = RtspServer::start(free_port(), &["--pattern", "snow"]);
+    let mut e = Eyrie::start_in(
+        tmp.path(),
+        "[recording]\nsegment_seconds = 10\n[storage]\nmin_free = 0\n",
+        &[],
+    );
+    e.add_camera(&format!(
+        r#"{{"id": "cam", "name": "Cam", "source": "{}"}}"#,
+        server.url("h264")
+    ));
+    e.wait_until(
+        "fills the disk and deletes its oldest segments",
+        Duration::from_secs(240),
+        || {
+            let segs = e.recordings("cam")["segments"].as_array().unwrap().clone();
+            segs.first().is_some_and(|s| s["id"].as_u64() != Some(1))
+        },
+    );
+    assert!(
+        e.log().contains("disk full"),
+        "the log says why: {}",
+        e.log()
+    );
+    let frames = e.camera_status("cam")["frames"].as_u64().unwrap();
+    e.wait_until("keeps recording", Duration::from_secs(20), || {
+        e.camera_status("cam")["frames"].as_u64().unwrap() > frames + 30
+    });
+    assert!(e.alive());
+    // What is indexed is there and plays.
+    let segs = e.closed_segments("cam");
+    assert!(!segs.is_empty());
+    for (i, seg) in segs.iter().enumerate() {
+        let file = e.download(seg["url"].as_str().unwrap(), &format!("../full-{i}.mp4"));
+        assert_decodes(&file);
+    }
+}

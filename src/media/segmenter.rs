@@ -388,6 +388,22 @@ fn is_disk_full(e: &std::io::Error) -> bool {
     e.kind() == std::io::ErrorKind::StorageFull || e.raw_os_error() == Some(28)
 }
 
+/// Writes all of `bufs` with as few `writev` calls as the kernel allows (usually one a
+/// fragment, rather than one per sample).
+fn write_all_vectored(out: &mut impl Write, bufs: &[&[u8]]) -> std::io::Result<()> {
+    let mut slices: Vec<std::io::IoSlice> = bufs.iter().map(|b| std::io::IoSlice::new(b)).collect();
+    let mut rest = &mut slices[..];
+    while !rest.is_empty() {
+        match out.write_vectored(rest) {
+            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(n) => std::io::IoSlice::advance_slices(&mut rest, n),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
 /// Appends `bufs` as one unit. On a full disk it asks for emergency deletion and tries once
 /// more; on any failure it cuts the file back so it ends at a complete fragment.
 fn write_with_retry(
@@ -398,7 +414,7 @@ fn write_with_retry(
     let total: u64 = bufs.iter().map(|b| b.len() as u64).sum();
     let mut attempt = 0;
     loop {
-        let r = bufs.iter().try_for_each(|b| seg.file.write_all(b));
+        let r = write_all_vectored(&mut seg.file, bufs);
         match r {
             Ok(()) => {
                 seg.bytes += total;
@@ -447,6 +463,37 @@ mod tests {
             },
             duration: 6000,
         }
+    }
+
+    #[test]
+    fn vectored_writes_survive_short_writes() {
+        /// Takes at most 3 bytes a call, across buffer boundaries.
+        struct Dribble(Vec<u8>);
+        impl Write for Dribble {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                let n = b.len().min(3);
+                self.0.extend_from_slice(&b[..n]);
+                Ok(n)
+            }
+            fn write_vectored(&mut self, bufs: &[std::io::IoSlice]) -> std::io::Result<usize> {
+                let mut n = 0;
+                for b in bufs {
+                    let take = b.len().min(3 - n);
+                    self.0.extend_from_slice(&b[..take]);
+                    n += take;
+                    if n == 3 {
+                        break;
+                    }
+                }
+                Ok(n)
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let mut out = Dribble(Vec::new());
+        write_all_vectored(&mut out, &[b"moof", b"", b"m", b"dat-1234567"]).unwrap();
+        assert_eq!(out.0, b"moofmdat-1234567");
     }
 
     #[test]

@@ -19,6 +19,9 @@ pub trait DiskGuard: Send + Sync {
     fn segment_closed(&self);
 }
 
+/// Free space a full disk's emergency deletion makes (or 5 % of the filesystem, if less).
+const EMERGENCY_HEADROOM: u64 = 64 << 20;
+
 #[derive(Debug, Clone, Copy)]
 pub struct RetentionConfig {
     /// Bytes all recordings together may use. `None`: only the free-space floor applies.
@@ -186,8 +189,14 @@ impl DiskGuard for Retention {
         let _one = self.deleting.lock().unwrap();
         tracing::warn!("disk full: deleting the oldest recordings now");
         let mut freed = false;
-        // Free a few segments' worth at once rather than one per failed write.
-        for _ in 0..8 {
+        // Free some headroom at once rather than one segment per failed write, but no more:
+        // on a small card a fixed count of segments could be every recording there is.
+        loop {
+            let enough = disk_stats(self.layout.root())
+                .is_ok_and(|d| d.free >= EMERGENCY_HEADROOM.min(d.total / 20));
+            if freed && enough {
+                break;
+            }
             match self.oldest() {
                 Ok(Some(s)) => match self.delete(&s) {
                     Ok(()) => freed = true,
@@ -274,6 +283,9 @@ mod tests {
         assert_eq!(left, vec![("a".into(), 2000), ("b".into(), 3000)]);
         assert!(!layout.segment_path("a", base).unwrap().exists());
         assert!(layout.segment_path("a", base + 2000).unwrap().exists());
+        // This disk has room: an emergency deletes the oldest segment, not every one.
+        assert!(r.emergency_free());
+        assert_eq!(r.used(), 1000);
         assert!(r.emergency_free());
         assert_eq!(r.used(), 0);
         assert!(!r.emergency_free());

@@ -20,6 +20,8 @@ def main():
     ap.add_argument("--height", type=int, default=360)
     ap.add_argument("--fps", type=int, default=15)
     ap.add_argument("--gop", type=int, default=15)
+    ap.add_argument("--pattern", default="ball",
+                    help="videotestsrc pattern; 'snow' is noise, for a high bitrate")
     ap.add_argument("--user")
     ap.add_argument("--password")
     ap.add_argument("--auth", choices=["digest", "basic"], default="digest",
@@ -29,7 +31,7 @@ def main():
     server = GstRtspServer.RTSPServer()
     server.set_address(a.host)
     server.set_service(str(a.port))
-    src = (f"videotestsrc is-live=true pattern=ball ! video/x-raw,width={a.width},height={a.height},"
+    src = (f"videotestsrc is-live=true pattern={a.pattern} ! video/x-raw,width={a.width},height={a.height},"
            f"framerate={a.fps}/1,format=I420 ! ")
     enc = {
         "h264": f"x264enc tune=zerolatency speed-preset=ultrafast key-int-max={a.gop} bframes=0 "
