@@ -557,6 +557,12 @@ fn media_plays_straight_from_the_peer_with_tokens_and_search_spans_nodes() {
     let forged = format!("{}0", &live[..live.len() - 1]);
     assert_eq!(status_of(&forged).0, 401);
     let token = live.split("token=").nth(1).unwrap();
+    // Expired (an expiry in the past, whatever the MAC): 401.
+    let (_, mac) = token.split_once('.').unwrap();
+    assert_eq!(
+        status_of(&b.url(&format!("/api/cameras/demo/live?token=1000000000.{mac}"))).0,
+        401
+    );
     assert_eq!(
         status_of(&b.url(&format!("/api/recordings/demo/view.mp4?token={token}"))).0,
         401
