@@ -1,0 +1,249 @@
+//! Discovery owns how appliances find each other on the LAN and pair without copying keys:
+//! advertising this node over mDNS/DNS-SD as `_nvr-federation._tcp.local.` (the service type
+//! CartaNVR uses, so each finds the other), browsing that type continuously into a cache the API
+//! answers from at once, the pairing state machines ([`pairing`], [`link`]), and the change
+//! notices the UI listens to ([`events`]). mdns-sd is the responder and browser (it runs its own
+//! thread); docs/federation.md describes the protocol.
+
+pub mod events;
+pub mod link;
+pub mod pairing;
+pub mod txt;
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use mdns_sd::{DaemonEvent, IfKind, ServiceDaemon, ServiceEvent, ServiceInfo};
+use serde::Serialize;
+
+use events::{Hub, Topic};
+use txt::{Advert, Kind, PeerTxt};
+
+/// The DNS-SD service type of NVR federation.
+pub const SERVICE_TYPE: &str = "_nvr-federation._tcp.local.";
+/// Most nodes kept in the browse cache; more are ignored (a LAN with more NVRs than this is
+/// not what Eyrie is for, and a flood of fake answers must not grow memory).
+const MAX_SEEN: usize = 256;
+
+/// How to advertise.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Interfaces to use (names); empty: every interface that is up.
+    pub interfaces: Vec<String>,
+    /// The address peers connect to: its port is advertised; an unspecified IPv4 address
+    /// advertises the IPv4 addresses of the interfaces, `[::]` all of them, a specific address
+    /// only itself.
+    pub listen: SocketAddr,
+    pub advert: Advert,
+}
+
+/// A node seen on the network.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Seen {
+    /// The DNS-SD instance name it advertises.
+    pub instance: String,
+    pub kind: Kind,
+    /// Its label (TXT `name`, else the instance name).
+    pub label: String,
+    pub node_id: Option<String>,
+    pub addresses: Vec<IpAddr>,
+    pub port: u16,
+    /// Where to reach it, when one of its addresses is usable in a URL.
+    pub url: Option<String>,
+    pub version: Option<String>,
+    pub proto: Option<String>,
+    pub tls_fingerprint: Option<String>,
+    pub last_seen_ms: i64,
+}
+
+impl Seen {
+    fn from_resolved(s: &mdns_sd::ResolvedService, now_ms: i64) -> Self {
+        let t = PeerTxt::parse(s.get_properties().iter().map(|p| (p.key(), p.val())));
+        let instance = txt::instance_of(&s.fullname, SERVICE_TYPE);
+        let mut addresses: Vec<IpAddr> = s.addresses.iter().map(|a| a.to_ip_addr()).collect();
+        addresses.sort();
+        addresses.truncate(16);
+        Seen {
+            kind: t.kind(),
+            label: t.name.clone().unwrap_or_else(|| instance.clone()),
+            url: txt::url_for(&addresses, s.port, t.tls_fingerprint.is_some()),
+            instance,
+            node_id: t.node_id,
+            addresses,
+            port: s.port,
+            version: t.version,
+            proto: t.proto,
+            tls_fingerprint: t.tls_fingerprint,
+            last_seen_ms: now_ms,
+        }
+    }
+}
+
+pub struct Discovery {
+    daemon: ServiceDaemon,
+    self_id: String,
+    /// The full name registered, and the instance name it has now (after conflict renaming).
+    fullname: String,
+    advertised_as: Mutex<String>,
+    /// Keyed by full service name.
+    seen: RwLock<BTreeMap<String, Seen>>,
+    hub: Arc<Hub>,
+}
+
+fn now_ms() -> i64 {
+    jiff::Timestamp::now().as_millisecond()
+}
+
+impl Discovery {
+    /// Starts the responder and the browser. Must run inside a tokio runtime.
+    pub fn start(opts: Options, hub: Arc<Hub>) -> anyhow::Result<Arc<Self>> {
+        let daemon = ServiceDaemon::new()?;
+        if !opts.interfaces.is_empty() {
+            daemon.disable_interface(IfKind::All)?;
+            let names: Vec<IfKind> = opts
+                .interfaces
+                .iter()
+                .map(|n| IfKind::Name(n.clone()))
+                .collect();
+            daemon.enable_interface(names)?;
+        }
+        let monitor = daemon.monitor()?;
+        let instance = txt::instance_name(&opts.advert.label);
+        // A name of its own for the address records, so several Eyries on one host (or the
+        // host's own avahi) never fight over `{hostname}.local.`.
+        let host = format!(
+            "eyrie-{}.local.",
+            opts.advert.node_id.get(..8).unwrap_or("node")
+        );
+        let props = opts.advert.txt();
+        let ip = opts.listen.ip();
+        let mut info = if ip.is_unspecified() {
+            ServiceInfo::new(
+                SERVICE_TYPE,
+                &instance,
+                &host,
+                (),
+                opts.listen.port(),
+                &props[..],
+            )?
+            .enable_addr_auto()
+        } else {
+            ServiceInfo::new(
+                SERVICE_TYPE,
+                &instance,
+                &host,
+                ip,
+                opts.listen.port(),
+                &props[..],
+            )?
+        };
+        if ip == IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED) {
+            // Listening on IPv4 only: advertise only what a peer can connect to.
+            info.set_interfaces(vec![IfKind::IPv4]);
+        }
+        let fullname = info.get_fullname().to_string();
+        daemon.register(info)?;
+        let browse = daemon.browse(SERVICE_TYPE)?;
+        let me = Arc::new(Self {
+            daemon,
+            self_id: opts.advert.node_id.clone(),
+            fullname,
+            advertised_as: Mutex::new(instance),
+            seen: RwLock::new(BTreeMap::new()),
+            hub,
+        });
+        tracing::info!(
+            name = %me.advertised_as(),
+            port = opts.listen.port(),
+            "advertising {SERVICE_TYPE} over mDNS"
+        );
+        tokio::spawn(me.clone().watch_daemon(monitor));
+        tokio::spawn(me.clone().browse(browse));
+        Ok(me)
+    }
+
+    /// The instance name this node is advertised under now (`Label (2)` after a conflict).
+    pub fn advertised_as(&self) -> String {
+        self.advertised_as.lock().unwrap().clone()
+    }
+
+    /// The nodes seen now, by label.
+    pub fn seen(&self) -> Vec<Seen> {
+        let mut v: Vec<Seen> = self.seen.read().unwrap().values().cloned().collect();
+        v.sort_by(|a, b| a.label.cmp(&b.label).then(a.instance.cmp(&b.instance)));
+        v
+    }
+
+    /// The node seen with this node id.
+    pub fn find(&self, node_id: &str) -> Option<Seen> {
+        self.seen
+            .read()
+            .unwrap()
+            .values()
+            .find(|s| s.node_id.as_deref() == Some(node_id))
+            .cloned()
+    }
+
+    async fn watch_daemon(self: Arc<Self>, events: mdns_sd::Receiver<DaemonEvent>) {
+        while let Ok(e) = events.recv_async().await {
+            match e {
+                DaemonEvent::NameChange(c) if c.original.eq_ignore_ascii_case(&self.fullname) => {
+                    let name = txt::instance_of(&c.new_name, SERVICE_TYPE);
+                    tracing::warn!(
+                        interface = %c.intf_name,
+                        "another node on the network is named like this one: advertising as {name:?}"
+                    );
+                    *self.advertised_as.lock().unwrap() = name;
+                }
+                DaemonEvent::Error(e) => tracing::warn!("mDNS: {e}"),
+                DaemonEvent::IpAdd(ip) => tracing::info!(%ip, "mDNS: address added, announcing"),
+                DaemonEvent::IpDel(ip) => tracing::info!(%ip, "mDNS: address removed"),
+                _ => {}
+            }
+        }
+    }
+
+    async fn browse(self: Arc<Self>, events: mdns_sd::Receiver<ServiceEvent>) {
+        while let Ok(e) = events.recv_async().await {
+            let changed = match e {
+                ServiceEvent::ServiceResolved(s) => {
+                    let seen = Seen::from_resolved(&s, now_ms());
+                    if seen.node_id.as_deref() == Some(self.self_id.as_str())
+                        || s.fullname.eq_ignore_ascii_case(&self.fullname)
+                    {
+                        continue;
+                    }
+                    let mut map = self.seen.write().unwrap();
+                    if map.len() >= MAX_SEEN && !map.contains_key(&s.fullname) {
+                        continue;
+                    }
+                    map.insert(s.fullname.clone(), seen);
+                    true
+                }
+                ServiceEvent::ServiceRemoved(_, fullname) => {
+                    self.seen.write().unwrap().remove(&fullname).is_some()
+                }
+                _ => false,
+            };
+            if changed {
+                self.hub.publish(Topic::Discover);
+            }
+        }
+        tracing::warn!("mDNS browsing stopped");
+    }
+
+    /// Withdraws this node from the network (goodbye packets), then stops the daemon. Waits a
+    /// bounded time for each step.
+    pub async fn stop(&self) {
+        let wait = Duration::from_secs(2);
+        if let Ok(rx) = self.daemon.unregister(&self.fullname) {
+            let _ = tokio::time::timeout(wait, rx.recv_async()).await;
+        }
+        if let Ok(rx) = self.daemon.shutdown() {
+            let _ = tokio::time::timeout(wait, rx.recv_async()).await;
+        }
+        tracing::info!("mDNS: goodbye sent, stopped advertising");
+    }
+}
