@@ -22,7 +22,7 @@ use crate::storage::{Index, MediaMode, NodeKind, NodeRecord};
 /// Largest answer read from the other node during pairing.
 const MAX_ANSWER: usize = 16 * 1024;
 /// How often A asks whether its request was approved.
-const COLLECT_EVERY: Duration = Duration::from_secs(1);
+const COLLECT_EVERY: Duration = Duration::from_secs(2);
 
 /// This node, as it introduces itself when pairing.
 #[derive(Debug, Clone)]

@@ -100,6 +100,9 @@ impl Discovery {
     /// Starts the responder and the browser. Must run inside a tokio runtime.
     pub fn start(opts: Options, hub: Arc<Hub>) -> anyhow::Result<Arc<Self>> {
         let daemon = ServiceDaemon::new()?;
+        // Never loopback: a node would hear its own un-renamed name there after a conflict
+        // rename on the LAN, and its cache would take that for the other node's.
+        daemon.disable_interface(vec![IfKind::LoopbackV4, IfKind::LoopbackV6])?;
         if !opts.interfaces.is_empty() {
             daemon.disable_interface(IfKind::All)?;
             let names: Vec<IfKind> = opts
@@ -210,17 +213,24 @@ impl Discovery {
             let changed = match e {
                 ServiceEvent::ServiceResolved(s) => {
                     let seen = Seen::from_resolved(&s, now_ms());
-                    if seen.node_id.as_deref() == Some(self.self_id.as_str())
-                        || s.fullname.eq_ignore_ascii_case(&self.fullname)
-                    {
+                    // Self is known by its id (after a conflict another node may hold the
+                    // name this one registered first).
+                    if seen.node_id.as_deref() == Some(self.self_id.as_str()) {
                         continue;
                     }
                     let mut map = self.seen.write().unwrap();
                     if map.len() >= MAX_SEEN && !map.contains_key(&s.fullname) {
                         continue;
                     }
+                    // A refresh that only renews the records is not news for the UI.
+                    let same = map.get(&s.fullname).is_some_and(|old| {
+                        Seen {
+                            last_seen_ms: seen.last_seen_ms,
+                            ..old.clone()
+                        } == seen
+                    });
                     map.insert(s.fullname.clone(), seen);
-                    true
+                    !same
                 }
                 ServiceEvent::ServiceRemoved(_, fullname) => {
                     self.seen.write().unwrap().remove(&fullname).is_some()
