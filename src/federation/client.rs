@@ -315,6 +315,43 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn posts_a_json_body() {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut s, _) = l.accept().await.unwrap();
+            let mut got = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !got.ends_with(b"}") {
+                let n = s.read(&mut buf).await.unwrap();
+                if n == 0 {
+                    break;
+                }
+                got.extend_from_slice(&buf[..n]);
+            }
+            let text = String::from_utf8_lossy(&got).to_lowercase();
+            let ok = text.starts_with("post /p http/1.1")
+                && text.contains("content-type: application/json")
+                && text.ends_with("\r\n\r\n{\"a\":1}");
+            let body = if ok { "yes" } else { "no" };
+            let _ = s
+                .write_all(
+                    format!(
+                        "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{body}",
+                        body.len()
+                    )
+                    .as_bytes(),
+                )
+                .await;
+        });
+        let url = format!("http://{addr}/p").parse().unwrap();
+        let r = post_json(&url, &serde_json::json!({"a": 1}), &[], LIMITS, None)
+            .await
+            .unwrap();
+        assert_eq!(&r.body[..], b"yes");
+    }
+
+    #[tokio::test]
     async fn a_silent_peer_times_out() {
         let url = serve_once(|s| async move {
             tokio::time::sleep(Duration::from_secs(5)).await;
