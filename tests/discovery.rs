@@ -429,6 +429,58 @@ fn two_namespaced_nodes_pair_through_the_api_and_share_cameras() {
     assert_eq!(s, 409, "{v}");
 }
 
+#[test]
+fn https_nodes_advertise_their_fingerprint_and_pairing_pins_it() {
+    if !can_use_namespaces() {
+        return;
+    }
+    let lan = Lan::new(2);
+    let tls = "[http]\ntls_listen = \"[::]:8443\"\n[discovery]\nenabled = true\n";
+    let a = NsEyrie::start(&lan, 0, "House", tls);
+    let b = NsEyrie::start(&lan, 1, "Garage", tls);
+    let (a_id, b_id) = (node_id(&a), node_id(&b));
+    let b_fp = b.get("/api/health")["tls_fingerprint"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    a.wait_until("discovers B", Duration::from_secs(5), || {
+        seen_ids(&a) == [b_id.clone()]
+    });
+    // The HTTPS port is advertised, with the certificate's fingerprint in TXT.
+    let entry = seen(&a)[0].clone();
+    assert_eq!(entry["port"], 8443, "{entry}");
+    assert_eq!(entry["tls_fingerprint"], b_fp.as_str(), "{entry}");
+    assert_eq!(entry["url"], format!("https://{}:8443", b.ipv4));
+
+    let (pairing, code) = start_pairing(&a, &json!({ "node_id": b_id }));
+    let req = pending_request(&b, &a_id);
+    // A introduced itself with its own HTTPS URL and fingerprint.
+    assert_eq!(req["url"], format!("https://{}:8443", a.ipv4));
+    let (s, v) = b.request(
+        "POST",
+        &format!(
+            "/api/federation/pair/requests/{}/approve",
+            req["id"].as_str().unwrap()
+        ),
+        Some(&json!({ "code": code }).to_string()),
+    );
+    assert_eq!(s, 200, "{v}");
+    let linked = wait_linked(&a, &pairing);
+    let node = a.get(&format!(
+        "/api/system/nodes/{}",
+        linked["linked_node"].as_str().unwrap()
+    ));
+    assert_eq!(node["url"], format!("https://{}:8443", b.ipv4));
+    assert_eq!(node["tls_pin"], b_fp.as_str(), "pinned from TXT: {node}");
+    a.wait_until("reads B over HTTPS", Duration::from_secs(15), || {
+        a.get("/api/cameras")
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["remote"] == true && c["online"] == true)
+    });
+}
+
 // ---- Refusals, against an Eyrie on loopback (no multicast needed) ----
 
 const NODE_A: &str = "5e1f0a3c-0d4e-4c2b-9a61-3f0c8e7d2b10";
