@@ -634,3 +634,67 @@ fn pairing_refuses_wrong_codes_wrong_secrets_replays_and_expired_requests() {
     assert_eq!(last, 429);
     assert!(b.try_get("/api/health").is_some(), "the node stays up");
 }
+
+#[test]
+fn the_asking_node_reports_a_rejection_and_refuses_bad_targets() {
+    let off = "[discovery]\nenabled = false\n";
+    let a = Eyrie::start(off, &[]);
+    let b = Eyrie::start(off, &[]);
+    let (s, p) = a.request(
+        "POST",
+        "/api/system/pairings",
+        Some(&json!({ "url": b.url("") }).to_string()),
+    );
+    assert_eq!(s, 202, "{p}");
+    let id = p["id"].as_str().unwrap().to_string();
+    let mut req = Value::Null;
+    b.wait_until("holds A's request", Duration::from_secs(10), || {
+        req = b.get("/api/federation/pair/requests")[0].clone();
+        req["state"] == "pending"
+    });
+    assert_eq!(req["code"], p["code"]);
+    assert_eq!(
+        a.get(&format!("/api/system/pairings/{id}"))["state"],
+        "waiting"
+    );
+    let (s, v) = decide(&b, req["id"].as_str().unwrap(), "reject", json!({}));
+    assert_eq!(s, 200, "{v}");
+    let mut last = Value::Null;
+    a.wait_until("reports the rejection", Duration::from_secs(10), || {
+        last = a.get(&format!("/api/system/pairings/{id}"));
+        last["state"] == "rejected"
+    });
+    assert!(
+        last["message"].as_str().unwrap().contains("rejected"),
+        "{last}"
+    );
+    assert_eq!(last["linked_node"], Value::Null);
+    assert!(a.get("/api/system/nodes").as_array().unwrap().is_empty());
+
+    // Bad targets: nothing to pair with, a URL with credentials, an unknown discovered node
+    // (discovery is off here), and something that is not an Eyrie.
+    for (body, status) in [
+        (json!({}), 400),
+        (json!({ "url": "http://u:p@127.0.0.1:1" }), 400),
+        (json!({ "node_id": NODE_A }), 404),
+        (
+            json!({ "url": "http://127.0.0.1:1", "node_id": NODE_A }),
+            400,
+        ),
+    ] {
+        let (s, v) = a.request("POST", "/api/system/pairings", Some(&body.to_string()));
+        assert_eq!(s, status, "{body}: {v}");
+    }
+    let junk = FakePeer::start(|_, _| Reply::Body(200, "<html>".into()));
+    let (s, p) = a.request(
+        "POST",
+        "/api/system/pairings",
+        Some(&json!({ "url": junk.url() }).to_string()),
+    );
+    assert_eq!(s, 202, "{p}");
+    let id = p["id"].as_str().unwrap();
+    a.wait_until("gives up on a non-Eyrie", Duration::from_secs(10), || {
+        let p = a.get(&format!("/api/system/pairings/{id}"));
+        p["state"] == "failed" && p["message"].as_str().unwrap().contains("without JSON")
+    });
+}
