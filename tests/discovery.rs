@@ -117,6 +117,18 @@ fn three_nodes_discover_each_other_and_leave_with_a_goodbye() {
         );
     }
     assert!(!seen_ids(&a).contains(&ids[0]));
+
+    // An address added to C is announced.
+    ip(&["-n", &c.ns, "addr", "add", "10.77.0.50/24", "dev", "eth0"]);
+    a.wait_until("learns C's new address", Duration::from_secs(15), || {
+        seen(&a).iter().any(|n| {
+            n["node_id"] == ids[2].as_str()
+                && n["addresses"]
+                    .as_array()
+                    .unwrap()
+                    .contains(&json!("10.77.0.50"))
+        })
+    });
     // The two "Bravo"s are told apart by their instance names.
     let mut instances: Vec<String> = listed
         .iter()
@@ -158,12 +170,28 @@ fn a_killed_node_leaves_the_list_after_its_ttl() {
     if !can_use_namespaces() {
         return;
     }
-    let lan = Lan::new(2);
-    let a = NsEyrie::start(&lan, 0, "Alpha", DISCOVERY_ON);
+    let lan = Lan::new(3);
+    // The interface allow-list, both ways, while this test waits anyway: A uses only eth0
+    // (and works); C uses only loopback, so nobody on the LAN ever sees it, nor it them.
+    let a = NsEyrie::start(
+        &lan,
+        0,
+        "Alpha",
+        "[discovery]\nenabled = true\ninterfaces = [\"eth0\"]\n",
+    );
     let mut b = NsEyrie::start(&lan, 1, "Bravo", DISCOVERY_ON);
+    let c = NsEyrie::start(
+        &lan,
+        2,
+        "Charlie",
+        "[discovery]\nenabled = true\ninterfaces = [\"lo\"]\n",
+    );
     let b_id = node_id(&b);
     a.wait_until("sees B", Duration::from_secs(5), || {
         seen_ids(&a) == [b_id.clone()]
+    });
+    b.wait_until("sees A only", Duration::from_secs(5), || {
+        seen_ids(&b).len() == 1
     });
     b.kill9();
     let killed = Instant::now();
@@ -177,6 +205,9 @@ fn a_killed_node_leaves_the_list_after_its_ttl() {
     let after = killed.elapsed();
     eprintln!("killed node dropped after {after:?}");
     assert!(after >= Duration::from_secs(90), "dropped after {after:?}");
+    // Two minutes on, C (loopback only) was never seen and saw nobody.
+    assert!(seen(&a).is_empty());
+    assert!(seen(&c).is_empty(), "{:?}", seen(&c));
 }
 
 #[test]

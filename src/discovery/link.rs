@@ -253,7 +253,15 @@ impl Linker {
         if asked.status != 202 {
             return Err(Outcome::failed(message(&v, asked.status)));
         }
-        let their_id = v["node_id"].as_str().unwrap_or_default().to_string();
+        let their_id = v["node_id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        if uuid::Uuid::try_parse(&their_id).is_err() {
+            return Err(Outcome::failed(
+                "the other node did not say which node it is: is it an Eyrie?",
+            ));
+        }
         if let Some(expected) = &p.node_id {
             if *expected != their_id {
                 return Err(Outcome::failed(format!(
@@ -264,7 +272,15 @@ impl Linker {
         }
         let label = v["label"]
             .as_str()
-            .map(|s| s.chars().take(64).collect::<String>())
+            .map(|s| {
+                s.chars()
+                    .filter(|c| !c.is_control())
+                    .take(64)
+                    .collect::<String>()
+                    .trim()
+                    .to_string()
+            })
+            .filter(|s| !s.is_empty())
             .or(p.label.clone())
             .unwrap_or_else(|| p.url.clone());
         let request = v["id"].as_str().unwrap_or_default().to_string();
