@@ -144,7 +144,11 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
         }
         None => None,
     };
+    let listener = tokio::net::TcpListener::bind(cfg.listen)
+        .await
+        .with_context(|| format!("listening on {}", cfg.listen))?;
     // Discovery and pairing: peers reach this node on its HTTPS port when it serves HTTPS.
+    // The HTTP port is bound first, so a node that cannot serve never advertises.
     let events = Arc::new(eyrie::discovery::events::Hub::default());
     let reach = match &tls {
         Some((addr, _, fingerprint)) => (*addr, Some(fingerprint.clone())),
@@ -177,7 +181,14 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
                 tls_fingerprint: reach.1,
             },
         };
-        Some(eyrie::discovery::Discovery::start(opts, events.clone()).context("starting mDNS")?)
+        match eyrie::discovery::Discovery::start(opts, events.clone()) {
+            Ok(d) => Some(d),
+            // Recording matters more than being found: run on without mDNS.
+            Err(e) => {
+                tracing::error!("mDNS discovery could not start, running without it: {e:#}");
+                None
+            }
+        }
     } else {
         None
     };
@@ -200,9 +211,6 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
         link,
         events,
     });
-    let listener = tokio::net::TcpListener::bind(cfg.listen)
-        .await
-        .with_context(|| format!("listening on {}", cfg.listen))?;
     let app = http::router(state);
     let stop = tokio_util::sync::CancellationToken::new();
     let mut servers = vec![tokio::spawn(http::serve(

@@ -183,7 +183,7 @@ impl Linker {
         {
             let mut all = self.pairings.lock().unwrap();
             if all.running_for(&p.url) {
-                return Err(PairError::Decided("started for that node and is running"));
+                return Err(PairError::Running);
             }
             all.add(p.clone())?;
         }

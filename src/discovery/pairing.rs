@@ -169,6 +169,8 @@ pub enum PairError {
     AlreadyCollected,
     #[error("waiting for the admin to approve the request")]
     Pending,
+    #[error("a pairing with that node is running already")]
+    Running,
 }
 
 impl PairError {
@@ -185,6 +187,7 @@ impl PairError {
             PairError::WrongSecret => "wrong_secret",
             PairError::AlreadyCollected => "collected",
             PairError::Pending => "pending",
+            PairError::Running => "running",
         }
     }
 }

@@ -61,7 +61,7 @@ impl IntoResponse for Refusal {
             PairError::NotFound => StatusCode::NOT_FOUND,
             PairError::Expired | PairError::AlreadyCollected => StatusCode::GONE,
             PairError::Rejected | PairError::TooManyWrongCodes => StatusCode::FORBIDDEN,
-            PairError::Decided(_) => StatusCode::CONFLICT,
+            PairError::Decided(_) | PairError::Running => StatusCode::CONFLICT,
             PairError::WrongCode => StatusCode::BAD_REQUEST,
             PairError::WrongSecret => StatusCode::UNAUTHORIZED,
             PairError::Pending => StatusCode::ACCEPTED,
