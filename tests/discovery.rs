@@ -33,14 +33,25 @@ fn seen_ids(e: &NsEyrie) -> Vec<String> {
     v
 }
 
-/// Waits until `e` lists exactly the nodes `want` (by node id), at most `limit`.
+/// Whether an entry has both its IPv4 and its IPv6 address (records arrive one by one).
+fn complete(n: &Value) -> bool {
+    let addrs = n["addresses"].as_array().unwrap();
+    addrs
+        .iter()
+        .any(|a| a.as_str().unwrap().starts_with("10.77.0."))
+        && addrs
+            .iter()
+            .any(|a| a.as_str().unwrap().starts_with("fd00:77::"))
+}
+
+/// Waits until `e` lists exactly the nodes `want` (by node id), each complete, at most `limit`.
 fn wait_seen(e: &NsEyrie, want: &[String], limit: Duration) {
     let mut want = want.to_vec();
     want.sort();
     let start = Instant::now();
     loop {
         let got = seen_ids(e);
-        if got == want {
+        if got == want && seen(e).iter().all(complete) {
             return;
         }
         if start.elapsed() > limit {

@@ -10,7 +10,7 @@ pub mod link;
 pub mod pairing;
 pub mod txt;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
@@ -26,6 +26,8 @@ pub const SERVICE_TYPE: &str = "_nvr-federation._tcp.local.";
 /// Most nodes kept in the browse cache; more are ignored (a LAN with more NVRs than this is
 /// not what Eyrie is for, and a flood of fake answers must not grow memory).
 const MAX_SEEN: usize = 256;
+/// How long a starting node listens for the names in use before it picks its own.
+const NAME_CHECK: Duration = Duration::from_millis(1500);
 
 /// How to advertise.
 #[derive(Debug, Clone)]
@@ -84,12 +86,21 @@ impl Seen {
 pub struct Discovery {
     daemon: ServiceDaemon,
     self_id: String,
-    /// The full name registered, and the instance name it has now (after conflict renaming).
-    fullname: String,
-    advertised_as: Mutex<String>,
+    /// What is advertised, to register again under another name.
+    host: String,
+    props: Vec<(String, String)>,
+    listen: SocketAddr,
+    /// The label to advertise under.
+    label: String,
+    /// The full name registered now, and its instance part (empty until registered).
+    registered: Mutex<(String, String)>,
+    /// Instance names other services of this type use (lower case), for picking a free one.
+    in_use: Mutex<HashSet<String>>,
     /// Keyed by full service name.
     seen: RwLock<BTreeMap<String, Seen>>,
     hub: Arc<Hub>,
+    /// Set when the node stops, so that nothing is registered after the goodbye.
+    stopping: std::sync::atomic::AtomicBool,
 }
 
 fn now_ms() -> i64 {
@@ -113,63 +124,84 @@ impl Discovery {
             daemon.enable_interface(names)?;
         }
         let monitor = daemon.monitor()?;
-        let instance = txt::instance_name(&opts.advert.label);
-        // A name of its own for the address records, so several Eyries on one host (or the
-        // host's own avahi) never fight over `{hostname}.local.`.
-        let host = format!(
-            "eyrie-{}.local.",
-            opts.advert.node_id.get(..8).unwrap_or("node")
-        );
-        let props = opts.advert.txt();
-        let ip = opts.listen.ip();
+        let me = Arc::new(Self {
+            daemon,
+            self_id: opts.advert.node_id.clone(),
+            // A name of its own for the address records, so several Eyries on one host (or
+            // the host's own avahi) never fight over `{hostname}.local.`.
+            host: format!(
+                "eyrie-{}.local.",
+                opts.advert.node_id.get(..8).unwrap_or("node")
+            ),
+            props: opts.advert.txt(),
+            listen: opts.listen,
+            label: txt::instance_name(&opts.advert.label),
+            registered: Mutex::new((String::new(), String::new())),
+            in_use: Mutex::new(HashSet::new()),
+            seen: RwLock::new(BTreeMap::new()),
+            hub,
+            stopping: std::sync::atomic::AtomicBool::new(false),
+        });
+        let browse = me.daemon.browse(SERVICE_TYPE)?;
+        tokio::spawn(me.clone().watch_daemon(monitor));
+        tokio::spawn(me.clone().browse(browse));
+        tokio::spawn(me.clone().advertise());
+        Ok(me)
+    }
+
+    /// Listens for the names in use, then registers under the label, or `Label (2)`, `(3)`…
+    /// when another service has it. Picking a free name first leaves mDNS probing to settle
+    /// only nodes that start at the same moment.
+    async fn advertise(self: Arc<Self>) {
+        tokio::time::sleep(NAME_CHECK).await;
+        let name = {
+            let used = self.in_use.lock().unwrap();
+            free_name(&self.label, &used)
+        };
+        if name != self.label {
+            tracing::warn!(
+                "another node on the network is named {:?}: advertising as {name:?}",
+                self.label
+            );
+        }
+        match self.register(&name) {
+            Ok(()) => tracing::info!(
+                name = %name,
+                port = self.listen.port(),
+                "advertising {SERVICE_TYPE} over mDNS"
+            ),
+            Err(e) => tracing::error!("mDNS: registering as {name:?}: {e}"),
+        }
+    }
+
+    /// Registers this node's service under `instance`.
+    fn register(&self, instance: &str) -> anyhow::Result<()> {
+        if self.stopping.load(std::sync::atomic::Ordering::SeqCst) {
+            anyhow::bail!("the node is stopping");
+        }
+        let ip = self.listen.ip();
+        let port = self.listen.port();
+        let props = &self.props[..];
         let mut info = if ip.is_unspecified() {
-            ServiceInfo::new(
-                SERVICE_TYPE,
-                &instance,
-                &host,
-                (),
-                opts.listen.port(),
-                &props[..],
-            )?
-            .enable_addr_auto()
+            ServiceInfo::new(SERVICE_TYPE, instance, &self.host, (), port, props)?
+                .enable_addr_auto()
         } else {
-            ServiceInfo::new(
-                SERVICE_TYPE,
-                &instance,
-                &host,
-                ip,
-                opts.listen.port(),
-                &props[..],
-            )?
+            ServiceInfo::new(SERVICE_TYPE, instance, &self.host, ip, port, props)?
         };
         if ip == IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED) {
             // Listening on IPv4 only: advertise only what a peer can connect to.
             info.set_interfaces(vec![IfKind::IPv4]);
         }
         let fullname = info.get_fullname().to_string();
-        daemon.register(info)?;
-        let browse = daemon.browse(SERVICE_TYPE)?;
-        let me = Arc::new(Self {
-            daemon,
-            self_id: opts.advert.node_id.clone(),
-            fullname,
-            advertised_as: Mutex::new(instance),
-            seen: RwLock::new(BTreeMap::new()),
-            hub,
-        });
-        tracing::info!(
-            name = %me.advertised_as(),
-            port = opts.listen.port(),
-            "advertising {SERVICE_TYPE} over mDNS"
-        );
-        tokio::spawn(me.clone().watch_daemon(monitor));
-        tokio::spawn(me.clone().browse(browse));
-        Ok(me)
+        self.daemon.register(info)?;
+        *self.registered.lock().unwrap() = (fullname, instance.to_string());
+        Ok(())
     }
 
     /// The instance name this node is advertised under now (`Label (2)` after a conflict).
-    pub fn advertised_as(&self) -> String {
-        self.advertised_as.lock().unwrap().clone()
+    pub fn advertised_as(&self) -> Option<String> {
+        let name = self.registered.lock().unwrap().1.clone();
+        (!name.is_empty()).then_some(name)
     }
 
     /// The nodes seen now, by label.
@@ -192,13 +224,27 @@ impl Discovery {
     async fn watch_daemon(self: Arc<Self>, events: mdns_sd::Receiver<DaemonEvent>) {
         while let Ok(e) = events.recv_async().await {
             match e {
-                DaemonEvent::NameChange(c) if c.original.eq_ignore_ascii_case(&self.fullname) => {
+                DaemonEvent::NameChange(c) => {
+                    let current = self.registered.lock().unwrap().0.clone();
+                    if !c.original.eq_ignore_ascii_case(&current) {
+                        continue;
+                    }
                     let name = txt::instance_of(&c.new_name, SERVICE_TYPE);
                     tracing::warn!(
                         interface = %c.intf_name,
                         "another node on the network is named like this one: advertising as {name:?}"
                     );
-                    *self.advertised_as.lock().unwrap() = name;
+                    // Registered again under the new name rather than left to mdns-sd's
+                    // renaming: mdns-sd 0.21 still answers queries for the first name when
+                    // it has capitals (it looks the rename up in lower case), which would
+                    // hijack the other node's entry in every cache. The goodbye for the
+                    // renamed records and the new announcement follow each other at once.
+                    if let Ok(rx) = self.daemon.unregister(&current) {
+                        let _ = tokio::time::timeout(Duration::from_secs(2), rx.recv_async()).await;
+                    }
+                    if let Err(e) = self.register(&name) {
+                        tracing::error!("mDNS: registering as {name:?}: {e}");
+                    }
                 }
                 DaemonEvent::Error(e) => tracing::warn!("mDNS: {e}"),
                 DaemonEvent::IpAdd(ip) => tracing::info!(%ip, "mDNS: address added, announcing"),
@@ -211,6 +257,13 @@ impl Discovery {
     async fn browse(self: Arc<Self>, events: mdns_sd::Receiver<ServiceEvent>) {
         while let Ok(e) = events.recv_async().await {
             let changed = match e {
+                ServiceEvent::ServiceFound(_, fullname) => {
+                    let mut used = self.in_use.lock().unwrap();
+                    if used.len() < MAX_SEEN {
+                        used.insert(txt::instance_of(&fullname, SERVICE_TYPE).to_lowercase());
+                    }
+                    false
+                }
                 ServiceEvent::ServiceResolved(s) => {
                     let seen = Seen::from_resolved(&s, now_ms());
                     // Self is known by its id (after a conflict another node may hold the
@@ -233,6 +286,10 @@ impl Discovery {
                     !same
                 }
                 ServiceEvent::ServiceRemoved(_, fullname) => {
+                    self.in_use
+                        .lock()
+                        .unwrap()
+                        .remove(&txt::instance_of(&fullname, SERVICE_TYPE).to_lowercase());
                     self.seen.write().unwrap().remove(&fullname).is_some()
                 }
                 _ => false,
@@ -248,12 +305,45 @@ impl Discovery {
     /// bounded time for each step.
     pub async fn stop(&self) {
         let wait = Duration::from_secs(2);
-        if let Ok(rx) = self.daemon.unregister(&self.fullname) {
+        self.stopping
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        let current = self.registered.lock().unwrap().0.clone();
+        if current.is_empty() {
+            // Not advertised yet: nothing to withdraw.
+        } else if let Ok(rx) = self.daemon.unregister(&current) {
             let _ = tokio::time::timeout(wait, rx.recv_async()).await;
         }
         if let Ok(rx) = self.daemon.shutdown() {
             let _ = tokio::time::timeout(wait, rx.recv_async()).await;
         }
         tracing::info!("mDNS: goodbye sent, stopped advertising");
+    }
+}
+
+/// `label`, or the first of `label (2)`, `label (3)`, … that no other service uses.
+fn free_name(label: &str, used: &HashSet<String>) -> String {
+    let taken = |n: &str| used.contains(&n.to_lowercase());
+    if !taken(label) {
+        return label.to_string();
+    }
+    (2..)
+        .map(|i| format!("{label} ({i})"))
+        .find(|n| !taken(n))
+        .expect("a free name")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_taken_name_gets_the_next_free_number() {
+        let used: HashSet<String> = ["bravo", "bravo (2)", "x"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(free_name("Alpha", &used), "Alpha");
+        assert_eq!(free_name("Bravo", &used), "Bravo (3)");
+        assert_eq!(free_name("X", &used), "X (2)");
     }
 }

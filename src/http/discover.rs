@@ -34,7 +34,8 @@ pub struct SeenView {
 pub struct DiscoverView {
     /// Whether mDNS discovery runs (`[discovery] enabled`).
     enabled: bool,
-    /// The name this node is advertised under (`Label (2)` after a name conflict).
+    /// The name this node is advertised under (`Label (2)` after a name conflict); null in
+    /// the first seconds, while it listens for the names in use.
     advertised_as: Option<String>,
     nodes: Vec<SeenView>,
 }
@@ -77,7 +78,7 @@ pub async fn view(st: &AppState) -> ApiResult<DiscoverView> {
         .collect();
     Ok(DiscoverView {
         enabled: true,
-        advertised_as: Some(d.advertised_as()),
+        advertised_as: d.advertised_as(),
         nodes: d
             .seen()
             .into_iter()
