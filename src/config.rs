@@ -88,7 +88,7 @@ pub struct Config {
     pub peer_timeout: Duration,
     /// Advertise and browse over mDNS (docs/federation.md).
     pub discovery: bool,
-    /// Interfaces mDNS uses; empty: all.
+    /// Interfaces mDNS uses; empty: all but loopback.
     pub discovery_interfaces: Vec<String>,
     /// How long a pairing request waits for approval and collection.
     pub pairing_ttl: Duration,

@@ -340,6 +340,13 @@ impl Linker {
                         format!("{label} rejected the request"),
                     ));
                 }
+                (_, "collected") => {
+                    return Err(Outcome::failed(format!(
+                        "the key was collected by someone else with this pairing's secret: \
+                         revoke the key \"paired: {}\" on {label} and pair again over HTTPS",
+                        self.me.label
+                    )));
+                }
                 (_, "expired") => {
                     return Err(Outcome(
                         PairingState::Expired,
