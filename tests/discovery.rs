@@ -740,3 +740,76 @@ fn the_asking_node_reports_a_rejection_and_refuses_bad_targets() {
         p["state"] == "failed" && p["message"].as_str().unwrap().contains("without JSON")
     });
 }
+
+/// UDP port 5353 in the hex of /proc/net/udp*.
+const MDNS_PORT_HEX: &str = ":14E9";
+
+/// The socket inodes of process `pid`.
+fn socket_inodes(pid: u32) -> Vec<String> {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .flatten()
+        .filter_map(|f| std::fs::read_link(f.path()).ok())
+        .filter_map(|l| {
+            l.to_str()?
+                .strip_prefix("socket:[")?
+                .strip_suffix(']')
+                .map(str::to_string)
+        })
+        .collect()
+}
+
+#[test]
+fn eyries_on_the_host_never_open_mdns_and_events_are_capped() {
+    let e = Eyrie::start("", &["--demo"]);
+    let v = e.get("/api/system/discover");
+    assert_eq!(v["enabled"], false, "{v}");
+    assert_eq!(v["nodes"], json!([]));
+    // No UDP socket of this process is bound to port 5353.
+    let mine = socket_inodes(e.child.id());
+    assert!(!mine.is_empty());
+    for table in ["/proc/net/udp", "/proc/net/udp6"] {
+        let text = std::fs::read_to_string(table).unwrap_or_default();
+        for line in text.lines().skip(1) {
+            let cols: Vec<&str> = line.split_whitespace().collect();
+            let (local, inode) = (cols[1], cols[9]);
+            assert!(
+                !(local.ends_with(MDNS_PORT_HEX) && mine.iter().any(|i| i == inode)),
+                "a harness Eyrie opened mDNS: {line}"
+            );
+        }
+    }
+
+    // At most 8 event listeners; each starts with the current state of every view.
+    // A listener, or the refusal's status and body.
+    let open = || match ureq::get(&e.url("/api/events"))
+        .timeout(Duration::from_secs(5))
+        .call()
+    {
+        Ok(r) => Ok(r),
+        Err(ureq::Error::Status(s, r)) => Err((s, r.into_string().unwrap_or_default())),
+        Err(other) => panic!("/api/events: {other}"),
+    };
+    let mut listeners = Vec::new();
+    for _ in 0..8 {
+        let r = open().expect("an event listener");
+        assert_eq!(r.header("content-type"), Some("text/event-stream"));
+        listeners.push(r.into_reader());
+    }
+    match open() {
+        Err((503, body)) => assert!(body.contains("poll"), "{body}"),
+        other => panic!("a ninth listener: {:?}", other.map(|r| r.status())),
+    }
+    let mut first = [0u8; 256];
+    let n = std::io::Read::read(&mut listeners[0], &mut first).unwrap();
+    let text = String::from_utf8_lossy(&first[..n]);
+    assert!(text.starts_with("event: "), "{text}");
+    // A listener that leaves frees its place.
+    listeners.pop();
+    e.wait_until("takes a listener again", Duration::from_secs(5), || {
+        open().is_ok_and(|r| {
+            listeners.push(r.into_reader());
+            true
+        })
+    });
+}
