@@ -111,8 +111,8 @@ impl Discovery {
     /// Starts the responder and the browser. Must run inside a tokio runtime.
     pub fn start(opts: Options, hub: Arc<Hub>) -> anyhow::Result<Arc<Self>> {
         let daemon = ServiceDaemon::new()?;
-        // Never loopback: a node would hear its own un-renamed name there after a conflict
-        // rename on the LAN, and its cache would take that for the other node's.
+        // No loopback unless listed: a node would hear its own un-renamed name there after a
+        // conflict rename on the LAN, and its cache would take that for the other node's.
         daemon.disable_interface(vec![IfKind::LoopbackV4, IfKind::LoopbackV6])?;
         if !opts.interfaces.is_empty() {
             daemon.disable_interface(IfKind::All)?;
