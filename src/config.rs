@@ -22,6 +22,16 @@ struct FileConfig {
     node: NodeSection,
     #[serde(default)]
     federation: FederationSection,
+    #[serde(default)]
+    discovery: DiscoverySection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DiscoverySection {
+    enabled: Option<bool>,
+    interfaces: Option<Vec<String>>,
+    pairing_ttl_seconds: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -80,6 +90,12 @@ pub struct Config {
     pub label: String,
     pub poll_interval: Duration,
     pub peer_timeout: Duration,
+    /// Advertise and browse over mDNS (docs/federation.md).
+    pub discovery: bool,
+    /// Interfaces mDNS uses; empty: all but loopback.
+    pub discovery_interfaces: Vec<String>,
+    /// How long a pairing request waits for approval and collection.
+    pub pairing_ttl: Duration,
 }
 
 /// The machine's host name (the default node label, and a name in the TLS certificate).
@@ -110,6 +126,9 @@ impl Default for Config {
             label: host_name(),
             poll_interval: Duration::from_secs(10),
             peer_timeout: Duration::from_secs(3),
+            discovery: true,
+            discovery_interfaces: Vec::new(),
+            pairing_ttl: Duration::from_secs(600),
         }
     }
 }
@@ -133,6 +152,7 @@ pub const SEGMENT_SECONDS: std::ops::RangeInclusive<u64> = 10..=300;
 pub const FSYNC_SECONDS: std::ops::RangeInclusive<u64> = 1..=300;
 pub const POLL_SECONDS: std::ops::RangeInclusive<u64> = 1..=300;
 pub const PEER_TIMEOUT_SECONDS: std::ops::RangeInclusive<u64> = 1..=30;
+pub const PAIRING_TTL_SECONDS: std::ops::RangeInclusive<u64> = 5..=3600;
 
 impl Config {
     /// Loads `path` if given (it must then exist), applies the overrides, validates.
@@ -229,6 +249,34 @@ impl Config {
                 *slot = Duration::from_secs(v);
             }
         }
+        if let Some(e) = file.discovery.enabled {
+            c.discovery = e;
+        }
+        if let Some(names) = file.discovery.interfaces {
+            for n in &names {
+                // Linux interface names: 1 to 15 bytes, no '/' or whitespace.
+                if n.is_empty()
+                    || n.len() > 15
+                    || n.contains('/')
+                    || n.contains(char::is_whitespace)
+                {
+                    return Err(err(
+                        "discovery.interfaces",
+                        format!("{n:?} is not an interface name"),
+                    ));
+                }
+            }
+            c.discovery_interfaces = names;
+        }
+        if let Some(s) = file.discovery.pairing_ttl_seconds {
+            if !PAIRING_TTL_SECONDS.contains(&s) {
+                return Err(err(
+                    "discovery.pairing_ttl_seconds",
+                    format!("{s} is outside {PAIRING_TTL_SECONDS:?}"),
+                ));
+            }
+            c.pairing_ttl = Duration::from_secs(s);
+        }
         if c.budget == Some(0) {
             return Err(err("storage.budget", "must be more than 0".into()));
         }
@@ -273,6 +321,10 @@ mod tests {
             [federation]
             poll_interval_seconds = 2
             request_timeout_seconds = 1
+            [discovery]
+            enabled = false
+            interfaces = ["eth0", "wlan0"]
+            pairing_ttl_seconds = 60
             "#,
         )
         .unwrap();
@@ -286,6 +338,13 @@ mod tests {
         assert_eq!(c.label, "Garage");
         assert_eq!(c.poll_interval, Duration::from_secs(2));
         assert_eq!(c.peer_timeout, Duration::from_secs(1));
+        assert!(!c.discovery);
+        assert_eq!(c.discovery_interfaces, ["eth0", "wlan0"]);
+        assert_eq!(c.pairing_ttl, Duration::from_secs(60));
+        let e = load("[discovery]\ninterfaces = [\"a b\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("discovery.interfaces"), "{e}");
     }
 
     #[test]

@@ -1,10 +1,12 @@
 //! Eyrie: network video recorder firmware for small ARM boards. Data flows one way:
 //! capture (cameras) → media (fMP4 segments, live, views) → storage (redb index, retention),
-//! with the recorder running cameras, federation deciding whom to trust among appliances, and
-//! http serving the API. See README.md and docs/.
+//! with the recorder running cameras, federation deciding whom to trust among appliances,
+//! discovery finding and pairing appliances on the LAN, and http serving the API. See README.md
+//! and docs/.
 
 pub mod capture;
 pub mod config;
+pub mod discovery;
 pub mod federation;
 pub mod http;
 pub mod media;

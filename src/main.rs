@@ -144,12 +144,60 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
         }
         None => None,
     };
+    let listener = tokio::net::TcpListener::bind(cfg.listen)
+        .await
+        .with_context(|| format!("listening on {}", cfg.listen))?;
+    // Discovery and pairing: peers reach this node on its HTTPS port when it serves HTTPS.
+    // The HTTP port is bound first, so a node that cannot serve never advertises.
+    let events = Arc::new(eyrie::discovery::events::Hub::default());
+    let reach = match &tls {
+        Some((addr, _, fingerprint)) => (*addr, Some(fingerprint.clone())),
+        None => (cfg.listen, None),
+    };
+    let keys = eyrie::federation::keys::KeyStore::load(index.clone())?;
+    let link = eyrie::discovery::link::Linker::new(
+        keys.clone(),
+        index.clone(),
+        peers.clone(),
+        events.clone(),
+        eyrie::discovery::link::Me {
+            node_id: index.node_id().to_string(),
+            label: cfg.label.clone(),
+            https: reach.1.is_some(),
+            port: reach.0.port(),
+            tls_fingerprint: reach.1.clone(),
+        },
+        cfg.peer_timeout,
+        cfg.pairing_ttl,
+    );
+    let discovery = if cfg.discovery {
+        let opts = eyrie::discovery::Options {
+            interfaces: cfg.discovery_interfaces.clone(),
+            listen: reach.0,
+            advert: eyrie::discovery::txt::Advert {
+                node_id: index.node_id().to_string(),
+                label: cfg.label.clone(),
+                version: env!("CARGO_PKG_VERSION").to_string(),
+                tls_fingerprint: reach.1,
+            },
+        };
+        match eyrie::discovery::Discovery::start(opts, events.clone()) {
+            Ok(d) => Some(d),
+            // Recording matters more than being found: run on without mDNS.
+            Err(e) => {
+                tracing::error!("mDNS discovery could not start, running without it: {e:#}");
+                None
+            }
+        }
+    } else {
+        None
+    };
     let state = Arc::new(http::AppState {
         index: index.clone(),
         layout,
         recorder: recorder.clone(),
         retention,
-        keys: eyrie::federation::keys::KeyStore::load(index.clone())?,
+        keys,
         peers: peers.clone(),
         tokens: Arc::new(eyrie::federation::tokens::MediaTokens::new(
             &index.node_secret("media-tokens")?,
@@ -160,10 +208,10 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
         tls_fingerprint: tls.as_ref().map(|t| t.2.clone()),
         started,
         cpu: Mutex::new(None),
+        discovery: discovery.clone(),
+        link,
+        events,
     });
-    let listener = tokio::net::TcpListener::bind(cfg.listen)
-        .await
-        .with_context(|| format!("listening on {}", cfg.listen))?;
     let app = http::router(state);
     let stop = tokio_util::sync::CancellationToken::new();
     let mut servers = vec![tokio::spawn(http::serve(
@@ -191,6 +239,10 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
         )));
     }
     shutdown_signal().await;
+    if let Some(d) = discovery {
+        // Goodbye first, so peers drop this node from their lists at once.
+        d.stop().await;
+    }
     stop.cancel();
     for s in servers {
         let _ = s.await;

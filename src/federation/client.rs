@@ -54,9 +54,32 @@ pub async fn get(
     limits: Limits,
     pin: Option<&str>,
 ) -> Result<Fetched, FetchError> {
+    exchange(url, None, headers, limits, pin).await
+}
+
+/// `POST url` with a JSON `body`, with the same limits, pinning and answer as [`get`].
+pub async fn post_json(
+    url: &url::Url,
+    body: &serde_json::Value,
+    headers: &[(&str, &str)],
+    limits: Limits,
+    pin: Option<&str>,
+) -> Result<Fetched, FetchError> {
+    let body = Bytes::from(serde_json::to_vec(body).expect("JSON serializes"));
+    exchange(url, Some(body), headers, limits, pin).await
+}
+
+/// One request (a GET, or a POST when there is a body) and its whole answer.
+async fn exchange(
+    url: &url::Url,
+    body: Option<Bytes>,
+    headers: &[(&str, &str)],
+    limits: Limits,
+    pin: Option<&str>,
+) -> Result<Fetched, FetchError> {
     let started = Instant::now();
     let exchange = async {
-        let opened = connect_and_send(url, headers, limits.connect, pin).await?;
+        let opened = connect_and_send(url, body, headers, limits.connect, pin).await?;
         let status = opened.response.status().as_u16();
         let body = axum::body::to_bytes(Body::new(opened.response.into_body()), limits.max_body)
             .await
@@ -101,7 +124,7 @@ pub async fn stream(
 ) -> Result<Streaming, FetchError> {
     let opened = match timeout(
         limits.total,
-        connect_and_send(url, headers, limits.connect, pin),
+        connect_and_send(url, None, headers, limits.connect, pin),
     )
     .await
     {
@@ -151,6 +174,7 @@ struct Opened {
 /// waits for the answer's head. The caller bounds the whole with its own deadline.
 async fn connect_and_send(
     url: &url::Url,
+    body: Option<Bytes>,
     headers: &[(&str, &str)],
     connect: Duration,
     pin: Option<&str>,
@@ -181,7 +205,7 @@ async fn connect_and_send(
     };
     let _ = stream.set_nodelay(true);
     if !https {
-        return send(stream, url, headers, None).await;
+        return send(stream, url, body, headers, None).await;
     }
     let verifier = super::tls::PinVerifier::new(pin.map(str::to_string));
     let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(verifier.client_config()));
@@ -191,12 +215,13 @@ async fn connect_and_send(
         .connect(name, stream)
         .await
         .map_err(|e| FetchError::Tls(e.to_string()))?;
-    send(tls, url, headers, verifier.seen()).await
+    send(tls, url, body, headers, verifier.seen()).await
 }
 
 async fn send<S>(
     stream: S,
     url: &url::Url,
+    body: Option<Bytes>,
     headers: &[(&str, &str)],
     tls_fingerprint: Option<String>,
 ) -> Result<Opened, FetchError>
@@ -213,18 +238,28 @@ where
         Some(q) => format!("{}?{q}", url.path()),
         None => url.path().to_string(),
     };
-    let mut req = hyper::Request::get(path)
+    let method = if body.is_some() {
+        hyper::Method::POST
+    } else {
+        hyper::Method::GET
+    };
+    let mut req = hyper::Request::builder()
+        .method(method)
+        .uri(path)
         .header(hyper::header::HOST, url.authority())
         .header(
             hyper::header::USER_AGENT,
             concat!("Eyrie/", env!("CARGO_PKG_VERSION")),
         )
         .header(hyper::header::ACCEPT, "application/json");
+    if body.is_some() {
+        req = req.header(hyper::header::CONTENT_TYPE, "application/json");
+    }
     for (k, v) in headers {
         req = req.header(*k, *v);
     }
     let req = req
-        .body(Body::empty())
+        .body(body.map_or_else(Body::empty, Body::from))
         .map_err(|e| FetchError::Http(e.to_string()))?;
     let response = sender
         .send_request(req)
@@ -277,6 +312,43 @@ mod tests {
             .await
             .unwrap();
         assert_eq!((r.status, &r.body[..]), (200, &b"[]"[..]));
+    }
+
+    #[tokio::test]
+    async fn posts_a_json_body() {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut s, _) = l.accept().await.unwrap();
+            let mut got = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !got.ends_with(b"}") {
+                let n = s.read(&mut buf).await.unwrap();
+                if n == 0 {
+                    break;
+                }
+                got.extend_from_slice(&buf[..n]);
+            }
+            let text = String::from_utf8_lossy(&got).to_lowercase();
+            let ok = text.starts_with("post /p http/1.1")
+                && text.contains("content-type: application/json")
+                && text.ends_with("\r\n\r\n{\"a\":1}");
+            let body = if ok { "yes" } else { "no" };
+            let _ = s
+                .write_all(
+                    format!(
+                        "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{body}",
+                        body.len()
+                    )
+                    .as_bytes(),
+                )
+                .await;
+        });
+        let url = format!("http://{addr}/p").parse().unwrap();
+        let r = post_json(&url, &serde_json::json!({"a": 1}), &[], LIMITS, None)
+            .await
+            .unwrap();
+        assert_eq!(&r.body[..], b"yes");
     }
 
     #[tokio::test]

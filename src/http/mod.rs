@@ -5,10 +5,12 @@ mod auth;
 mod cameras;
 mod cartanvr;
 mod cors;
+mod discover;
 mod federation;
 mod health;
 mod live;
 mod nodes;
+mod pair;
 mod recordings;
 mod relay;
 mod serve;
@@ -50,6 +52,11 @@ pub struct AppState {
     pub started: Instant,
     /// Previous CPU-time reading, for the process CPU share between two health calls.
     pub cpu: Mutex<Option<health::CpuSample>>,
+    // Discovery and pairing (src/discovery).
+    /// mDNS advertising and browsing; None when `[discovery] enabled = false`.
+    pub discovery: Option<Arc<crate::discovery::Discovery>>,
+    pub link: Arc<crate::discovery::link::Linker>,
+    pub events: Arc<crate::discovery::events::Hub>,
 }
 
 pub type State = axum::extract::State<Arc<AppState>>;
@@ -159,6 +166,29 @@ pub fn router(state: Arc<AppState>) -> Router {
             get(nodes::get_one).put(nodes::update).delete(nodes::delete),
         )
         .route("/api/system/nodes/{id}/media/{*path}", get(relay::media))
+        // Discovery and pairing (docs/federation.md). The first two pairing routes are open to
+        // nodes without a key, so they get their own smaller body limit.
+        .route(
+            "/api/federation/pair",
+            axum::routing::post(pair::ask).layer(DefaultBodyLimit::max(pair::MAX_PAIR_BODY)),
+        )
+        .route(
+            "/api/federation/pair/{id}/collect",
+            axum::routing::post(pair::collect).layer(DefaultBodyLimit::max(pair::MAX_PAIR_BODY)),
+        )
+        .route("/api/federation/pair/requests", get(pair::requests))
+        .route(
+            "/api/federation/pair/requests/{id}/approve",
+            axum::routing::post(pair::approve),
+        )
+        .route(
+            "/api/federation/pair/requests/{id}/reject",
+            axum::routing::post(pair::reject),
+        )
+        .route("/api/system/pairings", get(pair::list).post(pair::start))
+        .route("/api/system/pairings/{id}", get(pair::get_one))
+        .route("/api/system/discover", get(discover::discover))
+        .route("/api/events", get(discover::events))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(middleware::from_fn_with_state(

@@ -80,6 +80,13 @@ impl Eyrie {
     pub fn start_in(dir: &Path, config: &str, extra: &[&str]) -> Eyrie {
         std::fs::create_dir_all(dir).unwrap();
         let cfg = dir.join("eyrie.toml");
+        // Processes on the host never multicast on its real network: mDNS is off unless a
+        // test (in its own network namespace) turns it on.
+        let config = if config.contains("[discovery]") {
+            config.to_string()
+        } else {
+            format!("{config}\n[discovery]\nenabled = false\n")
+        };
         std::fs::write(&cfg, config).unwrap();
         let port = free_port();
         let log = dir.join(format!("eyrie-{port}.log"));
