@@ -144,6 +144,25 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
         }
         None => None,
     };
+    let accounts = http::account::Accounts::load(
+        index.clone(),
+        http::session::SessionConfig {
+            idle: cfg.session_idle,
+            max: cfg.max_sessions,
+            ..Default::default()
+        },
+    )?;
+    let setup_link = {
+        let (accounts, user, pw) = (
+            accounts.clone(),
+            cfg.admin_user.clone(),
+            cfg.admin_password.clone(),
+        );
+        tokio::task::spawn_blocking(move || {
+            accounts.first_start(pw.as_deref().map(|p| (user.as_str(), p)))
+        })
+        .await??
+    };
     let state = Arc::new(http::AppState {
         index: index.clone(),
         layout,
@@ -155,6 +174,8 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
             &index.node_secret("media-tokens")?,
             Duration::from_secs(600),
         )),
+        accounts,
+        session_cookie: http::session::cookie_name(&index.node_id()),
         label: cfg.label.clone(),
         tls_fingerprint: tls.as_ref().map(|t| t.2.clone()),
         started,
@@ -177,6 +198,14 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
         env!("CARGO_PKG_VERSION"),
         cfg.listen
     );
+    if let Some(secret) = setup_link {
+        // The secret is in the fragment, which browsers never send to a server or its logs.
+        tracing::warn!(
+            "no account yet: create the admin account at http://{}/#/setup/{secret} \
+             (works once, until the next start; or set auth.admin_password, docs/config.md)",
+            cfg.listen
+        );
+    }
     if let Some((addr, acceptor, fingerprint)) = tls {
         let l = tokio::net::TcpListener::bind(addr)
             .await

@@ -1,6 +1,7 @@
 //! HTTP owns the API and how it is served: routes, request limits, JSON errors, byte ranges.
 //! Every endpoint is described in docs/api.md; keep the two in step.
 
+pub mod account;
 mod auth;
 mod cameras;
 mod cartanvr;
@@ -11,6 +12,8 @@ mod nodes;
 mod recordings;
 mod relay;
 mod serve;
+pub mod session;
+mod ui;
 
 pub use serve::serve;
 
@@ -22,7 +25,7 @@ use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post, put};
 use serde_json::json;
 
 use crate::recorder::Recorder;
@@ -39,6 +42,10 @@ pub struct AppState {
     pub keys: Arc<crate::federation::keys::KeyStore>,
     pub peers: Arc<crate::federation::peers::Peers>,
     pub tokens: Arc<crate::federation::tokens::MediaTokens>,
+    /// People who may log in, and their sessions.
+    pub accounts: Arc<account::Accounts>,
+    /// Name of this node's session cookie ([`session::cookie_name`]).
+    pub session_cookie: String,
     /// This node's name for people and peers.
     pub label: String,
     /// SHA-256 fingerprint of the certificate served over HTTPS, when HTTPS is on.
@@ -125,6 +132,18 @@ async fn not_found() -> ApiError {
 
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
+        // The web UI (public; the page asks for a login).
+        .route("/", get(ui::index))
+        .route("/assets/{build}/{*file}", get(ui::asset))
+        // Accounts and sessions.
+        .route(
+            "/api/session",
+            get(session::current)
+                .post(session::login)
+                .delete(session::logout),
+        )
+        .route("/api/setup", post(session::setup))
+        .route("/api/account/password", put(session::change_password))
         .route("/api/health", get(health::health))
         .route("/api/cameras", get(cameras::list).post(cameras::create))
         .route(
@@ -178,8 +197,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .with_state(state)
 }
 
-/// Whether the caller may fetch `camera`'s media of `kind`: local callers and peers may (until
-/// accounts exist); a media token must be valid for exactly this camera and kind, else 401.
+/// Whether the caller may fetch `camera`'s media of `kind`: users and peers may; a media token
+/// must be valid for exactly this camera and kind, else 401.
 /// Returns whether the answer should carry open CORS headers (token requests, which carry no
 /// credentials, may come from any origin).
 pub fn media_access(
@@ -194,7 +213,8 @@ pub fn media_access(
             StatusCode::UNAUTHORIZED,
             "media token expired, forged, or for another camera".into(),
         )),
-        _ => Ok(false),
+        auth::Caller::Anonymous => Err(ApiError(StatusCode::UNAUTHORIZED, "log in first".into())),
+        auth::Caller::User { .. } | auth::Caller::Peer { .. } => Ok(false),
     }
 }
 

@@ -111,7 +111,7 @@ pub async fn media(
     RawQuery(query): RawQuery,
     req_headers: HeaderMap,
 ) -> ApiResult<Response> {
-    if caller != Caller::Local {
+    if !matches!(caller, Caller::User { .. }) {
         return Err(ApiError(
             StatusCode::FORBIDDEN,
             "the relay is for this node's own users".into(),
