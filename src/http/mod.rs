@@ -150,7 +150,8 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/api/cameras/{id}",
             get(cameras::get_one)
                 .put(cameras::update)
-                .delete(cameras::delete),
+                .delete(cameras::delete)
+                .post(cameras::test_or_405),
         )
         .route("/api/cameras/{id}/live", get(live::live))
         .route("/api/recordings", get(recordings::list))
