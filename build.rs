@@ -49,14 +49,20 @@ fn main() {
     let mut whole = Sha256::new();
     let mut contents = Vec::new();
     for p in &list {
-        let rel = p.strip_prefix(&root).unwrap().to_string_lossy().replace('\\', "/");
+        let rel = p
+            .strip_prefix(&root)
+            .unwrap()
+            .to_string_lossy()
+            .replace('\\', "/");
         let data = std::fs::read(p).unwrap();
         whole.update(rel.as_bytes());
         whole.update(&data);
         contents.push((rel, p.clone(), data));
     }
     let build = hex(&whole.finalize()[..6]);
-    let mut code = format!("/// Names this build's asset URLs.\npub const BUILD: &str = \"{build}\";\n\npub static ASSETS: &[Asset] = &[\n");
+    let mut code = format!(
+        "/// Names this build's asset URLs.\npub const BUILD: &str = \"{build}\";\n\npub static ASSETS: &[Asset] = &[\n"
+    );
     for (i, (rel, path, mut data)) in contents.into_iter().enumerate() {
         if rel == "index.html" {
             data = String::from_utf8(data)

@@ -100,17 +100,30 @@ fn without_a_login_only_public_routes_answer() {
         .find(|p| p.starts_with("/assets/") && p.ends_with(".js"))
         .unwrap()
         .to_string();
-    let (s, r) = call("GET", &e.anon_url(&asset), &[("accept-encoding", "gzip")], None);
+    let (s, r) = call(
+        "GET",
+        &e.anon_url(&asset),
+        &[("accept-encoding", "gzip")],
+        None,
+    );
     assert_eq!(s, 200);
     assert_eq!(r.header("content-encoding"), Some("gzip"));
     assert!(r.header("cache-control").unwrap().contains("immutable"));
     let etag = r.header("etag").unwrap().to_string();
-    let (s, _) = call("GET", &e.anon_url(&asset), &[("if-none-match", &etag)], None);
+    let (s, _) = call(
+        "GET",
+        &e.anon_url(&asset),
+        &[("if-none-match", &etag)],
+        None,
+    );
     assert_eq!(s, 304);
     let (s, r) = call("GET", &e.anon_url("/api/session"), &[], None);
     assert_eq!(s, 200);
     let v = json(r);
-    assert_eq!((v["user"].clone(), v["setup_required"].clone()), (Value::Null, false.into()));
+    assert_eq!(
+        (v["user"].clone(), v["setup_required"].clone()),
+        (Value::Null, false.into())
+    );
     // The harness's Basic credentials reach everything.
     assert_eq!(e.request("GET", "/api/health", None).0, 200);
 }
@@ -194,9 +207,18 @@ fn wrong_passwords_are_throttled_and_hashes_never_leave() {
     assert_eq!(s, 401);
 
     // Hashes: not in any answer, and the password itself is nowhere in the database.
-    for p in ["/api/session", "/api/health", "/api/cameras", "/api/federation/keys", "/api/system/nodes"] {
+    for p in [
+        "/api/session",
+        "/api/health",
+        "/api/cameras",
+        "/api/federation/keys",
+        "/api/system/nodes",
+    ] {
         let v = e.get(p).to_string();
-        assert!(!v.contains("argon2") && !v.contains(ADMIN_PASSWORD), "{p}: {v}");
+        assert!(
+            !v.contains("argon2") && !v.contains(ADMIN_PASSWORD),
+            "{p}: {v}"
+        );
     }
     let db = std::fs::read(e.dir.join("data/eyrie.redb")).unwrap();
     let has = |needle: &[u8]| db.windows(needle.len()).any(|w| w == needle);
@@ -206,7 +228,10 @@ fn wrong_passwords_are_throttled_and_hashes_never_leave() {
     // Three more failures (five in all) and even the right password is refused for a while,
     // by the login form and by Basic credentials alike.
     for _ in 0..3 {
-        assert_eq!(call("POST", &e.anon_url("/api/session"), &[], Some(bad)).0, 401);
+        assert_eq!(
+            call("POST", &e.anon_url("/api/session"), &[], Some(bad)).0,
+            401
+        );
     }
     let good = format!(r#"{{"username": "admin", "password": "{ADMIN_PASSWORD}"}}"#);
     let (s, r) = call("POST", &e.anon_url("/api/session"), &[], Some(&good));
@@ -239,9 +264,31 @@ fn a_password_change_ends_other_sessions_and_old_credentials() {
     assert_eq!(s, 403, "{}", json(r));
     let (s, _) = change(ADMIN_PASSWORD, "a-new-password");
     assert_eq!(s, 204);
-    assert_eq!(call("GET", &e.anon_url("/api/cameras"), &[("cookie", &mine)], None).0, 200);
-    assert_eq!(call("GET", &e.anon_url("/api/cameras"), &[("cookie", &other)], None).0, 401);
-    assert_eq!(call("GET", &e.url("/api/cameras"), &[], None).0, 401, "old Basic password");
+    assert_eq!(
+        call(
+            "GET",
+            &e.anon_url("/api/cameras"),
+            &[("cookie", &mine)],
+            None
+        )
+        .0,
+        200
+    );
+    assert_eq!(
+        call(
+            "GET",
+            &e.anon_url("/api/cameras"),
+            &[("cookie", &other)],
+            None
+        )
+        .0,
+        401
+    );
+    assert_eq!(
+        call("GET", &e.url("/api/cameras"), &[], None).0,
+        401,
+        "old Basic password"
+    );
     login(&e, ADMIN_USER, "a-new-password");
 }
 

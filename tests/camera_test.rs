@@ -29,5 +29,9 @@ fn a_source_is_tried_before_saving() {
     assert!(v["error"].as_str().unwrap().contains("source"), "{v}");
     // Nothing was saved, and POST on a camera's own path is not a test.
     assert!(e.get("/api/cameras").as_array().unwrap().is_empty());
-    assert_eq!(e.request("POST", "/api/cameras/other", Some("{\"source\": \"x\"}")).0, 405);
+    assert_eq!(
+        e.request("POST", "/api/cameras/other", Some("{\"source\": \"x\"}"))
+            .0,
+        405
+    );
 }

@@ -40,11 +40,7 @@ fn the_web_ui_in_chromium() {
     };
     let a = Eyrie::start(&config("House"), &["--demo"]);
     let b = Eyrie::start(&config("Shop"), &["--demo"]);
-    let (s, key) = b.request(
-        "POST",
-        "/api/federation/keys",
-        Some(r#"{"name": "House"}"#),
-    );
+    let (s, key) = b.request("POST", "/api/federation/keys", Some(r#"{"name": "House"}"#));
     assert_eq!(s, 201, "{key}");
     let body = format!(
         r#"{{"label": "Shop", "url": "{}", "key": "{}"}}"#,

@@ -46,7 +46,7 @@ export async function render(main, { notify, act, args }) {
   const dayInput = h('input', { type: 'date', id: uid('day'), value: isoDay(Date.now()), max: isoDay(Date.now()) });
   const search = h('button.primary', { type: 'submit' }, 'Show');
   const err = h('p.error', { role: 'alert' });
-  const timeline = h('div.timeline', { id: 'timeline', role: 'group', 'aria-label': 'Recorded runs of the day; click to play, drag to select' });
+  const timeline = h('div.timeline', { id: 'timeline', role: 'group', 'aria-label': 'Recorded runs of the day (the recorded hours); click to play, drag to select' });
   const selInfo = h('div.selection');
   const video = h('video', { id: 'playback', controls: true, playsinline: true, preload: 'metadata', 'aria-label': 'Recording' });
   const playing = h('p.muted', { 'aria-live': 'polite' }, 'Pick a moment on the timeline or a run below.');
@@ -82,17 +82,36 @@ export async function render(main, { notify, act, args }) {
     }, { done: 'Download started' });
   }
 
-  function runAt(t) {
-    return runs.find((r) => t >= r.start_ms && t < r.end_ms)
-      || runs.find((r) => r.start_ms >= t);
+  /** The run at `t`, else the nearest within `slack` ms, else the next one after `t`. */
+  function runAt(t, slack) {
+    const dist = (r) => (t < r.start_ms ? r.start_ms - t : t >= r.end_ms ? t - r.end_ms : 0);
+    const near = runs.filter((r) => dist(r) <= slack).sort((a, b) => dist(a) - dist(b))[0];
+    return near || runs.find((r) => r.start_ms >= t);
   }
 
+  // The timeline spans the recorded hours of the day (at least one), so short runs are visible.
+  let from = 0;
+  let span = DAY;
   function drawTimeline() {
-    const pct = (t) => `${((t - start) / DAY) * 100}%`;
-    const ticks = [0, 3, 6, 9, 12, 15, 18, 21].map((hr) => h('span.tick', { style: { left: pct(start + hr * 3600000) } }, `${String(hr).padStart(2, '0')}:00`));
+    const HOUR = 3600000;
+    if (runs.length) {
+      const first = Math.max(start, Math.min(...runs.map((r) => r.start_ms)));
+      const last = Math.min(start + DAY, Math.max(...runs.map((r) => r.end_ms)));
+      from = start + Math.floor((first - start) / HOUR) * HOUR;
+      span = Math.max(HOUR, Math.ceil((last - from) / HOUR) * HOUR);
+    } else {
+      from = start;
+      span = DAY;
+    }
+    const pct = (t) => `${((t - from) / span) * 100}%`;
+    const step = [5, 10, 15, 30, 60, 120, 180].map((m) => m * 60000).find((st) => span / st <= 6) || 3 * HOUR;
+    const ticks = [];
+    for (let t = from; t < from + span; t += step) {
+      ticks.push(h('span.tick', { style: { left: pct(t) } }, new Date(t).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' })));
+    }
     const blocks = runs.map((r) => h('span.run', {
       title: `${clock(r.start_ms)} – ${clock(r.end_ms)}`,
-      style: { left: pct(Math.max(r.start_ms, start)), width: pct(start + Math.min(r.end_ms, start + DAY) - Math.max(r.start_ms, start)) },
+      style: { left: pct(Math.max(r.start_ms, from)), width: pct(from + Math.min(r.end_ms, from + span) - Math.max(r.start_ms, from)) },
     }));
     const sel = h('span.sel', { hidden: true });
     const track = h('div.track', blocks, sel);
@@ -100,7 +119,7 @@ export async function render(main, { notify, act, args }) {
     let down = null;
     const timeAt = (ev) => {
       const box = track.getBoundingClientRect();
-      return start + Math.max(0, Math.min(1, (ev.clientX - box.left) / box.width)) * DAY;
+      return from + Math.max(0, Math.min(1, (ev.clientX - box.left) / box.width)) * span;
     };
     track.addEventListener('pointerdown', (ev) => {
       down = { x: ev.clientX, t: timeAt(ev) };
@@ -111,7 +130,7 @@ export async function render(main, { notify, act, args }) {
       const [a, b] = [down.t, timeAt(ev)].sort((x, y) => x - y);
       sel.hidden = false;
       sel.style.left = pct(a);
-      sel.style.width = pct(start + b - a);
+      sel.style.width = pct(from + b - a);
     });
     track.addEventListener('pointerup', (ev) => {
       if (!down) return;
@@ -121,7 +140,7 @@ export async function render(main, { notify, act, args }) {
       down = null;
       if (!dragged) {
         sel.hidden = true;
-        const run = runAt(t);
+        const run = runAt(t, (span / track.getBoundingClientRect().width) * 6);
         if (run) play(run, Math.max(t, run.start_ms));
         else notify('Nothing was recorded at or after that moment.', 'info');
         return;

@@ -256,7 +256,7 @@ function nodeForm(n, { act }, done) {
     const r = await act(test, () => post('/api/system/nodes/test', body), { errorEl: err });
     if (!r) { result.textContent = ''; return; }
     result.dataset.ok = String(r.ok);
-    result.textContent = `${r.ok ? 'OK' : 'Problem'}: ${r.message}${r.ok ? ` (${r.cameras} camera${r.cameras === 1 ? '' : 's'}, ${r.latency_ms} ms)` : ''}`;
+    result.textContent = `${r.ok ? 'OK' : 'Problem'}: ${r.message}${r.latency_ms !== null && r.latency_ms !== undefined ? ` (${r.latency_ms} ms)` : ''}`;
     if (r.tls_fingerprint) result.append(h('br'), `Certificate to trust: `, h('code.wrap', r.tls_fingerprint));
   });
   return h('form.card.form', {

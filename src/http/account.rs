@@ -8,8 +8,8 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use ring::digest::{SHA256, digest};
 use ring::rand::{SecureRandom, SystemRandom};
 use subtle::ConstantTimeEq;
@@ -110,8 +110,11 @@ pub fn hash_password(password: &str) -> String {
 }
 
 fn verify_password(password: &str, phc: &str) -> bool {
-    PasswordHash::new(phc)
-        .is_ok_and(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
+    PasswordHash::new(phc).is_ok_and(|h| {
+        Argon2::default()
+            .verify_password(password.as_bytes(), &h)
+            .is_ok()
+    })
 }
 
 pub fn check_password_rules(password: &str) -> Result<(), String> {
@@ -173,7 +176,10 @@ impl Accounts {
         }
         if let Some((name, password)) = admin {
             self.create(name, password)?;
-            tracing::info!(user = name, "created the admin account from the configuration");
+            tracing::info!(
+                user = name,
+                "created the admin account from the configuration"
+            );
             return Ok(None);
         }
         let secret = random_hex(16);
@@ -187,7 +193,12 @@ impl Accounts {
 
     /// Uses the setup link: creates the first account if `secret` is the link's and no account
     /// exists. The link works once.
-    pub fn complete_setup(&self, secret: &str, name: &str, password: &str) -> Result<bool, anyhow::Error> {
+    pub fn complete_setup(
+        &self,
+        secret: &str,
+        name: &str,
+        password: &str,
+    ) -> Result<bool, anyhow::Error> {
         let mut setup = self.setup.lock().unwrap();
         let matches = setup
             .as_deref()
@@ -335,7 +346,10 @@ mod tests {
     fn accounts() -> (tempfile::TempDir, Arc<Accounts>) {
         let dir = tempfile::tempdir().unwrap();
         let index = Arc::new(Index::open(&dir.path().join("x.redb")).unwrap());
-        (dir, Accounts::load(index, SessionConfig::default()).unwrap())
+        (
+            dir,
+            Accounts::load(index, SessionConfig::default()).unwrap(),
+        )
     }
 
     const HOME: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
@@ -357,7 +371,10 @@ mod tests {
         assert!(a.setup_pending());
         assert!(!a.complete_setup("wrong", "admin", "longenough").unwrap());
         assert!(a.complete_setup(&secret, "admin", "longenough").unwrap());
-        assert!(!a.complete_setup(&secret, "admin2", "longenough").unwrap(), "once");
+        assert!(
+            !a.complete_setup(&secret, "admin2", "longenough").unwrap(),
+            "once"
+        );
         assert!(!a.setup_pending());
         assert_eq!(a.first_start(None).unwrap(), None);
         assert_eq!(
@@ -378,7 +395,10 @@ mod tests {
         for _ in 0..MAX_FAILURES {
             assert_eq!(a.login("admin", "nope", HOME).await, Login::Invalid);
         }
-        assert_eq!(a.login("admin", "the-password", HOME).await, Login::Throttled);
+        assert_eq!(
+            a.login("admin", "the-password", HOME).await,
+            Login::Throttled
+        );
         assert_eq!(
             a.login("admin", "the-password", other).await,
             Login::Valid("admin".into())
@@ -395,7 +415,8 @@ mod tests {
         assert_eq!(a.basic(&header, HOME).await, Login::Valid("admin".into()));
         assert_eq!(a.basic(&header, HOME).await, Login::Valid("admin".into()));
         assert_eq!(
-            a.basic(&format!("Basic {}", b64("admin:wrong")), HOME).await,
+            a.basic(&format!("Basic {}", b64("admin:wrong")), HOME)
+                .await,
             Login::Invalid
         );
         let changed = a
@@ -403,7 +424,11 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(changed, Login::Valid("admin".into()));
-        assert_eq!(a.basic(&header, HOME).await, Login::Invalid, "cache cleared");
+        assert_eq!(
+            a.basic(&header, HOME).await,
+            Login::Invalid,
+            "cache cleared"
+        );
         assert_eq!(
             a.basic(&format!("Basic {}", b64("admin:new-password")), HOME)
                 .await,

@@ -205,9 +205,7 @@ async fn who(
             if is_change(method) {
                 let sent = h.get("x-csrf-token").map(|v| v.as_bytes()).unwrap_or(b"");
                 if !bool::from(sent.ct_eq(s.csrf.as_bytes())) {
-                    return Err(forbidden(
-                        "missing or wrong X-CSRF-Token (reload the page)",
-                    ));
+                    return Err(forbidden("missing or wrong X-CSRF-Token (reload the page)"));
                 }
             }
             return Ok(Caller::User { name: s.user });
@@ -219,7 +217,9 @@ async fn who(
         return match st.accounts.basic(v, from).await {
             Login::Valid(name) if is_change(method) && cross_origin(h) => {
                 tracing::warn!(%name, %from, "refused a cross-origin change with Basic credentials");
-                Err(forbidden("changes with Basic credentials come from this node's own origin"))
+                Err(forbidden(
+                    "changes with Basic credentials come from this node's own origin",
+                ))
             }
             Login::Valid(name) => Ok(Caller::User { name }),
             Login::Throttled => Err(ApiError(

@@ -8,8 +8,8 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use axum::Json;
 use axum::Extension;
+use axum::Json;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use ring::digest::{SHA256, digest};
@@ -17,8 +17,8 @@ use ring::rand::{SecureRandom, SystemRandom};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::auth::ClientIp;
 use super::account::{Login, check_password_rules, check_user_name};
+use super::auth::ClientIp;
 use super::{ApiError, ApiResult, State};
 
 #[derive(Debug, Clone, Copy)]
@@ -93,8 +93,7 @@ impl Sessions {
         let mut map = self.map.lock().unwrap();
         map.retain(|_, s| !self.expired(s, now));
         while map.len() >= self.cfg.max.max(1) {
-            let Some(oldest) = map.iter().min_by_key(|(_, s)| s.last_seen).map(|(k, _)| *k)
-            else {
+            let Some(oldest) = map.iter().min_by_key(|(_, s)| s.last_seen).map(|(k, _)| *k) else {
                 break;
             };
             map.remove(&oldest);
@@ -168,7 +167,8 @@ fn set_cookie(res: &mut Response, name: &str, value: &str, max_age: u64) {
 fn logged_in(st: &super::AppState, user: &str) -> Response {
     let (id, csrf) = st.accounts.sessions.start(user);
     let cfg = st.accounts.sessions.config();
-    let mut res = Json(json!({ "user": user, "csrf": csrf })).into_response();
+    let mut res =
+        Json(json!({ "user": user, "csrf": csrf, "node_label": st.label })).into_response();
     set_cookie(&mut res, &st.session_cookie, &id, cfg.absolute.as_secs());
     res
 }
@@ -189,7 +189,8 @@ fn refused(login: Login) -> ApiError {
 /// `GET /api/session` (open to all): who is logged in with this request's cookie, its CSRF
 /// token, and whether the node still waits for its first account.
 pub async fn current(st: State, headers: HeaderMap) -> Json<serde_json::Value> {
-    let s = session_cookie(&headers, &st.session_cookie).and_then(|id| st.accounts.sessions.get(&id));
+    let s =
+        session_cookie(&headers, &st.session_cookie).and_then(|id| st.accounts.sessions.get(&id));
     Json(json!({
         "user": s.as_ref().map(|s| s.user.clone()),
         "csrf": s.map(|s| s.csrf),

@@ -123,7 +123,10 @@ mod tests {
     fn gzip_is_sent_only_when_accepted() {
         let mut h = HeaderMap::new();
         assert!(!takes_gzip(&h));
-        h.insert(header::ACCEPT_ENCODING, "gzip, deflate, br".parse().unwrap());
+        h.insert(
+            header::ACCEPT_ENCODING,
+            "gzip, deflate, br".parse().unwrap(),
+        );
         assert!(takes_gzip(&h));
         h.insert(header::ACCEPT_ENCODING, "br, gzip;q=0".parse().unwrap());
         assert!(!takes_gzip(&h));

@@ -188,8 +188,10 @@ test('a recording of the remote node plays from that node and seeks', async () =
   // Clicking the timeline plays from that instant; dragging selects a range to download.
   const track = page.locator('.timeline .track');
   const run = await page.locator('.timeline .run').first().boundingBox();
+  const before = await video.evaluate((v) => v.currentSrc);
   await page.mouse.click(run.x + run.width / 2, run.y + run.height / 2);
-  await page.getByText(/^Playing .* from/).waitFor();
+  await page.waitForFunction((b) => document.querySelector('#playback').currentSrc !== b, before);
+  assert.ok((await video.evaluate((v) => v.currentSrc)).startsWith(`${B}/`));
   const box = await track.boundingBox();
   await page.mouse.move(Math.max(box.x + 1, run.x - 20), box.y + 10);
   await page.mouse.down();
