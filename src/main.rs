@@ -200,10 +200,14 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
     );
     if let Some(secret) = setup_link {
         // The secret is in the fragment, which browsers never send to a server or its logs.
+        let host = if cfg.listen.ip().is_unspecified() {
+            format!("{}:{}", eyrie::config::host_name(), cfg.listen.port())
+        } else {
+            cfg.listen.to_string()
+        };
         tracing::warn!(
-            "no account yet: create the admin account at http://{}/#/setup/{secret} \
-             (works once, until the next start; or set auth.admin_password, docs/config.md)",
-            cfg.listen
+            "no account yet: create the admin account at http://{host}/#/setup/{secret} \
+             (works once, until the next start; or set auth.admin_password, docs/config.md)"
         );
     }
     if let Some((addr, acceptor, fingerprint)) = tls {
