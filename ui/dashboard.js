@@ -6,6 +6,14 @@ import { h, mount } from './dom.js';
 import { LivePlayer } from './live.js';
 
 const LAYOUTS = { 1: 1, 4: 2, 9: 3 };
+// Browsers open at most 6 HTTP/1.1 connections to one origin, and each live stream holds one:
+// the grid plays at most this many from one node, leaving room for the enlarged view and the
+// page's own API calls.
+const MAX_STREAMS_PER_ORIGIN = 4;
+
+function originOf(url) {
+  try { return new URL(url, location.href).origin; } catch { return location.origin; }
+}
 
 function stateOf(cam) {
   if (cam.remote && !cam.online) return 'offline';
@@ -38,7 +46,10 @@ export async function render(main, { notify }) {
   function stopAll() {
     for (const p of players.values()) p.stop();
     players.clear();
+    streams.clear();
   }
+
+  const streams = new Map(); // origin → live players of the grid using it
 
   function card(cam, big = false) {
     const video = h('video', { muted: true, playsinline: true, 'aria-label': `Live video of ${cam.name}` });
@@ -59,7 +70,11 @@ export async function render(main, { notify }) {
       el.addEventListener('click', () => enlarge(cam));
     }
     const canPlay = cam.enabled && (cam.live_url || cam.remote);
-    if (canPlay) {
+    const origin = cam.live_url ? originOf(cam.live_url) : `node:${cam.node_id}`;
+    if (canPlay && !big && (streams.get(origin) || 0) >= MAX_STREAMS_PER_ORIGIN) {
+      note.textContent = `not playing: ${MAX_STREAMS_PER_ORIGIN} streams from ${cam.node_label} already; choose a smaller layout or enlarge`;
+    } else if (canPlay) {
+      if (!big) streams.set(origin, (streams.get(origin) || 0) + 1);
       const p = new LivePlayer(video, () => urlOf(cam.id), (state, detail) => {
         el.dataset.live = state;
         note.textContent = state === 'playing' ? '' : `${state}${detail ? `: ${detail}` : ''}`;
@@ -131,6 +146,10 @@ export async function render(main, { notify }) {
     }
   }, 5000);
 
+  // No streams while the page is hidden (a phone in a pocket, a background tab).
+  const visibility = () => { if (document.hidden) stopAll(); else draw(); };
+  document.addEventListener('visibilitychange', visibility);
+
   mount(main,
     h('div.toolbar',
       h('h1', 'Cameras'),
@@ -138,5 +157,9 @@ export async function render(main, { notify }) {
       layoutGroup),
     grid, pager, dialog);
   draw();
-  return () => { clearInterval(refresh); stopAll(); };
+  return () => {
+    clearInterval(refresh);
+    document.removeEventListener('visibilitychange', visibility);
+    stopAll();
+  };
 }
