@@ -217,7 +217,7 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
         tracing::info!(%fingerprint, "serving HTTPS on https://{addr}");
         servers.push(tokio::spawn(http::serve(
             l,
-            app,
+            app.layer(axum::Extension(http::session::Https)),
             stop.clone(),
             Some(acceptor),
         )));

@@ -177,6 +177,11 @@ fn sessions_need_csrf_for_changes_and_end_at_logout() {
     );
     assert_eq!(s, 201);
 
+    // Logging in again with a session cookie still set needs no CSRF token (the password is
+    // the proof), and starts another session.
+    let again = format!(r#"{{"username": "{ADMIN_USER}", "password": "{ADMIN_PASSWORD}"}}"#);
+    let (s, _) = call("POST", &e.anon_url("/api/session"), &[ck], Some(&again));
+    assert_eq!(s, 200);
     let (s, _) = call("DELETE", &e.anon_url("/api/session"), &[ck], None);
     assert_eq!(s, 403, "logging out is a change too");
     let (s, r) = call(
@@ -324,4 +329,46 @@ fn first_start_without_a_password_prints_a_one_time_setup_link() {
     let (_, r) = call("GET", &e.anon_url("/api/session"), &[], None);
     assert_eq!(json(r)["setup_required"], false);
     login(&e, "owner", "first-password");
+}
+
+#[test]
+fn over_https_the_session_cookie_is_secure() {
+    if !have_tool("python3") {
+        return;
+    }
+    let tls_port = free_port();
+    let e = Eyrie::start(
+        &format!("[http]\ntls_listen = \"127.0.0.1:{tls_port}\"\n"),
+        &[],
+    );
+    // python3's http.client as the HTTPS client (the certificate is the node's self-signed one).
+    let script = format!(
+        r#"
+import http.client, json, ssl
+c = http.client.HTTPSConnection("127.0.0.1", {tls_port}, context=ssl._create_unverified_context(), timeout=15)
+c.request("POST", "/api/session", json.dumps({{"username": "{ADMIN_USER}", "password": "{ADMIN_PASSWORD}"}}), {{"content-type": "application/json"}})
+r = c.getresponse()
+print(r.status, r.getheader("set-cookie"))
+"#
+    );
+    let out = std::process::Command::new("python3")
+        .args(["-c", &script])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.starts_with("200 "),
+        "{text} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("; Secure"), "{text}");
+    // Over plain HTTP it cannot be Secure (the browser would never send it back).
+    let (_, plain) = login_cookie_header(&e);
+    assert!(!plain.contains("Secure"), "{plain}");
+}
+
+fn login_cookie_header(e: &Eyrie) -> (u16, String) {
+    let body = format!(r#"{{"username": "{ADMIN_USER}", "password": "{ADMIN_PASSWORD}"}}"#);
+    let (s, r) = call("POST", &e.anon_url("/api/session"), &[], Some(&body));
+    (s, r.header("set-cookie").unwrap_or("").to_string())
 }

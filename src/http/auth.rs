@@ -99,6 +99,12 @@ fn cartanvr_file(path: &str) -> bool {
     matches!(parts.as_slice(), ["", "api", "recordings", _, f] if *f != "view.mp4")
 }
 
+/// Logging in and the first-start setup prove themselves with a password or the link's secret;
+/// a leftover session cookie does not make them need a CSRF token.
+fn credential_route(method: &Method, path: &str) -> bool {
+    method == Method::POST && matches!(path, "/api/session" | "/api/setup")
+}
+
 fn is_change(method: &Method) -> bool {
     !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
 }
@@ -202,7 +208,7 @@ async fn who(
     }
     if let Some(id) = super::session::session_cookie(h, &st.session_cookie) {
         if let Some(s) = st.accounts.sessions.get(&id) {
-            if is_change(method) {
+            if is_change(method) && !credential_route(method, uri.path()) {
                 let sent = h.get("x-csrf-token").map(|v| v.as_bytes()).unwrap_or(b"");
                 if !bool::from(sent.ct_eq(s.csrf.as_bytes())) {
                     return Err(forbidden("missing or wrong X-CSRF-Token (reload the page)"));

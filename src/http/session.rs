@@ -156,20 +156,32 @@ pub fn session_cookie(headers: &HeaderMap, name: &str) -> Option<String> {
         .map(|(_, v)| v.to_string())
 }
 
-fn set_cookie(res: &mut Response, name: &str, value: &str, max_age: u64) {
-    let c = format!("{name}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}");
+/// Marks requests that came over HTTPS (a layer on the TLS server only): their session cookie is
+/// `Secure`, so the browser never sends it over plain HTTP.
+#[derive(Debug, Clone, Copy)]
+pub struct Https;
+
+fn set_cookie(res: &mut Response, https: bool, name: &str, value: &str, max_age: u64) {
+    let secure = if https { "; Secure" } else { "" };
+    let c = format!("{name}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}");
     res.headers_mut().append(
         header::SET_COOKIE,
         HeaderValue::from_str(&c).expect("cookie is ASCII"),
     );
 }
 
-fn logged_in(st: &super::AppState, user: &str) -> Response {
+fn logged_in(st: &super::AppState, https: bool, user: &str) -> Response {
     let (id, csrf) = st.accounts.sessions.start(user);
     let cfg = st.accounts.sessions.config();
     let mut res =
         Json(json!({ "user": user, "csrf": csrf, "node_label": st.label })).into_response();
-    set_cookie(&mut res, &st.session_cookie, &id, cfg.absolute.as_secs());
+    set_cookie(
+        &mut res,
+        https,
+        &st.session_cookie,
+        &id,
+        cfg.absolute.as_secs(),
+    );
     res
 }
 
@@ -210,24 +222,25 @@ pub struct LoginBody {
 pub async fn login(
     st: State,
     Extension(ClientIp(from)): Extension<ClientIp>,
+    https: Option<Extension<Https>>,
     Json(b): Json<LoginBody>,
 ) -> ApiResult<Response> {
     match st.accounts.login(&b.username, &b.password, from).await {
         Login::Valid(user) => {
             tracing::info!(%user, "logged in");
-            Ok(logged_in(&st, &user))
+            Ok(logged_in(&st, https.is_some(), &user))
         }
         other => Err(refused(other)),
     }
 }
 
 /// `DELETE /api/session`: logs out.
-pub async fn logout(st: State, headers: HeaderMap) -> Response {
+pub async fn logout(st: State, https: Option<Extension<Https>>, headers: HeaderMap) -> Response {
     if let Some(id) = session_cookie(&headers, &st.session_cookie) {
         st.accounts.sessions.end(&id);
     }
     let mut res = StatusCode::NO_CONTENT.into_response();
-    set_cookie(&mut res, &st.session_cookie, "", 0);
+    set_cookie(&mut res, https.is_some(), &st.session_cookie, "", 0);
     res
 }
 
@@ -243,6 +256,7 @@ pub struct SetupBody {
 pub async fn setup(
     st: State,
     Extension(ClientIp(from)): Extension<ClientIp>,
+    https: Option<Extension<Https>>,
     Json(b): Json<SetupBody>,
 ) -> ApiResult<Response> {
     check_user_name(&b.username).map_err(ApiError::bad_request)?;
@@ -258,7 +272,7 @@ pub async fn setup(
     match done {
         Some(user) => {
             tracing::info!(%user, "first account created with the setup link");
-            Ok(logged_in(&st, &user))
+            Ok(logged_in(&st, https.is_some(), &user))
         }
         None => {
             tracing::warn!(%from, "setup link refused");
