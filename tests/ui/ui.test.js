@@ -109,6 +109,14 @@ test('the dashboard shows both nodes and plays a remote camera from its own node
   const liveFetches = [];
   page.on('request', (r) => { if (r.url().includes('/live')) liveFetches.push(r.url()); });
   await both('', 'article.cam');
+  // The first stream from the peer fails: the player must reconnect by itself.
+  let failed = 0;
+  const failOnce = async (route) => {
+    if (failed++) return route.continue();
+    await route.abort('connectionreset');
+    await page.unroute(`${B}/api/cameras/*/live*`, failOnce);
+  };
+  await page.route(`${B}/api/cameras/*/live*`, failOnce);
   await page.reload();
   for (const label of ['House', 'Shop']) {
     await page.locator(`article.cam[data-node="${label}"]`).waitFor({ timeout: 20000 });
@@ -116,6 +124,7 @@ test('the dashboard shows both nodes and plays a remote camera from its own node
   }
   const remote = page.locator('article.cam[data-node="Shop"] video');
   await page.locator('article.cam[data-node="Shop"][data-live="playing"]').waitFor({ timeout: 30000 });
+  assert.ok(failed >= 1, 'the first live request of the remote camera was cut');
   const [t0, t1] = await advancing(remote);
   assert.ok(t1 > t0 + 0.5, `remote live video advances: ${t0} → ${t1}`);
   assert.ok(liveFetches.some((u) => u.startsWith(`${B}/api/cameras/demo/live?token=`)),
