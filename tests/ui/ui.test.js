@@ -3,7 +3,7 @@
 // dashboard with both nodes' cameras and a remote camera's live video played from the peer's
 // own origin, health of both nodes, a remote recording played and seeked, Remote nodes added,
 // tested and deleted, a federation key shown once; screenshots at 375 px and desktop width of
-// every page; axe-core on every page (serious or critical violations fail).
+// every page; axe-core on every page, light and dark (serious or critical violations fail).
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -49,10 +49,12 @@ async function login(page) {
   await page.getByRole('navigation', { name: 'Pages' }).waitFor();
 }
 
+/** Screenshots of both pages; the 375 px one (dark) also gets an axe pass, for dark colours. */
 async function shot(name) {
   for (const size of Object.keys(SIZES)) {
     await ctx[size].page.screenshot({ path: join(ARTIFACTS, `${name}-${size}.png`), fullPage: true });
   }
+  await axe(ctx.mobile.page, `${name} at 375 px, dark`);
 }
 
 /** Both pages to `hash`, waiting for `ready` (a selector) on each. */
