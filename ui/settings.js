@@ -113,7 +113,7 @@ function cameraForm(cam, { act, notify }, done) {
 
 async function cameras(panel, ctx) {
   const { act } = ctx;
-  const area = h('div');
+  const area = h('div.below');
   const listEl = h('div');
   async function reload() {
     const cams = await get('/api/cameras?scope=local');
@@ -282,7 +282,7 @@ function nodeForm(n, { act }, done) {
 
 async function nodes(panel, ctx) {
   const { act } = ctx;
-  const area = h('div');
+  const area = h('div.below');
   const listEl = h('div', { id: 'nodes-list' });
   async function reload() {
     const ns = await get('/api/system/nodes');
