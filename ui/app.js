@@ -107,7 +107,8 @@ function shell(active) {
     }, p.title)));
   const logout = h('button.link', { type: 'button' }, 'Log out');
   logout.addEventListener('click', () => act(logout, async () => {
-    await del('/api/session');
+    // An already ended session (401) is as good as logged out.
+    await del('/api/session').catch((e) => { if (e.status !== 401) throw e; });
     session = null;
     setCsrf(null);
     location.hash = '#/';

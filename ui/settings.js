@@ -123,7 +123,9 @@ async function cameras(panel, ctx) {
       h('tbody', cams.map((c) => {
         const toggle = h('input', { type: 'checkbox', checked: c.enabled, 'aria-label': `${c.name} enabled` });
         toggle.addEventListener('change', async () => {
+          toggle.disabled = true;
           const ok = await act(null, () => put(`/api/cameras/${c.id}`, { enabled: toggle.checked }), { done: toggle.checked ? `${c.name} enabled` : `${c.name} disabled` });
+          toggle.disabled = false;
           if (!ok) toggle.checked = !toggle.checked;
         });
         const edit = h('button', { type: 'button', onclick: () => mount(area, cameraForm(c, ctx, finish)) }, 'Edit');
