@@ -72,6 +72,7 @@ fn the_web_ui_in_chromium() {
         .env("EYRIE_USER", ADMIN_USER)
         .env("EYRIE_PASSWORD", ADMIN_PASSWORD)
         .env("EYRIE_UI_ARTIFACTS", &artifacts)
+        .env("EYRIE_DEMO_CLIP", root.join("assets/demo.mp4"))
         .status()
         .expect("running node --test");
     assert!(

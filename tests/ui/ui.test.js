@@ -310,6 +310,21 @@ test('the other settings tabs', async () => {
   await page.getByLabel('Source URL').fill('rtsp://127.0.0.1:9/none');
   await page.getByRole('button', { name: 'Test source' }).click();
   await page.locator('.result[data-ok="false"]').waitFor({ timeout: 20000 });
+  // A working source: tested, saved, disabled, deleted.
+  await page.getByLabel('Name', { exact: true }).fill('Porch');
+  await page.getByLabel('Source URL').fill(`file://${env('EYRIE_DEMO_CLIP')}`);
+  await page.getByRole('button', { name: 'Test source' }).click();
+  await page.locator('.result[data-ok="true"]').waitFor({ timeout: 20000 });
+  assert.match(await page.locator('.result').innerText(), /Works: received a key frame/);
+  await page.getByRole('button', { name: 'Add camera' }).click();
+  const row = page.locator('#settings-panel tr', { hasText: 'Porch' });
+  await row.waitFor();
+  await row.getByRole('checkbox', { name: 'Porch enabled' }).uncheck();
+  await page.getByText('Porch disabled').waitFor();
+  await row.getByRole('button', { name: 'Delete' }).click();
+  await page.getByLabel('Delete them now').check();
+  await page.getByRole('button', { name: 'Delete Porch' }).click();
+  await row.waitFor({ state: 'detached' });
 });
 
 test('no script errors or CSP violations on any page', () => {
