@@ -1,5 +1,6 @@
 //! Runs the web UI tests (tests/ui/*.test.js: playwright-core driving Debian's Chromium) against
-//! two real Eyrie nodes with demo cameras, federated on loopback: "House" reads "Shop".
+//! two real Eyrie nodes with demo cameras, federated on loopback: "House" reads "Shop"; and a
+//! third without an account, for the first-start setup link.
 //! Screenshots go to target/ui-artifacts.
 
 mod common;
@@ -63,6 +64,15 @@ fn the_web_ui_in_chromium() {
     b.wait_until("closes a segment", Duration::from_secs(40), || {
         !b.closed_segments("demo").is_empty()
     });
+    // A third node without an account: its one-time setup link, as printed in its log.
+    let fresh = Eyrie::start("[auth]\n", &[]);
+    let log = fresh.log();
+    let setup = log
+        .split("/#/setup/")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no setup link in the log:\n{log}"));
+    let setup_url = format!("{}/#/setup/{setup}", fresh.url(""));
     let artifacts = root.join("target/ui-artifacts");
     let status = Command::new("node")
         .arg("--test")
@@ -73,6 +83,7 @@ fn the_web_ui_in_chromium() {
         .env("EYRIE_PASSWORD", ADMIN_PASSWORD)
         .env("EYRIE_UI_ARTIFACTS", &artifacts)
         .env("EYRIE_DEMO_CLIP", root.join("assets/demo.mp4"))
+        .env("EYRIE_SETUP_URL", &setup_url)
         .status()
         .expect("running node --test");
     assert!(

@@ -11,6 +11,13 @@ import * as settings from './settings.js';
 const app = document.getElementById('app');
 let session = null;
 let cleanup = null;
+let generation = 0; // of route(): a page that finishes loading after another was asked for stops
+
+/** Shows the dashboard (once: a hash change routes by itself). */
+function home() {
+  if (location.hash !== '#/') location.hash = '#/';
+  else route();
+}
 
 const pages = [
   { path: '', title: 'Dashboard', mod: dashboard },
@@ -82,8 +89,7 @@ function loginPage(setupToken) {
       if (r) {
         session = r;
         setCsrf(r.csrf);
-        location.hash = '#/';
-        route();
+        home();
       }
     },
   },
@@ -111,8 +117,7 @@ function shell(active) {
     await del('/api/session').catch((e) => { if (e.status !== 401) throw e; });
     session = null;
     setCsrf(null);
-    location.hash = '#/';
-    route();
+    home();
   }));
   const main = h('main', { id: 'main', tabindex: '-1' });
   mount(app,
@@ -129,6 +134,7 @@ function shell(active) {
 async function route() {
   cleanup?.();
   cleanup = null;
+  const mine = ++generation;
   const parts = location.hash.replace(/^#\/?/, '').split('/');
   if (parts[0] === 'setup' && parts[1]) {
     return loginPage(parts[1]);
@@ -147,12 +153,15 @@ async function route() {
       return;
     }
   }
+  if (mine !== generation) return;
   const page = pages.find((p) => p.path === parts[0]) || pages[0];
   document.title = `${page.title} · Eyrie`;
   const main = shell(page);
   mount(main, h('p.muted', 'Loading…'));
   try {
-    cleanup = await page.mod.render(main, { notify, act, args: parts.slice(1), session });
+    const done = await page.mod.render(main, { notify, act, args: parts.slice(1), session });
+    if (mine === generation) cleanup = done;
+    else done?.();
   } catch (e) {
     mount(main, h('p.error', { role: 'alert' }, e.message));
   }

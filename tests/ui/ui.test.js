@@ -327,6 +327,27 @@ test('the other settings tabs', async () => {
   await row.waitFor({ state: 'detached' });
 });
 
+test('the one-time setup link creates the first account', async () => {
+  const { context, page } = await open('setup', 'desktop');
+  await page.goto(env('EYRIE_SETUP_URL'));
+  await page.getByRole('heading', { name: 'Create the admin account' }).waitFor();
+  await axe(page, 'setup');
+  await page.screenshot({ path: join(ARTIFACTS, 'setup-desktop.png'), fullPage: true });
+  await page.getByLabel('User name').fill('owner');
+  await page.getByLabel('Password').fill('first-password');
+  await page.getByRole('button', { name: 'Create account' }).click();
+  await page.getByRole('navigation', { name: 'Pages' }).waitFor();
+  assert.match(await page.locator('header .user').innerText(), /owner/);
+  // The link works once.
+  const again = await page.evaluate(async (url) => {
+    const token = url.split('/#/setup/')[1];
+    const r = await fetch('/api/setup', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ token, username: 'x', password: 'longenough' }) });
+    return r.status;
+  }, env('EYRIE_SETUP_URL'));
+  assert.equal(again, 403);
+  await context.close();
+});
+
 test('no script errors or CSP violations on any page', () => {
   assert.deepEqual(problems, []);
 });
