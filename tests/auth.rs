@@ -160,6 +160,23 @@ fn sessions_need_csrf_for_changes_and_end_at_logout() {
         body,
     );
     assert_eq!(s, 201);
+    // Even with the token, a page of another origin (say a peer's, on another port of the same
+    // host, where the cookie goes too) cannot change anything.
+    let other_port = format!("http://127.0.0.1:{}", e.port + 1);
+    let (s, _) = call(
+        "POST",
+        &e.anon_url("/api/federation/keys"),
+        &[ck, ("x-csrf-token", &csrf), ("origin", &other_port)],
+        body,
+    );
+    assert_eq!(s, 403, "cross-origin change");
+    let (s, _) = call(
+        "POST",
+        &e.anon_url("/api/federation/keys"),
+        &[ck, ("x-csrf-token", &csrf), ("origin", &e.url(""))],
+        body,
+    );
+    assert_eq!(s, 201, "from its own page");
 
     // Basic credentials need no CSRF token, but a browser page of another origin gets nowhere.
     let (s, _) = call(

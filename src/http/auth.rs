@@ -7,7 +7,8 @@
 //! 2. A `?token=` media token opens one camera's media (the handler checks it) and nothing
 //!    else; the token alone decides, whatever session comes along.
 //! 3. A session cookie makes a user; changes (anything but GET/HEAD/OPTIONS) must also carry
-//!    the session's CSRF token in `X-CSRF-Token` (403 otherwise).
+//!    the session's CSRF token in `X-CSRF-Token` and come from this node's own origin (403
+//!    otherwise).
 //! 4. `Authorization: Basic` (scripts, `curl -u`) makes a user; the argon2 check is cached by
 //!    the header's hash. Never challenged with `WWW-Authenticate`, so browsers never keep Basic
 //!    credentials around for a forged cross-site request; changes sent with an `Origin` other
@@ -212,6 +213,11 @@ async fn who(
                 let sent = h.get("x-csrf-token").map(|v| v.as_bytes()).unwrap_or(b"");
                 if !bool::from(sent.ct_eq(s.csrf.as_bytes())) {
                     return Err(forbidden("missing or wrong X-CSRF-Token (reload the page)"));
+                }
+                // Browsers share cookies between the ports of a host, and CORS may let a
+                // peer's page read the token: changes come from this node's own page only.
+                if cross_origin(h) {
+                    return Err(forbidden("changes come from this node's own page"));
                 }
             }
             return Ok(Caller::User { name: s.user });
