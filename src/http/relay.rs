@@ -21,14 +21,16 @@ use crate::storage::{MediaMode, NodeKind, NodeRecord};
 /// fragment about every second).
 const IDLE: Duration = Duration::from_secs(20);
 
-/// Headers of the peer's answer that are passed on.
-const PASSED_ON: [header::HeaderName; 6] = [
+/// Headers of the peer's answer that are passed on (`X-Codec`: live video's codec, which a
+/// browser needs to set up Media Source Extensions).
+const PASSED_ON: [header::HeaderName; 7] = [
     header::CONTENT_TYPE,
     header::CONTENT_LENGTH,
     header::CONTENT_RANGE,
     header::ACCEPT_RANGES,
     header::ETAG,
     header::LAST_MODIFIED,
+    header::HeaderName::from_static("x-codec"),
 ];
 
 /// Query parameters passed on to the peer (a time range); anything else (a media token, a
