@@ -228,7 +228,7 @@ test('a recording of the remote node plays from that node and seeks', async () =
   await shot('recordings');
 });
 
-test('remote nodes are added, tested and deleted', async () => {
+test('remote nodes are added, tested, deleted and edited (relay mode plays through this node)', async () => {
   const { page } = ctx.desktop;
   // A key for this UI test, issued on B with the API (what an admin does on B's own page).
   const res = await fetch(`${B}/api/federation/keys`, {
@@ -269,6 +269,20 @@ test('remote nodes are added, tested and deleted', async () => {
   await page.getByLabel('Federation key').fill('k');
   await page.getByRole('button', { name: 'Add node' }).click();
   await page.getByRole('alert').filter({ hasText: 'only http:// and https://' }).waitFor();
+  await page.getByRole('button', { name: 'Cancel' }).click();
+
+  // Edit: Shop to relay mode; its camera then plays through this node.
+  await page.locator('tr[data-node="Shop"]').getByRole('button', { name: 'Edit' }).click();
+  await page.getByLabel('Media').selectOption('relay');
+  await page.getByRole('button', { name: 'Save' }).click();
+  await page.getByText('Node saved').waitFor();
+  const relayed = [];
+  page.on('request', (r) => { if (r.url().includes('/media/cameras/')) relayed.push(r.url()); });
+  await page.goto(`${A}/#/`);
+  await page.locator('article.cam[data-node="Shop"][data-live="playing"]').waitFor({ timeout: 30000 });
+  const [r0, r1] = await advancing(page.locator('article.cam[data-node="Shop"] video'));
+  assert.ok(r1 > r0 + 0.5, `relayed live video advances: ${r0} → ${r1}`);
+  assert.ok(relayed.some((u) => u.startsWith(`${A}/api/system/nodes/`)), `through this node: ${relayed.join(', ')}`);
 });
 
 test('a federation key is shown once', async () => {
