@@ -100,6 +100,27 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
         tokio::task::spawn_blocking(move || media::recover::reconcile(&index, &layout)).await??
     };
     tracing::info!(?report, "index reconciled with the disk");
+    // Accounts before cameras: the first start hashes a password (argon2) before anything else
+    // competes for the CPU.
+    let accounts = http::account::Accounts::load(
+        index.clone(),
+        http::session::SessionConfig {
+            idle: cfg.session_idle,
+            max: cfg.max_sessions,
+            ..Default::default()
+        },
+    )?;
+    let setup_link = {
+        let (accounts, user, pw) = (
+            accounts.clone(),
+            cfg.admin_user.clone(),
+            cfg.admin_password.clone(),
+        );
+        tokio::task::spawn_blocking(move || {
+            accounts.first_start(pw.as_deref().map(|p| (user.as_str(), p)))
+        })
+        .await??
+    };
     let retention = Retention::new(
         index.clone(),
         layout.clone(),
@@ -143,25 +164,6 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
             Some((addr, acceptor, identity.fingerprint))
         }
         None => None,
-    };
-    let accounts = http::account::Accounts::load(
-        index.clone(),
-        http::session::SessionConfig {
-            idle: cfg.session_idle,
-            max: cfg.max_sessions,
-            ..Default::default()
-        },
-    )?;
-    let setup_link = {
-        let (accounts, user, pw) = (
-            accounts.clone(),
-            cfg.admin_user.clone(),
-            cfg.admin_password.clone(),
-        );
-        tokio::task::spawn_blocking(move || {
-            accounts.first_start(pw.as_deref().map(|p| (user.as_str(), p)))
-        })
-        .await??
     };
     let state = Arc::new(http::AppState {
         index: index.clone(),

@@ -88,8 +88,9 @@ pub struct Accounts {
     /// SHA-256 of a verified Basic header → (user, when verified).
     basic: Mutex<HashMap<[u8; 32], (String, Instant)>>,
     hashing: tokio::sync::Semaphore,
-    /// Verified against for unknown users, so timing does not tell which names exist.
-    dummy_hash: String,
+    /// Verified against for unknown users, so timing does not tell which names exist (made at
+    /// the first such login, not at every start).
+    dummy_hash: std::sync::OnceLock<String>,
 }
 
 fn random_hex(bytes: usize) -> String {
@@ -156,7 +157,7 @@ impl Accounts {
             throttle: Throttle::new(MAX_FAILURES, FAILURE_WINDOW),
             basic: Mutex::new(HashMap::new()),
             hashing: tokio::sync::Semaphore::new(CONCURRENT_HASHES),
-            dummy_hash: hash_password(&random_hex(16)),
+            dummy_hash: std::sync::OnceLock::new(),
         }))
     }
 
@@ -235,7 +236,13 @@ impl Accounts {
             .get(name)
             .map(|u| u.password_hash.clone());
         let known = hash.is_some();
-        let hash = hash.unwrap_or_else(|| self.dummy_hash.clone());
+        let hash = match hash {
+            Some(h) => h,
+            None => self
+                .dummy_hash
+                .get_or_init(|| hash_password(&random_hex(16)))
+                .clone(),
+        };
         let password = password.to_string();
         let ok = {
             let _permit = self.hashing.acquire().await.expect("never closed");
