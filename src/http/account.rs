@@ -173,6 +173,11 @@ impl Accounts {
         admin: Option<(&str, &str)>,
     ) -> Result<Option<String>, anyhow::Error> {
         if self.has_users() {
+            if admin.is_some() {
+                tracing::info!(
+                    "auth.admin_password is not used: an account exists (it may be removed from the file)"
+                );
+            }
             return Ok(None);
         }
         if let Some((name, password)) = admin {
