@@ -24,6 +24,8 @@ struct FileConfig {
     federation: FederationSection,
     #[serde(default)]
     discovery: DiscoverySection,
+    #[serde(default)]
+    auth: AuthSection,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -32,6 +34,15 @@ struct DiscoverySection {
     enabled: Option<bool>,
     interfaces: Option<Vec<String>>,
     pairing_ttl_seconds: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AuthSection {
+    admin_user: Option<String>,
+    admin_password: Option<String>,
+    session_idle_minutes: Option<u64>,
+    max_sessions: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -96,6 +107,13 @@ pub struct Config {
     pub discovery_interfaces: Vec<String>,
     /// How long a pairing request waits for approval and collection.
     pub pairing_ttl: Duration,
+    /// Name of the account made at first start.
+    pub admin_user: String,
+    /// Password of that account; without one, first start prints a one-time setup link.
+    pub admin_password: Option<String>,
+    /// A session unused for this long ends.
+    pub session_idle: Duration,
+    pub max_sessions: usize,
 }
 
 /// The machine's host name (the default node label, and a name in the TLS certificate).
@@ -129,6 +147,10 @@ impl Default for Config {
             discovery: true,
             discovery_interfaces: Vec::new(),
             pairing_ttl: Duration::from_secs(600),
+            admin_user: "admin".into(),
+            admin_password: None,
+            session_idle: Duration::from_secs(12 * 3600),
+            max_sessions: 32,
         }
     }
 }
@@ -153,6 +175,8 @@ pub const FSYNC_SECONDS: std::ops::RangeInclusive<u64> = 1..=300;
 pub const POLL_SECONDS: std::ops::RangeInclusive<u64> = 1..=300;
 pub const PEER_TIMEOUT_SECONDS: std::ops::RangeInclusive<u64> = 1..=30;
 pub const PAIRING_TTL_SECONDS: std::ops::RangeInclusive<u64> = 5..=3600;
+pub const SESSION_IDLE_MINUTES: std::ops::RangeInclusive<u64> = 1..=10080;
+pub const MAX_SESSIONS: std::ops::RangeInclusive<u64> = 1..=1000;
 
 impl Config {
     /// Loads `path` if given (it must then exist), applies the overrides, validates.
@@ -277,6 +301,43 @@ impl Config {
             }
             c.pairing_ttl = Duration::from_secs(s);
         }
+        if let Some(user) = file.auth.admin_user {
+            if !(1..=32).contains(&user.len())
+                || !user
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+            {
+                return Err(err(
+                    "auth.admin_user",
+                    "1 to 32 characters of a-z, A-Z, 0-9, '.', '_' and '-'".into(),
+                ));
+            }
+            c.admin_user = user;
+        }
+        if let Some(pw) = file.auth.admin_password {
+            if !(8..=128).contains(&pw.chars().count()) {
+                return Err(err("auth.admin_password", "8 to 128 characters".into()));
+            }
+            c.admin_password = Some(pw);
+        }
+        if let Some(m) = file.auth.session_idle_minutes {
+            if !SESSION_IDLE_MINUTES.contains(&m) {
+                return Err(err(
+                    "auth.session_idle_minutes",
+                    format!("{m} is outside {SESSION_IDLE_MINUTES:?}"),
+                ));
+            }
+            c.session_idle = Duration::from_secs(m * 60);
+        }
+        if let Some(n) = file.auth.max_sessions {
+            if !MAX_SESSIONS.contains(&n) {
+                return Err(err(
+                    "auth.max_sessions",
+                    format!("{n} is outside {MAX_SESSIONS:?}"),
+                ));
+            }
+            c.max_sessions = n as usize;
+        }
         if c.budget == Some(0) {
             return Err(err("storage.budget", "must be more than 0".into()));
         }
@@ -325,6 +386,11 @@ mod tests {
             enabled = false
             interfaces = ["eth0", "wlan0"]
             pairing_ttl_seconds = 60
+            [auth]
+            admin_user = "root"
+            admin_password = "first-start"
+            session_idle_minutes = 30
+            max_sessions = 4
             "#,
         )
         .unwrap();
@@ -345,6 +411,14 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("discovery.interfaces"), "{e}");
+        assert_eq!(c.admin_user, "root");
+        assert_eq!(c.admin_password.as_deref(), Some("first-start"));
+        assert_eq!(c.session_idle, Duration::from_secs(1800));
+        assert_eq!(c.max_sessions, 4);
+        let e = load("[auth]\nadmin_password = \"short\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("auth.admin_password"), "{e}");
     }
 
     #[test]

@@ -100,6 +100,27 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
         tokio::task::spawn_blocking(move || media::recover::reconcile(&index, &layout)).await??
     };
     tracing::info!(?report, "index reconciled with the disk");
+    // Accounts before cameras: the first start hashes a password (argon2) before anything else
+    // competes for the CPU.
+    let accounts = http::account::Accounts::load(
+        index.clone(),
+        http::session::SessionConfig {
+            idle: cfg.session_idle,
+            max: cfg.max_sessions,
+            ..Default::default()
+        },
+    )?;
+    let setup_link = {
+        let (accounts, user, pw) = (
+            accounts.clone(),
+            cfg.admin_user.clone(),
+            cfg.admin_password.clone(),
+        );
+        tokio::task::spawn_blocking(move || {
+            accounts.first_start(pw.as_deref().map(|p| (user.as_str(), p)))
+        })
+        .await??
+    };
     let retention = Retention::new(
         index.clone(),
         layout.clone(),
@@ -203,6 +224,8 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
             &index.node_secret("media-tokens")?,
             Duration::from_secs(600),
         )),
+        accounts,
+        session_cookie: http::session::cookie_name(&index.node_id()),
         label: cfg.label.clone(),
         cors_origins: cfg.cors_origins.clone(),
         tls_fingerprint: tls.as_ref().map(|t| t.2.clone()),
@@ -226,6 +249,18 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
         env!("CARGO_PKG_VERSION"),
         cfg.listen
     );
+    if let Some(secret) = setup_link {
+        // The secret is in the fragment, which browsers never send to a server or its logs.
+        let host = if cfg.listen.ip().is_unspecified() {
+            format!("{}:{}", eyrie::config::host_name(), cfg.listen.port())
+        } else {
+            cfg.listen.to_string()
+        };
+        tracing::warn!(
+            "no account yet: create the admin account at http://{host}/#/setup/{secret} \
+             (works once, until the next start; or set auth.admin_password, docs/config.md)"
+        );
+    }
     if let Some((addr, acceptor, fingerprint)) = tls {
         let l = tokio::net::TcpListener::bind(addr)
             .await
@@ -233,7 +268,7 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
         tracing::info!(%fingerprint, "serving HTTPS on https://{addr}");
         servers.push(tokio::spawn(http::serve(
             l,
-            app,
+            app.layer(axum::Extension(http::session::Https)),
             stop.clone(),
             Some(acceptor),
         )));

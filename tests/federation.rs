@@ -540,7 +540,7 @@ fn media_plays_straight_from_the_peer_with_tokens_and_search_spans_nodes() {
         .unwrap();
     let live = remote["live_url"].as_str().unwrap().to_string();
     assert!(
-        live.starts_with(&b.url("/api/cameras/demo/live?token=")),
+        live.starts_with(&format!("{}/api/cameras/demo/live?token=", b.url(""))),
         "{live}"
     );
     // The browser fetches it from B with no key: allowed, from any origin, without credentials.
@@ -587,7 +587,8 @@ fn media_plays_straight_from_the_peer_with_tokens_and_search_spans_nodes() {
     assert_eq!(rec["node_label"], "B");
     let run_url = rec["runs"][0]["url"].as_str().unwrap().to_string();
     assert!(
-        run_url.starts_with(&b.url("/api/recordings/demo/view.mp4?")) && run_url.contains("token="),
+        run_url.starts_with(&format!("{}/api/recordings/demo/view.mp4?", b.url("")))
+            && run_url.contains("token="),
         "{run_url}"
     );
     let (status, cors) = status_of(&run_url);

@@ -419,3 +419,93 @@ mod tests {
         assert_eq!(slug(&"x".repeat(40)).len(), 24);
     }
 }
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TestInput {
+    source: String,
+    username: Option<String>,
+    password: Option<String>,
+    transport: Option<Transport>,
+    /// A camera being edited: its stored credentials are used when none are given.
+    id: Option<String>,
+}
+
+/// Longest a source test waits for the first key frame, connection included.
+const TEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// `POST /api/cameras/test`: opens a source as a camera would and waits for its first key
+/// frame, so a source can be checked before it is saved. The route shares its path with
+/// `/api/cameras/{id}`, whose other methods still reach a camera called `test`.
+pub async fn test_or_405(
+    st: State,
+    Path(id): Path<String>,
+    Json(input): Json<TestInput>,
+) -> ApiResult<Json<serde_json::Value>> {
+    if id != "test" {
+        return Err(ApiError(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "POST is for /api/cameras (create) and /api/cameras/test".into(),
+        ));
+    }
+    let (bare, user, pass) = split_credentials(&input.source)
+        .map_err(|e| ApiError::bad_request(format!("source: {e}")))?;
+    let source =
+        validate_source(&bare).map_err(|e| ApiError::bad_request(format!("source: {e}")))?;
+    let stored = match input.id.filter(|i| valid_camera_id(i)) {
+        Some(id) => {
+            let index = st.index.clone();
+            blocking(move || Ok(index.camera(&id)?)).await?
+        }
+        None => None,
+    };
+    for (what, v) in [("username", &input.username), ("password", &input.password)] {
+        if let Some(v) = v {
+            check_secret(what, v)?;
+        }
+    }
+    let cam = CameraRecord {
+        id: "test".into(),
+        name: "test".into(),
+        source,
+        username: user
+            .or(input.username.filter(|u| !u.is_empty()))
+            .or_else(|| stored.as_ref().and_then(|c| c.username.clone())),
+        password: pass
+            .or(input.password.filter(|p| !p.is_empty()))
+            .or_else(|| stored.as_ref().and_then(|c| c.password.clone())),
+        transport: input.transport.unwrap_or(Transport::Tcp),
+        enabled: true,
+        retention_days: None,
+        created_ms: 0,
+    };
+    let src = crate::capture::source_for(&cam)
+        .map_err(|e| ApiError::bad_request(format!("source: {e}")))?;
+    let started = std::time::Instant::now();
+    let tried = tokio::time::timeout(TEST_TIMEOUT, async {
+        let mut opened = src.open().await?;
+        let first = futures::StreamExt::next(&mut opened.frames).await;
+        match first {
+            Some(Ok(_)) => Ok(opened.params),
+            Some(Err(e)) => Err(e),
+            None => Err(crate::capture::CaptureError::Stream(
+                "the stream ended before its first frame".into(),
+            )),
+        }
+    })
+    .await;
+    let ms = started.elapsed().as_millis() as u64;
+    Ok(Json(match tried {
+        Ok(Ok(p)) => serde_json::json!({
+            "ok": true,
+            "codec": match p.codec { crate::video::Codec::H264 => "h264", crate::video::Codec::H265 => "h265" },
+            "width": p.width, "height": p.height, "took_ms": ms,
+            "message": format!("received a key frame: {}×{} {}", p.width, p.height, p.rfc6381),
+        }),
+        Ok(Err(e)) => serde_json::json!({ "ok": false, "took_ms": ms, "message": e.to_string() }),
+        Err(_) => serde_json::json!({
+            "ok": false, "took_ms": ms,
+            "message": format!("no key frame within {} s", TEST_TIMEOUT.as_secs()),
+        }),
+    }))
+}

@@ -1,6 +1,7 @@
 //! HTTP owns the API and how it is served: routes, request limits, JSON errors, byte ranges.
 //! Every endpoint is described in docs/api.md; keep the two in step.
 
+pub mod account;
 mod auth;
 mod cameras;
 mod cartanvr;
@@ -14,6 +15,8 @@ mod pair;
 mod recordings;
 mod relay;
 mod serve;
+pub mod session;
+mod ui;
 
 pub use cors::origin_setting;
 pub use serve::serve;
@@ -26,7 +29,7 @@ use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post, put};
 use serde_json::json;
 
 use crate::recorder::Recorder;
@@ -43,6 +46,10 @@ pub struct AppState {
     pub keys: Arc<crate::federation::keys::KeyStore>,
     pub peers: Arc<crate::federation::peers::Peers>,
     pub tokens: Arc<crate::federation::tokens::MediaTokens>,
+    /// People who may log in, and their sessions.
+    pub accounts: Arc<account::Accounts>,
+    /// Name of this node's session cookie ([`session::cookie_name`]).
+    pub session_cookie: String,
     /// This node's name for people and peers.
     pub label: String,
     /// Origins (besides the registered nodes') whose pages may make credentialed requests.
@@ -136,13 +143,26 @@ async fn not_found() -> ApiError {
 
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
+        // The web UI (public; the page asks for a login).
+        .route("/", get(ui::index))
+        .route("/assets/{build}/{*file}", get(ui::asset))
+        // Accounts and sessions.
+        .route(
+            "/api/session",
+            get(session::current)
+                .post(session::login)
+                .delete(session::logout),
+        )
+        .route("/api/setup", post(session::setup))
+        .route("/api/account/password", put(session::change_password))
         .route("/api/health", get(health::health))
         .route("/api/cameras", get(cameras::list).post(cameras::create))
         .route(
             "/api/cameras/{id}",
             get(cameras::get_one)
                 .put(cameras::update)
-                .delete(cameras::delete),
+                .delete(cameras::delete)
+                .post(cameras::test_or_405),
         )
         .route("/api/cameras/{id}/live", get(live::live))
         .route("/api/recordings", get(recordings::list))
@@ -213,8 +233,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .with_state(state)
 }
 
-/// Whether the caller may fetch `camera`'s media of `kind`: local callers and peers may (until
-/// accounts exist); a media token must be valid for exactly this camera and kind, else 401.
+/// Whether the caller may fetch `camera`'s media of `kind`: users and peers may; a media token
+/// must be valid for exactly this camera and kind, else 401.
 /// Returns whether the answer should carry open CORS headers (token requests, which carry no
 /// credentials, may come from any origin).
 pub fn media_access(
@@ -229,7 +249,8 @@ pub fn media_access(
             StatusCode::UNAUTHORIZED,
             "media token expired, forged, or for another camera".into(),
         )),
-        _ => Ok(false),
+        auth::Caller::Anonymous => Err(ApiError(StatusCode::UNAUTHORIZED, "log in first".into())),
+        auth::Caller::User { .. } | auth::Caller::Peer { .. } => Ok(false),
     }
 }
 

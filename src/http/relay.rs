@@ -21,14 +21,16 @@ use crate::storage::{MediaMode, NodeKind, NodeRecord};
 /// fragment about every second).
 const IDLE: Duration = Duration::from_secs(20);
 
-/// Headers of the peer's answer that are passed on.
-const PASSED_ON: [header::HeaderName; 6] = [
+/// Headers of the peer's answer that are passed on (`X-Codec`: live video's codec, which a
+/// browser needs to set up Media Source Extensions).
+const PASSED_ON: [header::HeaderName; 7] = [
     header::CONTENT_TYPE,
     header::CONTENT_LENGTH,
     header::CONTENT_RANGE,
     header::ACCEPT_RANGES,
     header::ETAG,
     header::LAST_MODIFIED,
+    header::HeaderName::from_static("x-codec"),
 ];
 
 /// Query parameters passed on to the peer (a time range); anything else (a media token, a
@@ -111,7 +113,7 @@ pub async fn media(
     RawQuery(query): RawQuery,
     req_headers: HeaderMap,
 ) -> ApiResult<Response> {
-    if caller != Caller::Local {
+    if !matches!(caller, Caller::User { .. }) {
         return Err(ApiError(
             StatusCode::FORBIDDEN,
             "the relay is for this node's own users".into(),

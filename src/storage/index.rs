@@ -27,6 +27,7 @@ const SEGMENT_IDS: TableDefinition<u64, (&str, i64)> = TableDefinition::new("seg
 const SETTINGS: TableDefinition<&str, &[u8]> = TableDefinition::new("settings");
 const FEDERATION_KEYS: TableDefinition<&str, &[u8]> = TableDefinition::new("federation_keys");
 const NODES: TableDefinition<&str, &[u8]> = TableDefinition::new("nodes");
+const USERS: TableDefinition<&str, &[u8]> = TableDefinition::new("users");
 
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
@@ -57,6 +58,15 @@ db_err!(
 );
 
 pub type Result<T> = std::result::Result<T, StorageError>;
+
+/// A person who may log in to the web UI and API.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UserRecord {
+    pub name: String,
+    /// Argon2id PHC string (`$argon2id$v=19$...`); never sent in any answer.
+    pub password_hash: String,
+    pub created_ms: i64,
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
@@ -328,6 +338,7 @@ impl Index {
             tx.open_table(SETTINGS)?;
             tx.open_table(FEDERATION_KEYS)?;
             tx.open_table(NODES)?;
+            tx.open_table(USERS)?;
         }
         tx.commit()?;
         Ok(Self { db, node_id })
@@ -445,6 +456,39 @@ impl Index {
         let existed = tx.open_table(NODES)?.remove(id)?.is_some();
         tx.commit()?;
         Ok(existed)
+    }
+
+    // ---- user accounts ----
+
+    pub fn users(&self) -> Result<Vec<UserRecord>> {
+        let tx = self.db.begin_read()?;
+        let t = tx.open_table(USERS)?;
+        let mut out = Vec::new();
+        for item in t.iter()? {
+            let (_, v) = item?;
+            out.push(
+                serde_json::from_slice(v.value()).map_err(|e| StorageError::Corrupt {
+                    what: "user",
+                    detail: e.to_string(),
+                })?,
+            );
+        }
+        Ok(out)
+    }
+
+    /// Stores `u`; with `create_only`, returns false and changes nothing when the name exists.
+    pub fn put_user(&self, u: &UserRecord, create_only: bool) -> Result<bool> {
+        let json = serde_json::to_vec(u).expect("user serializes");
+        let tx = self.db.begin_write()?;
+        {
+            let mut t = tx.open_table(USERS)?;
+            if create_only && t.get(u.name.as_str())?.is_some() {
+                return Ok(false);
+            }
+            t.insert(u.name.as_str(), json.as_slice())?;
+        }
+        tx.commit()?;
+        Ok(true)
     }
 
     /// A random secret of this node's, made at first use (e.g. the media-token key).

@@ -8,6 +8,6 @@ pub mod retention;
 
 pub use index::{
     CameraRecord, FederationKeyRecord, Index, MediaMode, NewSegment, NodeKind, NodeRecord, Segment,
-    SegmentFinish, SegmentState, StorageError, Transport,
+    SegmentFinish, SegmentState, StorageError, Transport, UserRecord,
 };
 pub use layout::{Layout, valid_camera_id};

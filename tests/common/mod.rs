@@ -58,10 +58,17 @@ fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// The account the harness makes on every node (unless the test's config has an `[auth]`
+/// section of its own), and with which every call of the harness is made.
+pub const ADMIN_USER: &str = "admin";
+pub const ADMIN_PASSWORD: &str = "eyrie-test-password";
+
 pub struct Eyrie {
     pub child: Child,
     pub port: u16,
     pub dir: PathBuf,
+    /// Basic credentials the harness calls with, when it made the account.
+    pub creds: Option<(String, String)>,
     log: PathBuf,
     _tmp: Option<tempfile::TempDir>,
 }
@@ -76,7 +83,9 @@ impl Eyrie {
         e
     }
 
-    /// Starts eyrie on `dir` (kept between runs, for restart tests).
+    /// Starts eyrie on `dir` (kept between runs, for restart tests). Unless `config` has an
+    /// `[auth]` section, the node gets the harness's admin account at first start and every
+    /// call the harness makes (and every `url(path)`) carries its Basic credentials.
     pub fn start_in(dir: &Path, config: &str, extra: &[&str]) -> Eyrie {
         std::fs::create_dir_all(dir).unwrap();
         let cfg = dir.join("eyrie.toml");
@@ -86,6 +95,16 @@ impl Eyrie {
             config.to_string()
         } else {
             format!("{config}\n[discovery]\nenabled = false\n")
+        };
+        let (config, creds) = if config.contains("[auth]") {
+            (config.to_string(), None)
+        } else {
+            (
+                format!(
+                    "{config}\n[auth]\nadmin_user = \"{ADMIN_USER}\"\nadmin_password = \"{ADMIN_PASSWORD}\"\n"
+                ),
+                Some((ADMIN_USER.to_string(), ADMIN_PASSWORD.to_string())),
+            )
         };
         std::fs::write(&cfg, config).unwrap();
         let port = free_port();
@@ -108,16 +127,30 @@ impl Eyrie {
             child,
             port,
             dir: dir.to_path_buf(),
+            creds,
             log,
             _tmp: None,
         };
-        e.wait_until("answers /api/health", Duration::from_secs(20), || {
-            e.try_get("/api/health").is_some_and(|(s, _)| s == 200)
+        e.wait_until("answers /api/session", Duration::from_secs(20), || {
+            e.try_get("/api/session").is_some_and(|(s, _)| s == 200)
         });
         e
     }
 
+    /// `url("")` is the node's address as peers and browsers know it (no credentials);
+    /// `url("/api/...")` is a URL to call, with the harness's Basic credentials in it (ureq sends
+    /// them as `Authorization: Basic`).
     pub fn url(&self, path: &str) -> String {
+        match (&self.creds, path) {
+            (Some((u, p)), path) if !path.is_empty() => {
+                format!("http://{u}:{p}@127.0.0.1:{}{path}", self.port)
+            }
+            _ => format!("http://127.0.0.1:{}{path}", self.port),
+        }
+    }
+
+    /// A URL to call without any credentials.
+    pub fn anon_url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.port)
     }
 

@@ -1,0 +1,445 @@
+//! Accounts: the people who may use the web UI and the admin API, their argon2id password
+//! hashes (stored in the index, never sent in any answer), the one-time setup link of a node
+//! that has no account yet, throttling of failed logins per address, and the cache that keeps
+//! HTTP Basic logins (scripts, `curl -u`) from running argon2 on every request.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use ring::digest::{SHA256, digest};
+use ring::rand::{SecureRandom, SystemRandom};
+use subtle::ConstantTimeEq;
+
+use super::session::{SessionConfig, Sessions};
+use crate::storage::{Index, StorageError, UserRecord};
+
+/// Failed logins one address may make in [`FAILURE_WINDOW`] before it is refused for the rest
+/// of it.
+pub const MAX_FAILURES: u32 = 5;
+pub const FAILURE_WINDOW: Duration = Duration::from_secs(60);
+/// Addresses remembered for throttling; the oldest are forgotten beyond this.
+const MAX_TRACKED: usize = 4096;
+/// How long a verified `Authorization: Basic` header is trusted without running argon2 again.
+const BASIC_TTL: Duration = Duration::from_secs(300);
+const BASIC_CACHE_MAX: usize = 256;
+/// Argon2 with the default parameters uses 19 MiB per hash; this many run at once at most.
+const CONCURRENT_HASHES: usize = 2;
+
+pub const PASSWORD_CHARS: std::ops::RangeInclusive<usize> = 8..=128;
+
+/// Counts failures per address in a fixed window; past the limit the address is refused.
+pub struct Throttle {
+    max: u32,
+    window: Duration,
+    failures: Mutex<HashMap<IpAddr, (Instant, u32)>>,
+}
+
+impl Throttle {
+    pub fn new(max: u32, window: Duration) -> Self {
+        Self {
+            max,
+            window,
+            failures: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn throttled(&self, from: IpAddr) -> bool {
+        let f = self.failures.lock().unwrap();
+        f.get(&from)
+            .is_some_and(|(since, n)| *n >= self.max && since.elapsed() < self.window)
+    }
+
+    pub fn fail(&self, from: IpAddr) {
+        let mut f = self.failures.lock().unwrap();
+        if f.len() >= MAX_TRACKED && !f.contains_key(&from) {
+            f.retain(|_, (since, _)| since.elapsed() < self.window);
+            if f.len() >= MAX_TRACKED {
+                if let Some(oldest) = f.iter().min_by_key(|(_, (s, _))| *s).map(|(ip, _)| *ip) {
+                    f.remove(&oldest);
+                }
+            }
+        }
+        let e = f.entry(from).or_insert((Instant::now(), 0));
+        if e.0.elapsed() >= self.window {
+            *e = (Instant::now(), 0);
+        }
+        e.1 += 1;
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Login {
+    Valid(String),
+    Invalid,
+    Throttled,
+}
+
+pub struct Accounts {
+    index: Arc<Index>,
+    users: RwLock<HashMap<String, UserRecord>>,
+    pub sessions: Sessions,
+    /// Secret of the one-time setup link, while no account exists.
+    setup: Mutex<Option<String>>,
+    throttle: Throttle,
+    /// SHA-256 of a verified Basic header → (user, when verified).
+    basic: Mutex<HashMap<[u8; 32], (String, Instant)>>,
+    hashing: tokio::sync::Semaphore,
+    /// Verified against for unknown users, so timing does not tell which names exist (made at
+    /// the first such login, not at every start).
+    dummy_hash: std::sync::OnceLock<String>,
+}
+
+fn random_hex(bytes: usize) -> String {
+    let mut b = vec![0u8; bytes];
+    SystemRandom::new().fill(&mut b).expect("system random");
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// An argon2id PHC string for `password` with a fresh random salt.
+pub fn hash_password(password: &str) -> String {
+    let mut salt = [0u8; 16];
+    SystemRandom::new().fill(&mut salt).expect("system random");
+    let salt = SaltString::encode_b64(&salt).expect("16 bytes is a valid salt");
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .expect("argon2 with default parameters")
+        .to_string()
+}
+
+fn verify_password(password: &str, phc: &str) -> bool {
+    PasswordHash::new(phc).is_ok_and(|h| {
+        Argon2::default()
+            .verify_password(password.as_bytes(), &h)
+            .is_ok()
+    })
+}
+
+pub fn check_password_rules(password: &str) -> Result<(), String> {
+    let n = password.chars().count();
+    if !PASSWORD_CHARS.contains(&n) {
+        return Err(format!(
+            "a password has {} to {} characters",
+            PASSWORD_CHARS.start(),
+            PASSWORD_CHARS.end()
+        ));
+    }
+    Ok(())
+}
+
+pub fn check_user_name(name: &str) -> Result<(), String> {
+    let ok = (1..=32).contains(&name.len())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err("a user name has 1 to 32 characters of a-z, A-Z, 0-9, '.', '_' and '-'".into())
+    }
+}
+
+impl Accounts {
+    pub fn load(index: Arc<Index>, sessions: SessionConfig) -> Result<Arc<Self>, StorageError> {
+        let users = index
+            .users()?
+            .into_iter()
+            .map(|u| (u.name.clone(), u))
+            .collect();
+        Ok(Arc::new(Self {
+            index,
+            users: RwLock::new(users),
+            sessions: Sessions::new(sessions),
+            setup: Mutex::new(None),
+            throttle: Throttle::new(MAX_FAILURES, FAILURE_WINDOW),
+            basic: Mutex::new(HashMap::new()),
+            hashing: tokio::sync::Semaphore::new(CONCURRENT_HASHES),
+            dummy_hash: std::sync::OnceLock::new(),
+        }))
+    }
+
+    pub fn has_users(&self) -> bool {
+        !self.users.read().unwrap().is_empty()
+    }
+
+    /// First start: creates the admin from the configuration, or else makes the secret of a
+    /// one-time setup link and returns it (to be printed in the log). Nothing when an account
+    /// exists already.
+    pub fn first_start(
+        &self,
+        admin: Option<(&str, &str)>,
+    ) -> Result<Option<String>, anyhow::Error> {
+        if self.has_users() {
+            if admin.is_some() {
+                tracing::info!(
+                    "auth.admin_password is not used: an account exists (it may be removed from the file)"
+                );
+            }
+            return Ok(None);
+        }
+        if let Some((name, password)) = admin {
+            self.create(name, password)?;
+            tracing::info!(
+                user = name,
+                "created the admin account from the configuration"
+            );
+            return Ok(None);
+        }
+        let secret = random_hex(16);
+        *self.setup.lock().unwrap() = Some(secret.clone());
+        Ok(Some(secret))
+    }
+
+    /// Uses the setup link: creates the first account if `secret` is the link's and no account
+    /// exists. The link works once.
+    pub fn complete_setup(
+        &self,
+        secret: &str,
+        name: &str,
+        password: &str,
+    ) -> Result<bool, anyhow::Error> {
+        let mut setup = self.setup.lock().unwrap();
+        let matches = setup
+            .as_deref()
+            .is_some_and(|s| bool::from(s.as_bytes().ct_eq(secret.as_bytes())));
+        if !matches || self.has_users() {
+            return Ok(false);
+        }
+        self.create(name, password)?;
+        *setup = None;
+        Ok(true)
+    }
+
+    fn create(&self, name: &str, password: &str) -> Result<(), anyhow::Error> {
+        check_user_name(name).map_err(anyhow::Error::msg)?;
+        check_password_rules(password).map_err(anyhow::Error::msg)?;
+        let user = UserRecord {
+            name: name.to_string(),
+            password_hash: hash_password(password),
+            created_ms: jiff::Timestamp::now().as_millisecond(),
+        };
+        if !self.index.put_user(&user, true)? {
+            anyhow::bail!("user '{name}' exists already");
+        }
+        self.users.write().unwrap().insert(user.name.clone(), user);
+        Ok(())
+    }
+
+    /// Checks a name and password (argon2 off the async threads, a few at a time); failures
+    /// count against `from`.
+    pub async fn login(self: &Arc<Self>, name: &str, password: &str, from: IpAddr) -> Login {
+        if self.throttle.throttled(from) {
+            return Login::Throttled;
+        }
+        let hash = self
+            .users
+            .read()
+            .unwrap()
+            .get(name)
+            .map(|u| u.password_hash.clone());
+        let known = hash.is_some();
+        let hash = match hash {
+            Some(h) => h,
+            None => self
+                .dummy_hash
+                .get_or_init(|| hash_password(&random_hex(16)))
+                .clone(),
+        };
+        let password = password.to_string();
+        let ok = {
+            let _permit = self.hashing.acquire().await.expect("never closed");
+            tokio::task::spawn_blocking(move || verify_password(&password, &hash))
+                .await
+                .unwrap_or(false)
+        };
+        if ok && known {
+            Login::Valid(name.to_string())
+        } else {
+            self.throttle.fail(from);
+            Login::Invalid
+        }
+    }
+
+    /// Checks an `Authorization: Basic` value; a header verified in the last few minutes is
+    /// answered from a cache keyed by its hash.
+    pub async fn basic(self: &Arc<Self>, header_value: &str, from: IpAddr) -> Login {
+        let key: [u8; 32] = digest(&SHA256, header_value.as_bytes())
+            .as_ref()
+            .try_into()
+            .expect("32 bytes");
+        if let Some((user, at)) = self.basic.lock().unwrap().get(&key) {
+            if at.elapsed() < BASIC_TTL {
+                return Login::Valid(user.clone());
+            }
+        }
+        let Some((name, password)) = decode_basic(header_value) else {
+            self.throttle.fail(from);
+            return Login::Invalid;
+        };
+        let verdict = self.login(&name, &password, from).await;
+        if let Login::Valid(user) = &verdict {
+            let mut cache = self.basic.lock().unwrap();
+            if cache.len() >= BASIC_CACHE_MAX {
+                cache.retain(|_, (_, at)| at.elapsed() < BASIC_TTL);
+                if cache.len() >= BASIC_CACHE_MAX {
+                    cache.clear();
+                }
+            }
+            cache.insert(key, (user.clone(), Instant::now()));
+        }
+        verdict
+    }
+
+    /// Sets a new password after checking the current one; every other session of the user
+    /// and every cached Basic login ends.
+    pub async fn change_password(
+        self: &Arc<Self>,
+        name: &str,
+        current: &str,
+        new: &str,
+        from: IpAddr,
+        keep_session: Option<&str>,
+    ) -> Result<Login, anyhow::Error> {
+        check_password_rules(new).map_err(anyhow::Error::msg)?;
+        match self.login(name, current, from).await {
+            Login::Valid(_) => {}
+            other => return Ok(other),
+        }
+        let new = new.to_string();
+        let hash = {
+            let _permit = self.hashing.acquire().await.expect("never closed");
+            tokio::task::spawn_blocking(move || hash_password(&new)).await?
+        };
+        let mut user = self
+            .users
+            .read()
+            .unwrap()
+            .get(name)
+            .cloned()
+            .ok_or_else(|| anyhow::anyhow!("user '{name}' no longer exists"))?;
+        user.password_hash = hash;
+        self.index.put_user(&user, false)?;
+        self.users.write().unwrap().insert(name.to_string(), user);
+        self.basic.lock().unwrap().clear();
+        self.sessions.end_user(name, keep_session);
+        Ok(Login::Valid(name.to_string()))
+    }
+}
+
+fn decode_basic(value: &str) -> Option<(String, String)> {
+    use base64::Engine;
+    let (scheme, rest) = value.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(rest.trim())
+        .ok()?;
+    let text = String::from_utf8(raw).ok()?;
+    let (u, p) = text.split_once(':')?;
+    Some((u.to_string(), p.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn accounts() -> (tempfile::TempDir, Arc<Accounts>) {
+        let dir = tempfile::tempdir().unwrap();
+        let index = Arc::new(Index::open(&dir.path().join("x.redb")).unwrap());
+        (
+            dir,
+            Accounts::load(index, SessionConfig::default()).unwrap(),
+        )
+    }
+
+    const HOME: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+
+    #[test]
+    fn passwords_are_stored_as_argon2id_hashes() {
+        let h = hash_password("correct horse");
+        assert!(h.starts_with("$argon2id$"), "{h}");
+        assert!(!h.contains("correct horse"));
+        assert!(verify_password("correct horse", &h));
+        assert!(!verify_password("correct hors", &h));
+        assert_ne!(h, hash_password("correct horse"), "salted");
+    }
+
+    #[tokio::test]
+    async fn first_start_from_config_or_a_one_time_link() {
+        let (_d, a) = accounts();
+        let secret = a.first_start(None).unwrap().expect("a setup link");
+        assert!(!a.has_users());
+        assert!(!a.complete_setup("wrong", "admin", "longenough").unwrap());
+        assert!(a.complete_setup(&secret, "admin", "longenough").unwrap());
+        assert!(
+            !a.complete_setup(&secret, "admin2", "longenough").unwrap(),
+            "once"
+        );
+        assert!(a.has_users());
+        assert_eq!(a.first_start(None).unwrap(), None);
+        assert_eq!(
+            a.login("admin", "longenough", HOME).await,
+            Login::Valid("admin".into())
+        );
+
+        let (_d, b) = accounts();
+        assert_eq!(b.first_start(Some(("root", "from-config"))).unwrap(), None);
+        assert_eq!(
+            b.login("root", "from-config", HOME).await,
+            Login::Valid("root".into())
+        );
+    }
+
+    #[tokio::test]
+    async fn wrong_passwords_are_throttled_per_address() {
+        let (_d, a) = accounts();
+        a.first_start(Some(("admin", "the-password"))).unwrap();
+        let other = IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, 2));
+        for _ in 0..MAX_FAILURES {
+            assert_eq!(a.login("admin", "nope", HOME).await, Login::Invalid);
+        }
+        assert_eq!(
+            a.login("admin", "the-password", HOME).await,
+            Login::Throttled
+        );
+        assert_eq!(
+            a.login("admin", "the-password", other).await,
+            Login::Valid("admin".into())
+        );
+    }
+
+    #[tokio::test]
+    async fn basic_logins_are_cached_until_the_password_changes() {
+        use base64::Engine;
+        let (_d, a) = accounts();
+        a.first_start(Some(("admin", "the-password"))).unwrap();
+        let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+        let header = format!("Basic {}", b64("admin:the-password"));
+        assert_eq!(a.basic(&header, HOME).await, Login::Valid("admin".into()));
+        assert_eq!(a.basic(&header, HOME).await, Login::Valid("admin".into()));
+        assert_eq!(
+            a.basic(&format!("Basic {}", b64("admin:wrong")), HOME)
+                .await,
+            Login::Invalid
+        );
+        let changed = a
+            .change_password("admin", "the-password", "new-password", HOME, None)
+            .await
+            .unwrap();
+        assert_eq!(changed, Login::Valid("admin".into()));
+        assert_eq!(
+            a.basic(&header, HOME).await,
+            Login::Invalid,
+            "cache cleared"
+        );
+        assert_eq!(
+            a.basic(&format!("Basic {}", b64("admin:new-password")), HOME)
+                .await,
+            Login::Valid("admin".into())
+        );
+    }
+}

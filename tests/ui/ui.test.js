@@ -1,0 +1,367 @@
+// Eyrie's web UI in Debian's Chromium, against two real Eyrie nodes federated on loopback
+// (started by tests/ui.rs, which passes their addresses in the environment): logging in, the
+// dashboard with both nodes' cameras and a remote camera's live video played from the peer's
+// own origin, health of both nodes, a remote recording played and seeked, Remote nodes added,
+// tested and deleted, a federation key shown once; screenshots at 375 px and desktop width of
+// every page; axe-core on every page, light and dark (serious or critical violations fail).
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdirSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+import { chromium } from 'playwright-core';
+
+const env = (k) => {
+  const v = process.env[k];
+  if (!v) throw new Error(`${k} is not set: run these tests through tests/ui.rs (cargo test --test ui)`);
+  return v;
+};
+const A = env('EYRIE_A_URL');
+const B = env('EYRIE_B_URL');
+const USER = env('EYRIE_USER');
+const PASSWORD = env('EYRIE_PASSWORD');
+const ARTIFACTS = env('EYRIE_UI_ARTIFACTS');
+mkdirSync(ARTIFACTS, { recursive: true });
+const axeSource = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
+
+const SIZES = { desktop: { width: 1280, height: 800 }, mobile: { width: 375, height: 740 } };
+
+let browser;
+const ctx = {};
+const problems = []; // console errors, CSP violations, uncaught exceptions
+
+async function open(name, size) {
+  const context = await browser.newContext({ viewport: SIZES[size], colorScheme: size === 'mobile' ? 'dark' : 'light' });
+  const page = await context.newPage();
+  page.on('pageerror', (e) => problems.push(`${name}: ${e.message}`));
+  page.on('console', (m) => {
+    if (m.type() === 'error' && /Content Security Policy|Uncaught/.test(m.text())) problems.push(`${name}: ${m.text()}`);
+  });
+  return { context, page };
+}
+
+async function login(page) {
+  await page.goto(`${A}/`);
+  await page.getByLabel('User name').fill(USER);
+  await page.getByLabel('Password').fill(PASSWORD);
+  await page.getByRole('button', { name: 'Log in' }).click();
+  await page.getByRole('navigation', { name: 'Pages' }).waitFor();
+}
+
+/** Screenshots of both pages; the 375 px one (dark) also gets an axe pass, for dark colours. */
+async function shot(name) {
+  for (const size of Object.keys(SIZES)) {
+    await ctx[size].page.screenshot({ path: join(ARTIFACTS, `${name}-${size}.png`), fullPage: true });
+  }
+  await axe(ctx.mobile.page, `${name} at 375 px, dark`);
+}
+
+/** Both pages to `hash`, waiting for `ready` (a selector) on each. */
+async function both(hash, ready) {
+  for (const size of Object.keys(SIZES)) {
+    const { page } = ctx[size];
+    await page.goto(`${A}/#/${hash}`);
+    await page.locator(ready).first().waitFor({ timeout: 20000 });
+  }
+}
+
+async function axe(page, what) {
+  const result = await page.evaluate(`${axeSource}; axe.run(document, { resultTypes: ['violations'] })`);
+  const bad = result.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
+  assert.deepEqual(bad.map((v) => `${v.id} (${v.impact}): ${v.help} — ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`), [], `axe on ${what}`);
+}
+
+async function advancing(video) {
+  const t0 = await video.evaluate((v) => v.currentTime);
+  await video.page().waitForTimeout(2500);
+  const t1 = await video.evaluate((v) => v.currentTime);
+  return [t0, t1];
+}
+
+before(async () => {
+  browser = await chromium.launch({
+    executablePath: '/usr/bin/chromium',
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
+      '--disable-component-update', '--disable-sync', '--no-first-run'],
+  });
+  for (const size of Object.keys(SIZES)) ctx[size] = await open(size, size);
+});
+
+after(async () => {
+  await browser?.close();
+});
+
+test('the login page asks for a password and refuses a wrong one', async () => {
+  const { page } = ctx.desktop;
+  await page.goto(`${A}/`);
+  await ctx.mobile.page.goto(`${A}/`);
+  await page.getByLabel('User name').fill(USER);
+  await page.getByLabel('Password').fill('not-the-password');
+  await page.getByRole('button', { name: 'Log in' }).click();
+  await page.getByRole('alert').filter({ hasText: 'wrong user name or password' }).waitFor();
+  await axe(page, 'login');
+  await shot('login');
+  await login(page);
+  await login(ctx.mobile.page);
+});
+
+test('the dashboard shows both nodes and plays a remote camera from its own node', async () => {
+  const { page } = ctx.desktop;
+  const liveFetches = [];
+  page.on('request', (r) => { if (r.url().includes('/live')) liveFetches.push(r.url()); });
+  await both('', 'article.cam');
+  // The first stream from the peer fails: the player must reconnect by itself.
+  let failed = 0;
+  const failOnce = async (route) => {
+    if (failed++) return route.continue();
+    await route.abort('connectionreset');
+    await page.unroute(`${B}/api/cameras/*/live*`, failOnce);
+  };
+  await page.route(`${B}/api/cameras/*/live*`, failOnce);
+  await page.reload();
+  for (const label of ['House', 'Shop']) {
+    await page.locator(`article.cam[data-node="${label}"]`).waitFor({ timeout: 20000 });
+    assert.equal(await page.locator(`article.cam[data-node="${label}"] .badge`).innerText(), label);
+  }
+  const remote = page.locator('article.cam[data-node="Shop"] video');
+  await page.locator('article.cam[data-node="Shop"][data-live="playing"]').waitFor({ timeout: 30000 });
+  assert.ok(failed >= 1, 'the first live request of the remote camera was cut');
+  const [t0, t1] = await advancing(remote);
+  assert.ok(t1 > t0 + 0.5, `remote live video advances: ${t0} → ${t1}`);
+  assert.ok(liveFetches.some((u) => u.startsWith(`${B}/api/cameras/demo/live?token=`)),
+    `live video fetched from the peer's origin: ${liveFetches.join(', ')}`);
+  const local = page.locator('article.cam[data-node="House"] video');
+  await page.locator('article.cam[data-node="House"][data-live="playing"]').waitFor({ timeout: 30000 });
+  const [l0, l1] = await advancing(local);
+  assert.ok(l1 > l0 + 0.5, `local live video advances: ${l0} → ${l1}`);
+
+  // Layouts and the node filter.
+  await page.getByRole('button', { name: '1', exact: true }).click();
+  assert.equal(await page.locator('article.cam').count(), 1);
+  await page.getByRole('button', { name: '2×2' }).click();
+  assert.equal(await page.locator('article.cam').count(), 2);
+  await page.getByLabel('Node').selectOption('Shop');
+  assert.deepEqual(await page.locator('article.cam').evaluateAll((e) => e.map((x) => x.dataset.node)), ['Shop']);
+  await page.getByLabel('Node').selectOption('');
+  // Enlarge with the keyboard.
+  await page.locator('article.cam[data-node="Shop"] button.name').focus();
+  await page.keyboard.press('Enter');
+  const dialog = page.getByRole('dialog');
+  await dialog.locator('[data-live="playing"]').waitFor({ timeout: 30000 });
+  await axe(page, 'dashboard, enlarged');
+  await page.keyboard.press('Escape');
+  await ctx.mobile.page.locator('article.cam[data-node="Shop"][data-live="playing"]').waitFor({ timeout: 30000 });
+  await axe(page, 'dashboard');
+  await shot('dashboard');
+});
+
+test('health shows both nodes', async () => {
+  await both('health', 'article.node[data-node="Shop"]');
+  const { page } = ctx.desktop;
+  for (const label of ['House', 'Shop']) {
+    const card = page.locator(`article.node[data-node="${label}"]`);
+    assert.match(await card.innerText(), /Cameras recording\s+1 of 1/);
+    assert.equal(await card.getByRole('meter', { name: 'Disk' }).count(), 1);
+  }
+  assert.match(await page.locator('article.node[data-node="Shop"]').innerText(), /reachable/);
+  await axe(page, 'health');
+  await shot('health');
+});
+
+test('a recording of the remote node plays from that node and seeks', async () => {
+  const { page } = ctx.desktop;
+  await page.goto(`${A}/#/recordings`);
+  const camera = page.getByLabel('Camera');
+  await camera.waitFor();
+  const value = await camera.locator('option', { hasText: '(Shop)' }).getAttribute('value');
+  await camera.selectOption(value);
+  await page.getByRole('button', { name: 'Show' }).click();
+  await page.locator('.runs tbody tr').first().waitFor({ timeout: 20000 });
+  assert.ok(await page.locator('.timeline .run').count() >= 1, 'the timeline shows runs');
+  await page.locator('.runs tbody tr').first().getByRole('button', { name: /^Play/ }).click();
+  const video = page.locator('#playback');
+  await page.waitForFunction(() => document.querySelector('#playback').currentTime > 0.5, null, { timeout: 20000 });
+  assert.ok((await video.evaluate((v) => v.currentSrc)).startsWith(`${B}/api/recordings/demo/view.mp4?`), 'played from the peer');
+  const seeked = await video.evaluate(async (v) => {
+    const target = Math.min(v.duration - 1, 4);
+    await new Promise((resolve, reject) => {
+      v.addEventListener('seeked', resolve, { once: true });
+      v.addEventListener('error', () => reject(new Error('video error')), { once: true });
+      v.currentTime = target;
+    });
+    return { target, now: v.currentTime };
+  });
+  assert.ok(Math.abs(seeked.now - seeked.target) < 1, JSON.stringify(seeked));
+  const [s0, s1] = await advancing(video);
+  assert.ok(s1 > s0, `keeps playing after the seek: ${s0} → ${s1}`);
+
+  // Clicking the timeline plays from that instant; dragging selects a range to download.
+  const track = page.locator('.timeline .track');
+  const run = await page.locator('.timeline .run').first().boundingBox();
+  const before = await video.evaluate((v) => v.currentSrc);
+  await page.mouse.click(run.x + run.width / 2, run.y + run.height / 2);
+  await page.waitForFunction((b) => document.querySelector('#playback').currentSrc !== b, before);
+  assert.ok((await video.evaluate((v) => v.currentSrc)).startsWith(`${B}/`));
+  const box = await track.boundingBox();
+  await page.mouse.move(Math.max(box.x + 1, run.x - 20), box.y + 10);
+  await page.mouse.down();
+  await page.mouse.move(run.x + run.width, box.y + 10, { steps: 5 });
+  await page.mouse.up();
+  const download = page.waitForEvent('download');
+  await page.getByRole('button', { name: 'Download selection as MP4' }).click();
+  const file = await download;
+  assert.match(file.url(), /download=1/);
+  assert.ok(file.url().startsWith(`${B}/`), file.url());
+  await axe(page, 'recordings');
+
+  // Every node at once.
+  await page.getByLabel('Camera').selectOption('all');
+  await page.getByRole('button', { name: 'Show' }).click();
+  await page.locator('.runs tbody tr .badge', { hasText: 'Shop' }).first().waitFor({ timeout: 20000 });
+  await page.locator('.runs tbody tr .badge', { hasText: 'House' }).first().waitFor();
+  await ctx.mobile.page.goto(`${A}/#/recordings/${value}`);
+  await ctx.mobile.page.locator('.runs tbody tr').first().waitFor({ timeout: 20000 });
+  await page.getByLabel('Camera').selectOption(value);
+  await page.getByRole('button', { name: 'Show' }).click();
+  await page.locator('.timeline .run').first().waitFor();
+  await shot('recordings');
+});
+
+test('remote nodes are added, tested, deleted and edited (relay mode plays through this node)', async () => {
+  const { page } = ctx.desktop;
+  // A key for this UI test, issued on B with the API (what an admin does on B's own page).
+  const res = await fetch(`${B}/api/federation/keys`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Basic ${btoa(`${USER}:${PASSWORD}`)}` },
+    body: JSON.stringify({ name: 'ui test' }),
+  });
+  assert.equal(res.status, 201);
+  const { key } = await res.json();
+  await both('settings/nodes', '#nodes-list table');
+  assert.match(await page.locator('#nodes-list').innerText(), /Shop/);
+  await page.getByRole('button', { name: 'Add a remote node' }).click();
+  await page.getByLabel('Label').fill('Shop again');
+  await page.getByLabel('URL').fill(B);
+  await page.getByLabel('Federation key').fill('wrong-key');
+  await page.getByRole('button', { name: 'Test' }).click();
+  await page.locator('.result[data-ok="false"]').waitFor();
+  assert.match(await page.locator('.result').innerText(), /Problem/);
+  await page.getByLabel('Federation key').fill(key);
+  await page.getByRole('button', { name: 'Test' }).click();
+  await page.locator('.result[data-ok="true"]').waitFor();
+  assert.match(await page.locator('.result').innerText(), /1 camera/);
+  await axe(page, 'settings: add node');
+  await ctx.mobile.page.getByRole('button', { name: 'Add a remote node' }).click();
+  await shot('settings-nodes-form');
+  await ctx.mobile.page.getByRole('button', { name: 'Cancel' }).click();
+  await page.getByRole('button', { name: 'Add node' }).click();
+  const row = page.locator('tr[data-node="Shop again"]');
+  await row.waitFor();
+  await page.locator('tr[data-node="Shop again"] .status', { hasText: 'online' }).waitFor({ timeout: 20000 });
+  await shot('settings-nodes');
+  page.once('dialog', (d) => d.accept());
+  await row.getByRole('button', { name: 'Delete' }).click();
+  await row.waitFor({ state: 'detached' });
+  // A bad URL is refused with the API's message.
+  await page.getByRole('button', { name: 'Add a remote node' }).click();
+  await page.getByLabel('URL').fill('ftp://example.invalid');
+  await page.getByLabel('Federation key').fill('k');
+  await page.getByRole('button', { name: 'Add node' }).click();
+  await page.getByRole('alert').filter({ hasText: 'only http:// and https://' }).waitFor();
+  await page.getByRole('button', { name: 'Cancel' }).click();
+
+  // Edit: Shop to relay mode; its camera then plays through this node.
+  await page.locator('tr[data-node="Shop"]').getByRole('button', { name: 'Edit' }).click();
+  await page.getByLabel('Media').selectOption('relay');
+  await page.getByRole('button', { name: 'Save' }).click();
+  await page.getByText('Node saved').waitFor();
+  const relayed = [];
+  page.on('request', (r) => { if (r.url().includes('/media/cameras/')) relayed.push(r.url()); });
+  await page.goto(`${A}/#/`);
+  await page.locator('article.cam[data-node="Shop"][data-live="playing"]').waitFor({ timeout: 30000 });
+  const [r0, r1] = await advancing(page.locator('article.cam[data-node="Shop"] video'));
+  assert.ok(r1 > r0 + 0.5, `relayed live video advances: ${r0} → ${r1}`);
+  assert.ok(relayed.some((u) => u.startsWith(`${A}/api/system/nodes/`)), `through this node: ${relayed.join(', ')}`);
+});
+
+test('a federation key is shown once', async () => {
+  const { page } = ctx.desktop;
+  await both('settings/keys', 'form');
+  await page.getByLabel('Name', { exact: true }).fill('garage box');
+  await page.getByRole('button', { name: 'Create key' }).click();
+  const shown = page.locator('#new-key');
+  await shown.waitFor();
+  const key = await shown.inputValue();
+  assert.match(key, /^[0-9a-f]{64}$/);
+  await page.getByRole('button', { name: 'Copy' }).click();
+  await page.getByRole('button', { name: 'Copied' }).waitFor();
+  await page.locator('tr[data-key="garage box"]').waitFor();
+  await axe(page, 'settings: keys');
+  await shot('settings-keys');
+  await page.reload();
+  await page.locator('tr[data-key="garage box"]').waitFor();
+  assert.ok(!(await page.content()).includes(key), 'the key is not shown again');
+  page.once('dialog', (d) => d.accept());
+  await page.locator('tr[data-key="garage box"]').getByRole('button', { name: 'Revoke' }).click();
+  await page.locator('tr[data-key="garage box"]').waitFor({ state: 'detached' });
+});
+
+test('the other settings tabs', async () => {
+  for (const [tab, ready] of [['general', 'dl'], ['cameras', 'table'], ['account', 'form']]) {
+    await both(`settings/${tab}`, `#settings-panel ${ready}`);
+    await axe(ctx.desktop.page, `settings: ${tab}`);
+    await shot(`settings-${tab}`);
+  }
+  // A camera source is tested before saving; the API's error is shown.
+  const { page } = ctx.desktop;
+  await page.goto(`${A}/#/settings/cameras`);
+  await page.getByRole('button', { name: 'Add a camera' }).click();
+  await page.getByLabel('Name', { exact: true }).fill('Nowhere');
+  await page.getByLabel('Source URL').fill('http://127.0.0.1/x');
+  await page.getByRole('button', { name: 'Test source' }).click();
+  await page.getByRole('alert').filter({ hasText: 'source:' }).waitFor();
+  await page.getByLabel('Source URL').fill('rtsp://127.0.0.1:9/none');
+  await page.getByRole('button', { name: 'Test source' }).click();
+  await page.locator('.result[data-ok="false"]').waitFor({ timeout: 20000 });
+  // A working source: tested, saved, disabled, deleted.
+  await page.getByLabel('Name', { exact: true }).fill('Porch');
+  await page.getByLabel('Source URL').fill(`file://${env('EYRIE_DEMO_CLIP')}`);
+  await page.getByRole('button', { name: 'Test source' }).click();
+  await page.locator('.result[data-ok="true"]').waitFor({ timeout: 20000 });
+  assert.match(await page.locator('.result').innerText(), /Works: received a key frame/);
+  await page.getByRole('button', { name: 'Add camera' }).click();
+  const row = page.locator('#settings-panel tr', { hasText: 'Porch' });
+  await row.waitFor();
+  await row.getByRole('checkbox', { name: 'Porch enabled' }).uncheck();
+  await page.getByText('Porch disabled').waitFor();
+  await row.getByRole('button', { name: 'Delete' }).click();
+  await page.getByLabel('Delete them now').check();
+  await page.getByRole('button', { name: 'Delete Porch' }).click();
+  await row.waitFor({ state: 'detached' });
+});
+
+test('the one-time setup link creates the first account', async () => {
+  const { context, page } = await open('setup', 'desktop');
+  await page.goto(env('EYRIE_SETUP_URL'));
+  await page.getByRole('heading', { name: 'Create the admin account' }).waitFor();
+  await axe(page, 'setup');
+  await page.screenshot({ path: join(ARTIFACTS, 'setup-desktop.png'), fullPage: true });
+  await page.getByLabel('User name').fill('owner');
+  await page.getByLabel('Password').fill('first-password');
+  await page.getByRole('button', { name: 'Create account' }).click();
+  await page.getByRole('navigation', { name: 'Pages' }).waitFor();
+  assert.match(await page.locator('header .user').innerText(), /owner/);
+  // The link works once.
+  const again = await page.evaluate(async (url) => {
+    const token = url.split('/#/setup/')[1];
+    const r = await fetch('/api/setup', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ token, username: 'x', password: 'longenough' }) });
+    return r.status;
+  }, env('EYRIE_SETUP_URL'));
+  assert.equal(again, 403);
+  await context.close();
+});
+
+test('no script errors or CSP violations on any page', () => {
+  assert.deepEqual(problems, []);
+});

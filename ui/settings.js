@@ -1,0 +1,349 @@
+// Settings, in tabs: General, Cameras, Federation keys, Remote nodes, Account.
+
+import { get, post, put, del } from './api.js';
+import { h, mount, field, ago, uid } from './dom.js';
+
+const TABS = [
+  { id: 'general', title: 'General', render: general },
+  { id: 'cameras', title: 'Cameras', render: cameras },
+  { id: 'keys', title: 'Federation keys', render: keys },
+  { id: 'nodes', title: 'Remote nodes', render: nodes },
+  { id: 'account', title: 'Account', render: account },
+];
+
+export async function render(main, ctx) {
+  const current = TABS.find((t) => t.id === ctx.args[0]) || TABS[0];
+  const panel = h('section.panel', { id: 'settings-panel', role: 'tabpanel', tabindex: '0', 'aria-labelledby': `tab-${current.id}` });
+  const tabs = TABS.map((t) => h('a', {
+    id: `tab-${t.id}`, role: 'tab', href: `#/settings/${t.id}`,
+    'aria-selected': String(t === current), 'aria-controls': 'settings-panel',
+    tabindex: t === current ? '0' : '-1',
+  }, t.title));
+  const list = h('div.tabs', { role: 'tablist', 'aria-label': 'Settings' }, tabs);
+  list.addEventListener('keydown', (e) => {
+    const i = tabs.indexOf(document.activeElement);
+    if (i < 0 || !['ArrowLeft', 'ArrowRight'].includes(e.key)) return;
+    const next = tabs[(i + (e.key === 'ArrowRight' ? 1 : tabs.length - 1)) % tabs.length];
+    next.focus();
+    next.click();
+  });
+  mount(main, h('h1', 'Settings'), list, panel);
+  mount(panel, h('p.muted', 'Loading…'));
+  try {
+    return await current.render(panel, ctx);
+  } catch (e) {
+    mount(panel, h('p.error', { role: 'alert' }, e.message));
+    return undefined;
+  }
+}
+
+function kv(rows) {
+  return h('dl', rows.filter(Boolean).map(([k, v]) => [h('dt', k), h('dd', v)]));
+}
+
+// ---- General ----
+
+async function general(panel) {
+  const hl = await get('/api/health');
+  mount(panel,
+    h('h2', 'This node'),
+    kv([
+      ['Label', hl.label],
+      ['Node id', h('code', hl.node_id)],
+      ['Version', hl.version],
+      hl.tls_fingerprint ? ['HTTPS certificate (SHA-256)', h('code.wrap', hl.tls_fingerprint)] : null,
+      ['Recordings may use', hl.disk.budget_bytes ? `${(hl.disk.budget_bytes / 1e9).toFixed(1)} GB` : 'no byte budget (only the free-space floor)'],
+      ['Free space kept', `${(hl.disk.min_free_bytes / 1e6).toFixed(0)} MB`],
+    ]),
+    h('p.muted', 'The node label, segment length and retention budget are set in eyrie.toml (see docs/config.md) and take effect at the next start.'));
+}
+
+// ---- Cameras ----
+
+function cameraForm(cam, { act, notify }, done) {
+  const name = h('input', { required: true, maxlength: 64, value: cam?.name || '' });
+  const source = h('input', { required: !cam, placeholder: 'rtsp://192.0.2.7/stream1', value: cam?.source || '', spellcheck: false });
+  const user = h('input', { autocomplete: 'off', placeholder: cam?.has_credentials ? 'unchanged' : '' });
+  const pass = h('input', { type: 'password', autocomplete: 'new-password', placeholder: cam?.has_credentials ? 'unchanged' : '' });
+  const transport = h('select', h('option', { value: 'tcp' }, 'TCP (interleaved)'), h('option', { value: 'udp' }, 'UDP'));
+  transport.value = cam?.transport || 'tcp';
+  const retention = h('input', { type: 'number', min: 0, max: 3650, value: cam?.retention_days ?? '' });
+  const enabled = h('input', { type: 'checkbox', checked: cam ? cam.enabled : true });
+  const result = h('p.result', { 'aria-live': 'polite' });
+  const err = h('p.error', { role: 'alert' });
+  const test = h('button', { type: 'button' }, 'Test source');
+  const save = h('button.primary', { type: 'submit' }, cam ? 'Save' : 'Add camera');
+  const cancel = h('button', { type: 'button', onclick: () => done(false) }, 'Cancel');
+  test.addEventListener('click', async () => {
+    result.textContent = 'Connecting (up to 10 s)…';
+    result.dataset.ok = '';
+    const r = await act(test, () => post('/api/cameras/test', {
+      source: source.value.trim() || cam?.source || '',
+      username: user.value || undefined, password: pass.value || undefined,
+      transport: transport.value, id: cam?.id,
+    }), { errorEl: err });
+    result.textContent = r ? (r.ok ? `Works: ${r.message}` : `Does not work: ${r.message}`) : '';
+    result.dataset.ok = r ? String(r.ok) : '';
+  });
+  const form = h('form.card.form', {
+    onsubmit: async (e) => {
+      e.preventDefault();
+      const body = { name: name.value.trim(), transport: transport.value, enabled: enabled.checked };
+      if (source.value.trim() && source.value.trim() !== cam?.source) body.source = source.value.trim();
+      if (!cam && !body.source) { err.textContent = 'A source is needed.'; return; }
+      if (user.value) body.username = user.value;
+      if (pass.value) body.password = pass.value;
+      if (retention.value !== '') body.retention_days = Number(retention.value);
+      else if (cam?.retention_days) body.retention_days = 0;
+      const r = await act(save, () => (cam ? put(`/api/cameras/${cam.id}`, body) : post('/api/cameras', body)),
+        { errorEl: err, done: cam ? 'Camera saved' : 'Camera added' });
+      if (r) done(true);
+    },
+  },
+  h('h3', cam ? `Edit ${cam.name}` : 'Add a camera'),
+  field('Name', name)[0],
+  field('Source URL', source, 'rtsp:// or rtsps:// (a camera), or file:///path.mp4 (a looped clip). Credentials in the URL are stored separately.')[0],
+  h('div.row', field('User name', user)[0], field('Password', pass)[0]),
+  h('div.row', field('Transport', transport)[0], field('Keep recordings (days, empty: no limit)', retention)[0]),
+  h('div.field.check', enabled, h('label', { for: enabled.id || (enabled.id = uid('en')) }, 'Enabled (recording)')),
+  result, err,
+  h('div.buttons', test, save, cancel));
+  return form;
+}
+
+async function cameras(panel, ctx) {
+  const { act } = ctx;
+  const area = h('div.below');
+  const listEl = h('div');
+  async function reload() {
+    const cams = await get('/api/cameras?scope=local');
+    mount(listEl, cams.length ? h('table',
+      h('caption', 'Cameras of this node'),
+      h('thead', h('tr', ['Name', 'Source', 'State', 'Enabled', ''].map((c) => h('th', { scope: 'col' }, c || h('span.sr', 'Actions'))))),
+      h('tbody', cams.map((c) => {
+        const toggle = h('input', { type: 'checkbox', checked: c.enabled, 'aria-label': `${c.name} enabled` });
+        toggle.addEventListener('change', async () => {
+          toggle.disabled = true;
+          const ok = await act(null, () => put(`/api/cameras/${c.id}`, { enabled: toggle.checked }), { done: toggle.checked ? `${c.name} enabled` : `${c.name} disabled` });
+          toggle.disabled = false;
+          if (!ok) toggle.checked = !toggle.checked;
+        });
+        const edit = h('button', { type: 'button', onclick: () => mount(area, cameraForm(c, ctx, finish)) }, 'Edit');
+        const remove = h('button.danger', { type: 'button' }, 'Delete');
+        remove.addEventListener('click', () => mount(area, deleteCamera(c, ctx, finish)));
+        return h('tr',
+          h('td', c.name, h('br'), h('small.muted', c.id)),
+          h('td', h('code.wrap', c.source || '')),
+          h('td', h('span.status', { dataset: { state: c.status?.state } }, c.status?.state), c.status?.last_error ? h('small.muted', h('br'), c.status.last_error) : null),
+          h('td', toggle),
+          h('td.actions', edit, remove));
+      }))) : h('p.muted', 'No cameras yet.'));
+  }
+  async function finish(changed) {
+    mount(area, addButton);
+    if (changed) await reload().catch((e) => ctx.notify(e.message, 'error'));
+  }
+  const addButton = h('button.primary', { type: 'button', onclick: () => mount(area, cameraForm(null, ctx, finish)) }, 'Add a camera');
+  await reload();
+  mount(panel, listEl, area);
+  mount(area, addButton);
+}
+
+function deleteCamera(c, { act }, done) {
+  const keep = h('input', { type: 'radio', name: 'keep', value: 'true', checked: true, id: uid('k') });
+  const drop = h('input', { type: 'radio', name: 'keep', value: 'false', id: uid('k') });
+  const err = h('p.error', { role: 'alert' });
+  const go = h('button.danger', { type: 'submit' }, `Delete ${c.name}`);
+  return h('form.card.form', {
+    onsubmit: async (e) => {
+      e.preventDefault();
+      const r = await act(go, async () => { await del(`/api/cameras/${c.id}?keep_recordings=${keep.checked}`); return true; }, { errorEl: err, done: 'Camera deleted' });
+      if (r) done(true);
+    },
+  },
+  h('h3', `Delete ${c.name}?`),
+  h('fieldset', h('legend', 'Its recordings'),
+    h('div.field.check', keep, h('label', { for: keep.id }, 'Keep them (retention removes them later)')),
+    h('div.field.check', drop, h('label', { for: drop.id }, 'Delete them now'))),
+  err,
+  h('div.buttons', go, h('button', { type: 'button', onclick: () => done(false) }, 'Cancel')));
+}
+
+// ---- Federation keys ----
+
+async function copy(text, button, notify) {
+  try {
+    await navigator.clipboard.writeText(text);
+  } catch {
+    // No clipboard API on plain-HTTP pages: select the text and copy the old way.
+    const ta = h('textarea.offscreen', { 'aria-hidden': 'true' }, text);
+    document.body.append(ta);
+    ta.select();
+    const ok = document.execCommand('copy');
+    ta.remove();
+    if (!ok) { notify('Copying failed: select the key and copy it by hand.', 'error'); return; }
+  }
+  button.textContent = 'Copied';
+  setTimeout(() => { button.textContent = 'Copy'; }, 2000);
+}
+
+async function keys(panel, { act, notify }) {
+  const listEl = h('div');
+  const shown = h('div', { 'aria-live': 'polite' });
+  async function reload() {
+    const ks = await get('/api/federation/keys');
+    mount(listEl, ks.length ? h('table',
+      h('caption', 'Keys this node has issued to other nodes'),
+      h('thead', h('tr', ['Name', 'Created', 'Last used', ''].map((c) => h('th', { scope: 'col' }, c || h('span.sr', 'Actions'))))),
+      h('tbody', ks.map((k) => {
+        const revoke = h('button.danger', { type: 'button' }, 'Revoke');
+        revoke.addEventListener('click', async () => {
+          if (!confirm(`Revoke the key "${k.name}"? Nodes using it lose access at once.`)) return;
+          const ok = await act(revoke, async () => { await del(`/api/federation/keys/${k.id}`); return true; }, { done: `Key "${k.name}" revoked` });
+          if (ok) await reload();
+        });
+        return h('tr', { dataset: { key: k.name } }, h('td', k.name), h('td', ago(k.created)), h('td', k.last_used ? ago(k.last_used) : 'never'), h('td.actions', revoke));
+      }))) : h('p.muted', 'No keys issued.'));
+  }
+  const name = h('input', { required: true, maxlength: 64, placeholder: 'e.g. garage box' });
+  const err = h('p.error', { role: 'alert' });
+  const create = h('button.primary', { type: 'submit' }, 'Create key');
+  const form = h('form.card.form', {
+    onsubmit: async (e) => {
+      e.preventDefault();
+      const k = await act(create, () => post('/api/federation/keys', { name: name.value.trim() }), { errorEl: err });
+      if (!k) return;
+      name.value = '';
+      const out = h('input.key', { readonly: true, value: k.key, id: 'new-key', 'aria-label': `Key for ${k.name}` });
+      const cp = h('button', { type: 'button' }, 'Copy');
+      cp.addEventListener('click', () => copy(k.key, cp, notify));
+      mount(shown, h('div.card.once',
+        h('h3', `Key for "${k.name}"`),
+        h('p', 'Shown this once: copy it now and enter it on the node that will read this one. Only its hash is kept here.'),
+        h('div.row', out, cp),
+        h('button.link', { type: 'button', onclick: () => mount(shown) }, 'Done, hide it')));
+      out.select();
+      await reload();
+    },
+  },
+  h('h3', 'Issue a key'),
+  h('p.muted', 'A key lets another node read this one (cameras, health, recordings) and nothing else.'),
+  field('Name', name)[0], err, h('div.buttons', create));
+  await reload();
+  mount(panel, shown, listEl, form);
+}
+
+// ---- Remote nodes ----
+
+function nodeForm(n, { act }, done) {
+  const label = h('input', { maxlength: 64, value: n?.label || '', placeholder: 'e.g. Garage' });
+  const url = h('input', { required: true, type: 'url', value: n?.url || '', placeholder: 'http://192.0.2.8:8080', spellcheck: false });
+  const key = h('input', { type: 'password', autocomplete: 'off', required: !n, placeholder: n?.has_key ? 'unchanged (enter it again to test)' : 'the key issued on that node' });
+  const kind = h('select', h('option', { value: 'eyrie' }, 'Eyrie'), h('option', { value: 'cartanvr' }, 'CartaNVR'));
+  kind.value = n?.kind || 'eyrie';
+  const mode = h('select', h('option', { value: 'direct' }, 'Direct (browsers fetch from that node)'), h('option', { value: 'relay' }, 'Relay (through this node)'));
+  mode.value = n?.media_mode || 'direct';
+  const pin = h('input', { value: n?.tls_pin || '', placeholder: 'filled in at first HTTPS contact', spellcheck: false });
+  const enabled = h('input', { type: 'checkbox', checked: n ? n.enabled : true, id: uid('ne') });
+  const result = h('p.result', { 'aria-live': 'polite' });
+  const err = h('p.error', { role: 'alert' });
+  const test = h('button', { type: 'button' }, 'Test');
+  const save = h('button.primary', { type: 'submit' }, n ? 'Save' : 'Add node');
+  test.addEventListener('click', async () => {
+    result.textContent = 'Testing…';
+    result.dataset.ok = '';
+    const body = { url: url.value.trim(), kind: kind.value };
+    if (key.value) body.key = key.value;
+    if (pin.value.trim()) body.tls_pin = pin.value.trim();
+    const r = await act(test, () => post('/api/system/nodes/test', body), { errorEl: err });
+    if (!r) { result.textContent = ''; return; }
+    result.dataset.ok = String(r.ok);
+    result.textContent = `${r.ok ? 'OK' : 'Problem'}: ${r.message}${r.latency_ms !== null && r.latency_ms !== undefined ? ` (${r.latency_ms} ms)` : ''}`;
+    if (r.tls_fingerprint) result.append(h('br'), `Certificate to trust: `, h('code.wrap', r.tls_fingerprint));
+  });
+  return h('form.card.form', {
+    onsubmit: async (e) => {
+      e.preventDefault();
+      const body = { url: url.value.trim(), kind: kind.value, media_mode: mode.value, enabled: enabled.checked, tls_pin: pin.value.trim() };
+      if (label.value.trim()) body.label = label.value.trim();
+      if (key.value) body.key = key.value;
+      const r = await act(save, () => (n ? put(`/api/system/nodes/${n.id}`, body) : post('/api/system/nodes', body)),
+        { errorEl: err, done: n ? 'Node saved' : 'Node added' });
+      if (r) done(true);
+    },
+  },
+  h('h3', n ? `Edit ${n.label}` : 'Add a remote node'),
+  h('div.row', field('Label', label)[0], field('URL', url)[0]),
+  field('Federation key', key, 'Issued on that node under Settings → Federation keys. Never shown again here.')[0],
+  h('div.row', field('Kind', kind)[0], field('Media', mode)[0]),
+  field('TLS certificate pin (SHA-256)', pin)[0],
+  h('div.field.check', enabled, h('label', { for: enabled.id }, 'Enabled')),
+  result, err,
+  h('div.buttons', test, save, h('button', { type: 'button', onclick: () => done(false) }, 'Cancel')));
+}
+
+async function nodes(panel, ctx) {
+  const { act } = ctx;
+  const area = h('div.below');
+  const listEl = h('div', { id: 'nodes-list' });
+  async function reload() {
+    const ns = await get('/api/system/nodes');
+    mount(listEl, ns.length ? h('table',
+      h('caption', 'Nodes this one reads'),
+      h('thead', h('tr', ['Node', 'Status', 'Media', ''].map((c) => h('th', { scope: 'col' }, c || h('span.sr', 'Actions'))))),
+      h('tbody', ns.map((n) => {
+        const st = n.status || {};
+        const state = !n.enabled ? 'disabled' : st.online ? (st.stale ? 'stale' : 'recording') : 'offline';
+        const edit = h('button', { type: 'button', onclick: () => mount(area, nodeForm(n, ctx, finish)) }, 'Edit');
+        const remove = h('button.danger', { type: 'button' }, 'Delete');
+        remove.addEventListener('click', async () => {
+          if (!confirm(`Stop reading "${n.label}"? Its cameras disappear from this node's pages.`)) return;
+          const ok = await act(remove, async () => { await del(`/api/system/nodes/${n.id}`); return true; }, { done: `${n.label} deleted` });
+          if (ok) await reload();
+        });
+        return h('tr', { dataset: { node: n.label } },
+          h('td', h('strong', n.label), h('br'), h('small.muted', n.url), n.kind === 'cartanvr' ? h('small', ' (CartaNVR)') : null),
+          h('td', h('span.status', { dataset: { state } }, !n.enabled ? 'disabled' : st.online ? `online, ${st.latency_ms} ms` : 'offline'),
+            h('br'), h('small.muted', `last seen ${ago(st.last_seen)}, ${st.cameras ?? 0} camera(s)`),
+            st.last_error ? [h('br'), h('small.error', st.last_error)] : null),
+          h('td', n.media_mode),
+          h('td.actions', edit, remove));
+      }))) : h('p.muted', 'No remote nodes yet.'));
+  }
+  async function finish(changed) {
+    mount(area, addButton);
+    if (changed) await reload().catch((e) => ctx.notify(e.message, 'error'));
+  }
+  const addButton = h('button.primary', { type: 'button', onclick: () => mount(area, nodeForm(null, ctx, finish)) }, 'Add a remote node');
+  await reload();
+  // Sections of this tab, in order. Discovered nodes (mDNS) and pending pair requests are to be
+  // added here as their own sections when discovery and pairing land.
+  mount(panel, h('section', { 'aria-label': 'Registered nodes' }, listEl, area));
+  mount(area, addButton);
+  const t = setInterval(() => { if (!area.querySelector('form')) reload().catch(() => {}); }, 5000);
+  return () => clearInterval(t);
+}
+
+// ---- Account ----
+
+async function account(panel, { act, session }) {
+  const cur = h('input', { type: 'password', autocomplete: 'current-password', required: true });
+  const next = h('input', { type: 'password', autocomplete: 'new-password', required: true, minlength: 8 });
+  const again = h('input', { type: 'password', autocomplete: 'new-password', required: true, minlength: 8 });
+  const err = h('p.error', { role: 'alert' });
+  const save = h('button.primary', { type: 'submit' }, 'Change password');
+  mount(panel, h('form.card.form.narrow', {
+    onsubmit: async (e) => {
+      e.preventDefault();
+      if (next.value !== again.value) { err.textContent = 'The new passwords differ.'; return; }
+      const ok = await act(save, async () => { await put('/api/account/password', { current_password: cur.value, new_password: next.value }); return true; },
+        { errorEl: err, done: 'Password changed; other sessions were logged out' });
+      if (ok) { cur.value = ''; next.value = ''; again.value = ''; }
+    },
+  },
+  h('h2', `Account: ${session.user}`),
+  field('Current password', cur)[0],
+  field('New password (8 characters or more)', next)[0],
+  field('New password again', again)[0],
+  err, h('div.buttons', save)));
+}
