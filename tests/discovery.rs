@@ -370,7 +370,7 @@ fn two_namespaced_nodes_pair_through_the_api_and_share_cameras() {
     });
 
     // Both UIs follow along on their event streams.
-    let events = format!("http://127.0.0.1:{}/api/events", NsEyrie::PORT);
+    let events = NsEyrie::admin_url("/api/events");
     let a_events = Events::open(&a.ns, &events);
     let b_events = Events::open(&b.ns, &events);
     a_events.wait_for("discover", Duration::from_secs(5), |v| {

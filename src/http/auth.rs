@@ -82,16 +82,21 @@ pub fn public_route(method: &Method, path: &str) -> bool {
     match path {
         "/api/session" => read || method == Method::POST,
         "/api/setup" => method == Method::POST,
-        // Pairing (mDNS discovery, on another branch): a remote node asks to pair and collects
-        // its key before it has any credentials here; those handlers do their own checks.
+        // Pairing: a remote node asks to pair and collects its key before it has any
+        // credentials here; those handlers do their own checks (throttle, code, secret). The
+        // admin's pairing routes share the prefix, so the collect path is matched whole.
         "/api/federation/pair" => method == Method::POST,
-        p if p.starts_with("/api/federation/pair/") && p.ends_with("/collect") => {
-            method == Method::POST
-        }
+        p if pair_collect(p) => method == Method::POST,
         "/" => read,
         p if p.starts_with("/assets/") => read,
         p => read && cartanvr_file(p),
     }
+}
+
+/// `/api/federation/pair/{id}/collect`, and nothing longer or shorter.
+fn pair_collect(path: &str) -> bool {
+    let parts: Vec<&str> = path.split('/').collect();
+    matches!(parts.as_slice(), ["", "api", "federation", "pair", id, "collect"] if !id.is_empty() && *id != "requests")
 }
 
 /// `/api/recordings/{camera}/{segment}-{token}.mp4`: opened by the token in its own path.
@@ -298,6 +303,10 @@ mod tests {
             (&put, "/api/account/password"),
             (&put, "/api/session"),
             (&get, "/api/federation/pair/ab12/collect"),
+            (&post, "/api/federation/pair/requests/ab12/approve"),
+            (&post, "/api/federation/pair/requests/ab12/collect"),
+            (&post, "/api/federation/pair/x/y/collect"),
+            (&post, "/api/federation/pair//collect"),
             (&post, "/"),
         ] {
             assert!(!public_route(m, p), "{m} {p}");

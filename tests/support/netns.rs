@@ -251,7 +251,10 @@ impl NsEyrie {
             &cfg,
             format!(
                 "[node]\nlabel = \"{label}\"\n[federation]\npoll_interval_seconds = 1\n\
-                 request_timeout_seconds = 2\n{extra}"
+                 request_timeout_seconds = 2\n[auth]\nadmin_user = \"{}\"\n\
+                 admin_password = \"{}\"\n{extra}",
+                super::common::ADMIN_USER,
+                super::common::ADMIN_PASSWORD,
             ),
         )
         .unwrap();
@@ -288,6 +291,17 @@ impl NsEyrie {
         e
     }
 
+    /// `path` on the node as its admin (HTTP Basic, as scripts log in), from inside its
+    /// namespace.
+    pub fn admin_url(path: &str) -> String {
+        format!(
+            "http://{}:{}@127.0.0.1:{}{path}",
+            super::common::ADMIN_USER,
+            super::common::ADMIN_PASSWORD,
+            Self::PORT
+        )
+    }
+
     /// The URL other nodes reach it at.
     pub fn url(&self) -> String {
         format!("http://{}:{}", self.ipv4, Self::PORT)
@@ -303,12 +317,7 @@ impl NsEyrie {
         path: &str,
         body: Option<&str>,
     ) -> Option<(u16, Value)> {
-        request_in(
-            &self.ns,
-            method,
-            &format!("http://127.0.0.1:{}{path}", Self::PORT),
-            body,
-        )
+        request_in(&self.ns, method, &Self::admin_url(path), body)
     }
 
     pub fn request(&self, method: &str, path: &str, body: Option<&str>) -> (u16, Value) {
