@@ -178,6 +178,67 @@ pub const PAIRING_TTL_SECONDS: std::ops::RangeInclusive<u64> = 5..=3600;
 pub const SESSION_IDLE_MINUTES: std::ops::RangeInclusive<u64> = 1..=10080;
 pub const MAX_SESSIONS: std::ops::RangeInclusive<u64> = 1..=1000;
 
+/// A node label: trimmed, 1 to 64 characters, no control characters.
+pub fn label(text: &str) -> Result<String, String> {
+    let label = text.trim();
+    if label.is_empty() || label.chars().count() > 64 || label.chars().any(char::is_control) {
+        return Err("1 to 64 characters, no control characters".into());
+    }
+    Ok(label.to_string())
+}
+
+/// A segment length in seconds, within [`SEGMENT_SECONDS`].
+pub fn segment_target(seconds: u64) -> Result<Duration, String> {
+    if !SEGMENT_SECONDS.contains(&seconds) {
+        return Err(format!("{seconds} is outside {SEGMENT_SECONDS:?}"));
+    }
+    Ok(Duration::from_secs(seconds))
+}
+
+/// What the admin set in the web UI (`PUT /api/system/settings`), kept in the index. It wins
+/// over eyrie.toml from the next start on (and at once, but for the label); removing it
+/// returns to the file's values.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, Deserialize)]
+pub struct AdminSettings {
+    pub label: String,
+    pub segment_seconds: u64,
+    pub budget_bytes: Option<u64>,
+    pub min_free_bytes: u64,
+}
+
+impl AdminSettings {
+    /// The index's setting key.
+    pub const KEY: &str = "admin";
+
+    /// The values `c` runs with.
+    pub fn of(c: &Config) -> Self {
+        Self {
+            label: c.label.clone(),
+            segment_seconds: c.segment_target.as_secs(),
+            budget_bytes: c.budget,
+            min_free_bytes: c.min_free,
+        }
+    }
+
+    /// Checks every value as the config file's would be.
+    pub fn validate(&self) -> Result<(), String> {
+        label(&self.label).map_err(|m| format!("label: {m}"))?;
+        segment_target(self.segment_seconds).map_err(|m| format!("segment_seconds: {m}"))?;
+        if self.budget_bytes == Some(0) {
+            return Err("budget_bytes: must be more than 0, or null for no budget".into());
+        }
+        Ok(())
+    }
+
+    /// Makes `c` run with these values.
+    pub fn apply(&self, c: &mut Config) {
+        c.label = self.label.clone();
+        c.segment_target = Duration::from_secs(self.segment_seconds);
+        c.budget = self.budget_bytes;
+        c.min_free = self.min_free_bytes;
+    }
+}
+
 impl Config {
     /// Loads `path` if given (it must then exist), applies the overrides, validates.
     pub fn load(path: Option<&Path>, o: &Overrides) -> Result<Self, ConfigError> {
@@ -224,13 +285,8 @@ impl Config {
             c.min_free = v.as_u64();
         }
         if let Some(s) = file.recording.segment_seconds {
-            if !SEGMENT_SECONDS.contains(&s) {
-                return Err(err(
-                    "recording.segment_seconds",
-                    format!("{s} is outside {SEGMENT_SECONDS:?}"),
-                ));
-            }
-            c.segment_target = Duration::from_secs(s);
+            c.segment_target =
+                segment_target(s).map_err(|m| err("recording.segment_seconds", m))?;
         }
         if let Some(s) = file.recording.fsync_interval_seconds {
             if !FSYNC_SECONDS.contains(&s) {
@@ -241,16 +297,8 @@ impl Config {
             }
             c.sync_interval = Duration::from_secs(s);
         }
-        if let Some(label) = file.node.label {
-            let label = label.trim().to_string();
-            if label.is_empty() || label.chars().count() > 64 || label.chars().any(char::is_control)
-            {
-                return Err(err(
-                    "node.label",
-                    "1 to 64 characters, no control characters".into(),
-                ));
-            }
-            c.label = label;
+        if let Some(l) = file.node.label {
+            c.label = label(&l).map_err(|m| err("node.label", m))?;
         }
         for (key, value, range, slot) in [
             (

@@ -86,7 +86,7 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(cfg: Config) -> anyhow::Result<()> {
+async fn run(mut cfg: Config) -> anyhow::Result<()> {
     let started = Instant::now();
     std::fs::create_dir_all(&cfg.data)
         .with_context(|| format!("creating data directory {}", cfg.data.display()))?;
@@ -100,6 +100,13 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
         tokio::task::spawn_blocking(move || media::recover::reconcile(&index, &layout)).await??
     };
     tracing::info!(?report, "index reconciled with the disk");
+    // What the admin changed in the web UI wins over eyrie.toml.
+    if let Some(raw) = index.setting(eyrie::config::AdminSettings::KEY)? {
+        match serde_json::from_slice::<eyrie::config::AdminSettings>(&raw) {
+            Ok(s) if s.validate().is_ok() => s.apply(&mut cfg),
+            _ => tracing::warn!("ignoring unreadable stored settings; eyrie.toml applies"),
+        }
+    }
     // Accounts before cameras: the first start hashes a password (argon2) before anything else
     // competes for the CPU.
     let accounts = http::account::Accounts::load(
@@ -134,7 +141,7 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
         index.clone(),
         layout.clone(),
         SegmenterConfig {
-            segment_target: cfg.segment_target,
+            segment_target: eyrie::media::segmenter::SegmentTarget::new(cfg.segment_target),
             fragment_max: Duration::from_secs(1),
             sync_interval: cfg.sync_interval,
         },

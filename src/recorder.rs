@@ -159,6 +159,11 @@ pub struct Recorder {
 }
 
 impl Recorder {
+    /// The segment length every camera's writer cuts at.
+    pub fn segment_target(&self) -> &crate::media::segmenter::SegmentTarget {
+        &self.cfg.segment_target
+    }
+
     pub fn new(
         index: Arc<Index>,
         layout: Layout,
@@ -209,7 +214,7 @@ impl Recorder {
             cam.id.clone(),
             self.index.clone(),
             self.layout.clone(),
-            self.cfg,
+            self.cfg.clone(),
             self.open.clone(),
             self.retention.clone(),
         );

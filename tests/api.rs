@@ -264,3 +264,72 @@ fn a_client_that_never_finishes_its_headers_is_cut_off() {
         started.elapsed()
     );
 }
+
+#[test]
+fn settings_change_at_once_persist_and_refuse_bad_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut e = Eyrie::start_in(dir.path(), "[node]\nlabel = \"House\"\n", &["--demo"]);
+    let s = e.get("/api/system/settings");
+    assert_eq!(s["label"], "House");
+    assert_eq!(s["segment_seconds"], 60);
+    assert!(s["budget_bytes"].is_null());
+    assert_eq!(s["restart_required"], false);
+
+    // Bad values: a clear 4xx naming the field, nothing changed.
+    for (body, want, field) in [
+        (r#"{"segment_seconds": 5}"#, 400, "segment_seconds"),
+        (r#"{"budget": 0}"#, 400, "budget"),
+        (r#"{"budget": "lots"}"#, 400, "budget"),
+        (r#"{"min_free": -1}"#, 422, ""),
+        (r#"{"label": " "}"#, 400, "label"),
+        (r#"{"colour": "red"}"#, 422, "colour"),
+        ("{", 400, ""),
+    ] {
+        let (status, v) = e.request("PUT", "/api/system/settings", Some(body));
+        assert_eq!(status, want, "{body}: {v}");
+        assert!(v["error"].as_str().unwrap().contains(field), "{body}: {v}");
+    }
+    assert_eq!(e.get("/api/system/settings"), s);
+
+    // Segment length and retention apply at once: the demo camera cuts at 10 s now.
+    let (status, v) = e.request(
+        "PUT",
+        "/api/system/settings",
+        Some(r#"{"segment_seconds": 10, "budget": "20 MiB", "min_free": 0}"#),
+    );
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["budget_bytes"], 20 << 20);
+    e.wait_until(
+        "cuts a segment at the new length",
+        Duration::from_secs(40),
+        || !e.closed_segments("demo").is_empty(),
+    );
+    let first = &e.closed_segments("demo")[0];
+    let secs = first["duration_s"].as_f64().unwrap();
+    assert!((10.0..12.0).contains(&secs), "{first}");
+    assert_eq!(
+        e.get("/api/health")["disk"]["budget_bytes"].as_u64(),
+        Some(20 << 20),
+        "retention runs with the new budget"
+    );
+
+    // The label applies from the next start; everything persists over it.
+    let (status, v) = e.request(
+        "PUT",
+        "/api/system/settings",
+        Some(r#"{"label": "Garage"}"#),
+    );
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["restart_required"], true);
+    assert!(e.terminate().success());
+    let e = Eyrie::start_in(dir.path(), "[node]\nlabel = \"House\"\n", &["--demo"]);
+    let s = e.get("/api/system/settings");
+    assert_eq!(s["label"], "Garage");
+    assert_eq!(s["segment_seconds"], 10);
+    assert_eq!(s["restart_required"], false);
+    assert_eq!(e.get("/api/health")["label"], "Garage");
+
+    // Only this node's admin: not anonymous callers, not peers.
+    let anon = ureq::get(&e.anon_url("/api/system/settings")).call();
+    assert!(matches!(anon, Err(ureq::Error::Status(401, _))));
+}

@@ -16,6 +16,7 @@ mod recordings;
 mod relay;
 mod serve;
 pub mod session;
+mod settings;
 mod ui;
 
 pub use cors::origin_setting;
@@ -178,6 +179,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route(
             "/api/federation/keys/{id}",
             axum::routing::delete(federation::revoke),
+        )
+        .route(
+            "/api/system/settings",
+            get(settings::get).put(settings::put),
         )
         .route("/api/system/nodes", get(nodes::list).post(nodes::create))
         .route("/api/system/nodes/test", axum::routing::post(nodes::test))

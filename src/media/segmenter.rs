@@ -49,9 +49,29 @@ pub enum WriterMsg {
     EndRun,
 }
 
-#[derive(Debug, Clone, Copy)]
+/// How long segments are, shared by every camera's writer so that a change (the admin's, in
+/// `PUT /api/system/settings`) applies from each camera's next cut.
+#[derive(Debug, Clone)]
+pub struct SegmentTarget(Arc<std::sync::atomic::AtomicU64>);
+
+impl SegmentTarget {
+    pub fn new(d: Duration) -> Self {
+        Self(Arc::new(std::sync::atomic::AtomicU64::new(
+            d.as_millis() as u64
+        )))
+    }
+    pub fn get(&self) -> Duration {
+        Duration::from_millis(self.0.load(std::sync::atomic::Ordering::Relaxed))
+    }
+    pub fn set(&self, d: Duration) {
+        self.0
+            .store(d.as_millis() as u64, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+#[derive(Debug, Clone)]
 pub struct SegmenterConfig {
-    pub segment_target: Duration,
+    pub segment_target: SegmentTarget,
     pub fragment_max: Duration,
     pub sync_interval: Duration,
 }
@@ -198,7 +218,7 @@ impl Segmenter {
         if tf.frame.key {
             self.flush_fragment()?;
             let too_long = self.seg.as_ref().is_some_and(|s| {
-                Duration::from_millis(ticks_to_ms(s.ticks) as u64) >= self.cfg.segment_target
+                Duration::from_millis(ticks_to_ms(s.ticks) as u64) >= self.cfg.segment_target.get()
             });
             if too_long {
                 self.slew(received_ms);
@@ -507,7 +527,7 @@ mod tests {
             index.clone(),
             layout.clone(),
             SegmenterConfig {
-                segment_target: Duration::from_secs(10),
+                segment_target: SegmentTarget::new(Duration::from_secs(10)),
                 fragment_max: Duration::from_secs(1),
                 sync_interval: Duration::from_secs(10),
             },
@@ -559,7 +579,7 @@ mod tests {
             index.clone(),
             layout,
             SegmenterConfig {
-                segment_target: Duration::from_secs(10),
+                segment_target: SegmentTarget::new(Duration::from_secs(10)),
                 fragment_max: Duration::from_secs(1),
                 sync_interval: Duration::from_secs(10),
             },

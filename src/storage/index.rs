@@ -515,6 +515,33 @@ impl Index {
         Ok(secret)
     }
 
+    // ---- settings ----
+
+    /// A setting the admin stored (raw bytes; its owner decides the format).
+    pub fn setting(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        let tx = self.db.begin_read()?;
+        let t = tx.open_table(SETTINGS)?;
+        Ok(t.get(key)?.map(|v| v.value().to_vec()))
+    }
+
+    /// Stores (`Some`) or removes (`None`) a setting.
+    pub fn set_setting(&self, key: &str, value: Option<&[u8]>) -> Result<()> {
+        let tx = self.db.begin_write()?;
+        {
+            let mut t = tx.open_table(SETTINGS)?;
+            match value {
+                Some(v) => {
+                    t.insert(key, v)?;
+                }
+                None => {
+                    t.remove(key)?;
+                }
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
     // ---- segments ----
 
     fn bump_counter(meta: &mut redb::Table<&str, &[u8]>, key: &str) -> Result<u64> {

@@ -47,7 +47,8 @@ pub fn disk_stats(path: &Path) -> std::io::Result<DiskStats> {
 pub struct Retention {
     index: Arc<Index>,
     layout: Layout,
-    cfg: RetentionConfig,
+    /// Changed at run time by the admin (`PUT /api/system/settings`).
+    cfg: Mutex<RetentionConfig>,
     used: AtomicU64,
     wake: tokio::sync::Notify,
     /// One deleter at a time (the background pass and an emergency from a writer thread).
@@ -61,7 +62,7 @@ impl Retention {
         Ok(Arc::new(Self {
             index,
             layout,
-            cfg,
+            cfg: Mutex::new(cfg),
             used: AtomicU64::new(used),
             wake: tokio::sync::Notify::new(),
             deleting: Mutex::new(()),
@@ -69,7 +70,13 @@ impl Retention {
     }
 
     pub fn config(&self) -> RetentionConfig {
-        self.cfg
+        *self.cfg.lock().unwrap()
+    }
+
+    /// New limits, enforced at once by the background pass.
+    pub fn set_config(&self, cfg: RetentionConfig) {
+        *self.cfg.lock().unwrap() = cfg;
+        self.wake.notify_one();
     }
 
     /// Bytes of recordings on disk, open segments included.
@@ -78,10 +85,11 @@ impl Retention {
     }
 
     fn over_limits(&self) -> bool {
-        if self.cfg.budget.is_some_and(|b| self.used() > b) {
+        let cfg = self.config();
+        if cfg.budget.is_some_and(|b| self.used() > b) {
             return true;
         }
-        disk_stats(self.layout.root()).is_ok_and(|d| d.free < self.cfg.min_free)
+        disk_stats(self.layout.root()).is_ok_and(|d| d.free < cfg.min_free)
     }
 
     fn oldest(&self) -> Result<Option<Segment>> {
@@ -180,7 +188,7 @@ impl Retention {
 impl DiskGuard for Retention {
     fn wrote(&self, bytes: u64) {
         let total = self.used.fetch_add(bytes, Ordering::Relaxed) + bytes;
-        if self.cfg.budget.is_some_and(|b| total > b) {
+        if self.config().budget.is_some_and(|b| total > b) {
             self.wake.notify_one();
         }
     }

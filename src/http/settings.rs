@@ -1,0 +1,126 @@
+//! `GET/PUT /api/system/settings`: the node label, segment length and retention limits the
+//! admin changes in the web UI. They are kept in the index and win over eyrie.toml; segment
+//! length and retention apply at once, the label (which peers and mDNS know the node by) from
+//! the next start.
+
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{ApiError, ApiResult, State, blocking};
+use crate::config::AdminSettings;
+use crate::storage::retention::RetentionConfig;
+
+/// A change: any of the fields; sizes as bytes or as text ("20 GiB"); `budget` null for none.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Change {
+    label: Option<String>,
+    segment_seconds: Option<u64>,
+    /// Absent: unchanged; null: no budget.
+    #[serde(default, deserialize_with = "present")]
+    budget: Option<Option<Size>>,
+    min_free: Option<Size>,
+}
+
+/// Distinguishes a field given as `null` (`Some(None)`) from one not given (`None`).
+fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum Size {
+    Bytes(u64),
+    Text(String),
+}
+
+impl Size {
+    fn bytes(&self, name: &str) -> ApiResult<u64> {
+        match self {
+            Size::Bytes(b) => Ok(*b),
+            Size::Text(t) => t
+                .parse::<bytesize::ByteSize>()
+                .map(|b| b.as_u64())
+                .map_err(|_| {
+                    ApiError::bad_request(format!(
+                        "{name}: '{t}' is not a size (bytes, or text like \"20 GiB\")"
+                    ))
+                }),
+        }
+    }
+}
+
+fn current(st: &super::AppState) -> ApiResult<AdminSettings> {
+    if let Some(raw) = st.index.setting(AdminSettings::KEY)? {
+        if let Ok(s) = serde_json::from_slice::<AdminSettings>(&raw) {
+            return Ok(s);
+        }
+    }
+    let r = st.retention.config();
+    Ok(AdminSettings {
+        label: st.label.clone(),
+        segment_seconds: st.recorder.segment_target().get().as_secs(),
+        budget_bytes: r.budget,
+        min_free_bytes: r.min_free,
+    })
+}
+
+fn answer(st: &super::AppState, s: &AdminSettings) -> Value {
+    json!({
+        "label": s.label,
+        "segment_seconds": s.segment_seconds,
+        "budget_bytes": s.budget_bytes,
+        "min_free_bytes": s.min_free_bytes,
+        // The label is read at start: say when the node still runs under another.
+        "restart_required": s.label != st.label,
+    })
+}
+
+pub async fn get(st: State) -> ApiResult<Json<Value>> {
+    let st = st.0;
+    blocking(move || Ok(Json(answer(&st, &current(&st)?)))).await
+}
+
+pub async fn put(st: State, body: Json<Change>) -> ApiResult<Json<Value>> {
+    let st = st.0;
+    let change = body.0;
+    blocking(move || {
+        let mut s = current(&st)?;
+        if let Some(l) = &change.label {
+            s.label = l.trim().to_string();
+        }
+        if let Some(v) = change.segment_seconds {
+            s.segment_seconds = v;
+        }
+        if let Some(b) = &change.budget {
+            s.budget_bytes = b.as_ref().map(|b| b.bytes("budget")).transpose()?;
+        }
+        if let Some(m) = &change.min_free {
+            s.min_free_bytes = m.bytes("min_free")?;
+        }
+        s.validate().map_err(ApiError::bad_request)?;
+        let raw = serde_json::to_vec(&s).map_err(ApiError::internal)?;
+        st.index.set_setting(AdminSettings::KEY, Some(&raw))?;
+        st.recorder
+            .segment_target()
+            .set(std::time::Duration::from_secs(s.segment_seconds));
+        st.retention.set_config(RetentionConfig {
+            budget: s.budget_bytes,
+            min_free: s.min_free_bytes,
+        });
+        tracing::info!(
+            label = %s.label,
+            segment_seconds = s.segment_seconds,
+            budget = ?s.budget_bytes,
+            min_free = s.min_free_bytes,
+            "settings changed"
+        );
+        Ok(Json(answer(&st, &s)))
+    })
+    .await
+}
