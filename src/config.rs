@@ -196,8 +196,7 @@ pub fn segment_target(seconds: u64) -> Result<Duration, String> {
 }
 
 /// What the admin set in the web UI (`PUT /api/system/settings`), kept in the index. It wins
-/// over eyrie.toml from the next start on (and at once, but for the label); removing it
-/// returns to the file's values.
+/// over eyrie.toml, at once and at every start.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, Deserialize)]
 pub struct AdminSettings {
     pub label: String,

@@ -233,7 +233,7 @@ async fn run(mut cfg: Config) -> anyhow::Result<()> {
         )),
         accounts,
         session_cookie: http::session::cookie_name(&index.node_id()),
-        label: cfg.label.clone(),
+        label: std::sync::RwLock::new(cfg.label.clone()),
         cors_origins: cfg.cors_origins.clone(),
         tls_fingerprint: tls.as_ref().map(|t| t.2.clone()),
         started,

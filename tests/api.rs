@@ -273,7 +273,6 @@ fn settings_change_at_once_persist_and_refuse_bad_values() {
     assert_eq!(s["label"], "House");
     assert_eq!(s["segment_seconds"], 60);
     assert!(s["budget_bytes"].is_null());
-    assert_eq!(s["restart_required"], false);
 
     // Bad values: a clear 4xx naming the field, nothing changed.
     for (body, want, field) in [
@@ -313,23 +312,24 @@ fn settings_change_at_once_persist_and_refuse_bad_values() {
         "retention runs with the new budget"
     );
 
-    // The label applies from the next start; everything persists over it.
+    // The label applies at once; everything persists over a restart, whatever eyrie.toml says.
     let (status, v) = e.request(
         "PUT",
         "/api/system/settings",
         Some(r#"{"label": "Garage"}"#),
     );
     assert_eq!(status, 200, "{v}");
-    assert_eq!(v["restart_required"], true);
+    assert_eq!(v["label"], "Garage");
+    assert_eq!(e.get("/api/health")["label"], "Garage");
+    assert_eq!(e.get("/api/cameras")[0]["node_label"], "Garage");
     assert!(e.terminate().success());
     let e = Eyrie::start_in(dir.path(), "[node]\nlabel = \"House\"\n", &["--demo"]);
     let s = e.get("/api/system/settings");
     assert_eq!(s["label"], "Garage");
     assert_eq!(s["segment_seconds"], 10);
-    assert_eq!(s["restart_required"], false);
     assert_eq!(e.get("/api/health")["label"], "Garage");
 
-    // Only this node's admin: not anonymous callers, not peers.
+    // Only this node's admin: not anonymous callers.
     let anon = ureq::get(&e.anon_url("/api/system/settings")).call();
     assert!(matches!(anon, Err(ureq::Error::Status(401, _))));
 }

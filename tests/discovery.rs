@@ -813,3 +813,28 @@ fn eyries_on_the_host_never_open_mdns_and_events_are_capped() {
         })
     });
 }
+
+#[test]
+fn a_label_changed_in_settings_is_announced_at_once() {
+    if !can_use_namespaces() {
+        return;
+    }
+    let lan = Lan::new(2);
+    let a = NsEyrie::start(&lan, 0, "Alpha", DISCOVERY_ON);
+    let b = NsEyrie::start(&lan, 1, "Bravo", DISCOVERY_ON);
+    let b_id = node_id(&b);
+    wait_seen(&a, std::slice::from_ref(&b_id), Duration::from_secs(5));
+    let (s, v) = b.request(
+        "PUT",
+        "/api/system/settings",
+        Some(r#"{"label": "Charlie"}"#),
+    );
+    assert_eq!(s, 200, "{v}");
+    // The old name says goodbye and the new one is announced: one entry, renamed.
+    a.wait_until("sees B as Charlie", Duration::from_secs(5), || {
+        let list = seen(&a);
+        list.len() == 1 && list[0]["label"] == "Charlie" && list[0]["instance"] == "Charlie"
+    });
+    assert_eq!(seen(&a)[0]["node_id"], b_id.as_str());
+    assert_eq!(b.get("/api/system/discover")["advertised_as"], "Charlie");
+}

@@ -53,7 +53,8 @@ pub struct Linker {
     index: Arc<Index>,
     peers: Arc<Peers>,
     hub: Arc<Hub>,
-    me: Me,
+    /// The label changes at run time (`PUT /api/system/settings`); read it with [`Linker::me`].
+    me: std::sync::RwLock<Me>,
     limits: Limits,
     ttl: Duration,
 }
@@ -80,7 +81,7 @@ impl Linker {
             index,
             peers,
             hub,
-            me,
+            me: std::sync::RwLock::new(me),
             limits: Limits {
                 connect: timeout,
                 total: timeout,
@@ -90,8 +91,13 @@ impl Linker {
         })
     }
 
-    pub fn me(&self) -> &Me {
-        &self.me
+    pub fn me(&self) -> Me {
+        self.me.read().unwrap().clone()
+    }
+
+    /// This node's new label, for the pairing requests it sends from now on.
+    pub fn set_label(&self, label: &str) {
+        self.me.write().unwrap().label = label.to_string();
     }
 
     pub fn ttl(&self) -> Duration {
@@ -226,13 +232,14 @@ impl Linker {
                 .map_err(|e| Outcome::failed(format!("URL: {e}")))
         };
         let my_url = self.my_url_towards(&p.url).await?;
+        let me = self.me();
         let ask = json!({
-            "node_id": self.me.node_id,
-            "label": self.me.label,
+            "node_id": me.node_id,
+            "label": me.label,
             "url": my_url,
             "code": p.code,
             "secret": p.secret,
-            "tls_fingerprint": self.me.tls_fingerprint,
+            "tls_fingerprint": me.tls_fingerprint,
         });
         let mut pin = p.tls_pin.clone();
         let asked = client::post_json(
@@ -344,7 +351,7 @@ impl Linker {
                     return Err(Outcome::failed(format!(
                         "the key was collected by someone else with this pairing's secret: \
                          revoke the key \"paired: {}\" on {label} and pair again over HTTPS",
-                        self.me.label
+                        self.me().label
                     )));
                 }
                 (_, "expired") => {
@@ -441,10 +448,11 @@ impl Linker {
             .local_addr()
             .map_err(|e| Outcome::failed(e.to_string()))?
             .ip();
-        let scheme = if self.me.https { "https" } else { "http" };
+        let me = self.me();
+        let scheme = if me.https { "https" } else { "http" };
         Ok(match local {
-            IpAddr::V4(v4) => format!("{scheme}://{v4}:{}", self.me.port),
-            IpAddr::V6(v6) => format!("{scheme}://[{v6}]:{}", self.me.port),
+            IpAddr::V4(v4) => format!("{scheme}://{v4}:{}", me.port),
+            IpAddr::V6(v6) => format!("{scheme}://[{v6}]:{}", me.port),
         })
     }
 }

@@ -88,10 +88,9 @@ pub struct Discovery {
     self_id: String,
     /// What is advertised, to register again under another name.
     host: String,
-    props: Vec<(String, String)>,
+    /// What the TXT record says; its label changes with the node's.
+    advert: Mutex<Advert>,
     listen: SocketAddr,
-    /// The label to advertise under.
-    label: String,
     /// The full name registered now, and its instance part (empty until registered).
     registered: Mutex<(String, String)>,
     /// Instance names other services of this type use (lower case), for picking a free one.
@@ -133,9 +132,8 @@ impl Discovery {
                 "eyrie-{}.local.",
                 opts.advert.node_id.get(..8).unwrap_or("node")
             ),
-            props: opts.advert.txt(),
+            advert: Mutex::new(opts.advert.clone()),
             listen: opts.listen,
-            label: txt::instance_name(&opts.advert.label),
             registered: Mutex::new((String::new(), String::new())),
             in_use: Mutex::new(HashSet::new()),
             seen: RwLock::new(BTreeMap::new()),
@@ -154,14 +152,19 @@ impl Discovery {
     /// only nodes that start at the same moment.
     async fn advertise(self: Arc<Self>) {
         tokio::time::sleep(NAME_CHECK).await;
+        self.register_free_name();
+    }
+
+    /// Registers under the label, or the first `Label (N)` no other service uses.
+    fn register_free_name(&self) {
+        let label = self.instance_label();
         let name = {
             let used = self.in_use.lock().unwrap();
-            free_name(&self.label, &used)
+            free_name(&label, &used)
         };
-        if name != self.label {
+        if name != label {
             tracing::warn!(
-                "another node on the network is named {:?}: advertising as {name:?}",
-                self.label
+                "another node on the network is named {label:?}: advertising as {name:?}"
             );
         }
         match self.register(&name) {
@@ -181,7 +184,8 @@ impl Discovery {
         }
         let ip = self.listen.ip();
         let port = self.listen.port();
-        let props = &self.props[..];
+        let txt = self.advert.lock().unwrap().txt();
+        let props = &txt[..];
         let mut info = if ip.is_unspecified() {
             ServiceInfo::new(SERVICE_TYPE, instance, &self.host, (), port, props)?
                 .enable_addr_auto()
@@ -196,6 +200,36 @@ impl Discovery {
         self.daemon.register(info)?;
         *self.registered.lock().unwrap() = (fullname, instance.to_string());
         Ok(())
+    }
+
+    /// The label as an instance name.
+    fn instance_label(&self) -> String {
+        txt::instance_name(&self.advert.lock().unwrap().label)
+    }
+
+    /// The node's label changed: a goodbye for the old name, then an announcement under the
+    /// new one (or `New (2)` when another node has it), with the new TXT `name`.
+    pub async fn relabel(&self, label: &str) {
+        {
+            let mut advert = self.advert.lock().unwrap();
+            if advert.label == label {
+                return;
+            }
+            advert.label = label.to_string();
+        }
+        let current = self.registered.lock().unwrap().0.clone();
+        if current.is_empty() {
+            return; // not advertised yet: the first registration takes the new label
+        }
+        if let Ok(rx) = self.daemon.unregister(&current) {
+            let _ = tokio::time::timeout(Duration::from_secs(2), rx.recv_async()).await;
+        }
+        // Our own old name is not taken by anyone else.
+        self.in_use
+            .lock()
+            .unwrap()
+            .remove(&txt::instance_of(&current, SERVICE_TYPE).to_lowercase());
+        self.register_free_name();
     }
 
     /// The instance name this node is advertised under now (`Label (2)` after a conflict).

@@ -72,7 +72,7 @@ pub fn view(state: &super::AppState, c: CameraRecord) -> CameraView {
         retention_days: c.retention_days,
         created: rfc3339(c.created_ms),
         node_id: state.index.node_id().to_string(),
-        node_label: state.label.clone(),
+        node_label: state.label(),
         remote: false,
         online: true,
         stale: false,

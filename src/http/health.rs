@@ -161,7 +161,7 @@ pub async fn health(
     Ok(Json(Health {
         nodes,
         node_id: st.index.node_id().to_string(),
-        label: st.label.clone(),
+        label: st.label(),
         tls_fingerprint: st.tls_fingerprint.clone(),
         version: env!("CARGO_PKG_VERSION"),
         uptime_s: st.started.elapsed().as_secs(),

@@ -52,7 +52,9 @@ pub struct AppState {
     /// Name of this node's session cookie ([`session::cookie_name`]).
     pub session_cookie: String,
     /// This node's name for people and peers.
-    pub label: String,
+    /// Changed by the admin at run time (`PUT /api/system/settings`): read it with
+    /// [`AppState::label`].
+    pub label: std::sync::RwLock<String>,
     /// Origins (besides the registered nodes') whose pages may make credentialed requests.
     pub cors_origins: Vec<String>,
     /// SHA-256 fingerprint of the certificate served over HTTPS, when HTTPS is on.
@@ -65,6 +67,13 @@ pub struct AppState {
     pub discovery: Option<Arc<crate::discovery::Discovery>>,
     pub link: Arc<crate::discovery::link::Linker>,
     pub events: Arc<crate::discovery::events::Hub>,
+}
+
+impl AppState {
+    /// This node's name for people and peers, as it is now.
+    pub fn label(&self) -> String {
+        self.label.read().unwrap().clone()
+    }
 }
 
 pub type State = axum::extract::State<Arc<AppState>>;

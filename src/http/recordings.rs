@@ -321,7 +321,7 @@ async fn all_listing(
             let mut v = serde_json::to_value(r).expect("serializes");
             v["camera"] = cam.clone().into();
             v["node_id"] = me.clone().into();
-            v["node_label"] = st.label.clone().into();
+            v["node_label"] = st.label().into();
             v["remote"] = false.into();
             runs.push(v);
         }

@@ -174,7 +174,7 @@ fn logged_in(st: &super::AppState, https: bool, user: &str) -> Response {
     let (id, csrf) = st.accounts.sessions.start(user);
     let cfg = st.accounts.sessions.config();
     let mut res =
-        Json(json!({ "user": user, "csrf": csrf, "node_label": st.label })).into_response();
+        Json(json!({ "user": user, "csrf": csrf, "node_label": st.label() })).into_response();
     set_cookie(
         &mut res,
         https,
@@ -207,7 +207,7 @@ pub async fn current(st: State, headers: HeaderMap) -> Json<serde_json::Value> {
         "user": s.as_ref().map(|s| s.user.clone()),
         "csrf": s.map(|s| s.csrf),
         "setup_required": !st.accounts.has_users(),
-        "node_label": st.label,
+        "node_label": st.label(),
     }))
 }
 

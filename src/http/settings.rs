@@ -1,7 +1,8 @@
 //! `GET/PUT /api/system/settings`: the node label, segment length and retention limits the
-//! admin changes in the web UI. They are kept in the index and win over eyrie.toml; segment
-//! length and retention apply at once, the label (which peers and mDNS know the node by) from
-//! the next start.
+//! admin changes in the web UI. They are kept in the index, win over eyrie.toml, and apply at
+//! once: the label in every answer, in pairing requests and on mDNS (a goodbye for the old
+//! name, an announcement of the new); segment length from each camera's next cut; retention
+//! limits in the next pass, which starts at once.
 
 use axum::Json;
 use serde::Deserialize;
@@ -63,64 +64,71 @@ fn current(st: &super::AppState) -> ApiResult<AdminSettings> {
     }
     let r = st.retention.config();
     Ok(AdminSettings {
-        label: st.label.clone(),
+        label: st.label(),
         segment_seconds: st.recorder.segment_target().get().as_secs(),
         budget_bytes: r.budget,
         min_free_bytes: r.min_free,
     })
 }
 
-fn answer(st: &super::AppState, s: &AdminSettings) -> Value {
+fn answer(s: &AdminSettings) -> Value {
     json!({
         "label": s.label,
         "segment_seconds": s.segment_seconds,
         "budget_bytes": s.budget_bytes,
         "min_free_bytes": s.min_free_bytes,
-        // The label is read at start: say when the node still runs under another.
-        "restart_required": s.label != st.label,
     })
 }
 
 pub async fn get(st: State) -> ApiResult<Json<Value>> {
     let st = st.0;
-    blocking(move || Ok(Json(answer(&st, &current(&st)?)))).await
+    blocking(move || Ok(Json(answer(&current(&st)?)))).await
 }
 
 pub async fn put(st: State, body: Json<Change>) -> ApiResult<Json<Value>> {
     let st = st.0;
     let change = body.0;
-    blocking(move || {
-        let mut s = current(&st)?;
-        if let Some(l) = &change.label {
-            s.label = l.trim().to_string();
-        }
-        if let Some(v) = change.segment_seconds {
-            s.segment_seconds = v;
-        }
-        if let Some(b) = &change.budget {
-            s.budget_bytes = b.as_ref().map(|b| b.bytes("budget")).transpose()?;
-        }
-        if let Some(m) = &change.min_free {
-            s.min_free_bytes = m.bytes("min_free")?;
-        }
-        s.validate().map_err(ApiError::bad_request)?;
-        let raw = serde_json::to_vec(&s).map_err(ApiError::internal)?;
-        st.index.set_setting(AdminSettings::KEY, Some(&raw))?;
-        st.recorder
-            .segment_target()
-            .set(std::time::Duration::from_secs(s.segment_seconds));
-        st.retention.set_config(RetentionConfig {
-            budget: s.budget_bytes,
-            min_free: s.min_free_bytes,
-        });
-        tracing::info!(
-            label = %s.label,
-            segment_seconds = s.segment_seconds,
-            budget = ?s.budget_bytes,
-            min_free = s.min_free_bytes,
-            "settings changed"
-        );
-        Ok(Json(answer(&st, &s)))
-    })
-    .await
+    let s = {
+        let st = st.clone();
+        blocking(move || {
+            let mut s = current(&st)?;
+            if let Some(l) = &change.label {
+                s.label = l.trim().to_string();
+            }
+            if let Some(v) = change.segment_seconds {
+                s.segment_seconds = v;
+            }
+            if let Some(b) = &change.budget {
+                s.budget_bytes = b.as_ref().map(|b| b.bytes("budget")).transpose()?;
+            }
+            if let Some(m) = &change.min_free {
+                s.min_free_bytes = m.bytes("min_free")?;
+            }
+            s.validate().map_err(ApiError::bad_request)?;
+            let raw = serde_json::to_vec(&s).map_err(ApiError::internal)?;
+            st.index.set_setting(AdminSettings::KEY, Some(&raw))?;
+            st.recorder
+                .segment_target()
+                .set(std::time::Duration::from_secs(s.segment_seconds));
+            st.retention.set_config(RetentionConfig {
+                budget: s.budget_bytes,
+                min_free: s.min_free_bytes,
+            });
+            *st.label.write().unwrap() = s.label.clone();
+            st.link.set_label(&s.label);
+            tracing::info!(
+                label = %s.label,
+                segment_seconds = s.segment_seconds,
+                budget = ?s.budget_bytes,
+                min_free = s.min_free_bytes,
+                "settings changed"
+            );
+            Ok(s)
+        })
+        .await?
+    };
+    if let Some(d) = &st.discovery {
+        d.relabel(&s.label).await;
+    }
+    Ok(Json(answer(&s)))
 }
