@@ -389,3 +389,68 @@ fn login_cookie_header(e: &Eyrie) -> (u16, String) {
     let (s, r) = call("POST", &e.anon_url("/api/session"), &[], Some(&body));
     (s, r.header("set-cookie").unwrap_or("").to_string())
 }
+
+#[test]
+fn a_media_token_opens_media_only_and_bad_tokens_never_crash() {
+    let mut e = Eyrie::start("", &["--demo"]);
+    // A camera whose id looks like a media path's last part.
+    e.add_camera(r#"{"id": "live", "name": "Live", "source": "rtsp://127.0.0.1:9/x"}"#);
+    for (method, path) in [
+        ("GET", "/api/cameras/live?token=1.ab"),
+        ("PUT", "/api/cameras/live?token=1.ab"),
+        (
+            "DELETE",
+            "/api/cameras/live?keep_recordings=false&token=1.ab",
+        ),
+        ("POST", "/api/cameras/demo/live?token=1.ab"),
+    ] {
+        let body = (method == "PUT").then_some(r#"{"enabled": false}"#);
+        let (s, r) = call(method, &e.anon_url(path), &[], body);
+        assert_eq!(s, 401, "{method} {path}: {}", json(r));
+    }
+    assert_eq!(
+        e.get("/api/cameras/live")["enabled"],
+        true,
+        "nothing changed"
+    );
+
+    // Tokens that are not hex, in every way one can be wrong: 401, and the node stays up.
+    let far = "99999999999";
+    for mac in [
+        format!("a\u{e9}{}", "0".repeat(61)),
+        format!("+f{}", "0".repeat(62)),
+        "\u{1F600}".repeat(16),
+        "0".repeat(63),
+    ] {
+        let token: String =
+            url::form_urlencoded::byte_serialize(format!("{far}.{mac}").as_bytes()).collect();
+        for path in [
+            format!("/api/cameras/demo/live?token={token}"),
+            format!("/api/segments/1.mp4?token={token}"),
+        ] {
+            let (s, _) = call("GET", &e.anon_url(&path), &[], None);
+            assert_eq!(s, 401, "{path}");
+        }
+    }
+    assert!(e.alive(), "still up");
+    assert_eq!(e.get("/api/health")["cameras"].as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn guesses_sent_at_once_are_throttled_like_one_by_one() {
+    let e = Eyrie::start("", &[]);
+    let url = e.anon_url("/api/session");
+    let bad = r#"{"username": "admin", "password": "wrong-password"}"#;
+    let statuses: Vec<u16> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..20)
+            .map(|_| s.spawn(|| call("POST", &url, &[], Some(bad)).0))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let checked = statuses.iter().filter(|s| **s == 401).count();
+    let refused = statuses.iter().filter(|s| **s == 429).count();
+    assert_eq!((checked, refused), (5, 15), "{statuses:?}");
+    // And the right password, sent now, waits out the minute too.
+    let good = format!(r#"{{"username": "admin", "password": "{ADMIN_PASSWORD}"}}"#);
+    assert_eq!(call("POST", &url, &[], Some(&good)).0, 429);
+}

@@ -12,10 +12,10 @@ use serde_json::{Value, json};
 use super::events::{Hub, Topic};
 use super::pairing::{
     PairError, PairRequest, Pairing, PairingState, Pairings, RequestView, Requests, random_code,
-    random_hex,
 };
 use crate::federation::client::{self, FetchError, Limits};
 use crate::federation::keys::KeyStore;
+use crate::federation::keys::random_hex;
 use crate::federation::peers::Peers;
 use crate::storage::{Index, MediaMode, NodeKind, NodeRecord};
 

@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
+use crate::federation::keys::random_hex;
 use ring::digest::{SHA256, digest};
 use ring::rand::{SecureRandom, SystemRandom};
 use serde::Serialize;
@@ -26,12 +27,6 @@ const MAX_PENDING_PER_ADDRESS: usize = 3;
 const MAX_WRONG_CODES: u8 = 3;
 /// Decided or expired requests are remembered this long, to answer their status.
 const KEEP_DECIDED: Duration = Duration::from_secs(600);
-
-pub fn random_hex(bytes: usize) -> String {
-    let mut b = vec![0u8; bytes];
-    SystemRandom::new().fill(&mut b).expect("system random");
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
 
 /// A uniformly random 6-digit code.
 pub fn random_code() -> String {

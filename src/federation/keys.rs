@@ -59,19 +59,30 @@ fn sha256(secret: &str) -> [u8; 32] {
         .expect("32 bytes")
 }
 
-fn hex(bytes: &[u8]) -> String {
+/// Lower-case hex of `bytes`.
+pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn unhex(s: &str) -> Option<[u8; 32]> {
-    if s.len() != 64 {
+/// 32 bytes from exactly 64 hex digits; anything else (a sign, other characters, multi-byte
+/// text) is `None`, never a panic.
+pub fn unhex(s: &str) -> Option<[u8; 32]> {
+    if s.len() != 64 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None;
     }
     let mut out = [0u8; 32];
     for (i, o) in out.iter_mut().enumerate() {
-        *o = u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()?;
+        *o = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).ok()?;
     }
     Some(out)
+}
+
+/// `bytes` random bytes from the system CSPRNG, as hex (ids, secrets, tokens).
+pub fn random_hex(bytes: usize) -> String {
+    let mut b = vec![0u8; bytes];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b)
+        .expect("system random");
+    hex(&b)
 }
 
 impl KeyStore {
@@ -263,5 +274,9 @@ mod tests {
         let h = sha256("x");
         assert_eq!(unhex(&hex(&h)), Some(h));
         assert_eq!(unhex("zz"), None);
+        // A sign, or multi-byte text of the right length, is not hex (and never panics).
+        assert_eq!(unhex(&format!("+f{}", "0".repeat(62))), None);
+        assert_eq!(unhex(&format!("a\u{e9}{}", "0".repeat(61))), None);
+        assert_eq!(random_hex(16).len(), 32);
     }
 }

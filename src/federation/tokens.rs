@@ -53,7 +53,7 @@ impl MediaTokens {
 
     fn issue_until(&self, camera: &str, kind: Kind, exp: u64) -> String {
         let tag = hmac::sign(&self.key, message(kind, camera, exp).as_bytes());
-        let mac: String = tag.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+        let mac = super::keys::hex(tag.as_ref());
         format!("{exp}.{mac}")
     }
 
@@ -65,16 +65,12 @@ impl MediaTokens {
         let Ok(exp) = exp.parse::<u64>() else {
             return false;
         };
-        if exp < now_s() || mac.len() != 64 {
+        if exp < now_s() {
             return false;
         }
-        let mut raw = [0u8; 32];
-        for (i, b) in raw.iter_mut().enumerate() {
-            match u8::from_str_radix(&mac[2 * i..2 * i + 2], 16) {
-                Ok(v) => *b = v,
-                Err(_) => return false,
-            }
-        }
+        let Some(raw) = super::keys::unhex(mac) else {
+            return false;
+        };
         hmac::verify(&self.key, message(kind, camera, exp).as_bytes(), &raw).is_ok()
     }
 }

@@ -15,6 +15,7 @@ use ring::rand::{SecureRandom, SystemRandom};
 use subtle::ConstantTimeEq;
 
 use super::session::{SessionConfig, Sessions};
+use crate::federation::keys::random_hex;
 use crate::storage::{Index, StorageError, UserRecord};
 
 /// Failed logins one address may make in [`FAILURE_WINDOW`] before it is refused for the rest
@@ -47,13 +48,10 @@ impl Throttle {
         }
     }
 
-    pub fn throttled(&self, from: IpAddr) -> bool {
-        let f = self.failures.lock().unwrap();
-        f.get(&from)
-            .is_some_and(|(since, n)| *n >= self.max && since.elapsed() < self.window)
-    }
-
-    pub fn fail(&self, from: IpAddr) {
+    /// Takes one of `from`'s attempts in this window before a password is checked, so that
+    /// guesses sent at once cannot all pass before the first failure counts; false when none
+    /// are left. A correct password gives its attempt back ([`Throttle::refund`]).
+    pub fn attempt(&self, from: IpAddr) -> bool {
         let mut f = self.failures.lock().unwrap();
         if f.len() >= MAX_TRACKED && !f.contains_key(&from) {
             f.retain(|_, (since, _)| since.elapsed() < self.window);
@@ -67,7 +65,17 @@ impl Throttle {
         if e.0.elapsed() >= self.window {
             *e = (Instant::now(), 0);
         }
+        if e.1 >= self.max {
+            return false;
+        }
         e.1 += 1;
+        true
+    }
+
+    pub fn refund(&self, from: IpAddr) {
+        if let Some(e) = self.failures.lock().unwrap().get_mut(&from) {
+            e.1 = e.1.saturating_sub(1);
+        }
     }
 }
 
@@ -91,12 +99,6 @@ pub struct Accounts {
     /// Verified against for unknown users, so timing does not tell which names exist (made at
     /// the first such login, not at every start).
     dummy_hash: std::sync::OnceLock<String>,
-}
-
-fn random_hex(bytes: usize) -> String {
-    let mut b = vec![0u8; bytes];
-    SystemRandom::new().fill(&mut b).expect("system random");
-    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 /// An argon2id PHC string for `password` with a fresh random salt.
@@ -231,7 +233,7 @@ impl Accounts {
     /// Checks a name and password (argon2 off the async threads, a few at a time); failures
     /// count against `from`.
     pub async fn login(self: &Arc<Self>, name: &str, password: &str, from: IpAddr) -> Login {
-        if self.throttle.throttled(from) {
+        if !self.throttle.attempt(from) {
             return Login::Throttled;
         }
         let hash = self
@@ -241,24 +243,27 @@ impl Accounts {
             .get(name)
             .map(|u| u.password_hash.clone());
         let known = hash.is_some();
-        let hash = match hash {
-            Some(h) => h,
-            None => self
-                .dummy_hash
-                .get_or_init(|| hash_password(&random_hex(16)))
-                .clone(),
-        };
         let password = password.to_string();
+        let me = self.clone();
         let ok = {
             let _permit = self.hashing.acquire().await.expect("never closed");
-            tokio::task::spawn_blocking(move || verify_password(&password, &hash))
-                .await
-                .unwrap_or(false)
+            tokio::task::spawn_blocking(move || {
+                // An unknown name is checked against a dummy hash, made (once) here under
+                // the same permit, so that its timing matches a known name's.
+                let hash = hash.unwrap_or_else(|| {
+                    me.dummy_hash
+                        .get_or_init(|| hash_password(&random_hex(16)))
+                        .clone()
+                });
+                verify_password(&password, &hash)
+            })
+            .await
+            .unwrap_or(false)
         };
         if ok && known {
+            self.throttle.refund(from);
             Login::Valid(name.to_string())
         } else {
-            self.throttle.fail(from);
             Login::Invalid
         }
     }
@@ -276,8 +281,11 @@ impl Accounts {
             }
         }
         let Some((name, password)) = decode_basic(header_value) else {
-            self.throttle.fail(from);
-            return Login::Invalid;
+            return if self.throttle.attempt(from) {
+                Login::Invalid
+            } else {
+                Login::Throttled
+            };
         };
         let verdict = self.login(&name, &password, from).await;
         if let Login::Valid(user) = &verdict {

@@ -48,11 +48,15 @@ pub enum Caller {
 #[derive(Debug, Clone, Copy)]
 pub struct ClientIp(pub IpAddr);
 
-/// Routes a media token may open (the handler decides which camera and kind).
+/// Routes a media token may open (the handler decides which camera and kind), matched
+/// segment by segment: `/api/cameras/live` is a camera called "live", not its live video.
 pub(super) fn media_route(path: &str) -> bool {
-    (path.starts_with("/api/cameras/") && path.ends_with("/live"))
-        || (path.starts_with("/api/recordings/") && path.ends_with("/view.mp4"))
-        || path.starts_with("/api/segments/")
+    let parts: Vec<&str> = path.split('/').collect();
+    matches!(
+        parts.as_slice(),
+        ["", "api", "cameras", id, "live"] | ["", "api", "recordings", id, "view.mp4"] | ["", "api", "segments", id]
+            if !id.is_empty()
+    )
 }
 
 fn query_token(uri: &axum::http::Uri) -> Option<String> {
@@ -205,9 +209,10 @@ async fn who(
     from: IpAddr,
 ) -> Result<Caller, Response> {
     if let Some(t) = query_token(uri) {
-        if !media_route(uri.path()) {
+        let read = method == Method::GET || method == Method::HEAD;
+        if !read || !media_route(uri.path()) {
             return Err(unauthorized(
-                "media tokens open live video and recordings only",
+                "media tokens open live video and recordings only, to read",
             ));
         }
         return Ok(Caller::Token(t));
@@ -273,6 +278,11 @@ mod tests {
         assert!(media_route("/api/segments/3.mp4"));
         assert!(!media_route("/api/cameras/x"));
         assert!(!media_route("/api/recordings"));
+        // A camera whose id is "live" or "view.mp4" is not media.
+        assert!(!media_route("/api/cameras/live"));
+        assert!(!media_route("/api/recordings/view.mp4"));
+        assert!(!media_route("/api/segments/"));
+        assert!(!media_route("/api/cameras/x/y/live"));
         let uri: axum::http::Uri = "/a?b=1&token=5.ab%2B".parse().unwrap();
         assert_eq!(query_token(&uri).as_deref(), Some("5.ab+"));
     }

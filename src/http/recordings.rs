@@ -539,6 +539,7 @@ pub async fn view(
 pub async fn segment(
     st: State,
     Path(file): Path<String>,
+    Extension(caller): Extension<Caller>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     let id: u64 = file
@@ -546,12 +547,18 @@ pub async fn segment(
         .and_then(|s| s.parse().ok())
         .ok_or_else(|| ApiError::not_found("segments are addressed as /api/segments/{id}.mp4"))?;
     let index = st.index.clone();
-    let seg = blocking(move || Ok(index.segment_by_id(id)?))
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("no segment {id}")))?;
+    let seg = blocking(move || Ok(index.segment_by_id(id)?)).await?;
+    // A token opens its camera's segments only; whether a segment exists is not its business.
+    let camera = seg.as_ref().map_or("", |s| s.camera.as_str());
+    let cors = media_access(&st, &caller, camera, Kind::Recording)?;
+    let seg = seg.ok_or_else(|| ApiError::not_found(format!("no segment {id}")))?;
     let vf =
         view::segment_file(&st.layout, st.recorder.open_segments(), &seg).map_err(view_error)?;
-    Ok(serve(&headers, &vf, None))
+    let mut res = serve(&headers, &vf, None);
+    if cors {
+        open_cors(&mut res);
+    }
+    Ok(res)
 }
 
 /// Serves a virtual file: 304 for a matching `If-None-Match`, 206 for one satisfiable range

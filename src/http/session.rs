@@ -13,13 +13,13 @@ use axum::Json;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use ring::digest::{SHA256, digest};
-use ring::rand::{SecureRandom, SystemRandom};
 use serde::Deserialize;
 use serde_json::json;
 
 use super::account::{Login, check_password_rules, check_user_name};
 use super::auth::ClientIp;
 use super::{ApiError, ApiResult, State};
+use crate::federation::keys::random_hex;
 
 #[derive(Debug, Clone, Copy)]
 pub struct SessionConfig {
@@ -53,12 +53,6 @@ pub struct Session {
 pub struct Sessions {
     cfg: SessionConfig,
     map: Mutex<HashMap<[u8; 32], Session>>,
-}
-
-fn random_hex(bytes: usize) -> String {
-    let mut b = vec![0u8; bytes];
-    SystemRandom::new().fill(&mut b).expect("system random");
-    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 fn id_hash(id: &str) -> [u8; 32] {
