@@ -176,7 +176,7 @@ export function pairingSections(ctx, { addManually, linked }) {
         ? h('button.primary', { type: 'button', 'aria-label': `Pair with ${n.label}` }, 'Pair')
         : null;
       pair?.addEventListener('click', () => startPairing(pair, { node_id: n.node_id }, err));
-      const manual = h('button', { type: 'button', 'aria-label': `Add ${n.label} manually`, onclick: () => addManually(n) }, 'Add manually');
+      const manual = h('button', { type: 'button', 'aria-label': `Add manually: ${n.label}`, onclick: () => addManually(n) }, 'Add manually');
       actions = h('div.buttons', pair, manual);
     }
     return h('li.card.peer', { dataset: { node: n.label, kind: n.kind } },
@@ -350,6 +350,9 @@ export function pairingSections(ctx, { addManually, linked }) {
   }, 1000);
   return {
     sections,
+    // Whether a discovered node is linked changes with the remote nodes, which send no
+    // discover notice: the page asks again when it sees them change.
+    nodesChanged: () => get(VIEWS.discover).then(showDiscover).catch(() => {}),
     stop: () => { stopFollowing(); clearInterval(clock); },
   };
 }

@@ -288,8 +288,13 @@ async function nodes(panel, ctx) {
   const { act } = ctx;
   const area = h('div.below');
   const listEl = h('div', { id: 'nodes-list' });
+  let pairing = null;
+  let known = null; // which nodes, at which URLs, are which peers: what `linked` depends on
   async function reload() {
     const ns = await get('/api/system/nodes');
+    const now = JSON.stringify(ns.map((n) => [n.id, n.url, n.status?.node_id]));
+    if (known !== null && now !== known) pairing?.nodesChanged();
+    known = now;
     mount(listEl, ns.length ? h('table',
       h('caption', 'Nodes this one reads'),
       h('thead', h('tr', ['Node', 'Status', 'Media', ''].map((c) => h('th', { scope: 'col' }, c || h('span.sr', 'Actions'))))),
@@ -318,7 +323,7 @@ async function nodes(panel, ctx) {
   }
   const addButton = h('button.primary', { type: 'button', onclick: () => mount(area, nodeForm(null, ctx, finish)) }, 'Add a remote node');
   await reload();
-  const pairing = pairingSections(ctx, {
+  pairing = pairingSections(ctx, {
     // A discovered node added by hand: the form filled in with what it advertises.
     addManually: (seen) => {
       const form = nodeForm(null, ctx, finish, { label: seen.label, url: seen.url || '', kind: seen.kind });
