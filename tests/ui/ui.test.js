@@ -391,8 +391,9 @@ test('pairing by address: the code is compared, rejected once, then approved and
   const backRequest = shop.locator('#pair-requests li[data-node="House"][data-state="pending"]');
   await backRequest.waitFor({ timeout: 10000 });
   assert.equal(await backRequest.locator('.code').innerText(), third);
+  // By keyboard: Enter in the code field approves.
   await backRequest.getByLabel('Type the code House shows').fill(third);
-  await backRequest.getByRole('button', { name: 'Approve' }).click();
+  await shop.keyboard.press('Enter');
   await house.locator('#pairings li[data-node="Shop"][data-state="linked"]').waitFor({ timeout: 15000 });
   // House's node for Shop got the new key; it is still one node.
   assert.equal(await house.locator('#nodes-list tr[data-node="Shop"]').count(), 1);
