@@ -397,6 +397,15 @@ test('pairing by address: the code is compared, rejected once, then approved and
   await house.locator('#pairings li[data-node="Shop"][data-state="linked"]').waitFor({ timeout: 15000 });
   // House's node for Shop got the new key; it is still one node.
   assert.equal(await house.locator('#nodes-list tr[data-node="Shop"]').count(), 1);
+
+  // Leaving the tab closes its event stream: more visits than the node's 8 listeners each get one.
+  for (let i = 1; i <= 9; i++) {
+    await shop.goto(`${B}/#/settings/general`);
+    await shop.locator('#settings-panel dl').waitFor();
+    const events = shop.waitForResponse((r) => r.url() === `${B}/api/events`);
+    await shop.goto(`${B}/#/settings/nodes`);
+    assert.equal((await events).status(), 200, `event stream of visit ${i}`);
+  }
   await shopContext.close();
 });
 
