@@ -2,6 +2,7 @@
 
 import { get, post, put, del } from './api.js';
 import { h, mount, field, ago, uid } from './dom.js';
+import { pairingSections } from './pairing.js';
 
 const TABS = [
   { id: 'general', title: 'General', render: general },
@@ -235,12 +236,13 @@ async function keys(panel, { act, notify }) {
 
 // ---- Remote nodes ----
 
-function nodeForm(n, { act }, done) {
-  const label = h('input', { maxlength: 64, value: n?.label || '', placeholder: 'e.g. Garage' });
-  const url = h('input', { required: true, type: 'url', value: n?.url || '', placeholder: 'http://192.0.2.8:8080', spellcheck: false });
+/** The add/edit form of a remote node; `prefill` ({label, url, kind}) fills in a new one. */
+function nodeForm(n, { act }, done, prefill = {}) {
+  const label = h('input', { maxlength: 64, value: n?.label || prefill.label || '', placeholder: 'e.g. Garage' });
+  const url = h('input', { required: true, type: 'url', value: n?.url || prefill.url || '', placeholder: 'http://192.0.2.8:8080', spellcheck: false });
   const key = h('input', { type: 'password', autocomplete: 'off', required: !n, placeholder: n?.has_key ? 'unchanged (enter it again to test)' : 'the key issued on that node' });
   const kind = h('select', h('option', { value: 'eyrie' }, 'Eyrie'), h('option', { value: 'cartanvr' }, 'CartaNVR'));
-  kind.value = n?.kind || 'eyrie';
+  kind.value = n?.kind || prefill.kind || 'eyrie';
   const mode = h('select', h('option', { value: 'direct' }, 'Direct (browsers fetch from that node)'), h('option', { value: 'relay' }, 'Relay (through this node)'));
   mode.value = n?.media_mode || 'direct';
   const pin = h('input', { value: n?.tls_pin || '', placeholder: 'filled in at first HTTPS contact', spellcheck: false });
@@ -286,8 +288,13 @@ async function nodes(panel, ctx) {
   const { act } = ctx;
   const area = h('div.below');
   const listEl = h('div', { id: 'nodes-list' });
+  let pairing = null;
+  let known = null; // which nodes, at which URLs, are which peers: what `linked` depends on
   async function reload() {
     const ns = await get('/api/system/nodes');
+    const now = JSON.stringify(ns.map((n) => [n.id, n.url, n.status?.node_id]));
+    if (known !== null && now !== known) pairing?.nodesChanged();
+    known = now;
     mount(listEl, ns.length ? h('table',
       h('caption', 'Nodes this one reads'),
       h('thead', h('tr', ['Node', 'Status', 'Media', ''].map((c) => h('th', { scope: 'col' }, c || h('span.sr', 'Actions'))))),
@@ -316,12 +323,20 @@ async function nodes(panel, ctx) {
   }
   const addButton = h('button.primary', { type: 'button', onclick: () => mount(area, nodeForm(null, ctx, finish)) }, 'Add a remote node');
   await reload();
-  // Sections of this tab, in order. Discovered nodes (mDNS) and pending pair requests are to be
-  // added here as their own sections when discovery and pairing land.
-  mount(panel, h('section', { 'aria-label': 'Registered nodes' }, listEl, area));
+  pairing = pairingSections(ctx, {
+    // A discovered node added by hand: the form filled in with what it advertises.
+    addManually: (seen) => {
+      const form = nodeForm(null, ctx, finish, { label: seen.label, url: seen.url || '', kind: seen.kind });
+      mount(area, form);
+      form.scrollIntoView({ block: 'nearest' });
+      form.querySelector('input[type=password]').focus();
+    },
+    linked: () => reload().catch((e) => ctx.notify(e.message, 'error')),
+  });
+  mount(panel, h('section', { 'aria-label': 'Registered nodes' }, listEl, area), pairing.sections);
   mount(area, addButton);
   const t = setInterval(() => { if (!area.querySelector('form')) reload().catch(() => {}); }, 5000);
-  return () => clearInterval(t);
+  return () => { clearInterval(t); pairing.stop(); };
 }
 
 // ---- Account ----

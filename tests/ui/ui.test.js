@@ -2,7 +2,8 @@
 // (started by tests/ui.rs, which passes their addresses in the environment): logging in, the
 // dashboard with both nodes' cameras and a remote camera's live video played from the peer's
 // own origin, health of both nodes, a remote recording played and seeked, Remote nodes added,
-// tested and deleted, a federation key shown once; screenshots at 375 px and desktop width of
+// tested and deleted, pairing by address (code compared, approved, rejected, linked back) between
+// two browsers logged into the two nodes, a federation key shown once; screenshots at 375 px and desktop width of
 // every page; axe-core on every page, light and dark (serious or critical violations fail).
 
 import { test, before, after } from 'node:test';
@@ -41,8 +42,8 @@ async function open(name, size) {
   return { context, page };
 }
 
-async function login(page) {
-  await page.goto(`${A}/`);
+async function login(page, base = A) {
+  await page.goto(`${base}/`);
   await page.getByLabel('User name').fill(USER);
   await page.getByLabel('Password').fill(PASSWORD);
   await page.getByRole('button', { name: 'Log in' }).click();
@@ -283,6 +284,129 @@ test('remote nodes are added, tested, deleted and edited (relay mode plays throu
   const [r0, r1] = await advancing(page.locator('article.cam[data-node="Shop"] video'));
   assert.ok(r1 > r0 + 0.5, `relayed live video advances: ${r0} → ${r1}`);
   assert.ok(relayed.some((u) => u.startsWith(`${A}/api/system/nodes/`)), `through this node: ${relayed.join(', ')}`);
+});
+
+/** On a page at Settings → Remote nodes: pairs by address and returns the code it shows. */
+async function pairByAddress(page, url, other) {
+  await page.getByLabel('Address of the other node').fill(url);
+  await page.getByRole('button', { name: 'Pair', exact: true }).click();
+  const card = page.locator(`#pairings li[data-node="${other}"][data-state="waiting"]`);
+  await card.waitFor({ timeout: 10000 });
+  const code = await card.locator('.code').innerText();
+  assert.match(code, /^\d{6}$/);
+  assert.match(await card.innerText(), new RegExp(`Check that ${other} shows the same code`));
+  assert.match(await card.innerText(), /Waiting for approval/);
+  return code;
+}
+
+test('pairing by address: the code is compared, rejected once, then approved and linked back', async () => {
+  // Shop asks House (House reads Shop already, by a key copied by hand; Shop reads nothing).
+  const house = ctx.desktop.page;
+  const { context: shopContext, page: shop } = await open('shop', 'desktop');
+  await login(shop, B);
+  await shop.goto(`${B}/#/settings/nodes`);
+  await house.goto(`${A}/#/settings/nodes`);
+  // House's small page gets no event stream: it must keep its lists current by polling.
+  const noEvents = (route) => route.abort('connectionrefused');
+  await ctx.mobile.page.route(`${A}/api/events`, noEvents);
+  const polled = [];
+  const onPoll = (r) => { if (r.url().endsWith('/api/federation/pair/requests')) polled.push(r.url()); };
+  ctx.mobile.page.on('request', onPoll);
+  await ctx.mobile.page.goto(`${A}/#/settings/nodes`);
+  await ctx.mobile.page.reload(); // it may have been on that tab already, showing older lists
+
+  // Discovered nodes: the list is what GET /api/system/discover says (mDNS is off for nodes on
+  // the host, so it is empty), and the empty state says why.
+  const seen = await shop.evaluate(() => fetch('/api/system/discover').then((r) => r.json()));
+  const empty = seen.enabled ? 'No Eyrie found on this network yet' : 'Discovery is off on this node';
+  await shop.locator('#discovered-empty', { hasText: empty }).waitFor();
+  assert.equal(await shop.locator('#discovered li').count(), seen.nodes.length);
+  await house.locator('#pair-requests-empty', { hasText: 'No requests' }).waitFor();
+
+  // Wrong addresses: the API's refusal, and a node that is not there.
+  await shop.getByLabel('Address of the other node').fill('ftp://example.invalid');
+  await shop.getByRole('button', { name: 'Pair', exact: true }).click();
+  await shop.getByRole('alert').filter({ hasText: 'only http:// and https://' }).waitFor();
+  await shop.getByLabel('Address of the other node').fill('http://127.0.0.1:9');
+  await shop.getByRole('button', { name: 'Pair', exact: true }).click();
+  const failed = shop.locator('#pairings li[data-state="failed"]');
+  await failed.waitFor({ timeout: 10000 });
+  assert.match(await failed.innerText(), /cannot reach the other node/);
+
+  // Asked once: House lists the request with Shop's code and the time left; rejected.
+  const first = await pairByAddress(shop, A, 'House');
+  const asked = house.locator('#pair-requests li[data-node="Shop"][data-state="pending"]');
+  await asked.waitFor({ timeout: 10000 });
+  assert.equal(await asked.locator('.code').innerText(), first);
+  assert.match(await asked.innerText(), /expires in (9|10) min/);
+  await ctx.mobile.page.locator('#pair-requests li[data-state="pending"]').waitFor({ timeout: 10000 });
+  await ctx.mobile.page.unroute(`${A}/api/events`, noEvents);
+  ctx.mobile.page.off('request', onPoll);
+  assert.ok(polled.length >= 2, `the page without events polled: ${polled.length} time(s)`);
+  for (const [page, name] of [[shop, 'asking'], [house, 'asked']]) {
+    await axe(page, `settings: pairing, ${name} node`);
+  }
+  await house.screenshot({ path: join(ARTIFACTS, 'settings-pair-request-desktop.png'), fullPage: true });
+  await ctx.mobile.page.screenshot({ path: join(ARTIFACTS, 'settings-pair-request-mobile.png'), fullPage: true });
+  await axe(ctx.mobile.page, 'settings: pair request at 375 px, dark');
+  await shop.screenshot({ path: join(ARTIFACTS, 'settings-pairing-desktop.png'), fullPage: true });
+  await shop.setViewportSize(SIZES.mobile);
+  await shop.emulateMedia({ colorScheme: 'dark' });
+  await shop.screenshot({ path: join(ARTIFACTS, 'settings-pairing-mobile.png'), fullPage: true });
+  await axe(shop, 'settings: pairing at 375 px, dark');
+  await shop.setViewportSize(SIZES.desktop);
+  await shop.emulateMedia({ colorScheme: 'light' });
+  // The code field is reachable by keyboard and asks phones for digits.
+  await asked.getByLabel('Type the code Shop shows').focus();
+  assert.equal(await house.evaluate(() => document.activeElement.getAttribute('inputmode')), 'numeric');
+  await asked.getByRole('button', { name: 'Reject' }).click();
+  await house.locator('#pair-requests li[data-node="Shop"][data-state="rejected"]').waitFor();
+  const rejected = shop.locator('#pairings li[data-node="House"][data-state="rejected"]');
+  await rejected.waitFor({ timeout: 15000 });
+  assert.match(await rejected.innerText(), /House rejected the request/);
+
+  // Asked again: a wrong code is refused with the API's message; the right one approves, with
+  // a link back.
+  const second = await pairByAddress(shop, A, 'House');
+  assert.notEqual(second, '');
+  const again = house.locator('#pair-requests li[data-node="Shop"][data-state="pending"]');
+  await again.waitFor({ timeout: 10000 });
+  assert.equal(await again.locator('.code').innerText(), second);
+  await again.getByLabel('Type the code Shop shows').fill(second === '000000' ? '000001' : '000000');
+  await again.getByRole('button', { name: 'Approve' }).click();
+  await again.getByRole('alert').filter({ hasText: 'wrong code' }).waitFor();
+  await again.getByLabel('Type the code Shop shows').fill(second);
+  await again.getByLabel(/Also link back/).check();
+  await again.getByRole('button', { name: 'Approve' }).click();
+  const linked = shop.locator('#pairings li[data-node="House"][data-state="linked"]');
+  await linked.waitFor({ timeout: 15000 });
+  assert.match(await linked.innerText(), /House is now a remote node/);
+  await shop.locator('#nodes-list tr[data-node="House"]').waitFor({ timeout: 10000 });
+  await house.locator('#pair-requests li[data-node="Shop"][data-state="collected"]').waitFor({ timeout: 10000 });
+
+  // The link back: House asks Shop with a code of its own; Shop's admin approves it.
+  const back = house.locator('#pairings li[data-node="Shop"][data-state="waiting"]');
+  await back.waitFor({ timeout: 10000 });
+  const third = await back.locator('.code').innerText();
+  const backRequest = shop.locator('#pair-requests li[data-node="House"][data-state="pending"]');
+  await backRequest.waitFor({ timeout: 10000 });
+  assert.equal(await backRequest.locator('.code').innerText(), third);
+  // By keyboard: Enter in the code field approves.
+  await backRequest.getByLabel('Type the code House shows').fill(third);
+  await shop.keyboard.press('Enter');
+  await house.locator('#pairings li[data-node="Shop"][data-state="linked"]').waitFor({ timeout: 15000 });
+  // House's node for Shop got the new key; it is still one node.
+  assert.equal(await house.locator('#nodes-list tr[data-node="Shop"]').count(), 1);
+
+  // Leaving the tab closes its event stream: more visits than the node's 8 listeners each get one.
+  for (let i = 1; i <= 9; i++) {
+    await shop.goto(`${B}/#/settings/general`);
+    await shop.locator('#settings-panel dl').waitFor();
+    const events = shop.waitForResponse((r) => r.url() === `${B}/api/events`);
+    await shop.goto(`${B}/#/settings/nodes`);
+    assert.equal((await events).status(), 200, `event stream of visit ${i}`);
+  }
+  await shopContext.close();
 });
 
 test('a federation key is shown once', async () => {
