@@ -1,6 +1,6 @@
 // Settings → Remote nodes, the pairing half (docs/federation.md, "Pairing"): the nodes seen on
 // the network over mDNS (Pair / Add manually), pairing by address, the pairings this node
-// started (the code to compare and their state as it changes), and the requests other nodes
+// started (the code to type on the other node, and their state as it changes), and the requests other nodes
 // made to this one (approve by typing the code, or reject). Kept current by the server's change
 // notices (GET /api/events), polling while those fail.
 
@@ -226,7 +226,7 @@ export function pairingSections(ctx, { addManually, linked }) {
       p.label ? h('p.muted', h('code.wrap', p.url)) : null,
       // Big while someone compares it; small once the pairing is over.
       h('p.codebox', { dataset: { open: String(open) } }, h('span.code-label', 'Code'), h('span.code', p.code)),
-      open ? h('p.compare', `Check that ${name} shows the same code, then approve it there (Settings → Remote nodes).`) : null,
+      open ? h('p.compare', `Type this code on ${name}'s page to approve (Settings → Remote nodes there).`) : null,
       h('p.state', statusBadge(PAIRING_STATE[p.state] || ['unknown', p.state])),
       h('p.message', p.message),
       p.state === 'linked' ? h('p', `${name} is now in the list of nodes this one reads, above.`) : null);
@@ -253,7 +253,6 @@ export function pairingSections(ctx, { addManually, linked }) {
         ['Asked from', h('code', r.from)],
         ['Node id', h('code.wrap', r.node_id)],
       ]),
-      h('p.codebox', h('span.code-label', 'Code'), h('span.code', r.code)),
       h('p.state', statusBadge(REQUEST_STATE[r.state] || ['unknown', r.state]),
         pending ? [' ', h('small.left', { dataset: { deadline: '' } })] : null),
     ];
@@ -280,7 +279,7 @@ export function pairingSections(ctx, { addManually, linked }) {
         },
       },
       field(`Type the code ${r.label} shows`, code,
-        `Eyrie checks only that you typed this request's code; whether ${r.label}'s own page shows the same code, only you can see: compare them first. A wrong code three times rejects the request.`)[0],
+        `Read it on ${r.label}'s own page (Settings → Remote nodes). This node never shows it: typing it proves the request came from there, not from another device using that name. A wrong code three times rejects the request.`)[0],
       h('div.field.check', back, h('label', { for: back.id }, `Also link back: this node reads ${r.label} too (its admin approves that the same way)`)),
       err,
       h('div.buttons', approve, reject)));
@@ -331,7 +330,7 @@ export function pairingSections(ctx, { addManually, linked }) {
   const sections = [
     h('section.pair', { 'aria-labelledby': 'pair-head' },
       h('h2', { id: 'pair-head' }, 'Pair with another node'),
-      h('p.muted', 'Pairing gets this node a key to read the other one: both pages show the same code, the other node\'s admin checks it and approves.'),
+      h('p.muted', 'Pairing gets this node a key to read the other one: this page shows a code, which the other node\'s admin types there to approve.'),
       h('h3', 'Discovered on this network'),
       discoverNote, discoveredEmpty, discovered,
       byAddress,
@@ -339,7 +338,7 @@ export function pairingSections(ctx, { addManually, linked }) {
       pairingsEmpty, pairings),
     h('section.pair', { 'aria-labelledby': 'requests-head' },
       h('h2', { id: 'requests-head' }, 'Requests to pair with this node'),
-      h('p.muted', 'Another node asks for a key to read this one. Approve only when its page shows the same code.'),
+      h('p.muted', 'Another node asks for a key to read this one. To approve, type the code its page shows.'),
       requestsEmpty, requests),
   ];
 

@@ -116,13 +116,16 @@ pub enum RequestState {
     Expired,
 }
 
-/// A request as B's admin sees it (never the secret or its hash).
+/// A request as B's admin sees it (never the secret or its hash, and never the code: the
+/// admin must type the code the asking node's page shows, so that approving proves the
+/// request came from that node, not from whoever on the LAN claimed its name).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RequestView {
     pub id: String,
     pub node_id: String,
     pub label: String,
     pub url: String,
+    #[serde(skip)]
     pub code: String,
     pub from: IpAddr,
     pub state: RequestState,
@@ -227,8 +230,9 @@ impl Requests {
         });
     }
 
-    /// Takes a new request from `from`. A newer request from the same node replaces its
-    /// pending one.
+    /// Takes a new request from `from`. A newer request from the same node and address
+    /// replaces its pending one; one claiming the same node from elsewhere stands beside it
+    /// (node ids and labels are public in mDNS, so a claim proves nothing).
     pub fn submit(
         &mut self,
         req: PairRequest,
@@ -240,12 +244,17 @@ impl Requests {
             return Err(PairError::Throttled);
         }
         self.tidy(now);
-        self.items
-            .retain(|r| !(r.view.node_id == req.node_id && r.view.state == RequestState::Pending));
+        let replaces = |r: &Incoming| {
+            r.view.node_id == req.node_id
+                && r.view.from == from
+                && r.view.state == RequestState::Pending
+        };
         let pending_here = self
             .items
             .iter()
-            .filter(|r| r.view.from == from && r.view.state == RequestState::Pending)
+            .filter(|r| {
+                r.view.from == from && r.view.state == RequestState::Pending && !replaces(r)
+            })
             .count();
         if pending_here >= MAX_PENDING_PER_ADDRESS {
             return Err(PairError::Throttled);
@@ -266,6 +275,7 @@ impl Requests {
                 None => return Err(PairError::Full),
             }
         }
+        self.items.retain(|r| !replaces(r));
         let view = RequestView {
             id: random_hex(6),
             node_id: req.node_id,
@@ -676,8 +686,18 @@ mod tests {
         let v1 = r.submit(request(&random_hex(32)), A, t, 0).unwrap();
         let v2 = r.submit(request(&random_hex(32)), A, t, 0).unwrap();
         let ids: Vec<String> = r.list(t).into_iter().map(|v| v.id).collect();
-        assert_eq!(ids, vec![v2.id]);
+        assert_eq!(ids, vec![v2.id.clone()]);
         assert_ne!(v1.id, ids[0]);
+
+        // Someone else claiming the same node (its id and label are public in mDNS) does not
+        // replace it: both wait, and the admin approves the one whose code they were shown.
+        let other = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 66));
+        let v3 = r.submit(request(&random_hex(32)), other, t, 0).unwrap();
+        let ids: Vec<String> = r.list(t).into_iter().map(|v| v.id).collect();
+        assert_eq!(ids, vec![v2.id, v3.id]);
+        // The admin's list never carries the code.
+        let json = serde_json::to_value(r.list(t)).unwrap();
+        assert!(json[0].get("code").is_none(), "{json}");
     }
 
     #[test]
