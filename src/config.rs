@@ -22,6 +22,15 @@ struct FileConfig {
     node: NodeSection,
     #[serde(default)]
     federation: FederationSection,
+    #[serde(default)]
+    onvif: OnvifSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OnvifSection {
+    interface: Option<std::net::Ipv4Addr>,
+    scan_seconds: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -80,6 +89,8 @@ pub struct Config {
     pub label: String,
     pub poll_interval: Duration,
     pub peer_timeout: Duration,
+    /// Where ONVIF discovery probes go out, and how long a scan waits for answers.
+    pub onvif: crate::onvif::ScanConfig,
 }
 
 /// The machine's host name (the default node label, and a name in the TLS certificate).
@@ -110,6 +121,7 @@ impl Default for Config {
             label: host_name(),
             poll_interval: Duration::from_secs(10),
             peer_timeout: Duration::from_secs(3),
+            onvif: crate::onvif::ScanConfig::default(),
         }
     }
 }
@@ -229,6 +241,17 @@ impl Config {
                 *slot = Duration::from_secs(v);
             }
         }
+        c.onvif.interface = file.onvif.interface;
+        if let Some(s) = file.onvif.scan_seconds {
+            let range = crate::onvif::SCAN_SECONDS;
+            if !range.contains(&s) {
+                return Err(err(
+                    "onvif.scan_seconds",
+                    format!("{s} is outside {range:?}"),
+                ));
+            }
+            c.onvif.wait = Duration::from_secs(s);
+        }
         if c.budget == Some(0) {
             return Err(err("storage.budget", "must be more than 0".into()));
         }
@@ -273,6 +296,9 @@ mod tests {
             [federation]
             poll_interval_seconds = 2
             request_timeout_seconds = 1
+            [onvif]
+            interface = "10.1.2.3"
+            scan_seconds = 5
             "#,
         )
         .unwrap();
@@ -286,6 +312,8 @@ mod tests {
         assert_eq!(c.label, "Garage");
         assert_eq!(c.poll_interval, Duration::from_secs(2));
         assert_eq!(c.peer_timeout, Duration::from_secs(1));
+        assert_eq!(c.onvif.interface, Some([10, 1, 2, 3].into()));
+        assert_eq!(c.onvif.wait, Duration::from_secs(5));
     }
 
     #[test]

@@ -8,6 +8,7 @@ pub mod config;
 pub mod federation;
 pub mod http;
 pub mod media;
+pub mod onvif;
 pub mod recorder;
 pub mod storage;
 pub mod video;

@@ -160,6 +160,7 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
         tls_fingerprint: tls.as_ref().map(|t| t.2.clone()),
         started,
         cpu: Mutex::new(None),
+        onvif: cfg.onvif,
     });
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await

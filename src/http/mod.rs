@@ -5,6 +5,7 @@ mod auth;
 mod cameras;
 mod cartanvr;
 mod cors;
+mod devices;
 mod federation;
 mod health;
 mod live;
@@ -50,6 +51,8 @@ pub struct AppState {
     pub started: Instant,
     /// Previous CPU-time reading, for the process CPU share between two health calls.
     pub cpu: Mutex<Option<health::CpuSample>>,
+    /// How ONVIF scans probe the LAN.
+    pub onvif: crate::onvif::ScanConfig,
 }
 
 pub type State = axum::extract::State<Arc<AppState>>;
@@ -159,6 +162,11 @@ pub fn router(state: Arc<AppState>) -> Router {
             get(nodes::get_one).put(nodes::update).delete(nodes::delete),
         )
         .route("/api/system/nodes/{id}/media/{*path}", get(relay::media))
+        // Local cameras and ONVIF discovery (docs/devices.md).
+        .route(
+            "/api/system/onvif/scan",
+            axum::routing::post(devices::onvif_scan),
+        )
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(middleware::from_fn_with_state(
