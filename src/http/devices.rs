@@ -1,5 +1,6 @@
-//! `/api/system/onvif/scan`: cameras this node can record without anyone typing a URL.
-//! Credentials given to a scan are used for that scan only and never stored or returned.
+//! `/api/system/devices` and `/api/system/onvif/scan`: cameras this node can record without
+//! anyone typing a URL: local V4L2 devices, and IP cameras found with ONVIF. Credentials given
+//! to a scan are used for that scan only and never stored or returned.
 
 use axum::Json;
 use axum::body::Bytes;
@@ -7,7 +8,28 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 
 use super::{ApiError, ApiResult, State};
+use crate::capture::v4l2::DeviceInfo;
 use crate::onvif::{self, Credentials, ScanResult};
+
+#[derive(Debug, serde::Serialize)]
+pub struct DeviceList {
+    devices: Vec<DeviceInfo>,
+}
+
+/// Longest a device listing may take (a wedged driver must not hang the request).
+const LIST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+pub async fn list() -> ApiResult<Json<DeviceList>> {
+    let listing = tokio::task::spawn_blocking(crate::capture::v4l2_kernel::list);
+    match tokio::time::timeout(LIST_TIMEOUT, listing).await {
+        Ok(Ok(devices)) => Ok(Json(DeviceList { devices })),
+        Ok(Err(e)) => Err(ApiError::internal(e)),
+        Err(_) => Err(ApiError(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("listing V4L2 devices took longer than {LIST_TIMEOUT:?}"),
+        )),
+    }
+}
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -163,6 +163,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .route("/api/system/nodes/{id}/media/{*path}", get(relay::media))
         // Local cameras and ONVIF discovery (docs/devices.md).
+        .route("/api/system/devices", get(devices::list))
         .route(
             "/api/system/onvif/scan",
             axum::routing::post(devices::onvif_scan),
