@@ -116,6 +116,8 @@ impl Responder {
             ))
             .args(["--addr", addr, "--user", "admin", "--password", password])
             .args(["--main-uri", main, "--sub-uri", sub, "--devices", devices])
+            // An hour off: the digest only passes if Eyrie signs in the camera's time.
+            .args(["--clock-skew", "3600"])
             .stdout(Stdio::piped())
             .spawn()
             .expect("starting the ONVIF responder");

@@ -72,6 +72,7 @@ pub async fn onvif_scan(st: State, body: Bytes) -> ApiResult<Json<ScanResult>> {
         (Some(u), p) if !u.is_empty() => Some(Credentials {
             username: u,
             password: p.unwrap_or_default(),
+            clock_offset: jiff::SignedDuration::ZERO,
         }),
         (_, Some(p)) if !p.is_empty() => {
             return Err(ApiError::bad_request("password given without a username"));

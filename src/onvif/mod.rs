@@ -172,6 +172,14 @@ async fn read_device(
         });
     };
     d.xaddr = Some(xaddr.to_string());
+    let creds = match creds {
+        Some(c) => Some(Credentials {
+            clock_offset: clock_offset(xaddr).await,
+            ..c.clone()
+        }),
+        None => None,
+    };
+    let creds = creds.as_ref();
     let info = soap::call(
         xaddr,
         &format!("{DEVICE_NS}/GetDeviceInformation"),
@@ -243,6 +251,47 @@ async fn read_device(
     }
     d.profiles = list;
     Ok(())
+}
+
+/// How far the device's clock is from this node's, from GetSystemDateAndTime (which ONVIF
+/// devices answer without credentials); zero when it cannot be read.
+async fn clock_offset(xaddr: &url::Url) -> jiff::SignedDuration {
+    let answer = soap::call(
+        xaddr,
+        &format!("{DEVICE_NS}/GetSystemDateAndTime"),
+        &format!(r#"<GetSystemDateAndTime xmlns="{DEVICE_NS}"/>"#),
+        None,
+        CALL_LIMITS,
+    )
+    .await;
+    let now = jiff::Timestamp::now();
+    answer
+        .ok()
+        .and_then(|a| device_time(&a))
+        .map_or(jiff::SignedDuration::ZERO, |t| t.duration_since(now))
+}
+
+/// The UTC time in a GetSystemDateAndTimeResponse.
+fn device_time(answer: &Element) -> Option<jiff::Timestamp> {
+    let utc = answer.find("UTCDateTime")?;
+    let n = |path: &[&str]| -> Option<i64> { utc.text_at(path)?.parse().ok() };
+    let date = jiff::civil::Date::new(
+        i16::try_from(n(&["Date", "Year"])?).ok()?,
+        i8::try_from(n(&["Date", "Month"])?).ok()?,
+        i8::try_from(n(&["Date", "Day"])?).ok()?,
+    )
+    .ok()?;
+    let time = jiff::civil::Time::new(
+        i8::try_from(n(&["Time", "Hour"])?).ok()?,
+        i8::try_from(n(&["Time", "Minute"])?).ok()?,
+        i8::try_from(n(&["Time", "Second"])?).ok()?,
+        0,
+    )
+    .ok()?;
+    jiff::civil::DateTime::from_parts(date, time)
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .ok()
+        .map(|z| z.timestamp())
 }
 
 /// The media service address from GetCapabilities, if it names one on the device's host.
@@ -351,5 +400,18 @@ mod tests {
         ];
         assert_eq!(scope(&scopes, "name").as_deref(), Some("Front Door"));
         assert_eq!(scope(&scopes, "hardware"), None);
+    }
+
+    #[test]
+    fn reads_the_device_clock() {
+        let a = xml::parse(
+            "<GetSystemDateAndTimeResponse><SystemDateAndTime><DateTimeType>NTP</DateTimeType><UTCDateTime><Time><Hour>7</Hour><Minute>5</Minute><Second>9</Second></Time><Date><Year>2026</Year><Month>11</Month><Day>25</Day></Date></UTCDateTime></SystemDateAndTime></GetSystemDateAndTimeResponse>",
+        )
+        .unwrap();
+        assert_eq!(device_time(&a).unwrap().to_string(), "2026-11-25T07:05:09Z");
+        let bad = xml::parse("<R><UTCDateTime><Time><Hour>23</Hour><Minute>0</Minute><Second>0</Second></Time><Date><Year>2026</Year><Month>2</Month><Day>30</Day></Date></UTCDateTime></R>").unwrap();
+        assert!(device_time(&bad).is_none());
+        let bad = xml::parse("<R><UTCDateTime><Time><Hour>25</Hour><Minute>0</Minute><Second>0</Second></Time><Date><Year>2026</Year><Month>1</Month><Day>1</Day></Date></UTCDateTime></R>").unwrap();
+        assert!(device_time(&bad).is_none());
     }
 }

@@ -18,6 +18,9 @@ use super::xml::{self, Element};
 pub struct Credentials {
     pub username: String,
     pub password: String,
+    /// The camera's clock less this node's: the UsernameToken's `Created` is given in the
+    /// camera's time, since cameras refuse tokens created too far from their own clock.
+    pub clock_offset: jiff::SignedDuration,
 }
 
 impl std::fmt::Debug for Credentials {
@@ -81,7 +84,10 @@ pub fn envelope(body: &str, creds: Option<&Credentials>) -> String {
             let mut nonce = [0u8; 16];
             ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut nonce)
                 .expect("the system random source works");
-            let created = jiff::Timestamp::now()
+            let now = jiff::Timestamp::now();
+            let created = now
+                .checked_add(c.clock_offset)
+                .unwrap_or(now)
                 .round(jiff::Unit::Second)
                 .unwrap_or_else(|_| jiff::Timestamp::now())
                 .to_string();
@@ -281,6 +287,7 @@ mod tests {
         let c = Credentials {
             username: "a<b&".into(),
             password: "p".into(),
+            clock_offset: jiff::SignedDuration::ZERO,
         };
         let e = envelope("<x/>", Some(&c));
         assert!(

@@ -3,9 +3,11 @@
 
 Answers WS-Discovery probes on 239.255.255.250:3702 (joined on --addr) with one ProbeMatches per
 device, plus one datagram of garbage. Each device has its own HTTP service on --addr:
-  good     GetDeviceInformation, GetCapabilities, GetProfiles, GetStreamUri; every call must carry
-           a WS-Security UsernameToken whose PasswordDigest matches --user/--password, else a
-           SOAP Fault ter:NotAuthorized (HTTP 400), as the ONVIF Core specification says
+  good     GetSystemDateAndTime (open to all, as ONVIF says; its clock is --clock-skew seconds
+           off), then GetDeviceInformation, GetCapabilities, GetProfiles, GetStreamUri: each must
+           carry a WS-Security UsernameToken whose PasswordDigest matches --user/--password and
+           whose Created is within 5 minutes of the device's clock, else a SOAP Fault
+           ter:NotAuthorized (HTTP 400), as the ONVIF Core specification says
   garbage  answers 200 with bytes that are not XML
   silent   accepts the connection and never answers
   endless  answers 200 with a body that never ends
@@ -65,7 +67,11 @@ def profile(token, name, enc, w, h, fps):
             f"</tt:VideoEncoderConfiguration></trt:Profiles>")
 
 
-def authorized(root, user, password):
+def device_now(args):
+    return datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=args.clock_skew)
+
+
+def authorized(root, user, password, now):
     tok = root.find("s:Header/wsse:Security/wsse:UsernameToken", NS)
     if tok is None:
         return False
@@ -78,7 +84,7 @@ def authorized(root, user, password):
         raw_nonce = base64.b64decode(nonce, validate=True)
     except ValueError:
         return False
-    if abs((datetime.datetime.now(datetime.timezone.utc) - when).total_seconds()) > 300:
+    if abs((now - when).total_seconds()) > 300:
         return False
     want = base64.b64encode(hashlib.sha1(raw_nonce + created.encode() + password.encode()).digest()).decode()
     return hmac.compare_digest(name, user) and hmac.compare_digest(digest, want)
@@ -129,9 +135,18 @@ def make_handler(kind, args, port_of):
             call = call[0] if call is not None and len(call) else None
             if call is None:
                 return self.send(400, fault("ter:WellFormed", "empty Body"))
-            if not authorized(root, args.user, args.password):
-                return self.send(400, fault("ter:NotAuthorized", "Sender not authorized"))
             name = call.tag.split("}")[-1]
+            if name == "GetSystemDateAndTime":
+                t = device_now(args)
+                return self.send(200, envelope(
+                    "<tds:GetSystemDateAndTimeResponse><tds:SystemDateAndTime><tt:DateTimeType>Manual</tt:DateTimeType>"
+                    "<tt:DaylightSavings>false</tt:DaylightSavings><tt:TimeZone><tt:TZ>UTC0</tt:TZ></tt:TimeZone>"
+                    f"<tt:UTCDateTime><tt:Time><tt:Hour>{t.hour}</tt:Hour><tt:Minute>{t.minute}</tt:Minute>"
+                    f"<tt:Second>{t.second}</tt:Second></tt:Time><tt:Date><tt:Year>{t.year}</tt:Year>"
+                    f"<tt:Month>{t.month}</tt:Month><tt:Day>{t.day}</tt:Day></tt:Date></tt:UTCDateTime>"
+                    "</tds:SystemDateAndTime></tds:GetSystemDateAndTimeResponse>"))
+            if not authorized(root, args.user, args.password, device_now(args)):
+                return self.send(400, fault("ter:NotAuthorized", "Sender not authorized"))
             service = f"http://{args.addr}:{port_of()}/onvif"
             if name == "GetDeviceInformation":
                 out = ("<tds:GetDeviceInformationResponse><tds:Manufacturer>Eyrie Test Optics</tds:Manufacturer>"
@@ -173,6 +188,7 @@ def main():
     ap.add_argument("--main-uri", required=True)
     ap.add_argument("--sub-uri", required=True)
     ap.add_argument("--devices", default="good", help="comma-separated kinds (see above)")
+    ap.add_argument("--clock-skew", type=int, default=0, help="seconds the devices' clock is off")
     args = ap.parse_args()
 
     matches = []
