@@ -201,6 +201,28 @@ fn lists_and_opens_a_vivid_camera() {
             .all(|s| s["width"].as_u64().unwrap() > 0 && !s["fps"].as_array().unwrap().is_empty()),
         "{yuyv:#}"
     );
+    // Streaming from the driver: buffers of the mode's size, timestamps on the monotonic clock.
+    let trial: Value = serde_json::from_str(&section(&console, "TRIAL"))
+        .unwrap_or_else(|e| panic!("trial capture is not JSON ({e}); console:\n{console}"));
+    let t = &trial["captures"][0];
+    eprintln!("trial capture from vivid: {t}");
+    assert_eq!(t["error"], Value::Null, "{t:#}");
+    assert_eq!(t["frames"], 10, "{t:#}");
+    assert_eq!(t["fourcc"], "YUYV");
+    let frame_bytes = t["width"].as_u64().unwrap() * t["height"].as_u64().unwrap() * 2;
+    assert_eq!(t["min_bytes"].as_u64(), Some(frame_bytes), "{t:#}");
+    assert_eq!(t["max_bytes"].as_u64(), Some(frame_bytes), "{t:#}");
+    assert_eq!(t["timestamps_increasing"], true, "{t:#}");
+    assert_eq!(t["timestamps_set"], true, "{t:#}");
+    assert_eq!(
+        (t["width"].as_u64(), t["height"].as_u64()),
+        (Some(640), Some(360))
+    );
+    // On CLOCK_MONOTONIC: within a second of it (another clock would be years off).
+    let ahead = t["max_ahead_us"].as_i64().unwrap();
+    assert!(ahead.abs() < 1_000_000, "{t:#}");
+    assert!(t["dropped"].is_u64());
+
     // vivid makes raw pictures only, which this build cannot record yet: listed as such, and a
     // camera on it says why.
     assert_eq!(vivid["recordable"], false);

@@ -35,6 +35,19 @@ pub struct Request {
     pub format: Option<[u8; 4]>,
 }
 
+impl Request {
+    /// The device at `path` in whatever mode suits it best.
+    pub fn any(path: impl Into<PathBuf>) -> Self {
+        Self {
+            path: path.into(),
+            width: None,
+            height: None,
+            fps: None,
+            format: None,
+        }
+    }
+}
+
 fn bad(msg: impl Into<String>) -> SourceError {
     SourceError(msg.into())
 }
@@ -323,7 +336,7 @@ fn wall_clock(ts: Duration, mono_now: Duration, now: jiff::Timestamp) -> jiff::T
         .unwrap_or(now)
 }
 
-fn monotonic_now() -> Duration {
+pub(crate) fn monotonic_now() -> Duration {
     let t = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
     Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
 }
@@ -372,6 +385,13 @@ fn h264_params(sps: &[u8], pps: &[u8], mode: &Mode) -> Result<VideoParams, Captu
     VideoParams::from_entry(entry).map_err(|e| CaptureError::Unsupported(e.0))
 }
 
+/// Frames lost between two buffers, from the driver's sequence numbers. A counter that went
+/// backwards (the driver restarted it) is not a gap.
+pub fn sequence_gap(last: u32, next: u32) -> u64 {
+    let gap = next.wrapping_sub(last).wrapping_sub(1);
+    if gap < 1 << 24 { gap as u64 } else { 0 }
+}
+
 /// Turns a device's H.264 buffers into frames: parameter sets out of the samples and into the
 /// sample entry (a change is announced on the frame), nothing before the first IDR frame,
 /// presentation times from the driver's timestamps, gaps in its sequence numbers counted.
@@ -415,11 +435,8 @@ impl H264Frames {
         now: jiff::Timestamp,
     ) -> Result<Option<Frame>, CaptureError> {
         if let Some(last) = self.last_seq {
-            let gap = buf.sequence.wrapping_sub(last).wrapping_sub(1);
-            // A counter that went backwards (driver restart) is not a gap.
-            if gap > 0 && gap < 1 << 24 {
-                self.dropped.fetch_add(gap as u64, Ordering::Relaxed);
-            }
+            self.dropped
+                .fetch_add(sequence_gap(last, buf.sequence), Ordering::Relaxed);
         }
         self.last_seq = Some(buf.sequence);
         let mut sample = BytesMut::with_capacity(buf.data.len() + 16);
@@ -667,14 +684,7 @@ pub fn stable_name(dev: &Path) -> Option<String> {
 
 /// What the listing says about a device's formats.
 pub fn assess(formats: &[FormatInfo]) -> (bool, Option<String>) {
-    let req = Request {
-        path: PathBuf::new(),
-        width: None,
-        height: None,
-        fps: None,
-        format: None,
-    };
-    match choose(formats, &req) {
+    match choose(formats, &Request::any("")) {
         Err(e) => (false, Some(e)),
         Ok(mode) => match recordable(&mode) {
             Ok(()) => (true, None),

@@ -12,7 +12,10 @@ use v4l::framesize::FrameSizeEnum;
 use v4l::io::traits::CaptureStream;
 use v4l::video::Capture;
 
-use super::v4l2::{Buffer, Device, DeviceInfo, FormatInfo, Mode, SizeInfo, assess, stable_name};
+use super::v4l2::{
+    Buffer, Device, DeviceInfo, FormatInfo, Mode, Request, SizeInfo, assess, choose, fourcc_str,
+    monotonic_now, sequence_gap, stable_name,
+};
 
 /// Most sizes listed per format, and rates per size (stepwise ranges can be long).
 const MAX_SIZES: usize = 32;
@@ -206,4 +209,76 @@ pub fn list() -> Vec<DeviceInfo> {
         });
     }
     out
+}
+
+/// What a short trial capture from a device showed (`eyrie devices --capture N`): for checking
+/// a device, a driver, or this code against real hardware.
+#[derive(Debug, Default, serde::Serialize)]
+pub struct Trial {
+    pub path: String,
+    pub fourcc: String,
+    pub width: u32,
+    pub height: u32,
+    pub fps: u32,
+    pub frames: u32,
+    pub min_bytes: usize,
+    pub max_bytes: usize,
+    /// Frames lost, from gaps in the driver's sequence numbers.
+    pub dropped: u64,
+    /// Every timestamp later than the one before.
+    pub timestamps_increasing: bool,
+    /// Every timestamp set (non-zero).
+    pub timestamps_set: bool,
+    /// Furthest a buffer's timestamp was after CLOCK_MONOTONIC's now when it was dequeued, in
+    /// microseconds (negative: all in the past). Near zero or below means the driver stamps on
+    /// the monotonic clock, as the wall-clock mapping assumes.
+    pub max_ahead_us: i64,
+    pub error: Option<String>,
+}
+
+/// Streams `frames` buffers in the mode a camera with source `req` would get.
+pub fn trial(req: &Request, frames: u32) -> Trial {
+    let mut t = Trial {
+        path: req.path.display().to_string(),
+        timestamps_increasing: true,
+        timestamps_set: true,
+        max_ahead_us: i64::MIN,
+        ..Default::default()
+    };
+    if let Err(e) = trial_into(req, frames, &mut t) {
+        t.error = Some(e);
+    }
+    t
+}
+
+fn trial_into(req: &Request, frames: u32, t: &mut Trial) -> Result<(), String> {
+    let mut dev = KernelDevice::open(&req.path).map_err(|e| format!("open: {e}"))?;
+    let formats = dev.formats().map_err(|e| format!("formats: {e}"))?;
+    let mode = dev
+        .start(choose(&formats, req)?)
+        .map_err(|e| format!("start: {e}"))?;
+    (t.fourcc, t.width, t.height, t.fps) =
+        (fourcc_str(&mode.fourcc), mode.width, mode.height, mode.fps);
+    let mut last: Option<Buffer> = None;
+    for _ in 0..frames {
+        let b = dev
+            .next(Duration::from_secs(10))
+            .map_err(|e| format!("frame {}: {e}", t.frames))?;
+        t.frames += 1;
+        t.min_bytes = if t.frames == 1 {
+            b.data.len()
+        } else {
+            t.min_bytes.min(b.data.len())
+        };
+        t.max_bytes = t.max_bytes.max(b.data.len());
+        t.timestamps_set &= !b.timestamp.is_zero();
+        let ahead = b.timestamp.as_micros() as i64 - monotonic_now().as_micros() as i64;
+        t.max_ahead_us = t.max_ahead_us.max(ahead);
+        if let Some(prev) = &last {
+            t.dropped += sequence_gap(prev.sequence, b.sequence);
+            t.timestamps_increasing &= b.timestamp > prev.timestamp;
+        }
+        last = Some(b);
+    }
+    Ok(())
 }

@@ -10,6 +10,9 @@ mount -t tmpfs tmp /tmp
 modprobe vivid n_devs=1 node_types=0x1 || echo "=== FAILED modprobe vivid"
 ip link set lo up
 ls -l /dev/video* 2>&1
+echo "=== TRIAL"
+/eyrie devices --capture 10 --source 'v4l2:///dev/video0?width=640&height=360&fps=30' 2>&1
+echo "=== END"
 /eyrie run --data /tmp/data --listen 127.0.0.1:8080 --config /eyrie.toml >/tmp/eyrie.log 2>&1 &
 api=http://127.0.0.1:8080/api
 for i in $(seq 1 50); do
