@@ -22,15 +22,16 @@ use xml::Element;
 pub const MAX_DEVICES: usize = 64;
 pub const MAX_PROFILES: usize = 8;
 /// Devices queried at once.
-const PARALLEL: usize = 8;
+const PARALLEL: usize = 16;
 /// Each SOAP call: connect, whole exchange, answer size.
 pub const CALL_LIMITS: Limits = Limits {
     connect: Duration::from_secs(2),
     total: Duration::from_secs(4),
     max_body: 256 * 1024,
 };
-/// Everything asked of one device.
+/// Everything asked of one device, and of all of them after the probe.
 const DEVICE_DEADLINE: Duration = Duration::from_secs(15);
+const READ_DEADLINE: Duration = Duration::from_secs(20);
 pub const SCAN_SECONDS: std::ops::RangeInclusive<u64> = 1..=10;
 
 /// How scans run: where the probe goes out and how long answers are awaited.
@@ -97,21 +98,27 @@ pub struct ScanResult {
 /// Probes the LAN and reads every device that answers.
 pub async fn scan(cfg: ScanConfig, creds: Option<Credentials>) -> std::io::Result<ScanResult> {
     let probed = probe::probe(cfg.interface, cfg.wait, MAX_DEVICES).await?;
+    let all_done = tokio::time::Instant::now() + READ_DEADLINE;
     let devices = futures::stream::iter(probed.found)
         .map(|f| {
             let creds = creds.clone();
             async move {
+                let until = all_done.min(tokio::time::Instant::now() + DEVICE_DEADLINE);
                 let mut d = Device {
                     endpoint: f.endpoint.clone(),
                     host: f.from.to_string(),
                     name: scope(&f.scopes, "name"),
                     ..Default::default()
                 };
-                match tokio::time::timeout(DEVICE_DEADLINE, read_device(&f, creds.as_ref(), &mut d))
-                    .await
+                match tokio::time::timeout_at(until, read_device(&f, creds.as_ref(), &mut d)).await
                 {
                     Ok(Ok(())) => {}
                     Ok(Err(e)) => d.error = Some(e),
+                    Err(_) if until == all_done => {
+                        d.error = Some(format!(
+                            "not read: the scan reads devices for at most {READ_DEADLINE:?}"
+                        ))
+                    }
                     Err(_) => {
                         d.error = Some(format!("the device took longer than {DEVICE_DEADLINE:?}"))
                     }
