@@ -355,3 +355,143 @@ async fn devices_without_h264_get_a_clear_error() {
     let e = src.open().await.err().unwrap().to_string();
     assert!(e.contains("MJPEG") && e.contains("not recorded"), "{e}");
 }
+
+/// Under CI every tool must be there; elsewhere a test without it says why and skips.
+fn have(tool: &str) -> bool {
+    let found = std::process::Command::new(tool)
+        .arg("-version")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !found {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "{tool} is required under CI (tests/run installs it)"
+        );
+        eprintln!("SKIP: {tool} is not installed (tests/run installs it)");
+    }
+    found
+}
+
+/// A camera's H.264 (x264, one access unit per buffer as UVC cameras deliver it) through a fake
+/// device, the frame path and the fMP4 writer recordings use: ffmpeg decodes every frame.
+#[tokio::test]
+async fn device_h264_makes_a_decodable_mp4() {
+    if !have("ffmpeg") || !have("ffprobe") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let es = dir.path().join("cam.h264");
+    let out = std::process::Command::new("ffmpeg")
+        .args([
+            "-v",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=size=640x360:rate=30",
+        ])
+        .args([
+            "-frames:v",
+            "45",
+            "-c:v",
+            "libx264",
+            "-profile:v",
+            "high",
+            "-bf",
+            "0",
+        ])
+        .args([
+            "-g",
+            "15",
+            "-pix_fmt",
+            "yuv420p",
+            "-bsf:v",
+            "h264_metadata=aud=insert",
+        ])
+        .arg(&es)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let data = std::fs::read(&es).unwrap();
+    let mut units: Vec<Vec<&[u8]>> = Vec::new();
+    for nal in annexb_nals(&data) {
+        if nal[0] & 0x1f == 9 || units.is_empty() {
+            units.push(Vec::new());
+        }
+        units.last_mut().unwrap().push(nal);
+    }
+    assert_eq!(units.len(), 45);
+
+    let (rig, open) = rig(webcam());
+    let src = V4l2Source::new(
+        url("v4l2:///dev/video44?width=640&height=360&fps=30").unwrap(),
+        open,
+    );
+    let opening = tokio::spawn(src.open());
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    for (i, unit) in units.iter().enumerate() {
+        // 30 fps as the driver stamps it, with frame 20 lost on the way.
+        if i != 20 {
+            feed(&rig, Ok(buf(unit, i as u32, 1000 + i as u64 * 1000 / 30)));
+        }
+    }
+    let mut opened = opening.await.unwrap().unwrap();
+    let mut frames = Vec::new();
+    while frames.len() < 44 {
+        frames.push(opened.frames.next().await.unwrap().unwrap());
+    }
+    assert_eq!(src.dropped_frames(), 1);
+    assert_eq!(frames.iter().filter(|f| f.key).count(), 3);
+
+    // One fragment per frame, durations from the presentation times, as the recorder does.
+    let mut file = crate::media::fmp4::init_segment(&opened.params, None).to_vec();
+    let mut decode_time = 0u64;
+    for (i, f) in frames.iter().enumerate() {
+        let duration = frames
+            .get(i + 1)
+            .map_or(3000, |next| (next.pts - f.pts) as u32);
+        let meta = crate::media::fmp4::SampleMeta {
+            duration,
+            size: f.data.len() as u32,
+            key: f.key,
+        };
+        file.extend(crate::media::fmp4::fragment_header(
+            i as u32 + 1,
+            decode_time,
+            &[meta],
+        ));
+        file.extend_from_slice(&f.data);
+        decode_time += duration as u64;
+    }
+    let mp4 = dir.path().join("cam.mp4");
+    std::fs::write(&mp4, &file).unwrap();
+    let out = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(&mp4)
+        .args(["-f", "null", "-"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && err.trim().is_empty(), "{err}");
+    let out = std::process::Command::new("ffprobe")
+        .args(["-v", "error", "-count_frames", "-select_streams", "v:0"])
+        .args([
+            "-show_entries",
+            "stream=nb_read_frames,width,height",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(&mp4)
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "640,360,44");
+    // 44 frames over 45 frame times (one lost): 1.5 s at 90 kHz, within the millisecond the
+    // timestamps above are rounded to.
+    assert!((decode_time as i64 - 135_000).abs() < 90, "{decode_time}");
+}
