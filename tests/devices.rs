@@ -1,7 +1,7 @@
 //! V4L2 sources through the API of a real eyrie process. This machine may have no video
 //! devices at all (CI runs in a VM without them), so what is checked here is what holds either
-//! way: the listing answers, bad v4l2 URLs are refused, and a camera on a device that is not
-//! there is an error state that says why, with the process up. The frame logic is tested
+//! way: the listing answers, bad v4l2 URLs are refused, a camera on a device that is not there
+//! is an error state that says why, and a second camera on one device is refused. The frame logic is tested
 //! against a fake device in src/capture/v4l2/tests.rs.
 
 mod common;
@@ -51,5 +51,32 @@ fn lists_devices_and_reports_a_missing_one() {
         e.get("/api/cameras/usb")["source"],
         "v4l2:///dev/video999?fps=15"
     );
-    assert_eq!(e.get("/api/health")["cameras"].as_array().unwrap().len(), 1);
+    // A second camera on the same device is refused, whether created or changed to it.
+    let (status, v) = e.request(
+        "POST",
+        "/api/cameras",
+        Some(r#"{"name": "again", "source": "v4l2:///dev/video999"}"#),
+    );
+    assert_eq!(status, 409, "{v}");
+    assert!(
+        v["error"]
+            .as_str()
+            .unwrap()
+            .contains("already the source of camera 'usb'"),
+        "{v}"
+    );
+    e.add_camera(r#"{"id": "other", "name": "other", "source": "v4l2:///dev/video998"}"#);
+    let (status, v) = e.request(
+        "PUT",
+        "/api/cameras/other",
+        Some(r#"{"source": "v4l2:///dev/video999?fps=5"}"#),
+    );
+    assert_eq!(status, 409, "{v}");
+    let (status, v) = e.request(
+        "PUT",
+        "/api/cameras/usb",
+        Some(r#"{"source": "v4l2:///dev/video999?fps=5"}"#),
+    );
+    assert_eq!(status, 200, "a camera may change its own mode: {v}");
+    assert_eq!(e.get("/api/health")["cameras"].as_array().unwrap().len(), 2);
 }

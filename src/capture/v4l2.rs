@@ -296,6 +296,16 @@ pub fn recordable(mode: &Mode) -> Result<(), String> {
     }
 }
 
+/// The device a camera source records from, by its real path, if it is a `v4l2://` source.
+pub fn device_of(source: &str) -> Option<PathBuf> {
+    let url = url::Url::parse(source).ok()?;
+    if url.scheme() != "v4l2" {
+        return None;
+    }
+    let path = parse(&url).ok()?.path;
+    Some(std::fs::canonicalize(&path).unwrap_or(path))
+}
+
 /// Devices in use by a camera of this process, by their real path (so a by-id name and the
 /// /dev/videoN it points to are the same device).
 static CLAIMED: Mutex<Option<HashSet<PathBuf>>> = Mutex::new(None);
