@@ -26,6 +26,8 @@ struct FileConfig {
     discovery: DiscoverySection,
     #[serde(default)]
     auth: AuthSection,
+    #[serde(default)]
+    onvif: OnvifSection,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -43,6 +45,13 @@ struct AuthSection {
     admin_password: Option<String>,
     session_idle_minutes: Option<u64>,
     max_sessions: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OnvifSection {
+    interface: Option<std::net::Ipv4Addr>,
+    scan_seconds: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -114,6 +123,8 @@ pub struct Config {
     /// A session unused for this long ends.
     pub session_idle: Duration,
     pub max_sessions: usize,
+    /// Where ONVIF discovery probes go out, and how long a scan waits for answers.
+    pub onvif: crate::onvif::ScanConfig,
 }
 
 /// The machine's host name (the default node label, and a name in the TLS certificate).
@@ -151,6 +162,7 @@ impl Default for Config {
             admin_password: None,
             session_idle: Duration::from_secs(12 * 3600),
             max_sessions: 32,
+            onvif: crate::onvif::ScanConfig::default(),
         }
     }
 }
@@ -385,6 +397,17 @@ impl Config {
             }
             c.max_sessions = n as usize;
         }
+        c.onvif.interface = file.onvif.interface;
+        if let Some(s) = file.onvif.scan_seconds {
+            let range = crate::onvif::SCAN_SECONDS;
+            if !range.contains(&s) {
+                return Err(err(
+                    "onvif.scan_seconds",
+                    format!("{s} is outside {range:?}"),
+                ));
+            }
+            c.onvif.wait = Duration::from_secs(s);
+        }
         if c.budget == Some(0) {
             return Err(err("storage.budget", "must be more than 0".into()));
         }
@@ -438,6 +461,9 @@ mod tests {
             admin_password = "first-start"
             session_idle_minutes = 30
             max_sessions = 4
+            [onvif]
+            interface = "10.1.2.3"
+            scan_seconds = 5
             "#,
         )
         .unwrap();
@@ -466,6 +492,8 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("auth.admin_password"), "{e}");
+        assert_eq!(c.onvif.interface, Some([10, 1, 2, 3].into()));
+        assert_eq!(c.onvif.wait, Duration::from_secs(5));
     }
 
     #[test]

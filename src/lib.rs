@@ -10,6 +10,7 @@ pub mod discovery;
 pub mod federation;
 pub mod http;
 pub mod media;
+pub mod onvif;
 pub mod recorder;
 pub mod storage;
 pub mod video;

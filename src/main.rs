@@ -45,6 +45,16 @@ enum Command {
         #[arg(long)]
         demo: bool,
     },
+    /// List the V4L2 capture devices of this machine as JSON (what GET /api/system/devices
+    /// answers); with --capture N, also stream N frames from each and report what came.
+    Devices {
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1000))]
+        capture: Option<u32>,
+        /// With --capture: only this camera source (v4l2:///dev/videoN?width=&height=&fps=&format=),
+        /// and no listing.
+        #[arg(long, requires = "capture")]
+        source: Option<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -58,6 +68,41 @@ fn main() -> ExitCode {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     match cli.command {
+        Command::Devices { capture, source } => {
+            use eyrie::capture::v4l2;
+            let devices = eyrie::capture::v4l2_kernel::list();
+            let requests = match &source {
+                Some(s) => match url::Url::parse(s)
+                    .map_err(|e| e.to_string())
+                    .and_then(|u| v4l2::parse(&u).map_err(|e| e.0))
+                {
+                    Ok(r) => vec![r],
+                    Err(e) => {
+                        eprintln!("eyrie: --source: {e}");
+                        return ExitCode::from(2);
+                    }
+                },
+                None => devices
+                    .iter()
+                    .map(|d| v4l2::Request::any(&d.path))
+                    .collect(),
+            };
+            let trials: Vec<_> = capture
+                .map(|n| {
+                    requests
+                        .iter()
+                        .map(|r| eyrie::capture::v4l2_kernel::trial(r, n))
+                        .collect()
+                })
+                .unwrap_or_default();
+            // With --source, just that source's trial: the listing is for finding one.
+            let out = match source {
+                Some(_) => serde_json::json!({ "captures": trials }),
+                None => serde_json::json!({ "devices": devices, "captures": trials }),
+            };
+            println!("{out:#}");
+            ExitCode::SUCCESS
+        }
         Command::Run {
             data,
             listen,
@@ -241,6 +286,7 @@ async fn run(mut cfg: Config) -> anyhow::Result<()> {
         discovery: discovery.clone(),
         link,
         events,
+        onvif: cfg.onvif,
     });
     let app = http::router(state);
     let stop = tokio_util::sync::CancellationToken::new();

@@ -372,6 +372,8 @@ async fn capture_loop(
     };
     let mut backoff = BACKOFF_MIN;
     let desc = source.describe();
+    // Frames the source itself lost (a local device's sequence gaps), already counted.
+    let mut source_dropped = source.dropped_frames();
     'outer: while !cancel.is_cancelled() {
         status.set(CameraState::Connecting, None);
         let opened = tokio::select! {
@@ -401,6 +403,11 @@ async fn capture_loop(
                         None => break Some("stream ended".to_string()),
                     };
                     status.frame(frame.data.len());
+                    let lost = source.dropped_frames();
+                    if lost > source_dropped {
+                        status.0.lock().unwrap().dropped_frames += lost - source_dropped;
+                        source_dropped = lost;
+                    }
                     if let Some(prev) = pending.take() {
                         let d = frame.pts - prev.pts;
                         if d > 0 && d <= MAX_FRAME_TICKS {

@@ -1,9 +1,12 @@
-//! Capture owns getting frames out of cameras: the [`Source`] trait, its RTSP (retina) and looped
-//! file implementations, and parsing a camera's source URL into one of them. A source yields
+//! Capture owns getting frames out of cameras: the [`Source`] trait, its RTSP (retina), V4L2
+//! (local devices) and looped file implementations, and parsing a camera's source URL into one
+//! of them. A source yields
 //! [`Frame`]s from the first key frame on; reconnecting and pacing belong to the recorder.
 
 mod file;
 mod rtsp;
+pub mod v4l2;
+pub mod v4l2_kernel;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -44,6 +47,10 @@ pub trait Source: Send + Sync {
     /// A description for logs, without credentials.
     fn describe(&self) -> String;
     fn open(&self) -> BoxFuture<'static, Result<Opened, CaptureError>>;
+    /// Frames the source itself lost (a local device's sequence gaps), counted since it was made.
+    fn dropped_frames(&self) -> u64 {
+        0
+    }
 }
 
 /// Why a source URL is not accepted; the message is shown to the user as is.
@@ -73,7 +80,7 @@ fn percent_decode(s: &str) -> String {
 
 /// Checks a source URL (already without credentials) and returns its canonical form.
 /// `rtsp://` and `rtsps://` are cameras; `file://` loops a local MP4 file in real time.
-/// `v4l2://` is reserved for local devices.
+/// `v4l2:///dev/videoN?width=&height=&fps=&format=` is a local device (see v4l2.rs).
 pub fn validate_source(source: &str) -> Result<String, SourceError> {
     if source.len() > 1024 {
         return Err(SourceError("source URL is longer than 1024 bytes".into()));
@@ -95,13 +102,11 @@ pub fn validate_source(source: &str) -> Result<String, SourceError> {
             }
         }
         "v4l2" => {
-            return Err(SourceError(
-                "v4l2:// sources are not supported by this build yet".into(),
-            ));
+            v4l2::parse(&url)?;
         }
         other => {
             return Err(SourceError(format!(
-                "unsupported source scheme '{other}': use rtsp://, rtsps:// or file://"
+                "unsupported source scheme '{other}': use rtsp://, rtsps://, v4l2:// or file://"
             )));
         }
     }
@@ -113,6 +118,10 @@ pub fn source_for(cam: &CameraRecord) -> Result<Arc<dyn Source>, SourceError> {
     let url = url::Url::parse(&validate_source(&cam.source)?).expect("validated");
     Ok(match url.scheme() {
         "file" => Arc::new(FileSource::new(url.to_file_path().expect("validated"))),
+        "v4l2" => Arc::new(v4l2::V4l2Source::new(
+            v4l2::parse(&url)?,
+            Arc::new(v4l2_kernel::KernelDevice::open),
+        )),
         _ => Arc::new(RtspSource::new(
             url,
             cam.username.clone(),
@@ -141,13 +150,16 @@ mod tests {
         assert!(validate_source("rtsp://10.0.0.2/stream").is_ok());
         assert!(validate_source("rtsps://cam:322/stream").is_ok());
         assert!(validate_source("file:///var/demo.mp4").is_ok());
+        assert!(validate_source("v4l2:///dev/video0?width=1280&height=720&fps=30").is_ok());
         for bad in [
             "http://x/y",
             "rtsp:///nohost",
             "file://relative.mp4",
             "file:///etc/passwd",
             "not a url",
-            "v4l2:///dev/video0",
+            "v4l2://host/dev/video0",
+            "v4l2:///dev/sda",
+            "v4l2:///dev/video0?width=640",
         ] {
             assert!(validate_source(bad).is_err(), "{bad}");
         }

@@ -290,6 +290,28 @@ pub async fn get_one(st: State, Path(id): Path<String>) -> ApiResult<Json<Camera
     Ok(Json(view(&st, cam)))
 }
 
+/// A local device feeds one camera: a second camera on it is refused (at run time it would be
+/// in error anyway).
+fn check_device_free(index: &crate::storage::Index, cam: &CameraRecord) -> ApiResult<()> {
+    use crate::capture::v4l2::device_of;
+    let Some(dev) = device_of(&cam.source) else {
+        return Ok(());
+    };
+    for other in index.cameras()? {
+        if other.id != cam.id && device_of(&other.source).as_ref() == Some(&dev) {
+            return Err(ApiError(
+                StatusCode::CONFLICT,
+                format!(
+                    "{} is already the source of camera '{}'; a device feeds one camera",
+                    dev.display(),
+                    other.id
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 pub async fn create(st: State, Json(input): Json<CameraInput>) -> ApiResult<impl IntoResponse> {
     let name = check_name(
         input
@@ -322,6 +344,7 @@ pub async fn create(st: State, Json(input): Json<CameraInput>) -> ApiResult<impl
     apply(&mut cam, input)?;
     let index = st.index.clone();
     let cam = blocking(move || {
+        check_device_free(&index, &cam)?;
         let base = explicit_id.clone().unwrap_or_else(|| slug(&name));
         for n in 1..1000 {
             cam.id = if n == 1 {
@@ -361,6 +384,7 @@ pub async fn update(
             .camera(&id)?
             .ok_or_else(|| ApiError::not_found(format!("no camera '{id}'")))?;
         apply(&mut cam, input)?;
+        check_device_free(&index, &cam)?;
         index.put_camera(&cam, false)?;
         Ok(cam)
     })

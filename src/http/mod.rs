@@ -6,6 +6,7 @@ mod auth;
 mod cameras;
 mod cartanvr;
 mod cors;
+mod devices;
 mod discover;
 mod federation;
 mod health;
@@ -62,6 +63,8 @@ pub struct AppState {
     pub started: Instant,
     /// Previous CPU-time reading, for the process CPU share between two health calls.
     pub cpu: Mutex<Option<health::CpuSample>>,
+    /// How ONVIF scans probe the LAN.
+    pub onvif: crate::onvif::ScanConfig,
     // Discovery and pairing (src/discovery).
     /// mDNS advertising and browsing; None when `[discovery] enabled = false`.
     pub discovery: Option<Arc<crate::discovery::Discovery>>,
@@ -223,6 +226,12 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/system/pairings/{id}", get(pair::get_one))
         .route("/api/system/discover", get(discover::discover))
         .route("/api/events", get(discover::events))
+        // Local cameras and ONVIF discovery (docs/devices.md).
+        .route("/api/system/devices", get(devices::list))
+        .route(
+            "/api/system/onvif/scan",
+            axum::routing::post(devices::onvif_scan),
+        )
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(middleware::from_fn_with_state(

@@ -1,0 +1,707 @@
+//! Local cameras through V4L2 (USB and CSI): the `v4l2:///dev/videoN?width=&height=&fps=&format=`
+//! source, and everything about it that does not need a kernel, written against the [`Device`]
+//! trait that the kernel (v4l2_kernel.rs, through the `v4l` crate) and tests implement:
+//! choosing a format, H.264 Annex B buffers into MP4 samples and parameters, driver timestamps
+//! (monotonic) mapped to wall-clock time, sequence gaps counted as dropped frames, one camera
+//! per device, and unplug as an error the recorder retries until the device is back.
+
+use std::collections::HashSet;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::{BufMut, BytesMut};
+use futures::StreamExt;
+use futures::future::BoxFuture;
+use serde::Serialize;
+
+use super::{CaptureError, FRAME_TIMEOUT, Opened, Source, SourceError};
+use crate::video::{Frame, TIMESCALE, VideoParams};
+
+pub const H264: [u8; 4] = *b"H264";
+pub const MJPEG: [u8; 4] = *b"MJPG";
+pub const YUYV: [u8; 4] = *b"YUYV";
+pub const NV12: [u8; 4] = *b"NV12";
+
+/// What a `v4l2://` URL asks for; unset fields are chosen from what the device offers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    pub path: PathBuf,
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    pub fps: Option<u32>,
+    pub format: Option<[u8; 4]>,
+}
+
+impl Request {
+    /// The device at `path` in whatever mode suits it best.
+    pub fn any(path: impl Into<PathBuf>) -> Self {
+        Self {
+            path: path.into(),
+            width: None,
+            height: None,
+            fps: None,
+            format: None,
+        }
+    }
+}
+
+fn bad(msg: impl Into<String>) -> SourceError {
+    SourceError(msg.into())
+}
+
+/// Device paths accepted: `/dev/videoN`, and the stable names udev makes for a device, which
+/// stay the same when it is unplugged and plugged in again (`/dev/v4l/by-id/...` from the
+/// serial, `/dev/v4l/by-path/...` from the USB port).
+fn valid_path(p: &str) -> bool {
+    if let Some(n) = p.strip_prefix("/dev/video") {
+        return !n.is_empty() && n.len() <= 3 && n.bytes().all(|b| b.is_ascii_digit());
+    }
+    let name = p
+        .strip_prefix("/dev/v4l/by-id/")
+        .or_else(|| p.strip_prefix("/dev/v4l/by-path/"));
+    name.is_some_and(|n| {
+        !n.is_empty()
+            && n.len() <= 200
+            && !n.starts_with('.')
+            && n.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._:-".contains(&b))
+    })
+}
+
+/// Parses and checks a `v4l2://` URL.
+pub fn parse(url: &url::Url) -> Result<Request, SourceError> {
+    if url.host_str().is_some_and(|h| !h.is_empty()) {
+        return Err(bad(
+            "v4l2 source: no host; write v4l2:///dev/video0 (three slashes)",
+        ));
+    }
+    let path = url.path();
+    if !valid_path(path) {
+        return Err(bad(format!(
+            "v4l2 source: '{path}' is not /dev/videoN, /dev/v4l/by-id/NAME or /dev/v4l/by-path/NAME"
+        )));
+    }
+    let mut req = Request {
+        path: PathBuf::from(path),
+        width: None,
+        height: None,
+        fps: None,
+        format: None,
+    };
+    let mut seen = HashSet::new();
+    for (k, v) in url.query_pairs() {
+        if !seen.insert(k.to_string()) {
+            return Err(bad(format!("v4l2 source: '{k}' is given twice")));
+        }
+        let num = |lo: u32, hi: u32| -> Result<Option<u32>, SourceError> {
+            match v.parse::<u32>() {
+                Ok(n) if (lo..=hi).contains(&n) => Ok(Some(n)),
+                _ => Err(bad(format!(
+                    "v4l2 source: {k} must be a number from {lo} to {hi}, not '{v}'"
+                ))),
+            }
+        };
+        match &*k {
+            "width" => req.width = num(16, 8192)?,
+            "height" => req.height = num(16, 8192)?,
+            "fps" => req.fps = num(1, 240)?,
+            "format" => {
+                let f: [u8; 4] = v
+                    .to_ascii_uppercase()
+                    .as_bytes()
+                    .try_into()
+                    .ok()
+                    .filter(|f: &[u8; 4]| f.iter().all(u8::is_ascii_alphanumeric))
+                    .ok_or_else(|| {
+                        bad(format!(
+                            "v4l2 source: format is a four-character code like H264, MJPG or YUYV, not '{v}'"
+                        ))
+                    })?;
+                req.format = Some(f);
+            }
+            other => {
+                return Err(bad(format!(
+                    "v4l2 source: unknown parameter '{other}' (width, height, fps, format)"
+                )));
+            }
+        }
+    }
+    if req.width.is_some() != req.height.is_some() {
+        return Err(bad("v4l2 source: give width and height together"));
+    }
+    Ok(req)
+}
+
+pub fn fourcc_str(f: &[u8; 4]) -> String {
+    String::from_utf8_lossy(f).trim_end().to_string()
+}
+
+/// One picture size a device offers in one format, with its frame rates.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SizeInfo {
+    pub width: u32,
+    pub height: u32,
+    pub fps: Vec<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FormatInfo {
+    pub fourcc: String,
+    pub description: String,
+    pub sizes: Vec<SizeInfo>,
+}
+
+/// The format, size and rate a device streams in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Mode {
+    pub fourcc: [u8; 4],
+    pub width: u32,
+    pub height: u32,
+    pub fps: u32,
+}
+
+/// One filled buffer from the driver.
+#[derive(Debug, Clone)]
+pub struct Buffer {
+    pub data: Vec<u8>,
+    /// The driver's frame counter: a jump means frames were dropped.
+    pub sequence: u32,
+    /// When the driver captured it, on CLOCK_MONOTONIC; zero when the driver does not say.
+    pub timestamp: Duration,
+}
+
+/// A capture device: the kernel's, or a test's.
+pub trait Device: Send {
+    fn formats(&mut self) -> io::Result<Vec<FormatInfo>>;
+    /// Sets `mode` and starts streaming; returns the mode the driver actually took.
+    fn start(&mut self, mode: Mode) -> io::Result<Mode>;
+    /// The next buffer; `ErrorKind::TimedOut` when none came within `timeout`.
+    fn next(&mut self, timeout: Duration) -> io::Result<Buffer>;
+}
+
+/// Opens the device at a path.
+pub type Opener = Arc<dyn Fn(&Path) -> io::Result<Box<dyn Device>> + Send + Sync>;
+
+/// Which format, size and rate to stream, from what the device offers: the requested ones
+/// when given (a clear error naming what is offered otherwise); else H.264 first, the largest
+/// size up to 1920x1080, and the highest rate up to 30.
+pub fn choose(formats: &[FormatInfo], req: &Request) -> Result<Mode, String> {
+    let offered = || {
+        formats
+            .iter()
+            .map(|f| f.fourcc.clone())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let rank = |f: &FormatInfo| match f.fourcc.as_bytes() {
+        b"H264" => 0,
+        b"MJPG" => 1,
+        b"YUYV" | b"NV12" => 2,
+        _ => 3,
+    };
+    let format = match req.format {
+        Some(want) => formats
+            .iter()
+            .find(|f| f.fourcc == fourcc_str(&want))
+            .ok_or_else(|| {
+                format!(
+                    "the device does not offer {}; it offers {}",
+                    fourcc_str(&want),
+                    offered()
+                )
+            })?,
+        None => formats
+            .iter()
+            .min_by_key(|f| rank(f))
+            .ok_or("the device offers no capture formats")?,
+    };
+    let size = match (req.width, req.height) {
+        (Some(w), Some(h)) => format
+            .sizes
+            .iter()
+            .find(|s| s.width == w && s.height == h)
+            .ok_or_else(|| {
+                let sizes: Vec<String> = format
+                    .sizes
+                    .iter()
+                    .take(16)
+                    .map(|s| format!("{}x{}", s.width, s.height))
+                    .collect();
+                format!(
+                    "{} is not offered at {w}x{h}; sizes: {}",
+                    format.fourcc,
+                    sizes.join(", ")
+                )
+            })?,
+        _ => {
+            let area = |s: &&SizeInfo| s.width as u64 * s.height as u64;
+            format
+                .sizes
+                .iter()
+                .filter(|s| area(s) <= 1920 * 1080)
+                .max_by_key(area)
+                .or_else(|| format.sizes.iter().min_by_key(area))
+                .ok_or_else(|| format!("the device lists no sizes for {}", format.fourcc))?
+        }
+    };
+    let fps = match req.fps {
+        Some(want) => {
+            if !size.fps.is_empty() && !size.fps.iter().any(|f| (f - want as f64).abs() < 0.5) {
+                return Err(format!(
+                    "{} {}x{} is not offered at {want} fps; rates: {:?}",
+                    format.fourcc, size.width, size.height, size.fps
+                ));
+            }
+            want
+        }
+        None => size
+            .fps
+            .iter()
+            .copied()
+            .filter(|f| *f <= 30.5)
+            .fold(None, |m: Option<f64>, f| Some(m.map_or(f, |m| m.max(f))))
+            .or_else(|| size.fps.iter().copied().reduce(f64::min))
+            .map_or(30, |f| f.round().max(1.0) as u32),
+    };
+    let fourcc: [u8; 4] = format
+        .fourcc
+        .as_bytes()
+        .try_into()
+        .map_err(|_| format!("odd format code '{}'", format.fourcc))?;
+    Ok(Mode {
+        fourcc,
+        width: size.width,
+        height: size.height,
+        fps,
+    })
+}
+
+/// Why a mode cannot be recorded (yet), for people.
+pub fn recordable(mode: &Mode) -> Result<(), String> {
+    match mode.fourcc {
+        H264 => Ok(()),
+        MJPEG => Err(
+            "MJPEG from V4L2 devices is not recorded by this build yet (only H.264); \
+                      choose format=H264 if the device offers it"
+                .into(),
+        ),
+        f => Err(format!(
+            "{} is an uncompressed format; encoding it (V4L2 memory-to-memory encoder or \
+             software MJPEG) is not built yet, so only devices that offer H.264 can be recorded",
+            fourcc_str(&f)
+        )),
+    }
+}
+
+/// The device a camera source records from, by its real path, if it is a `v4l2://` source.
+pub fn device_of(source: &str) -> Option<PathBuf> {
+    let url = url::Url::parse(source).ok()?;
+    if url.scheme() != "v4l2" {
+        return None;
+    }
+    let path = parse(&url).ok()?.path;
+    Some(std::fs::canonicalize(&path).unwrap_or(path))
+}
+
+/// Devices in use by a camera of this process, by their real path (so a by-id name and the
+/// /dev/videoN it points to are the same device).
+static CLAIMED: Mutex<Option<HashSet<PathBuf>>> = Mutex::new(None);
+
+/// A device held by one camera until dropped.
+pub struct Claim(PathBuf);
+
+impl Claim {
+    pub fn take(path: &Path) -> Result<Claim, CaptureError> {
+        let real = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+        let mut g = CLAIMED.lock().unwrap();
+        if !g.get_or_insert_with(HashSet::new).insert(real.clone()) {
+            return Err(CaptureError::Unsupported(format!(
+                "{} is already used by another camera of this node; a device feeds one camera",
+                real.display()
+            )));
+        }
+        Ok(Claim(real))
+    }
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        if let Some(set) = CLAIMED.lock().unwrap().as_mut() {
+            set.remove(&self.0);
+        }
+    }
+}
+
+/// The wall-clock time of a driver timestamp: now, less how long ago (on the monotonic clock)
+/// the driver took the frame. Buffers without a timestamp are taken as arriving now.
+fn wall_clock(ts: Duration, mono_now: Duration, now: jiff::Timestamp) -> jiff::Timestamp {
+    if ts.is_zero() || ts > mono_now {
+        return now;
+    }
+    let age = mono_now - ts;
+    now.checked_sub(jiff::SignedDuration::try_from(age).unwrap_or_default())
+        .unwrap_or(now)
+}
+
+pub(crate) fn monotonic_now() -> Duration {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+    Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
+}
+
+/// Splits an H.264 Annex B byte stream into NAL units (without start codes).
+pub fn annexb_nals(data: &[u8]) -> Vec<&[u8]> {
+    let mut starts = Vec::new();
+    let mut i = 0;
+    while i + 3 <= data.len() {
+        if data[i] == 0 && data[i + 1] == 0 && data[i + 2] == 1 {
+            starts.push(i + 3);
+            i += 3;
+        } else {
+            i += 1;
+        }
+    }
+    let mut out = Vec::with_capacity(starts.len());
+    for (n, &s) in starts.iter().enumerate() {
+        let mut end = starts.get(n + 1).map_or(data.len(), |&next| next - 3);
+        // A four-byte start code leaves a zero before the next three-byte one; so may trailing
+        // zero bytes.
+        while end > s && data[end - 1] == 0 {
+            end -= 1;
+        }
+        if end > s {
+            out.push(&data[s..end]);
+        }
+    }
+    out
+}
+
+/// The sample entry for these parameter sets, at the size the driver streams (its format is
+/// the picture size; an SPS may code a larger, cropped one).
+fn h264_params(sps: &[u8], pps: &[u8], mode: &Mode) -> Result<VideoParams, CaptureError> {
+    let avcc = mp4_atom::Avcc::new(sps, pps)
+        .map_err(|e| CaptureError::Unsupported(format!("H.264 parameters from the device: {e}")))?;
+    let entry = mp4_atom::Codec::Avc1(mp4_atom::Avc1 {
+        visual: mp4_atom::Visual {
+            width: mode.width.min(u16::MAX as u32) as u16,
+            height: mode.height.min(u16::MAX as u32) as u16,
+            ..Default::default()
+        },
+        avcc,
+        ..Default::default()
+    });
+    VideoParams::from_entry(entry).map_err(|e| CaptureError::Unsupported(e.0))
+}
+
+/// Frames lost between two buffers, from the driver's sequence numbers. A counter that went
+/// backwards (the driver restarted it) is not a gap.
+pub fn sequence_gap(last: u32, next: u32) -> u64 {
+    let gap = next.wrapping_sub(last).wrapping_sub(1);
+    if gap < 1 << 24 { gap as u64 } else { 0 }
+}
+
+/// Turns a device's H.264 buffers into frames: parameter sets out of the samples and into the
+/// sample entry (a change is announced on the frame), nothing before the first IDR frame,
+/// presentation times from the driver's timestamps, gaps in its sequence numbers counted.
+pub struct H264Frames {
+    mode: Mode,
+    sps: Option<Vec<u8>>,
+    pps: Option<Vec<u8>>,
+    params: Option<Arc<VideoParams>>,
+    started: bool,
+    first_ts: Option<Duration>,
+    last_pts: i64,
+    last_seq: Option<u32>,
+    dropped: Arc<AtomicU64>,
+}
+
+impl H264Frames {
+    pub fn new(mode: Mode, dropped: Arc<AtomicU64>) -> Self {
+        Self {
+            mode,
+            sps: None,
+            pps: None,
+            params: None,
+            started: false,
+            first_ts: None,
+            last_pts: -1,
+            last_seq: None,
+            dropped,
+        }
+    }
+
+    pub fn params(&self) -> Option<Arc<VideoParams>> {
+        self.params.clone()
+    }
+
+    /// The frame in `buf`, if it is one to record; `mono_now` and `now` are the two clocks at
+    /// the time it is handled.
+    pub fn push(
+        &mut self,
+        buf: &Buffer,
+        mono_now: Duration,
+        now: jiff::Timestamp,
+    ) -> Result<Option<Frame>, CaptureError> {
+        if let Some(last) = self.last_seq {
+            self.dropped
+                .fetch_add(sequence_gap(last, buf.sequence), Ordering::Relaxed);
+        }
+        self.last_seq = Some(buf.sequence);
+        let mut sample = BytesMut::with_capacity(buf.data.len() + 16);
+        let (mut key, mut sps, mut pps) = (false, None, None);
+        for nal in annexb_nals(&buf.data) {
+            match nal[0] & 0x1f {
+                7 => sps = Some(nal),
+                8 => pps = Some(nal),
+                9 => {} // access unit delimiter
+                t => {
+                    key |= t == 5;
+                    sample.put_u32(nal.len() as u32);
+                    sample.put_slice(nal);
+                }
+            }
+        }
+        let mut new_params = None;
+        if sps.is_some_and(|s| self.sps.as_deref() != Some(s))
+            || pps.is_some_and(|p| self.pps.as_deref() != Some(p))
+        {
+            if let Some(s) = sps {
+                self.sps = Some(s.to_vec());
+            }
+            if let Some(p) = pps {
+                self.pps = Some(p.to_vec());
+            }
+            if let (Some(s), Some(p)) = (&self.sps, &self.pps) {
+                let p = Arc::new(h264_params(s, p, &self.mode)?);
+                if self.started {
+                    new_params = Some(p.clone());
+                }
+                self.params = Some(p);
+            }
+        }
+        if sample.is_empty() {
+            return Ok(None);
+        }
+        if !self.started {
+            if !(key && self.params.is_some()) {
+                return Ok(None);
+            }
+            self.started = true;
+        }
+        if new_params.is_some() && !key {
+            return Err(CaptureError::Stream(
+                "the device changed its H.264 parameters without a key frame".into(),
+            ));
+        }
+        let ts = if buf.timestamp.is_zero() {
+            mono_now
+        } else {
+            buf.timestamp
+        };
+        let first = *self.first_ts.get_or_insert(ts);
+        let pts = (ts.saturating_sub(first).as_nanos() * TIMESCALE as u128 / 1_000_000_000) as i64;
+        // Never backwards or standing still: the recorder needs increasing times.
+        let pts = pts.max(self.last_pts + 1);
+        self.last_pts = pts;
+        Ok(Some(Frame {
+            data: sample.freeze(),
+            pts,
+            key,
+            received: wall_clock(buf.timestamp, mono_now, now),
+            new_params,
+        }))
+    }
+}
+
+/// Buffers from a device on its own thread (V4L2 calls block), ended by an error, nothing
+/// within the frame timeout, or the receiver going away (noticed within a second, which then
+/// frees the device for the next open).
+fn pump(
+    mut dev: Box<dyn Device>,
+    claim: Claim,
+    path: PathBuf,
+) -> tokio::sync::mpsc::Receiver<Result<Buffer, CaptureError>> {
+    const POLL: Duration = Duration::from_secs(1);
+    let (tx, rx) = tokio::sync::mpsc::channel(8);
+    std::thread::Builder::new()
+        .name("v4l2".into())
+        .spawn(move || {
+            let _claim = claim;
+            let mut waited = Duration::ZERO;
+            loop {
+                let r = match dev.next(POLL) {
+                    Err(e) if e.kind() == io::ErrorKind::TimedOut => {
+                        waited += POLL;
+                        if tx.is_closed() {
+                            return;
+                        }
+                        if waited < FRAME_TIMEOUT {
+                            continue;
+                        }
+                        Err(CaptureError::Timeout(FRAME_TIMEOUT))
+                    }
+                    r => r.map_err(|e| device_error(&path, e)),
+                };
+                waited = Duration::ZERO;
+                let end = r.is_err();
+                // A full channel blocks here; the driver then drops frames, which show up as
+                // sequence gaps.
+                if tx.blocking_send(r).is_err() || end {
+                    return;
+                }
+            }
+        })
+        .expect("spawning a thread");
+    rx
+}
+
+fn device_error(path: &Path, e: io::Error) -> CaptureError {
+    match (e.kind(), e.raw_os_error()) {
+        // ENODEV: unplugged. The recorder retries; the device resumes when it is back.
+        (_, Some(19)) | (io::ErrorKind::NotFound, _) => {
+            CaptureError::Stream(format!("{} is gone (unplugged?): {e}", path.display()))
+        }
+        _ => CaptureError::Stream(format!("{}: {e}", path.display())),
+    }
+}
+
+pub struct V4l2Source {
+    req: Request,
+    open: Opener,
+    dropped: Arc<AtomicU64>,
+}
+
+impl V4l2Source {
+    pub fn new(req: Request, open: Opener) -> Self {
+        Self {
+            req,
+            open,
+            dropped: Arc::default(),
+        }
+    }
+}
+
+impl Source for V4l2Source {
+    fn describe(&self) -> String {
+        format!("v4l2://{}", self.req.path.display())
+    }
+
+    fn dropped_frames(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    fn open(&self) -> BoxFuture<'static, Result<Opened, CaptureError>> {
+        let req = self.req.clone();
+        let open = self.open.clone();
+        let dropped = self.dropped.clone();
+        Box::pin(async move {
+            let path = req.path.clone();
+            let started = tokio::task::spawn_blocking(move || {
+                let claim = Claim::take(&req.path)?;
+                let mut dev = open(&req.path).map_err(|e| {
+                    CaptureError::Connect(format!("cannot open {}: {e}", req.path.display()))
+                })?;
+                let formats = dev
+                    .formats()
+                    .map_err(|e| CaptureError::Connect(format!("listing formats: {e}")))?;
+                let mode = choose(&formats, &req).map_err(CaptureError::Unsupported)?;
+                recordable(&mode).map_err(CaptureError::Unsupported)?;
+                let got = dev.start(mode).map_err(|e| {
+                    CaptureError::Connect(format!("starting {}: {e}", req.path.display()))
+                })?;
+                if got.fourcc != mode.fourcc {
+                    return Err(CaptureError::Unsupported(format!(
+                        "asked for {}, the driver gave {}",
+                        fourcc_str(&mode.fourcc),
+                        fourcc_str(&got.fourcc)
+                    )));
+                }
+                Ok((dev, claim, got))
+            })
+            .await
+            .map_err(|e| CaptureError::Connect(e.to_string()))??;
+            let (dev, claim, mode) = started;
+            let mut rx = pump(dev, claim, path);
+            let mut frames = H264Frames::new(mode, dropped);
+            // Wait for the first key frame with parameters, within the frame timeout.
+            let first = tokio::time::timeout(FRAME_TIMEOUT, async {
+                loop {
+                    let buf = rx.recv().await.ok_or_else(|| {
+                        CaptureError::Stream("the device stopped before a key frame".into())
+                    })??;
+                    if let Some(f) = frames.push(&buf, monotonic_now(), jiff::Timestamp::now())? {
+                        return Ok::<_, CaptureError>(f);
+                    }
+                }
+            })
+            .await
+            .map_err(|_| CaptureError::Timeout(FRAME_TIMEOUT))??;
+            let params = frames.params().expect("a first frame has parameters");
+            let rest = futures::stream::unfold((rx, frames), |(mut rx, mut frames)| async move {
+                loop {
+                    let buf = match rx.recv().await? {
+                        Ok(b) => b,
+                        Err(e) => return Some((Err(e), (rx, frames))),
+                    };
+                    match frames.push(&buf, monotonic_now(), jiff::Timestamp::now()) {
+                        Ok(Some(f)) => return Some((Ok(f), (rx, frames))),
+                        Ok(None) => continue,
+                        Err(e) => return Some((Err(e), (rx, frames))),
+                    }
+                }
+            });
+            let frames = futures::stream::once(async move { Ok(first) })
+                .chain(rest)
+                .boxed();
+            Ok(Opened { params, frames })
+        })
+    }
+}
+
+/// Capture devices on this machine and what they offer (`GET /api/system/devices`).
+#[derive(Debug, Clone, Serialize)]
+pub struct DeviceInfo {
+    pub path: String,
+    /// A name for the same device that survives unplugging (`/dev/v4l/by-id/...`), if udev
+    /// made one; use it as the camera source.
+    pub stable_path: Option<String>,
+    pub name: String,
+    pub driver: String,
+    pub bus: String,
+    pub formats: Vec<FormatInfo>,
+    /// Whether Eyrie can record it (it offers H.264), and if not, why.
+    pub recordable: bool,
+    pub note: Option<String>,
+}
+
+/// The stable name udev gave `dev`, if any.
+pub fn stable_name(dev: &Path) -> Option<String> {
+    let real = std::fs::canonicalize(dev).ok()?;
+    for dir in ["/dev/v4l/by-id", "/dev/v4l/by-path"] {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            continue;
+        };
+        for e in entries.flatten().take(256) {
+            if std::fs::canonicalize(e.path()).ok().as_ref() == Some(&real) {
+                return Some(e.path().display().to_string());
+            }
+        }
+    }
+    None
+}
+
+/// What the listing says about a device's formats.
+pub fn assess(formats: &[FormatInfo]) -> (bool, Option<String>) {
+    match choose(formats, &Request::any("")) {
+        Err(e) => (false, Some(e)),
+        Ok(mode) => match recordable(&mode) {
+            Ok(()) => (true, None),
+            Err(e) => (false, Some(e)),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,497 @@
+//! V4L2 logic against a fake device: URLs, format choice, H.264 buffers to frames, timestamps,
+//! dropped frames, unplug and replug, one camera per device.
+
+use std::collections::VecDeque;
+use std::sync::atomic::AtomicBool;
+use std::sync::mpsc;
+
+use super::*;
+
+const SPS: &[u8] = &[
+    0x67, 0x64, 0x00, 0x1e, 0xac, 0xd9, 0x40, 0xa0, 0x2f, 0xf9, 0x70, 0x11, 0x00, 0x00, 0x03, 0x00,
+    0x01, 0x00, 0x00, 0x03, 0x00, 0x1e, 0x0f, 0x16, 0x2d, 0x96,
+];
+const PPS: &[u8] = &[0x68, 0xeb, 0xe3, 0xcb, 0x22, 0xc0];
+const AUD: &[u8] = &[0x09, 0xf0];
+const IDR: &[u8] = &[0x65, 0x88, 0x84, 0x00, 0x33, 0xff];
+const P: &[u8] = &[0x41, 0x9a, 0x02, 0x04];
+
+fn annexb(nals: &[&[u8]]) -> Vec<u8> {
+    let mut v = Vec::new();
+    for (i, n) in nals.iter().enumerate() {
+        // Both start code lengths, as encoders mix them.
+        v.extend_from_slice(if i == 0 { &[0, 0, 0, 1] } else { &[0, 0, 1] });
+        v.extend_from_slice(n);
+    }
+    v
+}
+
+fn buf(nals: &[&[u8]], sequence: u32, ms: u64) -> Buffer {
+    Buffer {
+        data: annexb(nals),
+        sequence,
+        timestamp: Duration::from_millis(ms),
+    }
+}
+
+fn url(s: &str) -> Result<Request, SourceError> {
+    parse(&url::Url::parse(s).unwrap())
+}
+
+#[test]
+fn parses_urls() {
+    let r = url("v4l2:///dev/video2?width=1280&height=720&fps=30&format=h264").unwrap();
+    assert_eq!(r.path, Path::new("/dev/video2"));
+    assert_eq!(
+        (r.width, r.height, r.fps),
+        (Some(1280), Some(720), Some(30))
+    );
+    assert_eq!(r.format, Some(H264));
+    assert!(url("v4l2:///dev/v4l/by-id/usb-Cam_123-video-index0").is_ok());
+    assert!(url("v4l2:///dev/v4l/by-path/platform-xhci-hcd.0-usb-0:1:1.0-video-index0").is_ok());
+    for bad in [
+        "v4l2:///dev/video",
+        "v4l2:///dev/video0x",
+        "v4l2:///dev/v4l/by-id/../../sda",
+        "v4l2:///etc/passwd",
+        "v4l2://cam/dev/video0",
+        "v4l2:///dev/video0?width=10&height=10",
+        "v4l2:///dev/video0?width=640",
+        "v4l2:///dev/video0?fps=0",
+        "v4l2:///dev/video0?format=H26",
+        "v4l2:///dev/video0?zoom=2",
+        "v4l2:///dev/video0?fps=5&fps=6",
+    ] {
+        assert!(url(bad).is_err(), "{bad}");
+    }
+}
+
+fn size(width: u32, height: u32, fps: &[f64]) -> SizeInfo {
+    SizeInfo {
+        width,
+        height,
+        fps: fps.to_vec(),
+    }
+}
+
+fn webcam() -> Vec<FormatInfo> {
+    vec![
+        FormatInfo {
+            fourcc: "YUYV".into(),
+            description: "YUYV 4:2:2".into(),
+            sizes: vec![size(640, 480, &[30.0])],
+        },
+        FormatInfo {
+            fourcc: "MJPG".into(),
+            description: "Motion-JPEG".into(),
+            sizes: vec![size(1920, 1080, &[30.0])],
+        },
+        FormatInfo {
+            fourcc: "H264".into(),
+            description: "H.264".into(),
+            sizes: vec![
+                size(3840, 2160, &[15.0]),
+                size(1920, 1080, &[60.0, 30.0, 15.0]),
+                size(640, 360, &[30.0, 15.0]),
+            ],
+        },
+    ]
+}
+
+#[test]
+fn chooses_a_recordable_mode() {
+    let any = url("v4l2:///dev/video0").unwrap();
+    let m = choose(&webcam(), &any).unwrap();
+    assert_eq!(
+        m,
+        Mode {
+            fourcc: H264,
+            width: 1920,
+            height: 1080,
+            fps: 30
+        }
+    );
+    let small = url("v4l2:///dev/video0?width=640&height=360&fps=15").unwrap();
+    assert_eq!(
+        choose(&webcam(), &small).unwrap(),
+        Mode {
+            fourcc: H264,
+            width: 640,
+            height: 360,
+            fps: 15
+        }
+    );
+    let e = choose(
+        &webcam(),
+        &url("v4l2:///dev/video0?width=800&height=600").unwrap(),
+    )
+    .unwrap_err();
+    assert!(e.contains("800x600") && e.contains("640x360"), "{e}");
+    let e = choose(&webcam(), &url("v4l2:///dev/video0?format=NV12").unwrap()).unwrap_err();
+    assert!(e.contains("YUYV, MJPG, H264"), "{e}");
+    let e = choose(&webcam(), &url("v4l2:///dev/video0?fps=25").unwrap()).unwrap_err();
+    assert!(e.contains("25 fps"), "{e}");
+    // MJPEG and raw formats are chosen when asked for, and refused with the reason.
+    let mjpg = choose(&webcam(), &url("v4l2:///dev/video0?format=MJPG").unwrap()).unwrap();
+    assert!(recordable(&mjpg).unwrap_err().contains("MJPEG"));
+    let (ok, note) = assess(&webcam()[..1]);
+    assert!(!ok && note.unwrap().contains("uncompressed"));
+    assert_eq!(assess(&webcam()), (true, None));
+    assert!(choose(&[], &any).is_err());
+}
+
+#[test]
+fn splits_annex_b() {
+    let data = annexb(&[SPS, PPS, IDR]);
+    assert_eq!(annexb_nals(&data), vec![SPS, PPS, IDR]);
+    assert!(annexb_nals(&[0, 0, 0]).is_empty());
+    assert!(annexb_nals(&[1, 2, 3]).is_empty());
+}
+
+fn mode() -> Mode {
+    Mode {
+        fourcc: H264,
+        width: 640,
+        height: 360,
+        fps: 30,
+    }
+}
+
+#[test]
+fn turns_buffers_into_frames() {
+    let dropped = Arc::new(AtomicU64::new(0));
+    let mut f = H264Frames::new(mode(), dropped.clone());
+    let now = jiff::Timestamp::from_second(1_800_000_000).unwrap();
+    let mono = Duration::from_secs(1000);
+    // Nothing before parameters and a key frame.
+    assert!(f.push(&buf(&[P], 1, 0), mono, now).unwrap().is_none());
+    assert!(
+        f.push(&buf(&[AUD, IDR], 2, 0), mono, now)
+            .unwrap()
+            .is_none()
+    );
+    let first = f
+        .push(&buf(&[AUD, SPS, PPS, IDR], 3, 999_900), mono, now)
+        .unwrap()
+        .unwrap();
+    assert!(first.key && first.pts == 0 && first.new_params.is_none());
+    let mut want = (IDR.len() as u32).to_be_bytes().to_vec();
+    want.extend_from_slice(IDR);
+    assert_eq!(
+        &first.data[..],
+        &want[..],
+        "parameter sets and AUD left out"
+    );
+    // Captured 100 ms before "now" on the monotonic clock.
+    assert_eq!(
+        first.received,
+        now.checked_sub(jiff::SignedDuration::from_millis(100))
+            .unwrap()
+    );
+    let p = f.params().unwrap();
+    assert_eq!(
+        (p.width, p.height, p.rfc6381.as_str()),
+        (640, 360, "avc1.64001e")
+    );
+    assert_eq!(dropped.load(Ordering::Relaxed), 0);
+
+    // 1/30 s later: 3000 ticks. Then two frames lost (sequence 5 and 6).
+    let second = f.push(&buf(&[P], 4, 999_933), mono, now).unwrap().unwrap();
+    assert!(!second.key);
+    assert_eq!(second.pts, 2970); // 33 ms in 90 kHz ticks
+    let third = f
+        .push(&buf(&[P], 7, 1_000_033), mono, now)
+        .unwrap()
+        .unwrap();
+    assert_eq!(third.pts, 11970);
+    assert_eq!(dropped.load(Ordering::Relaxed), 2);
+    // A timestamp that goes backwards still gives an increasing time.
+    let fourth = f
+        .push(&buf(&[P], 8, 1_000_000), mono, now)
+        .unwrap()
+        .unwrap();
+    assert_eq!(fourth.pts, 11971);
+
+    // New parameters arrive with a key frame and are announced on it.
+    let mut sps2 = SPS.to_vec();
+    sps2[3] = 0x1f; // level 3.1
+    let changed = f
+        .push(&buf(&[&sps2, PPS, IDR], 9, 1_000_100), mono, now)
+        .unwrap()
+        .unwrap();
+    assert_eq!(changed.new_params.as_ref().unwrap().rfc6381, "avc1.64001f");
+    // ... and never without one.
+    assert!(
+        f.push(&buf(&[SPS, PPS, P], 10, 1_000_200), mono, now)
+            .is_err()
+    );
+}
+
+/// A fake device plugged into a fake port: each open gets a fresh channel the test feeds.
+struct Rig {
+    plugged: AtomicBool,
+    formats: Vec<FormatInfo>,
+    feed: Mutex<Option<mpsc::Sender<io::Result<Buffer>>>>,
+    started: Mutex<VecDeque<Mode>>,
+}
+
+struct Fake {
+    formats: Vec<FormatInfo>,
+    rx: mpsc::Receiver<io::Result<Buffer>>,
+    rig: Arc<Rig>,
+}
+
+impl Device for Fake {
+    fn formats(&mut self) -> io::Result<Vec<FormatInfo>> {
+        Ok(self.formats.clone())
+    }
+    fn start(&mut self, mode: Mode) -> io::Result<Mode> {
+        self.rig.started.lock().unwrap().push_back(mode);
+        Ok(mode)
+    }
+    fn next(&mut self, timeout: Duration) -> io::Result<Buffer> {
+        match self.rx.recv_timeout(timeout) {
+            Ok(r) => r,
+            Err(mpsc::RecvTimeoutError::Timeout) => Err(io::ErrorKind::TimedOut.into()),
+            Err(mpsc::RecvTimeoutError::Disconnected) => Err(io::Error::from_raw_os_error(19)),
+        }
+    }
+}
+
+fn rig(formats: Vec<FormatInfo>) -> (Arc<Rig>, Opener) {
+    let rig = Arc::new(Rig {
+        plugged: AtomicBool::new(true),
+        formats,
+        feed: Mutex::new(None),
+        started: Mutex::new(VecDeque::new()),
+    });
+    let r = rig.clone();
+    let open: Opener = Arc::new(move |_path: &Path| -> io::Result<Box<dyn Device>> {
+        if !r.plugged.load(Ordering::SeqCst) {
+            return Err(io::ErrorKind::NotFound.into());
+        }
+        let (tx, rx) = mpsc::channel();
+        *r.feed.lock().unwrap() = Some(tx);
+        Ok(Box::new(Fake {
+            formats: r.formats.clone(),
+            rx,
+            rig: r.clone(),
+        }))
+    });
+    (rig, open)
+}
+
+fn feed(rig: &Rig, b: io::Result<Buffer>) {
+    rig.feed.lock().unwrap().as_ref().unwrap().send(b).unwrap();
+}
+
+#[tokio::test]
+async fn streams_counts_gaps_and_resumes_after_unplug() {
+    let (rig, open) = rig(webcam());
+    let src = V4l2Source::new(url("v4l2:///dev/video41?fps=15").unwrap(), open);
+    let opening = tokio::spawn(src.open());
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    feed(&rig, Ok(buf(&[SPS, PPS, IDR], 10, 1000)));
+    let mut opened = opening.await.unwrap().unwrap();
+    assert_eq!(
+        rig.started.lock().unwrap().pop_front().unwrap(),
+        Mode {
+            fourcc: H264,
+            width: 1920,
+            height: 1080,
+            fps: 15
+        }
+    );
+    assert_eq!(opened.params.width, 1920, "the size the driver took");
+    assert!(opened.frames.next().await.unwrap().unwrap().key);
+    feed(&rig, Ok(buf(&[P], 14, 1200)));
+    let f = opened.frames.next().await.unwrap().unwrap();
+    assert_eq!(f.pts, 18000);
+    assert_eq!(src.dropped_frames(), 3);
+
+    // Unplugged: the stream ends with an error that says so, and opening fails until it is back.
+    rig.plugged.store(false, Ordering::SeqCst);
+    feed(&rig, Err(io::Error::from_raw_os_error(19)));
+    let e = opened.frames.next().await.unwrap().unwrap_err().to_string();
+    assert!(e.contains("/dev/video41 is gone (unplugged?)"), "{e}");
+    drop(opened);
+    let e = src.open().await.err().unwrap().to_string();
+    assert!(e.contains("cannot open /dev/video41"), "{e}");
+    rig.plugged.store(true, Ordering::SeqCst);
+    let opening = tokio::spawn(src.open());
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    feed(&rig, Ok(buf(&[SPS, PPS, IDR], 0, 5000)));
+    let mut opened = opening.await.unwrap().unwrap();
+    let f = opened.frames.next().await.unwrap().unwrap();
+    assert!(f.key && f.pts == 0, "a new run starts at 0");
+    assert_eq!(src.dropped_frames(), 3, "a restarted counter is not a gap");
+}
+
+#[tokio::test]
+async fn one_device_feeds_one_camera() {
+    let (rig_a, open_a) = rig(webcam());
+    let a = V4l2Source::new(url("v4l2:///dev/video42").unwrap(), open_a);
+    let (rig_b, open_b) = rig(webcam());
+    let b = V4l2Source::new(url("v4l2:///dev/video42").unwrap(), open_b);
+    let opening = tokio::spawn(a.open());
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    feed(&rig_a, Ok(buf(&[SPS, PPS, IDR], 0, 0)));
+    let opened = opening.await.unwrap().unwrap();
+    let e = b.open().await.err().unwrap().to_string();
+    assert!(e.contains("already used by another camera"), "{e}");
+    // Closing the first camera frees the device (within the pump's one-second poll).
+    drop(opened);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let opening = tokio::spawn(b.open());
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    feed(&rig_b, Ok(buf(&[SPS, PPS, IDR], 0, 0)));
+    assert!(opening.await.unwrap().is_ok());
+}
+
+#[tokio::test]
+async fn devices_without_h264_get_a_clear_error() {
+    let (_rig, open) = rig(webcam()[..2].to_vec());
+    let src = V4l2Source::new(url("v4l2:///dev/video43").unwrap(), open);
+    let e = src.open().await.err().unwrap().to_string();
+    assert!(e.contains("MJPEG") && e.contains("not recorded"), "{e}");
+}
+
+/// Under CI every tool must be there; elsewhere a test without it says why and skips.
+fn have(tool: &str) -> bool {
+    let found = std::process::Command::new(tool)
+        .arg("-version")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !found {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "{tool} is required under CI (tests/run installs it)"
+        );
+        eprintln!("SKIP: {tool} is not installed (tests/run installs it)");
+    }
+    found
+}
+
+/// A camera's H.264 (x264, one access unit per buffer as UVC cameras deliver it) through a fake
+/// device, the frame path and the fMP4 writer recordings use: ffmpeg decodes every frame.
+#[tokio::test]
+async fn device_h264_makes_a_decodable_mp4() {
+    if !have("ffmpeg") || !have("ffprobe") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let es = dir.path().join("cam.h264");
+    let out = std::process::Command::new("ffmpeg")
+        .args([
+            "-v",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=size=640x360:rate=30",
+        ])
+        .args([
+            "-frames:v",
+            "45",
+            "-c:v",
+            "libx264",
+            "-profile:v",
+            "high",
+            "-bf",
+            "0",
+        ])
+        .args([
+            "-g",
+            "15",
+            "-pix_fmt",
+            "yuv420p",
+            "-bsf:v",
+            "h264_metadata=aud=insert",
+        ])
+        .arg(&es)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let data = std::fs::read(&es).unwrap();
+    let mut units: Vec<Vec<&[u8]>> = Vec::new();
+    for nal in annexb_nals(&data) {
+        if nal[0] & 0x1f == 9 || units.is_empty() {
+            units.push(Vec::new());
+        }
+        units.last_mut().unwrap().push(nal);
+    }
+    assert_eq!(units.len(), 45);
+
+    let (rig, open) = rig(webcam());
+    let src = V4l2Source::new(
+        url("v4l2:///dev/video44?width=640&height=360&fps=30").unwrap(),
+        open,
+    );
+    let opening = tokio::spawn(src.open());
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    for (i, unit) in units.iter().enumerate() {
+        // 30 fps as the driver stamps it, with frame 20 lost on the way.
+        if i != 20 {
+            feed(&rig, Ok(buf(unit, i as u32, 1000 + i as u64 * 1000 / 30)));
+        }
+    }
+    let mut opened = opening.await.unwrap().unwrap();
+    let mut frames = Vec::new();
+    while frames.len() < 44 {
+        frames.push(opened.frames.next().await.unwrap().unwrap());
+    }
+    assert_eq!(src.dropped_frames(), 1);
+    assert_eq!(frames.iter().filter(|f| f.key).count(), 3);
+
+    // One fragment per frame, durations from the presentation times, as the recorder does.
+    let mut file = crate::media::fmp4::init_segment(&opened.params, None).to_vec();
+    let mut decode_time = 0u64;
+    for (i, f) in frames.iter().enumerate() {
+        let duration = frames
+            .get(i + 1)
+            .map_or(3000, |next| (next.pts - f.pts) as u32);
+        let meta = crate::media::fmp4::SampleMeta {
+            duration,
+            size: f.data.len() as u32,
+            key: f.key,
+        };
+        file.extend(crate::media::fmp4::fragment_header(
+            i as u32 + 1,
+            decode_time,
+            &[meta],
+        ));
+        file.extend_from_slice(&f.data);
+        decode_time += duration as u64;
+    }
+    let mp4 = dir.path().join("cam.mp4");
+    std::fs::write(&mp4, &file).unwrap();
+    let out = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(&mp4)
+        .args(["-f", "null", "-"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && err.trim().is_empty(), "{err}");
+    let out = std::process::Command::new("ffprobe")
+        .args(["-v", "error", "-count_frames", "-select_streams", "v:0"])
+        .args([
+            "-show_entries",
+            "stream=nb_read_frames,width,height",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(&mp4)
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "640,360,44");
+    // 44 frames over 45 frame times (one lost): 1.5 s at 90 kHz, within the millisecond the
+    // timestamps above are rounded to.
+    assert!((decode_time as i64 - 135_000).abs() < 90, "{decode_time}");
+}
