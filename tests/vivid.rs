@@ -125,7 +125,12 @@ fn lists_and_opens_a_vivid_camera() {
     for lib in libraries(eyrie) {
         copy_into(&root, &lib);
     }
-    std::fs::write(root.join("eyrie.toml"), "[storage]\nmin_free = 0\n").unwrap();
+    // The admin account the init script's requests log in as.
+    std::fs::write(
+        root.join("eyrie.toml"),
+        "[storage]\nmin_free = 0\n[auth]\nadmin_user = \"admin\"\nadmin_password = \"eyrie-test-password\"\n",
+    )
+    .unwrap();
     let initrd = tmp.path().join("initrd.cpio");
     let ok = Command::new("sh")
         .arg("-c")

@@ -14,7 +14,8 @@ echo "=== TRIAL"
 /eyrie devices --capture 10 --source 'v4l2:///dev/video0?width=640&height=360&fps=30' 2>&1
 echo "=== END"
 /eyrie run --data /tmp/data --listen 127.0.0.1:8080 --config /eyrie.toml >/tmp/eyrie.log 2>&1 &
-api=http://127.0.0.1:8080/api
+# As the admin the config makes (HTTP Basic in the URL, which busybox wget sends).
+api=http://admin:eyrie-test-password@127.0.0.1:8080/api
 for i in $(seq 1 50); do
   wget -qO /dev/null $api/health 2>/dev/null && break
   sleep 0.2
