@@ -56,6 +56,16 @@ fn a_federation_key_reads_only_and_stops_working_when_revoked() {
     }
     let used = e.get("/api/federation/keys");
     assert!(used[0]["last_used"].is_string(), "{used}");
+    // A peer never learns where a camera is, from the list or from one camera.
+    for path in ["/api/cameras", "/api/cameras/demo"] {
+        let seen = ureq::get(&e.anon_url(path))
+            .set("X-NVR-Auth", &key)
+            .call()
+            .unwrap()
+            .into_string()
+            .unwrap();
+        assert!(!seen.contains("\"source\""), "{path}: {seen}");
+    }
 
     // A wrong key is 401 even on routes open without one.
     assert_eq!(
@@ -351,8 +361,9 @@ fn a_cartanvr_peer_is_read_with_its_own_calls() {
                     ),
                 )
             }
+            // A hostile peer answers media with a page: relayed, it must not run as one.
             "/api/recordings/cam_3/2024-05-01T10-00-00.mp4" => {
-                Reply::Body(200, "pretend-mp4".into())
+                Reply::Typed(200, "text/html", "<script>steal()</script>".into())
             }
             _ => Reply::Body(404, "{}".into()),
         }
@@ -395,12 +406,14 @@ fn a_cartanvr_peer_is_read_with_its_own_calls() {
         format!("/api/system/nodes/{node_id}/media/recordings/cam_3/2024-05-01T10-00-00.mp4")
     );
     assert_eq!(segs[0]["duration_s"], 60.5);
-    let got = ureq::get(&a.url(url))
-        .call()
-        .unwrap()
-        .into_string()
-        .unwrap();
-    assert_eq!(got, "pretend-mp4");
+    let got = ureq::get(&a.url(url)).call().unwrap();
+    assert_eq!(got.content_type(), "application/octet-stream");
+    assert!(
+        got.header("content-security-policy")
+            .is_some_and(|c| c.starts_with("sandbox")),
+        "served sandboxed"
+    );
+    assert_eq!(got.into_string().unwrap(), "<script>steal()</script>");
     let all = a.get("/api/recordings?camera=all");
     assert!(
         all["runs"]

@@ -273,6 +273,10 @@ export function pairingSections(ctx, { addManually, linked }) {
           const res = await act(approve, () => post(`/api/federation/pair/requests/${r.id}/approve`,
             { code: code.value.trim(), link_back: back.checked }), { errorEl: err });
           if (!res) return;
+          if (res.link_back_error) {
+            notify(`Approved: ${r.label} collects its key now. Linking back failed: ${res.link_back_error}`, 'error');
+            return;
+          }
           notify(res.link_back
             ? `Approved. This node now asks ${r.label} to pair back: approve code ${res.link_back.code} there.`
             : `Approved: ${r.label} collects its key now.`, 'ok');

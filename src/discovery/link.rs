@@ -479,10 +479,12 @@ fn answer(f: &client::Fetched) -> Result<Value, Outcome> {
 }
 
 fn message(v: &Value, status: u16) -> String {
+    // The other node's words end up in this node's log and UI: no control characters.
     let m: String = v["error"]
         .as_str()
         .unwrap_or("unexpected answer")
         .chars()
+        .filter(|c| !c.is_control())
         .take(200)
         .collect();
     format!("the other node answered HTTP {status}: {m}")

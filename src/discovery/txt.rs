@@ -140,14 +140,22 @@ impl PeerTxt {
 /// zone, which URLs cannot carry).
 pub fn url_for(addresses: &[IpAddr], port: u16, tls: bool) -> Option<String> {
     let scheme = if tls { "https" } else { "http" };
+    // Loopback is never another node: an answer naming it would point this node at itself.
     let usable = |ip: &IpAddr| match ip {
-        IpAddr::V4(v4) => !v4.is_unspecified() && !v4.is_link_local() && !v4.is_multicast(),
-        IpAddr::V6(v6) => !v6.is_unspecified() && !v6.is_unicast_link_local() && !v6.is_multicast(),
+        IpAddr::V4(v4) => {
+            !v4.is_unspecified() && !v4.is_loopback() && !v4.is_link_local() && !v4.is_multicast()
+        }
+        IpAddr::V6(v6) => {
+            !v6.is_unspecified()
+                && !v6.is_loopback()
+                && !v6.is_unicast_link_local()
+                && !v6.is_multicast()
+        }
     };
     let pick = addresses
         .iter()
         .filter(|a| usable(a))
-        .min_by_key(|a| (a.is_loopback(), a.is_ipv6(), **a))?;
+        .min_by_key(|a| (a.is_ipv6(), **a))?;
     Some(match pick {
         IpAddr::V4(v4) => format!("{scheme}://{v4}:{port}"),
         IpAddr::V6(v6) => format!("{scheme}://[{v6}]:{port}"),
@@ -309,5 +317,8 @@ mod tests {
             "https://[fd00::5]:8443"
         );
         assert_eq!(url_for(&a[..1], 80, false), None);
+        // An answer that names only loopback is no node to pair with.
+        let lo: Vec<IpAddr> = vec!["127.0.0.1".parse().unwrap(), "::1".parse().unwrap()];
+        assert_eq!(url_for(&lo, 8080, false), None);
     }
 }

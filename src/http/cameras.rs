@@ -280,14 +280,22 @@ fn known_id(id: &str) -> ApiResult<()> {
     }
 }
 
-pub async fn get_one(st: State, Path(id): Path<String>) -> ApiResult<Json<CameraView>> {
+pub async fn get_one(
+    st: State,
+    Path(id): Path<String>,
+    Extension(caller): Extension<Caller>,
+) -> ApiResult<Json<CameraView>> {
     known_id(&id)?;
     let index = st.index.clone();
     let lookup = id.clone();
     let cam = blocking(move || Ok(index.camera(&lookup)?))
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no camera '{id}'")))?;
-    Ok(Json(view(&st, cam)))
+    let mut v = view(&st, cam);
+    if matches!(caller, Caller::Peer { .. }) {
+        v.source = None; // where a camera is, is this node's business
+    }
+    Ok(Json(v))
 }
 
 /// A local device feeds one camera: a second camera on it is refused (at run time it would be

@@ -211,18 +211,25 @@ pub async fn approve(
 ) -> PairResult<Response> {
     valid_id(&id)?;
     let v = st.link.approve(&id, body.code.trim())?;
-    let back = if body.link_back {
+    // The approval stands whatever happens to the link back: its failure is said beside it.
+    let (back, back_error) = if body.link_back {
         let target = Target {
             url: v.url.clone(),
             node_id: Some(v.node_id.clone()),
             label: Some(v.label.clone()),
             tls_pin: v.tls_fingerprint.clone(),
         };
-        Some(st.link.start(target)?)
+        match st.link.start(target) {
+            Ok(p) => (Some(p), None),
+            Err(e) => (None, Some(e.to_string())),
+        }
     } else {
-        None
+        (None, None)
     };
-    Ok(Json(json!({ "request": v, "link_back": back })).into_response())
+    Ok(
+        Json(json!({ "request": v, "link_back": back, "link_back_error": back_error }))
+            .into_response(),
+    )
 }
 
 /// `POST /api/federation/pair/requests/{id}/reject`.

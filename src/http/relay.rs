@@ -75,6 +75,19 @@ pub fn relayed(node: &NodeRecord) -> bool {
     node.media_mode == MediaMode::Relay || node.kind == NodeKind::Cartanvr
 }
 
+/// Whether a peer's `Content-Type` may pass: media, or JSON (its error answers).
+fn media_type(t: &[u8]) -> bool {
+    let t = t.to_ascii_lowercase();
+    [
+        "video/",
+        "audio/",
+        "application/octet-stream",
+        "application/json",
+    ]
+    .iter()
+    .any(|p| t.starts_with(p.as_bytes()))
+}
+
 /// Checks `rest` (below `/api/`) is one of the media paths, made only of safe characters.
 fn media_path(rest: &str) -> Option<()> {
     let parts: Vec<&str> = rest.split('/').collect();
@@ -176,6 +189,19 @@ pub async fn media(
             res.headers_mut().insert(name, v.clone());
         }
     }
+    // What the peer sends is served from this node's origin: never as a page or a script.
+    if let Some(t) = res.headers().get(header::CONTENT_TYPE) {
+        if !media_type(t.as_bytes()) {
+            res.headers_mut().insert(
+                header::CONTENT_TYPE,
+                header::HeaderValue::from_static("application/octet-stream"),
+            );
+        }
+    }
+    res.headers_mut().insert(
+        header::CONTENT_SECURITY_POLICY,
+        header::HeaderValue::from_static("sandbox; default-src 'none'"),
+    );
     *res.body_mut() = got.body;
     Ok(res)
 }
@@ -183,6 +209,16 @@ pub async fn media(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_media_types_pass() {
+        assert!(media_type(b"video/mp4"));
+        assert!(media_type(b"Video/MP4; codecs=avc1"));
+        assert!(media_type(b"application/json"));
+        assert!(!media_type(b"text/html"));
+        assert!(!media_type(b"application/javascript"));
+        assert!(!media_type(b"image/svg+xml"));
+    }
 
     #[test]
     fn only_media_paths_are_relayed() {

@@ -392,8 +392,10 @@ pub fn read_all(mut r: impl Read) -> Vec<u8> {
 
 /// How a fake peer answers a request path.
 pub enum Reply {
-    /// Status and body, then the connection closes.
+    /// Status and JSON body, then the connection closes.
     Body(u16, String),
+    /// Status, content type and body, then the connection closes.
+    Typed(u16, &'static str, String),
     /// Accepts and never answers.
     Silent,
     /// A chunked body that never ends.
@@ -451,6 +453,13 @@ impl FakePeer {
                             let _ = write!(
                                 s,
                                 "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                                body.len()
+                            );
+                        }
+                        Reply::Typed(status, mime, body) => {
+                            let _ = write!(
+                                s,
+                                "HTTP/1.1 {status} X\r\ncontent-type: {mime}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
                                 body.len()
                             );
                         }
