@@ -18,6 +18,8 @@ use crate::discovery::events::Topic;
 
 /// How often an idle event stream carries a comment, so proxies and browsers keep it open.
 const HEARTBEAT: Duration = Duration::from_secs(15);
+/// How long one event stream lasts before the browser must reconnect (and log in again).
+const STREAM_LIFETIME: Duration = Duration::from_secs(300);
 
 #[derive(Debug, Serialize)]
 pub struct SeenView {
@@ -137,5 +139,8 @@ pub async fn events(st: State) -> ApiResult<Sse<impl Stream<Item = Result<Event,
         let event = Event::default().event(topic.name()).data(data);
         Some((Ok(event), (sub, first, st)))
     });
+    // A stream outlives nothing for long: after a while it ends and the browser reconnects,
+    // which checks its login again (so a logout or password change stops it within that).
+    let stream = futures::StreamExt::take_until(stream, tokio::time::sleep(STREAM_LIFETIME));
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(HEARTBEAT)))
 }
