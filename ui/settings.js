@@ -44,19 +44,56 @@ function kv(rows) {
 
 // ---- General ----
 
-async function general(panel) {
-  const hl = await get('/api/health');
+/** Bytes as the API also reads them back ("20 GiB"), for editing. */
+function size(bytes) {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let i = 0;
+  let v = bytes;
+  while (v >= 1024 && v % 1024 === 0 && i < units.length - 1) { v /= 1024; i += 1; }
+  return `${v} ${units[i]}`;
+}
+
+async function general(panel, { act }) {
+  const [hl, s] = await Promise.all([get('/api/health'), get('/api/system/settings')]);
+  const label = h('input', { required: true, maxlength: 64, value: s.label });
+  const segment = h('input', { type: 'number', required: true, min: 10, max: 300, value: s.segment_seconds });
+  const budget = h('input', { value: s.budget_bytes == null ? '' : size(s.budget_bytes), placeholder: 'no budget', spellcheck: false });
+  const minFree = h('input', { required: true, value: size(s.min_free_bytes), spellcheck: false });
+  const err = h('p.error', { role: 'alert' });
+  const save = h('button.primary', { type: 'submit' }, 'Save');
+  const form = h('form.card.form', {
+    onsubmit: async (e) => {
+      e.preventDefault();
+      const body = {
+        label: label.value.trim(),
+        segment_seconds: Number(segment.value),
+        budget: budget.value.trim() === '' ? null : budget.value.trim(),
+        min_free: minFree.value.trim(),
+      };
+      const r = await act(save, () => put('/api/system/settings', body), { errorEl: err, done: 'Settings saved' });
+      if (!r) return;
+      const brand = document.querySelector('.brand .node');
+      if (brand) brand.textContent = r.label;
+      await general(panel, { act });
+    },
+  },
+  h('h3', 'Recording and this node'),
+  field('Node label', label, 'How people and other nodes know this node (also its name on the network).')[0],
+  field('Segment length (seconds)', segment, '10 to 300; files are cut at the first key frame after it.')[0],
+  h('div.row',
+    field('Recordings may use', budget, 'A size like 200 GiB; empty: no budget, only the free space below limits them.')[0],
+    field('Free space to keep', minFree, 'The oldest recordings go first to keep this much of the disk free.')[0]),
+  err,
+  h('div.buttons', save));
   mount(panel,
     h('h2', 'This node'),
     kv([
-      ['Label', hl.label],
       ['Node id', h('code', hl.node_id)],
       ['Version', hl.version],
       hl.tls_fingerprint ? ['HTTPS certificate (SHA-256)', h('code.wrap', hl.tls_fingerprint)] : null,
-      ['Recordings may use', hl.disk.budget_bytes ? `${(hl.disk.budget_bytes / 1e9).toFixed(1)} GB` : 'no byte budget (only the free-space floor)'],
-      ['Free space kept', `${(hl.disk.min_free_bytes / 1e6).toFixed(0)} MB`],
     ]),
-    h('p.muted', 'The node label, segment length and retention budget are set in eyrie.toml (see docs/config.md) and take effect at the next start.'));
+    form,
+    h('p.muted', 'Saved here, these win over eyrie.toml and apply at once.'));
 }
 
 // ---- Cameras ----

@@ -467,6 +467,36 @@ test('the other settings tabs', async () => {
   await row.waitFor({ state: 'detached' });
 });
 
+test('general settings are saved and apply at once', async () => {
+  const { page } = ctx.desktop;
+  await page.goto(`${A}/#/settings/general`);
+  const label = page.getByLabel('Node label');
+  await label.waitFor();
+  const before = await page.evaluate(async () => (await fetch('/api/system/settings')).json());
+  // A size the API cannot read: its message, nothing saved.
+  await page.getByLabel('Recordings may use').fill('lots');
+  await page.getByRole('button', { name: 'Save' }).click();
+  await page.getByRole('alert').filter({ hasText: "'lots' is not a size" }).waitFor();
+  // Good values: saved, and the header shows the new label at once.
+  await label.fill('House upstairs');
+  await page.getByLabel('Segment length (seconds)').fill('30');
+  await page.getByLabel('Recordings may use').fill('50 GiB');
+  await page.getByRole('button', { name: 'Save' }).click();
+  await page.locator('.brand .node', { hasText: 'House upstairs' }).waitFor();
+  const after = await page.evaluate(async () => (await fetch('/api/system/settings')).json());
+  assert.deepEqual(after, { ...before, label: 'House upstairs', segment_seconds: 30, budget_bytes: 50 * 2 ** 30 });
+  assert.equal(await page.getByLabel('Recordings may use').inputValue(), '50 GiB');
+  await axe(page, 'settings: general, edited');
+  // Back as it was, for the other tests.
+  await label.fill(before.label);
+  await page.getByLabel('Segment length (seconds)').fill(String(before.segment_seconds));
+  await page.getByLabel('Recordings may use').fill('');
+  await page.getByRole('button', { name: 'Save' }).click();
+  await page.locator('.brand .node', { hasText: before.label }).waitFor();
+  const restored = await page.evaluate(async () => (await fetch('/api/system/settings')).json());
+  assert.deepEqual(restored, before);
+});
+
 test('the one-time setup link creates the first account', async () => {
   const { context, page } = await open('setup', 'desktop');
   await page.goto(env('EYRIE_SETUP_URL'));
