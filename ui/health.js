@@ -47,6 +47,7 @@ function remote(n) {
       row('Last seen', ago(n.last_seen)),
       row('Cameras recording', hh.cameras_total !== undefined ? `${hh.cameras_recording} of ${hh.cameras_total}` : '–'),
       row('Uptime', duration(hh.uptime_s)),
+      hh.temperature_c !== undefined && hh.temperature_c !== null ? row('Temperature', `${hh.temperature_c} °C`) : null,
       hh.status ? row('Status', hh.status) : null,
       row('Version', n.version || '–')),
     n.last_error ? h('p.error', `Last error: ${n.last_error}`) : null);

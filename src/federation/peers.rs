@@ -64,6 +64,8 @@ pub struct PeerHealth {
     pub disk_total_bytes: Option<u64>,
     pub cameras_recording: usize,
     pub cameras_total: usize,
+    /// The board's temperature, when it reports one.
+    pub temperature_c: Option<f64>,
     /// CartaNVR's `healthy` / `degraded`.
     pub status: Option<String>,
 }
@@ -229,6 +231,10 @@ async fn poll_once(node: &NodeRecord, self_id: &str, limits: Limits) -> Result<L
                     c.iter().filter(|c| c["state"] == "recording").count()
                 }),
                 cameras_total: cams.map_or(0, Vec::len),
+                temperature_c: hv
+                    .get("temperature_c")
+                    .and_then(Value::as_f64)
+                    .filter(|t| (-100.0..=200.0).contains(t)),
                 status: None,
             }
         }

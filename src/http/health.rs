@@ -79,6 +79,10 @@ pub struct Health {
     tls_fingerprint: Option<String>,
     uptime_s: u64,
     cpu: Cpu,
+    /// The board's temperature (its first thermal zone, the SoC on a Pi); absent when the
+    /// kernel reports none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    temperature_c: Option<f64>,
     memory: Memory,
     disk: Disk,
     cameras: Vec<CameraHealth>,
@@ -90,6 +94,17 @@ pub struct Health {
 #[derive(Debug, serde::Deserialize)]
 pub struct HealthQuery {
     scope: Option<String>,
+}
+
+/// The first thermal zone's temperature in °C (the kernel reports millidegrees).
+fn board_temperature() -> Option<f64> {
+    celsius(&std::fs::read_to_string("/sys/class/thermal/thermal_zone0/temp").ok()?)
+}
+
+/// Millidegrees as the kernel writes them ("48312\n") to °C with one decimal.
+fn celsius(milli: &str) -> Option<f64> {
+    let milli: i64 = milli.trim().parse().ok()?;
+    Some((milli as f64 / 100.0).round() / 10.0)
 }
 
 fn process_cpu_ticks() -> u64 {
@@ -170,6 +185,7 @@ pub async fn health(
             load_1m: load.map_or(0.0, |l| l.one),
             cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
         },
+        temperature_c: board_temperature(),
         memory: Memory {
             process_rss_bytes: status.as_ref().and_then(|s| s.vmrss).unwrap_or(0) * 1024,
             process_peak_rss_bytes: status.as_ref().and_then(|s| s.vmhwm).unwrap_or(0) * 1024,
@@ -194,4 +210,14 @@ pub async fn health(
             })
             .collect(),
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn kernel_millidegrees_become_celsius() {
+        assert_eq!(super::celsius("48312\n"), Some(48.3));
+        assert_eq!(super::celsius("-5000"), Some(-5.0));
+        assert_eq!(super::celsius("hot"), None);
+    }
 }
