@@ -66,13 +66,26 @@ pub async fn post_json(
     pin: Option<&str>,
 ) -> Result<Fetched, FetchError> {
     let body = Bytes::from(serde_json::to_vec(body).expect("JSON serializes"));
-    exchange(url, Some(body), headers, limits, pin).await
+    post(url, "application/json", body, headers, limits, pin).await
+}
+
+/// `POST url` with a `body` of `content_type` (SOAP to cameras, JSON to peers), with the same
+/// limits, pinning and answer as [`get`].
+pub async fn post(
+    url: &url::Url,
+    content_type: &str,
+    body: Bytes,
+    headers: &[(&str, &str)],
+    limits: Limits,
+    pin: Option<&str>,
+) -> Result<Fetched, FetchError> {
+    exchange(url, Some((content_type, body)), headers, limits, pin).await
 }
 
 /// One request (a GET, or a POST when there is a body) and its whole answer.
 async fn exchange(
     url: &url::Url,
-    body: Option<Bytes>,
+    body: Option<(&str, Bytes)>,
     headers: &[(&str, &str)],
     limits: Limits,
     pin: Option<&str>,
@@ -174,7 +187,7 @@ struct Opened {
 /// waits for the answer's head. The caller bounds the whole with its own deadline.
 async fn connect_and_send(
     url: &url::Url,
-    body: Option<Bytes>,
+    body: Option<(&str, Bytes)>,
     headers: &[(&str, &str)],
     connect: Duration,
     pin: Option<&str>,
@@ -221,7 +234,7 @@ async fn connect_and_send(
 async fn send<S>(
     stream: S,
     url: &url::Url,
-    body: Option<Bytes>,
+    body: Option<(&str, Bytes)>,
     headers: &[(&str, &str)],
     tls_fingerprint: Option<String>,
 ) -> Result<Opened, FetchError>
@@ -252,14 +265,18 @@ where
             concat!("Eyrie/", env!("CARGO_PKG_VERSION")),
         )
         .header(hyper::header::ACCEPT, "application/json");
-    if body.is_some() {
-        req = req.header(hyper::header::CONTENT_TYPE, "application/json");
-    }
+    let body = match body {
+        Some((content_type, bytes)) => {
+            req = req.header(hyper::header::CONTENT_TYPE, content_type);
+            Body::from(bytes)
+        }
+        None => Body::empty(),
+    };
     for (k, v) in headers {
         req = req.header(*k, *v);
     }
     let req = req
-        .body(body.map_or_else(Body::empty, Body::from))
+        .body(body)
         .map_err(|e| FetchError::Http(e.to_string()))?;
     let response = sender
         .send_request(req)

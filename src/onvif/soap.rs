@@ -2,17 +2,12 @@
 //! (PasswordDigest), one bounded POST per call (connect timeout, one deadline, body cap), and
 //! faults turned into errors people can act on.
 
-use std::time::Duration;
-
-use axum::body::Body;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
-use hyper_util::rt::TokioIo;
 use quick_xml::escape::escape;
-use tokio::net::TcpStream;
-use tokio::time::timeout;
 
 use super::xml::{self, Element};
+use crate::federation::client;
 
 #[derive(Clone)]
 pub struct Credentials {
@@ -29,13 +24,8 @@ impl std::fmt::Debug for Credentials {
     }
 }
 
-#[derive(Debug, Clone, Copy)]
-pub struct Limits {
-    pub connect: Duration,
-    /// From connecting to the last byte of the answer.
-    pub total: Duration,
-    pub max_body: usize,
-}
+/// Connect timeout, one deadline for the whole exchange, and the answer's size cap.
+pub use crate::federation::client::Limits;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SoapError {
@@ -179,15 +169,7 @@ pub async fn call(
     limits: Limits,
 ) -> Result<Element, SoapError> {
     let request = envelope(body, creds);
-    let (status, bytes) = match timeout(limits.total, post(url, action, request, limits)).await {
-        Err(_) => {
-            return Err(SoapError::Transport(format!(
-                "no complete answer within {:?}",
-                limits.total
-            )));
-        }
-        Ok(r) => r?,
-    };
+    let (status, bytes) = post(url, action, request, limits).await?;
     read_answer(status, &bytes)
 }
 
@@ -203,69 +185,11 @@ async fn post(
             url.scheme()
         )));
     }
-    let host = url
-        .host_str()
-        .ok_or_else(|| SoapError::Transport("service URL has no host".into()))?;
-    let port = url.port_or_known_default().unwrap_or(80);
-    let stream = match timeout(
-        limits.connect,
-        TcpStream::connect((host.trim_matches(['[', ']']), port)),
-    )
-    .await
-    {
-        Err(_) => {
-            return Err(SoapError::Transport(format!(
-                "no connection within {:?}",
-                limits.connect
-            )));
-        }
-        Ok(Err(e)) => return Err(SoapError::Transport(format!("cannot connect: {e}"))),
-        Ok(Ok(s)) => s,
-    };
-    let http = |e: hyper::Error| SoapError::Transport(format!("HTTP: {e}"));
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+    let content_type = format!(r#"application/soap+xml; charset=utf-8; action="{action}""#);
+    let got = client::post(url, &content_type, request.into(), &[], limits, None)
         .await
-        .map_err(http)?;
-    let driver = tokio::spawn(async move {
-        let _ = conn.await;
-    });
-    let _abort = AbortOnDrop(driver);
-    let path = match url.query() {
-        Some(q) => format!("{}?{q}", url.path()),
-        None => url.path().to_string(),
-    };
-    let req = hyper::Request::post(path)
-        .header(hyper::header::HOST, url.authority())
-        .header(
-            hyper::header::USER_AGENT,
-            concat!("Eyrie/", env!("CARGO_PKG_VERSION")),
-        )
-        .header(
-            hyper::header::CONTENT_TYPE,
-            format!(r#"application/soap+xml; charset=utf-8; action="{action}""#),
-        )
-        .body(Body::from(request))
         .map_err(|e| SoapError::Transport(e.to_string()))?;
-    let res = sender.send_request(req).await.map_err(http)?;
-    let status = res.status().as_u16();
-    let body = axum::body::to_bytes(Body::new(res.into_body()), limits.max_body)
-        .await
-        .map_err(|e| {
-            if e.to_string().contains("length limit") {
-                SoapError::Transport(format!("answer larger than {} bytes", limits.max_body))
-            } else {
-                SoapError::Transport(format!("HTTP: {e}"))
-            }
-        })?;
-    Ok((status, body))
-}
-
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
+    Ok((got.status, got.body))
 }
 
 #[cfg(test)]
