@@ -7,7 +7,6 @@
 //! [`REQUEST_TTL`] (10 minutes by default). This file holds the state machines of both sides;
 //! the HTTP endpoints are in src/http/pair.rs and the protocol in docs/federation.md.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
@@ -58,41 +57,7 @@ fn sha256(s: &str) -> [u8; 32] {
 }
 
 /// Counts events per address in a sliding minute; refuses past a limit. Bounded memory.
-pub struct Throttle {
-    limit: u32,
-    window: Duration,
-    seen: HashMap<IpAddr, (Instant, u32)>,
-}
-
-impl Throttle {
-    const MAX_TRACKED: usize = 4096;
-
-    pub fn new(limit: u32, window: Duration) -> Self {
-        Self {
-            limit,
-            window,
-            seen: HashMap::new(),
-        }
-    }
-
-    /// Records one event from `from`; false when the address is over its limit.
-    pub fn allow(&mut self, from: IpAddr, now: Instant) -> bool {
-        let window = self.window;
-        if self.seen.len() >= Self::MAX_TRACKED && !self.seen.contains_key(&from) {
-            self.seen
-                .retain(|_, (since, _)| now.saturating_duration_since(*since) < window);
-            if self.seen.len() >= Self::MAX_TRACKED {
-                return false;
-            }
-        }
-        let e = self.seen.entry(from).or_insert((now, 0));
-        if now.saturating_duration_since(e.0) >= window {
-            *e = (now, 0);
-        }
-        e.1 = e.1.saturating_add(1);
-        e.1 <= self.limit
-    }
-}
+use crate::federation::throttle::Throttle;
 
 /// What A sends to ask for pairing (already checked by the HTTP layer).
 #[derive(Debug, Clone)]
@@ -240,7 +205,7 @@ impl Requests {
         now: Instant,
         now_ms: i64,
     ) -> Result<RequestView, PairError> {
-        if !self.submits.allow(from, now) {
+        if !self.submits.attempt_at(from, now) {
             return Err(PairError::Throttled);
         }
         self.tidy(now);
@@ -366,7 +331,7 @@ impl Requests {
         now: Instant,
         make_key: impl FnOnce(&RequestView) -> Result<String, E>,
     ) -> Result<Result<(String, RequestView), E>, PairError> {
-        if !self.collects.allow(from, now) {
+        if !self.collects.attempt_at(from, now) {
             return Err(PairError::Throttled);
         }
         self.tidy(now);
@@ -376,7 +341,7 @@ impl Requests {
         };
         if !bool::from(self.items[i].secret_hash.ct_eq(&hash)) {
             // Counted separately: a stream of wrong secrets closes this address for a while.
-            if !self.wrong_secrets.allow(from, now) {
+            if !self.wrong_secrets.attempt_at(from, now) {
                 return Err(PairError::Throttled);
             }
             return Err(PairError::WrongSecret);
@@ -673,10 +638,10 @@ mod tests {
         assert_eq!(r.list(t).len(), MAX_REQUESTS);
         // One address sending many requests is throttled whatever their content.
         let other = IpAddr::V4(Ipv4Addr::new(10, 2, 0, 1));
-        let mut throttle = Throttle::new(10, Duration::from_secs(60));
-        assert!((0..10).all(|_| throttle.allow(other, t)));
-        assert!(!throttle.allow(other, t));
-        assert!(throttle.allow(other, t + Duration::from_secs(61)));
+        let throttle = Throttle::new(10, Duration::from_secs(60));
+        assert!((0..10).all(|_| throttle.attempt_at(other, t)));
+        assert!(!throttle.attempt_at(other, t));
+        assert!(throttle.attempt_at(other, t + Duration::from_secs(61)));
     }
 
     #[test]

@@ -2,10 +2,9 @@
 //! secret has full entropy, so a fast hash is enough), checked against every stored hash in
 //! constant time, revocable at once. Repeated failures from one address are throttled.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 use ring::digest::{SHA256, digest};
 use ring::rand::{SecureRandom, SystemRandom};
@@ -16,8 +15,6 @@ use crate::storage::{FederationKeyRecord, Index, StorageError};
 /// Failures one address may make in [`FAILURE_WINDOW`] before it is refused for the rest of it.
 pub const MAX_FAILURES: u32 = 5;
 pub const FAILURE_WINDOW: Duration = Duration::from_secs(60);
-/// Addresses remembered for throttling; the oldest are forgotten beyond this.
-const MAX_TRACKED: usize = 4096;
 /// `last_used` is written to the index at most this often per key.
 const LAST_USED_EVERY_MS: i64 = 60_000;
 
@@ -48,7 +45,7 @@ struct Entry {
 pub struct KeyStore {
     index: Arc<Index>,
     keys: RwLock<Vec<Entry>>,
-    failures: Mutex<HashMap<IpAddr, (Instant, u32)>>,
+    failures: super::throttle::Throttle,
     rng: SystemRandom,
 }
 
@@ -98,7 +95,7 @@ impl KeyStore {
         Ok(Arc::new(Self {
             index,
             keys: RwLock::new(keys),
-            failures: Mutex::new(HashMap::new()),
+            failures: super::throttle::Throttle::new(MAX_FAILURES, FAILURE_WINDOW),
             rng: SystemRandom::new(),
         }))
     }
@@ -150,7 +147,8 @@ impl KeyStore {
     /// Checks a presented secret. Every stored hash is compared, in constant time, whatever
     /// matches, so timing says nothing about which key or how much of it was right.
     pub fn verify(&self, presented: &str, from: IpAddr) -> Verdict {
-        if self.throttled(from) {
+        // The attempt is counted before the check; a valid key gives it back.
+        if !self.failures.attempt(from) {
             return Verdict::Throttled;
         }
         let hash = sha256(presented);
@@ -165,14 +163,11 @@ impl KeyStore {
             Some(i) => {
                 let id = keys[i].record.id.clone();
                 drop(keys);
+                self.failures.refund(from);
                 self.touch(&id);
                 Verdict::Valid { key_id: id }
             }
-            None => {
-                drop(keys);
-                self.fail(from);
-                Verdict::Invalid
-            }
+            None => Verdict::Invalid,
         }
     }
 
@@ -194,29 +189,6 @@ impl KeyStore {
                 tracing::warn!("recording key use: {err}");
             }
         }
-    }
-
-    fn throttled(&self, from: IpAddr) -> bool {
-        let f = self.failures.lock().unwrap();
-        f.get(&from)
-            .is_some_and(|(since, n)| *n >= MAX_FAILURES && since.elapsed() < FAILURE_WINDOW)
-    }
-
-    fn fail(&self, from: IpAddr) {
-        let mut f = self.failures.lock().unwrap();
-        if f.len() >= MAX_TRACKED && !f.contains_key(&from) {
-            f.retain(|_, (since, _)| since.elapsed() < FAILURE_WINDOW);
-            if f.len() >= MAX_TRACKED {
-                if let Some(oldest) = f.iter().min_by_key(|(_, (s, _))| *s).map(|(ip, _)| *ip) {
-                    f.remove(&oldest);
-                }
-            }
-        }
-        let e = f.entry(from).or_insert((Instant::now(), 0));
-        if e.0.elapsed() >= FAILURE_WINDOW {
-            *e = (Instant::now(), 0);
-        }
-        e.1 += 1;
     }
 }
 

@@ -7,5 +7,6 @@
 pub mod client;
 pub mod keys;
 pub mod peers;
+pub mod throttle;
 pub mod tls;
 pub mod tokens;

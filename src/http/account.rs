@@ -22,8 +22,6 @@ use crate::storage::{Index, StorageError, UserRecord};
 /// of it.
 pub const MAX_FAILURES: u32 = 5;
 pub const FAILURE_WINDOW: Duration = Duration::from_secs(60);
-/// Addresses remembered for throttling; the oldest are forgotten beyond this.
-const MAX_TRACKED: usize = 4096;
 /// How long a verified `Authorization: Basic` header is trusted without running argon2 again.
 const BASIC_TTL: Duration = Duration::from_secs(300);
 const BASIC_CACHE_MAX: usize = 256;
@@ -32,52 +30,7 @@ const CONCURRENT_HASHES: usize = 2;
 
 pub const PASSWORD_CHARS: std::ops::RangeInclusive<usize> = 8..=128;
 
-/// Counts failures per address in a fixed window; past the limit the address is refused.
-pub struct Throttle {
-    max: u32,
-    window: Duration,
-    failures: Mutex<HashMap<IpAddr, (Instant, u32)>>,
-}
-
-impl Throttle {
-    pub fn new(max: u32, window: Duration) -> Self {
-        Self {
-            max,
-            window,
-            failures: Mutex::new(HashMap::new()),
-        }
-    }
-
-    /// Takes one of `from`'s attempts in this window before a password is checked, so that
-    /// guesses sent at once cannot all pass before the first failure counts; false when none
-    /// are left. A correct password gives its attempt back ([`Throttle::refund`]).
-    pub fn attempt(&self, from: IpAddr) -> bool {
-        let mut f = self.failures.lock().unwrap();
-        if f.len() >= MAX_TRACKED && !f.contains_key(&from) {
-            f.retain(|_, (since, _)| since.elapsed() < self.window);
-            if f.len() >= MAX_TRACKED {
-                if let Some(oldest) = f.iter().min_by_key(|(_, (s, _))| *s).map(|(ip, _)| *ip) {
-                    f.remove(&oldest);
-                }
-            }
-        }
-        let e = f.entry(from).or_insert((Instant::now(), 0));
-        if e.0.elapsed() >= self.window {
-            *e = (Instant::now(), 0);
-        }
-        if e.1 >= self.max {
-            return false;
-        }
-        e.1 += 1;
-        true
-    }
-
-    pub fn refund(&self, from: IpAddr) {
-        if let Some(e) = self.failures.lock().unwrap().get_mut(&from) {
-            e.1 = e.1.saturating_sub(1);
-        }
-    }
-}
+pub use crate::federation::throttle::Throttle;
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum Login {
