@@ -56,6 +56,25 @@ impl VideoParams {
         }
     }
 
+    /// From a video track's first sample entry. mp4-atom does not keep a `jpeg` entry's own
+    /// fields; the track header has the same picture size.
+    pub fn from_track(trak: &mp4_atom::Trak) -> Result<Self, ParamsError> {
+        let entry = trak
+            .mdia
+            .minf
+            .stbl
+            .stsd
+            .codecs
+            .first()
+            .cloned()
+            .ok_or_else(|| ParamsError("no sample entry".into()))?;
+        if entry == Entry::Unknown(mp4_atom::FourCC::new(b"jpeg")) {
+            let (w, h) = (trak.tkhd.width.integer(), trak.tkhd.height.integer());
+            return Ok(Self::mjpeg(w, h));
+        }
+        Self::from_entry(entry)
+    }
+
     pub fn from_entry(entry: Entry) -> Result<Self, ParamsError> {
         let (codec, visual, rfc6381) = match &entry {
             Entry::Avc1(a) => (Codec::H264, &a.visual, avc_string("avc1", &a.avcc)),

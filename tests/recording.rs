@@ -41,10 +41,13 @@ fn record_and_check(codec: &str) {
         return;
     }
     let rtsp = RtspServer::start(free_port(), &[]);
+    record_and_check_from(codec, &rtsp.url(codec));
+}
+
+fn record_and_check_from(codec: &str, source: &str) {
     let e = Eyrie::start(TEN_SECOND_SEGMENTS, &[]);
     let cam = e.add_camera(&format!(
-        r#"{{"id": "cam-{codec}", "name": "Test {codec}", "source": "{}"}}"#,
-        rtsp.url(codec)
+        r#"{{"id": "cam-{codec}", "name": "Test {codec}", "source": "{source}"}}"#
     ));
     let id = cam["id"].as_str().unwrap();
     e.wait_until("has closed two segments", Duration::from_secs(60), || {
@@ -70,6 +73,14 @@ fn record_and_check(codec: &str) {
         &format!("{codec}-view.mp4"),
     );
     assert_decodes(&view);
+    let out = std::process::Command::new("ffprobe")
+        .args(["-v", "error", "-select_streams", "v:0", "-show_entries"])
+        .args(["stream=codec_name", "-of", "csv=p=0"])
+        .arg(&view)
+        .output()
+        .unwrap();
+    let ffmpeg_name = if codec == "h265" { "hevc" } else { codec };
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), ffmpeg_name);
     let (dur, frames) = probe(&view);
     let want: f64 = segs.iter().map(|s| s["duration_s"].as_f64().unwrap()).sum();
     let want_frames: u64 = segs.iter().map(|s| s["frames"].as_u64().unwrap()).sum();
@@ -87,6 +98,36 @@ fn record_and_check(codec: &str) {
 #[test]
 fn records_h264_from_rtsp() {
     record_and_check("h264");
+}
+
+/// MJPEG is kept as it comes (no re-encoding): a 640x360 15 fps MJPEG clip from ffmpeg, in
+/// the QuickTime `jpeg` sample entry, looped by a file source, recorded and played back.
+#[test]
+fn records_mjpeg_without_re_encoding() {
+    if !have_tool("ffmpeg") || !have_tool("ffprobe") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let clip = dir.path().join("mjpeg.mp4");
+    let out = std::process::Command::new("ffmpeg")
+        .args([
+            "-v",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=size=640x360:rate=15",
+        ])
+        .args(["-frames:v", "60", "-c:v", "mjpeg", "-q:v", "5", "-f", "mov"])
+        .arg(&clip)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    record_and_check_from("mjpeg", &format!("file://{}", clip.display()));
 }
 
 #[test]

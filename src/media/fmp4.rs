@@ -434,21 +434,7 @@ fn params_of(moov: &Moov) -> Result<VideoParams> {
         .iter()
         .find(|t| t.mdia.hdlr.handler == FourCC::new(b"vide"))
         .ok_or_else(|| Mp4Error::Invalid("no video track".into()))?;
-    let entry = trak
-        .mdia
-        .minf
-        .stbl
-        .stsd
-        .codecs
-        .first()
-        .cloned()
-        .ok_or_else(|| Mp4Error::Invalid("no sample entry".into()))?;
-    if entry == mp4_atom::Codec::Unknown(FourCC::new(b"jpeg")) {
-        // Its own fields are not kept by mp4-atom; the track header has the same size.
-        let (w, h) = (trak.tkhd.width.integer(), trak.tkhd.height.integer());
-        return Ok(VideoParams::mjpeg(w, h));
-    }
-    VideoParams::from_entry(entry).map_err(|e| Mp4Error::Invalid(e.0))
+    VideoParams::from_track(trak).map_err(|e| Mp4Error::Invalid(e.0))
 }
 
 #[cfg(test)]
