@@ -100,15 +100,13 @@ fn records_h264_from_rtsp() {
     record_and_check("h264");
 }
 
-/// MJPEG is kept as it comes (no re-encoding): a 640x360 15 fps MJPEG clip from ffmpeg, in
-/// the QuickTime `jpeg` sample entry, looped by a file source, recorded and played back.
-#[test]
-fn records_mjpeg_without_re_encoding() {
+/// A 640x360 15 fps MJPEG clip from ffmpeg, in the QuickTime `jpeg` sample entry, for a file
+/// source to loop; `None` (skip) without ffmpeg.
+fn mjpeg_clip(dir: &std::path::Path) -> Option<String> {
     if !have_tool("ffmpeg") || !have_tool("ffprobe") {
-        return;
+        return None;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let clip = dir.path().join("mjpeg.mp4");
+    let clip = dir.join("mjpeg.mp4");
     let out = std::process::Command::new("ffmpeg")
         .args([
             "-v",
@@ -127,7 +125,72 @@ fn records_mjpeg_without_re_encoding() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    record_and_check_from("mjpeg", &format!("file://{}", clip.display()));
+    Some(format!("file://{}", clip.display()))
+}
+
+/// MJPEG is kept as it comes (no re-encoding): recorded and played back.
+#[test]
+fn records_mjpeg_without_re_encoding() {
+    let dir = tempfile::tempdir().unwrap();
+    if let Some(source) = mjpeg_clip(dir.path()) {
+        record_and_check_from("mjpeg", &source);
+    }
+}
+
+/// An MJPEG camera's live view is `multipart/x-mixed-replace`, one decodable JPEG per part.
+#[test]
+fn mjpeg_live_is_one_jpeg_per_part() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(source) = mjpeg_clip(dir.path()) else {
+        return;
+    };
+    let e = Eyrie::start(TEN_SECOND_SEGMENTS, &[]);
+    e.add_camera(&format!(
+        r#"{{"id": "mj", "name": "MJPEG", "source": "{source}"}}"#
+    ));
+    e.wait_until("streams", Duration::from_secs(20), || {
+        e.camera_status("mj")["frames"].as_u64().unwrap_or(0) > 5
+    });
+    let resp = ureq::get(&e.url("/api/cameras/mj/live"))
+        .timeout(Duration::from_secs(30))
+        .call()
+        .unwrap();
+    let ct = resp.header("content-type").unwrap().to_string();
+    let boundary = ct
+        .strip_prefix("multipart/x-mixed-replace; boundary=")
+        .unwrap_or_else(|| panic!("content type {ct}"))
+        .to_string();
+    let mut r = std::io::BufReader::new(resp.into_reader());
+    let line = |r: &mut std::io::BufReader<_>| {
+        let mut l = String::new();
+        std::io::BufRead::read_line(r, &mut l).unwrap();
+        assert!(l.ends_with("\r\n"), "line {l:?}");
+        l.trim_end().to_string()
+    };
+    for i in 0..20 {
+        assert_eq!(line(&mut r), format!("--{boundary}"));
+        let (mut kind, mut len) = (None, None);
+        loop {
+            let h = line(&mut r);
+            if h.is_empty() {
+                break;
+            }
+            let (k, v) = h.split_once(": ").unwrap();
+            match k.to_ascii_lowercase().as_str() {
+                "content-type" => kind = Some(v.to_string()),
+                "content-length" => len = Some(v.parse::<usize>().unwrap()),
+                _ => {}
+            }
+        }
+        assert_eq!(kind.as_deref(), Some("image/jpeg"));
+        let mut jpeg = vec![0u8; len.unwrap()];
+        std::io::Read::read_exact(&mut r, &mut jpeg).unwrap();
+        assert_eq!(line(&mut r), "");
+        let file = dir.path().join(format!("part{i}.jpg"));
+        std::fs::write(&file, &jpeg).unwrap();
+        assert_decodes(&file);
+    }
+    assert_eq!(e.camera_status("mj")["viewers"], 1);
 }
 
 #[test]
