@@ -41,10 +41,18 @@ fn record_and_check(codec: &str) {
         return;
     }
     let rtsp = RtspServer::start(free_port(), &[]);
-    record_and_check_from(codec, &rtsp.url(codec));
+    let (e, segs) = record_and_check_from(codec, &rtsp.url(codec));
+    // Still frames are for MJPEG recordings only.
+    let at = ms(&segs[0]["start_ms"]) + 1000;
+    let (status, v) = e.request(
+        "GET",
+        &format!("/api/recordings/cam-{codec}/frame.jpg?at={at}"),
+        None,
+    );
+    assert_eq!(status, 400, "{v}");
 }
 
-fn record_and_check_from(codec: &str, source: &str) {
+fn record_and_check_from(codec: &str, source: &str) -> (Eyrie, Vec<Value>) {
     let e = Eyrie::start(TEN_SECOND_SEGMENTS, &[]);
     let cam = e.add_camera(&format!(
         r#"{{"id": "cam-{codec}", "name": "Test {codec}", "source": "{source}"}}"#
@@ -93,6 +101,7 @@ fn record_and_check_from(codec: &str, source: &str) {
     let status = e.camera_status(id);
     assert_eq!(status["state"], "recording", "{status}");
     assert!(status["bitrate_bps"].as_u64().unwrap() > 0);
+    (e, segs)
 }
 
 #[test]
@@ -132,9 +141,29 @@ fn mjpeg_clip(dir: &std::path::Path) -> Option<String> {
 #[test]
 fn records_mjpeg_without_re_encoding() {
     let dir = tempfile::tempdir().unwrap();
-    if let Some(source) = mjpeg_clip(dir.path()) {
-        record_and_check_from("mjpeg", &source);
-    }
+    let Some(source) = mjpeg_clip(dir.path()) else {
+        return;
+    };
+    let (e, segs) = record_and_check_from("mjpeg", &source);
+    // A recorded picture, as stored, for an <img>.
+    let at = ms(&segs[1]["start_ms"]) + 2500;
+    let jpeg = e.download(
+        &format!("/api/recordings/cam-mjpeg/frame.jpg?at={at}"),
+        "frame.jpg",
+    );
+    assert_decodes(&jpeg);
+    assert!(std::fs::read(&jpeg).unwrap().starts_with(&[0xFF, 0xD8]));
+    let get = |q: &str| {
+        e.request(
+            "GET",
+            &format!("/api/recordings/cam-mjpeg/frame.jpg{q}"),
+            None,
+        )
+        .0
+    };
+    assert_eq!(get("?at=yesterday-ish"), 400);
+    assert_eq!(get(""), 400);
+    assert_eq!(get("?at=2001-01-01T00:00:00Z"), 404);
 }
 
 /// An MJPEG camera's live view is `multipart/x-mixed-replace`, one decodable JPEG per part.
