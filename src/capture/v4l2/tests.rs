@@ -6,6 +6,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::mpsc;
 
 use super::*;
+use crate::media::fmp4::tests::have;
 
 const SPS: &[u8] = &[
     0x67, 0x64, 0x00, 0x1e, 0xac, 0xd9, 0x40, 0xa0, 0x2f, 0xf9, 0x70, 0x11, 0x00, 0x00, 0x03, 0x00,
@@ -358,24 +359,6 @@ async fn raw_only_devices_get_a_clear_error() {
         e.contains("uncompressed") && e.contains("not built yet"),
         "{e}"
     );
-}
-
-/// Under CI every tool must be there; elsewhere a test without it says why and skips.
-fn have(tool: &str) -> bool {
-    let found = std::process::Command::new(tool)
-        .arg("-version")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !found {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "{tool} is required under CI (tests/run installs it)"
-        );
-        eprintln!("SKIP: {tool} is not installed (tests/run installs it)");
-    }
-    found
 }
 
 /// A camera's H.264 (x264, one access unit per buffer as UVC cameras deliver it) through a fake
