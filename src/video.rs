@@ -15,9 +15,14 @@ pub const TIMESCALE: u32 = 90_000;
 pub enum Codec {
     H264,
     H265,
+    /// Motion JPEG: every frame a whole JPEG picture (a key frame), stored as the `jpeg` sample
+    /// entry, which ffmpeg and VLC play from (fragmented) MP4; browsers do not decode it.
+    Mjpeg,
 }
 
-/// A video stream's parameters: the `avc1`/`hvc1` sample entry with its `avcC`/`hvcC`.
+/// A video stream's parameters: the `avc1`/`hvc1` sample entry with its `avcC`/`hvcC`, or for
+/// MJPEG the `jpeg` entry (mp4-atom has no type for it: `Unknown(jpeg)`, written by
+/// [`crate::media::fmp4`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct VideoParams {
     pub entry: Entry,
@@ -40,6 +45,36 @@ impl VideoParams {
         Self::from_entry(entry)
     }
 
+    /// Motion JPEG at this picture size.
+    pub fn mjpeg(width: u16, height: u16) -> Self {
+        Self {
+            entry: Entry::Unknown(mp4_atom::FourCC::new(b"jpeg")),
+            codec: Codec::Mjpeg,
+            width,
+            height,
+            rfc6381: "jpeg".into(),
+        }
+    }
+
+    /// From a video track's first sample entry. mp4-atom does not keep a `jpeg` entry's own
+    /// fields; the track header has the same picture size.
+    pub fn from_track(trak: &mp4_atom::Trak) -> Result<Self, ParamsError> {
+        let entry = trak
+            .mdia
+            .minf
+            .stbl
+            .stsd
+            .codecs
+            .first()
+            .cloned()
+            .ok_or_else(|| ParamsError("no sample entry".into()))?;
+        if entry == Entry::Unknown(mp4_atom::FourCC::new(b"jpeg")) {
+            let (w, h) = (trak.tkhd.width.integer(), trak.tkhd.height.integer());
+            return Ok(Self::mjpeg(w, h));
+        }
+        Self::from_entry(entry)
+    }
+
     pub fn from_entry(entry: Entry) -> Result<Self, ParamsError> {
         let (codec, visual, rfc6381) = match &entry {
             Entry::Avc1(a) => (Codec::H264, &a.visual, avc_string("avc1", &a.avcc)),
@@ -50,7 +85,7 @@ impl VideoParams {
                 let _ = other.encode(&mut v);
                 let name = v.get(4..8).map(String::from_utf8_lossy).unwrap_or_default();
                 return Err(ParamsError(format!(
-                    "unsupported video codec '{name}': Eyrie records H.264 and H.265"
+                    "unsupported video codec '{name}': Eyrie records H.264, H.265 and MJPEG"
                 )));
             }
         };

@@ -41,10 +41,21 @@ fn record_and_check(codec: &str) {
         return;
     }
     let rtsp = RtspServer::start(free_port(), &[]);
+    let (e, segs) = record_and_check_from(codec, &rtsp.url(codec));
+    // Still frames are for MJPEG recordings only.
+    let at = ms(&segs[0]["start_ms"]) + 1000;
+    let (status, v) = e.request(
+        "GET",
+        &format!("/api/recordings/cam-{codec}/frame.jpg?at={at}"),
+        None,
+    );
+    assert_eq!(status, 400, "{v}");
+}
+
+fn record_and_check_from(codec: &str, source: &str) -> (Eyrie, Vec<Value>) {
     let e = Eyrie::start(TEN_SECOND_SEGMENTS, &[]);
     let cam = e.add_camera(&format!(
-        r#"{{"id": "cam-{codec}", "name": "Test {codec}", "source": "{}"}}"#,
-        rtsp.url(codec)
+        r#"{{"id": "cam-{codec}", "name": "Test {codec}", "source": "{source}"}}"#
     ));
     let id = cam["id"].as_str().unwrap();
     e.wait_until("has closed two segments", Duration::from_secs(60), || {
@@ -70,6 +81,14 @@ fn record_and_check(codec: &str) {
         &format!("{codec}-view.mp4"),
     );
     assert_decodes(&view);
+    let out = std::process::Command::new("ffprobe")
+        .args(["-v", "error", "-select_streams", "v:0", "-show_entries"])
+        .args(["stream=codec_name", "-of", "csv=p=0"])
+        .arg(&view)
+        .output()
+        .unwrap();
+    let ffmpeg_name = if codec == "h265" { "hevc" } else { codec };
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), ffmpeg_name);
     let (dur, frames) = probe(&view);
     let want: f64 = segs.iter().map(|s| s["duration_s"].as_f64().unwrap()).sum();
     let want_frames: u64 = segs.iter().map(|s| s["frames"].as_u64().unwrap()).sum();
@@ -82,11 +101,125 @@ fn record_and_check(codec: &str) {
     let status = e.camera_status(id);
     assert_eq!(status["state"], "recording", "{status}");
     assert!(status["bitrate_bps"].as_u64().unwrap() > 0);
+    (e, segs)
 }
 
 #[test]
 fn records_h264_from_rtsp() {
     record_and_check("h264");
+}
+
+/// A 640x360 15 fps MJPEG clip from ffmpeg, in the QuickTime `jpeg` sample entry, for a file
+/// source to loop; `None` (skip) without ffmpeg.
+fn mjpeg_clip(dir: &std::path::Path) -> Option<String> {
+    if !have_tool("ffmpeg") || !have_tool("ffprobe") {
+        return None;
+    }
+    let clip = dir.join("mjpeg.mp4");
+    let out = std::process::Command::new("ffmpeg")
+        .args([
+            "-v",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=size=640x360:rate=15",
+        ])
+        .args(["-frames:v", "60", "-c:v", "mjpeg", "-q:v", "5", "-f", "mov"])
+        .arg(&clip)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Some(format!("file://{}", clip.display()))
+}
+
+/// MJPEG is kept as it comes (no re-encoding): recorded and played back.
+#[test]
+fn records_mjpeg_without_re_encoding() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(source) = mjpeg_clip(dir.path()) else {
+        return;
+    };
+    let (e, segs) = record_and_check_from("mjpeg", &source);
+    // A recorded picture, as stored, for an <img>.
+    let at = ms(&segs[1]["start_ms"]) + 2500;
+    let jpeg = e.download(
+        &format!("/api/recordings/cam-mjpeg/frame.jpg?at={at}"),
+        "frame.jpg",
+    );
+    assert_decodes(&jpeg);
+    assert!(std::fs::read(&jpeg).unwrap().starts_with(&[0xFF, 0xD8]));
+    let get = |q: &str| {
+        e.request(
+            "GET",
+            &format!("/api/recordings/cam-mjpeg/frame.jpg{q}"),
+            None,
+        )
+        .0
+    };
+    assert_eq!(get("?at=yesterday-ish"), 400);
+    assert_eq!(get(""), 400);
+    assert_eq!(get("?at=2001-01-01T00:00:00Z"), 404);
+}
+
+/// An MJPEG camera's live view is `multipart/x-mixed-replace`, one decodable JPEG per part.
+#[test]
+fn mjpeg_live_is_one_jpeg_per_part() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(source) = mjpeg_clip(dir.path()) else {
+        return;
+    };
+    let e = Eyrie::start(TEN_SECOND_SEGMENTS, &[]);
+    e.add_camera(&format!(
+        r#"{{"id": "mj", "name": "MJPEG", "source": "{source}"}}"#
+    ));
+    e.wait_until("streams", Duration::from_secs(20), || {
+        e.camera_status("mj")["frames"].as_u64().unwrap_or(0) > 5
+    });
+    let resp = ureq::get(&e.url("/api/cameras/mj/live"))
+        .timeout(Duration::from_secs(30))
+        .call()
+        .unwrap();
+    let ct = resp.header("content-type").unwrap().to_string();
+    let boundary = ct
+        .strip_prefix("multipart/x-mixed-replace; boundary=")
+        .unwrap_or_else(|| panic!("content type {ct}"))
+        .to_string();
+    let mut r = std::io::BufReader::new(resp.into_reader());
+    let line = |r: &mut std::io::BufReader<_>| {
+        let mut l = String::new();
+        std::io::BufRead::read_line(r, &mut l).unwrap();
+        assert!(l.ends_with("\r\n"), "line {l:?}");
+        l.trim_end().to_string()
+    };
+    for i in 0..20 {
+        assert_eq!(line(&mut r), format!("--{boundary}"));
+        let (mut kind, mut len) = (None, None);
+        loop {
+            let h = line(&mut r);
+            if h.is_empty() {
+                break;
+            }
+            let (k, v) = h.split_once(": ").unwrap();
+            match k.to_ascii_lowercase().as_str() {
+                "content-type" => kind = Some(v.to_string()),
+                "content-length" => len = Some(v.parse::<usize>().unwrap()),
+                _ => {}
+            }
+        }
+        assert_eq!(kind.as_deref(), Some("image/jpeg"));
+        let mut jpeg = vec![0u8; len.unwrap()];
+        std::io::Read::read_exact(&mut r, &mut jpeg).unwrap();
+        assert_eq!(line(&mut r), "");
+        let file = dir.path().join(format!("part{i}.jpg"));
+        std::fs::write(&file, &jpeg).unwrap();
+        assert_decodes(&file);
+    }
+    assert_eq!(e.camera_status("mj")["viewers"], 1);
 }
 
 #[test]

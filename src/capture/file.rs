@@ -92,13 +92,7 @@ fn track_of(moov: &Moov) -> Result<Track, CaptureError> {
         .find(|t| t.mdia.hdlr.handler == FourCC::new(b"vide"))
         .ok_or_else(|| bad("no video track"))?;
     let stbl = &trak.mdia.minf.stbl;
-    let entry = stbl
-        .stsd
-        .codecs
-        .first()
-        .cloned()
-        .ok_or_else(|| bad("no sample description"))?;
-    let params = Arc::new(VideoParams::from_entry(entry).map_err(|e| bad(e.0))?);
+    let params = Arc::new(VideoParams::from_track(trak).map_err(|e| bad(e.0))?);
     let timescale = trak.mdia.mdhd.timescale;
     if timescale == 0 {
         return Err(bad("track timescale is 0"));

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::{BufMut, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 use futures::StreamExt;
 use futures::future::BoxFuture;
 use serde::Serialize;
@@ -282,15 +282,11 @@ pub fn choose(formats: &[FormatInfo], req: &Request) -> Result<Mode, String> {
 /// Why a mode cannot be recorded (yet), for people.
 pub fn recordable(mode: &Mode) -> Result<(), String> {
     match mode.fourcc {
-        H264 => Ok(()),
-        MJPEG => Err(
-            "MJPEG from V4L2 devices is not recorded by this build yet (only H.264); \
-                      choose format=H264 if the device offers it"
-                .into(),
-        ),
+        H264 | MJPEG => Ok(()),
         f => Err(format!(
             "{} is an uncompressed format; encoding it (V4L2 memory-to-memory encoder or \
-             software MJPEG) is not built yet, so only devices that offer H.264 can be recorded",
+             software MJPEG) is not built yet, so only devices that offer H.264 or MJPEG can be \
+             recorded",
             fourcc_str(&f)
         )),
     }
@@ -411,10 +407,49 @@ pub struct H264Frames {
     pps: Option<Vec<u8>>,
     params: Option<Arc<VideoParams>>,
     started: bool,
+    clock: Clock,
+}
+
+/// What every format shares: presentation times from the driver's timestamps (the monotonic
+/// clock when it gives none), never backwards, and gaps in its sequence numbers counted.
+struct Clock {
     first_ts: Option<Duration>,
     last_pts: i64,
     last_seq: Option<u32>,
     dropped: Arc<AtomicU64>,
+}
+
+impl Clock {
+    fn new(dropped: Arc<AtomicU64>) -> Self {
+        Self {
+            first_ts: None,
+            last_pts: -1,
+            last_seq: None,
+            dropped,
+        }
+    }
+
+    fn sequence(&mut self, seq: u32) {
+        if let Some(last) = self.last_seq {
+            self.dropped
+                .fetch_add(sequence_gap(last, seq), Ordering::Relaxed);
+        }
+        self.last_seq = Some(seq);
+    }
+
+    fn pts(&mut self, buf: &Buffer, mono_now: Duration) -> i64 {
+        let ts = if buf.timestamp.is_zero() {
+            mono_now
+        } else {
+            buf.timestamp
+        };
+        let first = *self.first_ts.get_or_insert(ts);
+        let pts = (ts.saturating_sub(first).as_nanos() * TIMESCALE as u128 / 1_000_000_000) as i64;
+        // Never backwards or standing still: the recorder needs increasing times.
+        let pts = pts.max(self.last_pts + 1);
+        self.last_pts = pts;
+        pts
+    }
 }
 
 impl H264Frames {
@@ -425,10 +460,7 @@ impl H264Frames {
             pps: None,
             params: None,
             started: false,
-            first_ts: None,
-            last_pts: -1,
-            last_seq: None,
-            dropped,
+            clock: Clock::new(dropped),
         }
     }
 
@@ -444,11 +476,7 @@ impl H264Frames {
         mono_now: Duration,
         now: jiff::Timestamp,
     ) -> Result<Option<Frame>, CaptureError> {
-        if let Some(last) = self.last_seq {
-            self.dropped
-                .fetch_add(sequence_gap(last, buf.sequence), Ordering::Relaxed);
-        }
-        self.last_seq = Some(buf.sequence);
+        self.clock.sequence(buf.sequence);
         let mut sample = BytesMut::with_capacity(buf.data.len() + 16);
         let (mut key, mut sps, mut pps) = (false, None, None);
         for nal in annexb_nals(&buf.data) {
@@ -495,23 +523,85 @@ impl H264Frames {
                 "the device changed its H.264 parameters without a key frame".into(),
             ));
         }
-        let ts = if buf.timestamp.is_zero() {
-            mono_now
-        } else {
-            buf.timestamp
-        };
-        let first = *self.first_ts.get_or_insert(ts);
-        let pts = (ts.saturating_sub(first).as_nanos() * TIMESCALE as u128 / 1_000_000_000) as i64;
-        // Never backwards or standing still: the recorder needs increasing times.
-        let pts = pts.max(self.last_pts + 1);
-        self.last_pts = pts;
         Ok(Some(Frame {
             data: sample.freeze(),
-            pts,
+            pts: self.clock.pts(buf, mono_now),
             key,
             received: wall_clock(buf.timestamp, mono_now, now),
             new_params,
         }))
+    }
+}
+
+/// Turns a device's MJPEG buffers into frames as they are: every one a whole JPEG picture (a
+/// key frame). A buffer that is not one (no start or end marker: a torn or corrupt transfer)
+/// is skipped and counted with the dropped frames.
+pub struct MjpegFrames {
+    params: Arc<VideoParams>,
+    clock: Clock,
+}
+
+impl MjpegFrames {
+    pub fn new(mode: Mode, dropped: Arc<AtomicU64>) -> Self {
+        let dim = |v: u32| v.min(u16::MAX as u32) as u16;
+        Self {
+            params: Arc::new(VideoParams::mjpeg(dim(mode.width), dim(mode.height))),
+            clock: Clock::new(dropped),
+        }
+    }
+
+    pub fn push(
+        &mut self,
+        buf: &Buffer,
+        mono_now: Duration,
+        now: jiff::Timestamp,
+    ) -> Option<Frame> {
+        self.clock.sequence(buf.sequence);
+        // Some cameras pad the picture with zero bytes to the end of the buffer.
+        let end = buf.data.iter().rposition(|b| *b != 0).map_or(0, |i| i + 1);
+        let jpeg = &buf.data[..end];
+        if !(jpeg.starts_with(&[0xFF, 0xD8, 0xFF]) && jpeg.ends_with(&[0xFF, 0xD9])) {
+            self.clock.dropped.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(
+                len = buf.data.len(),
+                "v4l2: skipped a buffer that is not a whole JPEG"
+            );
+            return None;
+        }
+        Some(Frame {
+            data: Bytes::copy_from_slice(jpeg),
+            pts: self.clock.pts(buf, mono_now),
+            key: true,
+            received: wall_clock(buf.timestamp, mono_now, now),
+            new_params: None,
+        })
+    }
+}
+
+/// A device's buffers to frames, by the format it streams.
+enum Frames {
+    H264(H264Frames),
+    Mjpeg(MjpegFrames),
+}
+
+impl Frames {
+    fn push(
+        &mut self,
+        buf: &Buffer,
+        mono_now: Duration,
+        now: jiff::Timestamp,
+    ) -> Result<Option<Frame>, CaptureError> {
+        match self {
+            Frames::H264(f) => f.push(buf, mono_now, now),
+            Frames::Mjpeg(f) => Ok(f.push(buf, mono_now, now)),
+        }
+    }
+
+    fn params(&self) -> Option<Arc<VideoParams>> {
+        match self {
+            Frames::H264(f) => f.params(),
+            Frames::Mjpeg(f) => Some(f.params.clone()),
+        }
     }
 }
 
@@ -624,7 +714,11 @@ impl Source for V4l2Source {
             .map_err(|e| CaptureError::Connect(e.to_string()))??;
             let (dev, claim, mode) = started;
             let mut rx = pump(dev, claim, path);
-            let mut frames = H264Frames::new(mode, dropped);
+            let mut frames = if mode.fourcc == MJPEG {
+                Frames::Mjpeg(MjpegFrames::new(mode, dropped))
+            } else {
+                Frames::H264(H264Frames::new(mode, dropped))
+            };
             // Wait for the first key frame with parameters, within the frame timeout.
             let first = tokio::time::timeout(FRAME_TIMEOUT, async {
                 loop {
@@ -671,7 +765,7 @@ pub struct DeviceInfo {
     pub driver: String,
     pub bus: String,
     pub formats: Vec<FormatInfo>,
-    /// Whether Eyrie can record it (it offers H.264), and if not, why.
+    /// Whether Eyrie can record it (it offers H.264 or MJPEG), and if not, why.
     pub recordable: bool,
     pub note: Option<String>,
 }

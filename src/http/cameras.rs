@@ -530,7 +530,7 @@ pub async fn test_or_405(
     Ok(Json(match tried {
         Ok(Ok(p)) => serde_json::json!({
             "ok": true,
-            "codec": match p.codec { crate::video::Codec::H264 => "h264", crate::video::Codec::H265 => "h265" },
+            "codec": p.codec,
             "width": p.width, "height": p.height, "took_ms": ms,
             "message": format!("received a key frame: {}×{} {}", p.width, p.height, p.rfc6381),
         }),

@@ -1,6 +1,7 @@
 //! `GET /api/cameras/{id}/live`: live fMP4 over one chunked HTTP response (init segment, the
 //! frames since the last key frame, then each frame as it arrives), for Media Source Extensions
-//! via `fetch()` streaming. The codec string is in the `X-Codec` header.
+//! via `fetch()` streaming. The codec string is in the `X-Codec` header. An MJPEG camera's is
+//! `multipart/x-mixed-replace` instead, one JPEG per part, for an `<img>`.
 
 use axum::Extension;
 use axum::body::Body;
@@ -41,6 +42,7 @@ pub async fn live(
     let backlog_empty = sub.backlog.is_empty();
     let head = futures::stream::iter(
         std::iter::once(sub.init)
+            .filter(|b| !b.is_empty())
             .chain(sub.backlog)
             .map(Ok::<_, std::io::Error>),
     );
@@ -63,7 +65,7 @@ pub async fn live(
         }
     });
     let mut res = Response::builder()
-        .header(header::CONTENT_TYPE, "video/mp4")
+        .header(header::CONTENT_TYPE, sub.content_type)
         .header(header::CACHE_CONTROL, "no-store")
         .header("x-codec", sub.codec)
         .body(Body::from_stream(head.chain(tail)))

@@ -536,6 +536,48 @@ pub async fn view(
     Ok(res)
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FrameQuery {
+    at: String,
+}
+
+/// `GET /api/recordings/{camera}/frame.jpg?at=`: the recorded MJPEG picture at that time, as
+/// it was stored (browsers cannot play MJPEG from MP4; an `<img>` shows this).
+pub async fn frame(
+    st: State,
+    Path(camera): Path<String>,
+    Query(q): Query<FrameQuery>,
+    Extension(caller): Extension<Caller>,
+) -> ApiResult<Response> {
+    let cors = media_access(&st, &caller, &camera, Kind::Recording)?;
+    let at = parse_time("at", &q.at)?;
+    camera_exists(&st, &camera).await?;
+    let index = st.index.clone();
+    let layout = st.layout.clone();
+    let open = st.recorder.open_segments().clone();
+    let jpeg = blocking(move || {
+        let (path, offset, len) =
+            view::mjpeg_frame(&index, &layout, &open, &camera, at).map_err(view_error)?;
+        let mut f = std::fs::File::open(&path).map_err(ApiError::internal)?;
+        std::io::Seek::seek(&mut f, std::io::SeekFrom::Start(offset))
+            .map_err(ApiError::internal)?;
+        let mut buf = vec![0u8; len as usize];
+        std::io::Read::read_exact(&mut f, &mut buf).map_err(ApiError::internal)?;
+        Ok(buf)
+    })
+    .await?;
+    let mut res = Response::builder()
+        .header(header::CONTENT_TYPE, "image/jpeg")
+        .header(header::CACHE_CONTROL, "private, max-age=3600")
+        .body(Body::from(jpeg))
+        .unwrap();
+    if cors {
+        open_cors(&mut res);
+    }
+    Ok(res)
+}
+
 pub async fn segment(
     st: State,
     Path(file): Path<String>,

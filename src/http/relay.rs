@@ -33,9 +33,9 @@ const PASSED_ON: [header::HeaderName; 7] = [
     header::HeaderName::from_static("x-codec"),
 ];
 
-/// Query parameters passed on to the peer (a time range); anything else (a media token, a
-/// key) is dropped.
-const QUERY_PASSED_ON: [&str; 2] = ["start", "end"];
+/// Query parameters passed on to the peer (a time range, a frame's time); anything else (a
+/// media token, a key) is dropped.
+const QUERY_PASSED_ON: [&str; 3] = ["start", "end", "at"];
 
 /// The local path that relays `path_and_query` (a media path on the peer, `/api/...`) of
 /// `node`, or `None` when it is not a media path the relay carries.

@@ -14,7 +14,7 @@ use mp4_atom::{
 };
 
 pub use crate::video::TIMESCALE;
-use crate::video::VideoParams;
+use crate::video::{Codec, VideoParams};
 
 const TRACK_ID: u32 = 1;
 const FLAGS_KEY: u32 = 0x0200_0000; // sample_depends_on = 2 (an I-frame)
@@ -112,8 +112,57 @@ pub fn init_segment(p: &VideoParams, duration: Option<u64>) -> Bytes {
     };
     let mut out = Vec::with_capacity(1024);
     ftyp.encode(&mut out).expect("ftyp encodes");
+    let moov_at = out.len();
     moov.encode(&mut out).expect("moov encodes");
+    if p.codec == Codec::Mjpeg {
+        put_jpeg_entry(&mut out, moov_at, p);
+    }
     Bytes::from(out)
+}
+
+/// mp4-atom has no `jpeg` sample entry: it writes `Unknown(jpeg)` as the bare four bytes, which
+/// this replaces with the whole entry (a plain VisualSampleEntry, ISO/IEC 14496-12 12.1.3, the
+/// QuickTime "Photo - JPEG" code ffmpeg and VLC map to MJPEG), growing each enclosing box.
+fn put_jpeg_entry(out: &mut Vec<u8>, moov_at: usize, p: &VideoParams) {
+    let mut entry = Vec::with_capacity(86);
+    entry.extend_from_slice(&[0, 0, 0, 0]);
+    entry.extend_from_slice(b"jpeg");
+    mp4_atom::Visual {
+        data_reference_index: 1,
+        width: p.width,
+        height: p.height,
+        compressor: "Photo - JPEG".into(),
+        ..Default::default()
+    }
+    .encode(&mut entry)
+    .expect("visual fields encode");
+    let len = entry.len() as u32;
+    entry[..4].copy_from_slice(&len.to_be_bytes());
+
+    let u32_at = |b: &[u8], o: usize| u32::from_be_bytes(b[o..o + 4].try_into().unwrap());
+    let mut boxes = vec![moov_at];
+    for kind in [b"trak", b"mdia", b"minf", b"stbl", b"stsd"] {
+        let parent = *boxes.last().unwrap();
+        let end = parent + u32_at(out, parent) as usize;
+        let mut at = parent + 8;
+        while &out[at + 4..at + 8] != kind {
+            at += u32_at(out, at) as usize;
+            assert!(
+                at < end,
+                "init segment has no {}",
+                String::from_utf8_lossy(kind)
+            );
+        }
+        boxes.push(at);
+    }
+    // stsd: header, version and flags, entry count, then the entry.
+    let at = boxes.last().unwrap() + 16;
+    assert_eq!(&out[at..at + 4], b"jpeg");
+    out.splice(at..at + 4, entry);
+    for b in boxes {
+        let size = u32_at(out, b) + len - 4;
+        out[b..b + 4].copy_from_slice(&size.to_be_bytes());
+    }
 }
 
 /// One sample as a fragment lists it.
@@ -385,16 +434,7 @@ fn params_of(moov: &Moov) -> Result<VideoParams> {
         .iter()
         .find(|t| t.mdia.hdlr.handler == FourCC::new(b"vide"))
         .ok_or_else(|| Mp4Error::Invalid("no video track".into()))?;
-    let entry = trak
-        .mdia
-        .minf
-        .stbl
-        .stsd
-        .codecs
-        .first()
-        .cloned()
-        .ok_or_else(|| Mp4Error::Invalid("no sample entry".into()))?;
-    VideoParams::from_entry(entry).map_err(|e| Mp4Error::Invalid(e.0))
+    VideoParams::from_track(trak).map_err(|e| Mp4Error::Invalid(e.0))
 }
 
 #[cfg(test)]
@@ -491,5 +531,103 @@ pub(crate) mod tests {
         let s2 = scan(&mut Cursor::new(&out), out.len() as u64).unwrap();
         assert_eq!(s2.fragments[0].decode_time, 1 << 40);
         assert_eq!(s2.fragments[0].samples, 5);
+    }
+
+    /// Under CI every tool must be there; elsewhere a test without it says why and skips.
+    pub fn have(tool: &str) -> bool {
+        let found = std::process::Command::new(tool)
+            .arg("-version")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !found {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "{tool} is required under CI (tests/run installs it)"
+            );
+            eprintln!("SKIP: {tool} is not installed (tests/run installs it)");
+        }
+        found
+    }
+
+    /// `n` real JPEG pictures, `w`x`h`, as ffmpeg encodes them (distinct test-pattern frames).
+    pub fn ffmpeg_jpegs(n: usize, w: u16, h: u16) -> Vec<Vec<u8>> {
+        let dir = tempfile::tempdir().unwrap();
+        let st = std::process::Command::new("ffmpeg")
+            .args(["-v", "error", "-f", "lavfi", "-i"])
+            .arg(format!("testsrc=size={w}x{h}:rate=10"))
+            .args(["-frames:v", &n.to_string(), "-c:v", "mjpeg", "-q:v", "5"])
+            .arg(dir.path().join("f%03d.jpg"))
+            .status()
+            .expect("ffmpeg runs");
+        assert!(st.success());
+        (1..=n)
+            .map(|i| std::fs::read(dir.path().join(format!("f{i:03}.jpg"))).unwrap())
+            .collect()
+    }
+
+    /// What ffprobe says of the file's video stream: codec name and frames decoded.
+    pub fn ffprobe(path: &std::path::Path) -> (String, u64) {
+        let out = std::process::Command::new("ffprobe")
+            .args(["-v", "error", "-count_frames", "-select_streams", "v:0"])
+            .args([
+                "-show_entries",
+                "stream=codec_name,nb_read_frames",
+                "-of",
+                "csv=p=0",
+            ])
+            .arg(path)
+            .output()
+            .expect("ffprobe runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8(out.stdout).unwrap();
+        let (codec, n) = text.trim().split_once(',').expect("codec,frames");
+        (codec.to_string(), n.parse().unwrap())
+    }
+
+    #[test]
+    fn mjpeg_file_plays_in_ffmpeg() {
+        if !have("ffmpeg") || !have("ffprobe") {
+            return;
+        }
+        let p = VideoParams::mjpeg(320, 240);
+        let jpegs = ffmpeg_jpegs(12, 320, 240);
+        let mut file = init_segment(&p, None).to_vec();
+        let mut t = 0;
+        for (i, chunk) in jpegs.chunks(5).enumerate() {
+            let metas: Vec<_> = chunk
+                .iter()
+                .map(|j| SampleMeta {
+                    duration: 9000,
+                    size: j.len() as u32,
+                    key: true,
+                })
+                .collect();
+            file.extend(fragment_header(i as u32 + 1, t, &metas));
+            for j in chunk {
+                file.extend_from_slice(j);
+            }
+            t += 9000 * chunk.len() as u64;
+        }
+        let s = scan(&mut Cursor::new(&file), file.len() as u64).unwrap();
+        assert_eq!(s.params, p);
+        assert_eq!((s.frames(), s.key_frames()), (12, 12));
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.mp4");
+        std::fs::write(&path, &file).unwrap();
+        assert_eq!(ffprobe(&path), ("mjpeg".to_string(), 12));
+        let out = std::process::Command::new("ffmpeg")
+            .args(["-v", "error", "-i"])
+            .arg(&path)
+            .args(["-f", "null", "-"])
+            .output()
+            .unwrap();
+        assert!(out.status.success() && out.stderr.is_empty(), "{out:?}");
     }
 }

@@ -1,7 +1,11 @@
-//! Live fMP4 for browsers: one hub per camera, fed by the recorder, shared by every viewer.
+//! Live video for browsers: one hub per camera, fed by the recorder, shared by every viewer.
 //! Each frame becomes its own small fragment (low latency); a new viewer gets the init segment
 //! and the frames since the latest key frame, then follows along. A viewer that falls more than
 //! [`QUEUE_FRAMES`] behind is dropped, never buffered for.
+//!
+//! MJPEG, which browsers do not decode from MP4, goes out as `multipart/x-mixed-replace`
+//! instead (what an `<img>` plays): no init segment, each frame one part, a new viewer starts
+//! with the latest picture.
 
 use std::sync::{Arc, Mutex};
 
@@ -10,7 +14,10 @@ use tokio::sync::broadcast;
 
 use super::fmp4::{self, SampleMeta};
 use super::segmenter::TimedFrame;
-use crate::video::VideoParams;
+use crate::video::{Codec, VideoParams};
+
+/// Separates the parts of a live MJPEG stream (long and unlike anything in a JPEG).
+pub const MJPEG_BOUNDARY: &str = "eyrie-mjpeg-7c1f0d2a9b3e";
 
 /// Frames queued per viewer before it is dropped (about 4 s at 15 fps).
 pub const QUEUE_FRAMES: usize = 64;
@@ -29,6 +36,7 @@ pub enum LiveMsg {
 struct Inner {
     init: Option<Bytes>,
     codec: String,
+    mjpeg: bool,
     /// The frames since the latest key frame (cheap: shared buffers), each with its sequence
     /// number, turned into fragments only when a viewer subscribes.
     gop: Vec<(u32, TimedFrame)>,
@@ -43,8 +51,11 @@ pub struct LiveHub {
 
 /// What a new viewer starts from.
 pub struct Subscription {
+    /// Empty for MJPEG.
     pub init: Bytes,
     pub codec: String,
+    /// The response's `Content-Type`.
+    pub content_type: String,
     pub backlog: Vec<Bytes>,
     pub rx: broadcast::Receiver<LiveMsg>,
 }
@@ -58,8 +69,20 @@ impl Default for LiveHub {
     }
 }
 
-/// One frame as a self-contained fragment (`moof` + `mdat`).
-fn fragment(seq: u32, tf: &TimedFrame) -> Bytes {
+/// One frame as a self-contained fragment (`moof` + `mdat`), or for MJPEG one part.
+fn fragment(mjpeg: bool, seq: u32, tf: &TimedFrame) -> Bytes {
+    if mjpeg {
+        let jpeg = &tf.frame.data;
+        let head = format!(
+            "--{MJPEG_BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {}\r\n\r\n",
+            jpeg.len()
+        );
+        let mut buf = BytesMut::with_capacity(head.len() + jpeg.len() + 2);
+        buf.extend_from_slice(head.as_bytes());
+        buf.extend_from_slice(jpeg);
+        buf.extend_from_slice(b"\r\n");
+        return buf.freeze();
+    }
     let header = fmp4::fragment_header(
         seq,
         tf.frame.pts.max(0) as u64,
@@ -83,7 +106,12 @@ impl LiveHub {
     /// A new run or new parameters: current viewers are ended, new ones get this init.
     pub fn start(&self, params: &VideoParams) {
         let mut g = self.inner.lock().unwrap();
-        g.init = Some(fmp4::init_segment(params, None));
+        g.mjpeg = params.codec == Codec::Mjpeg;
+        g.init = Some(if g.mjpeg {
+            Bytes::new()
+        } else {
+            fmp4::init_segment(params, None)
+        });
         g.codec = params.rfc6381.clone();
         g.gop.clear();
         g.gop_bytes = 0;
@@ -118,7 +146,7 @@ impl LiveHub {
         if self.tx.receiver_count() > 0 {
             let _ = self
                 .tx
-                .send(LiveMsg::Fragment(fragment(seq, tf), tf.frame.key));
+                .send(LiveMsg::Fragment(fragment(g.mjpeg, seq, tf), tf.frame.key));
         }
     }
 
@@ -131,7 +159,14 @@ impl LiveHub {
         Some(Subscription {
             init,
             codec: g.codec.clone(),
-            backlog: g.gop.iter().map(|(seq, tf)| fragment(*seq, tf)).collect(),
+            content_type: if g.mjpeg {
+                format!("multipart/x-mixed-replace; boundary={MJPEG_BOUNDARY}")
+            } else {
+                "video/mp4".into()
+            },
+            backlog: (g.gop.iter())
+                .map(|(seq, tf)| fragment(g.mjpeg, *seq, tf))
+                .collect(),
             rx: self.tx.subscribe(),
         })
     }
@@ -187,5 +222,31 @@ mod tests {
             sub.rx.try_recv(),
             Err(broadcast::error::TryRecvError::Lagged(_))
         ));
+    }
+
+    #[test]
+    fn mjpeg_goes_out_as_parts_from_the_latest_picture() {
+        let hub = LiveHub::new();
+        hub.start(&VideoParams::mjpeg(320, 240));
+        let mut pic = tf(0, true);
+        pic.frame.data = Bytes::from_static(&[0xFF, 0xD8, 1, 2, 0xFF, 0xD9]);
+        hub.push(&pic);
+        hub.push(&pic);
+        let mut sub = hub.subscribe().unwrap();
+        assert!(sub.init.is_empty());
+        assert_eq!(
+            sub.content_type,
+            format!("multipart/x-mixed-replace; boundary={MJPEG_BOUNDARY}")
+        );
+        let want =
+            format!("--{MJPEG_BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: 6\r\n\r\n");
+        let mut part = want.into_bytes();
+        part.extend_from_slice(&[0xFF, 0xD8, 1, 2, 0xFF, 0xD9, b'\r', b'\n']);
+        assert_eq!(sub.backlog, vec![Bytes::from(part.clone())]);
+        hub.push(&pic);
+        match sub.rx.try_recv().unwrap() {
+            LiveMsg::Fragment(b, key) => assert!(key && b == part),
+            LiveMsg::End => panic!("ended"),
+        }
     }
 }

@@ -20,7 +20,7 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use super::fmp4::{self, FragmentInfo};
 use super::segmenter::OpenSegments;
 use crate::storage::{Index, Layout, Segment, SegmentState};
-use crate::video::TIMESCALE;
+use crate::video::{Codec, TIMESCALE};
 
 /// Longest time range one view may span.
 pub const MAX_VIEW_MS: i64 = 6 * 3600 * 1000;
@@ -295,4 +295,67 @@ pub fn build_view(
         len,
         etag: format!("\"v{:016x}\"", h.finish()),
     })
+}
+
+/// Largest picture [`mjpeg_frame`] hands out.
+pub const MAX_FRAME_BYTES: u64 = 8 << 20;
+
+/// Where the recorded MJPEG picture showing at `at_ms` is: its segment file and byte range.
+/// Browsers do not decode MJPEG in MP4, so this is how a page shows recorded MJPEG. Blocking.
+pub fn mjpeg_frame(
+    index: &Index,
+    layout: &Layout,
+    open: &OpenSegments,
+    camera: &str,
+    at_ms: i64,
+) -> Result<(PathBuf, u64, u64), ViewError> {
+    let segs = index
+        .segments(camera, at_ms, at_ms + 1)
+        .map_err(|e| ViewError::Internal(e.to_string()))?;
+    let seg = segs.first().ok_or(ViewError::Empty)?;
+    let len = servable_len(seg, open).ok_or(ViewError::Empty)?;
+    let path = layout
+        .segment_path(&seg.camera, seg.start_ms)
+        .ok_or_else(|| ViewError::Internal("bad camera id in index".into()))?;
+    let scan = std::fs::File::open(&path)
+        .map_err(fmp4::Mp4Error::from)
+        .and_then(|mut f| fmp4::scan(&mut f, len))
+        .map_err(|e| ViewError::Internal(format!("{}: {e}", path.display())))?;
+    if scan.params.codec != Codec::Mjpeg {
+        return Err(ViewError::BadRequest(
+            "still frames are served for MJPEG recordings; play this camera's view.mp4".into(),
+        ));
+    }
+    // The media time of `at`, then the sample whose span holds it (or the last before it).
+    let first_ticks = scan.fragments.first().map_or(0, |f| f.decode_time);
+    let want = first_ticks + ((at_ms - seg.start_ms).max(0) as u64) * TIMESCALE as u64 / 1000;
+    let frag = scan
+        .fragments
+        .iter()
+        .rev()
+        .find(|f| f.decode_time <= want)
+        .or(scan.fragments.first())
+        .ok_or(ViewError::Empty)?;
+    let moof = <mp4_atom::Moof as mp4_atom::Decode>::decode(&mut &frag.moof[..])
+        .map_err(|e| ViewError::Internal(e.to_string()))?;
+    let trun = moof
+        .traf
+        .first()
+        .and_then(|t| t.trun.first())
+        .ok_or_else(|| ViewError::Internal("fragment without samples".into()))?;
+    let mut offset = frag.offset + trun.data_offset.unwrap_or(0).max(0) as u64;
+    let mut t = frag.decode_time;
+    for (i, e) in trun.entries.iter().enumerate() {
+        let size = e.size.unwrap_or(0) as u64;
+        let next = t + e.duration.unwrap_or(0) as u64;
+        if want < next || i + 1 == trun.entries.len() {
+            if size == 0 || size > MAX_FRAME_BYTES || offset + size > frag.end() {
+                return Err(ViewError::Internal("bad sample in fragment".into()));
+            }
+            return Ok((path, offset, size));
+        }
+        offset += size;
+        t = next;
+    }
+    Err(ViewError::Empty)
 }

@@ -150,7 +150,11 @@ impl Value for SegmentRow {
             run_id: u64_at(40),
             width: u16_at(48),
             height: u16_at(50),
-            codec: if d[52] == 2 { Codec::H265 } else { Codec::H264 },
+            codec: match d[52] {
+                2 => Codec::H265,
+                3 => Codec::Mjpeg,
+                _ => Codec::H264,
+            },
             state: match d[53] {
                 0 => SegmentState::Open,
                 1 => SegmentState::Closed,
@@ -176,6 +180,7 @@ impl Value for SegmentRow {
         d[52] = match r.codec {
             Codec::H264 => 1,
             Codec::H265 => 2,
+            Codec::Mjpeg => 3,
         };
         d[53] = match r.state {
             SegmentState::Open => 0,

@@ -6,6 +6,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::mpsc;
 
 use super::*;
+use crate::media::fmp4::tests::have;
 
 const SPS: &[u8] = &[
     0x67, 0x64, 0x00, 0x1e, 0xac, 0xd9, 0x40, 0xa0, 0x2f, 0xf9, 0x70, 0x11, 0x00, 0x00, 0x03, 0x00,
@@ -131,9 +132,10 @@ fn chooses_a_recordable_mode() {
     assert!(e.contains("YUYV, MJPG, H264"), "{e}");
     let e = choose(&webcam(), &url("v4l2:///dev/video0?fps=25").unwrap()).unwrap_err();
     assert!(e.contains("25 fps"), "{e}");
-    // MJPEG and raw formats are chosen when asked for, and refused with the reason.
+    // MJPEG is recorded as it comes; raw formats are chosen when asked for, refused with why.
     let mjpg = choose(&webcam(), &url("v4l2:///dev/video0?format=MJPG").unwrap()).unwrap();
-    assert!(recordable(&mjpg).unwrap_err().contains("MJPEG"));
+    assert_eq!(recordable(&mjpg), Ok(()));
+    assert_eq!(assess(&webcam()[..2]), (true, None));
     let (ok, note) = assess(&webcam()[..1]);
     assert!(!ok && note.unwrap().contains("uncompressed"));
     assert_eq!(assess(&webcam()), (true, None));
@@ -349,29 +351,14 @@ async fn one_device_feeds_one_camera() {
 }
 
 #[tokio::test]
-async fn devices_without_h264_get_a_clear_error() {
-    let (_rig, open) = rig(webcam()[..2].to_vec());
+async fn raw_only_devices_get_a_clear_error() {
+    let (_rig, open) = rig(webcam()[..1].to_vec());
     let src = V4l2Source::new(url("v4l2:///dev/video43").unwrap(), open);
     let e = src.open().await.err().unwrap().to_string();
-    assert!(e.contains("MJPEG") && e.contains("not recorded"), "{e}");
-}
-
-/// Under CI every tool must be there; elsewhere a test without it says why and skips.
-fn have(tool: &str) -> bool {
-    let found = std::process::Command::new(tool)
-        .arg("-version")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !found {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "{tool} is required under CI (tests/run installs it)"
-        );
-        eprintln!("SKIP: {tool} is not installed (tests/run installs it)");
-    }
-    found
+    assert!(
+        e.contains("uncompressed") && e.contains("not built yet"),
+        "{e}"
+    );
 }
 
 /// A camera's H.264 (x264, one access unit per buffer as UVC cameras deliver it) through a fake
@@ -494,4 +481,86 @@ async fn device_h264_makes_a_decodable_mp4() {
     // 44 frames over 45 frame times (one lost): 1.5 s at 90 kHz, within the millisecond the
     // timestamps above are rounded to.
     assert!((decode_time as i64 - 135_000).abs() < 90, "{decode_time}");
+}
+
+/// A camera's MJPEG (real JPEGs from ffmpeg) through a fake device: frames are the pictures
+/// as they came, all key frames, timed by the driver; a torn and a garbage buffer are counted
+/// and skipped; the recorded file decodes in ffmpeg with every good frame.
+#[tokio::test]
+async fn device_mjpeg_makes_a_decodable_mp4() {
+    if !have("ffmpeg") || !have("ffprobe") {
+        return;
+    }
+    let jpegs = crate::media::fmp4::tests::ffmpeg_jpegs(20, 320, 240);
+    let cam = FormatInfo {
+        fourcc: "MJPG".into(),
+        description: "Motion-JPEG".into(),
+        sizes: vec![size(1280, 720, &[30.0]), size(320, 240, &[10.0])],
+    };
+    let (rig, open) = rig(vec![webcam()[0].clone(), cam]);
+    let src = V4l2Source::new(
+        url("v4l2:///dev/video45?width=320&height=240").unwrap(),
+        open,
+    );
+    let opening = tokio::spawn(src.open());
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Garbage before the first picture, a torn one (cut short) and zero padding later.
+    let mut seq = 0;
+    let mut send = |data: Vec<u8>| {
+        let ms = 1000 + seq as u64 * 100;
+        feed(
+            &rig,
+            Ok(Buffer {
+                data,
+                sequence: seq,
+                timestamp: Duration::from_millis(ms),
+            }),
+        );
+        seq += 1;
+    };
+    send(vec![0x12; 300]);
+    for (i, j) in jpegs.iter().enumerate() {
+        match i {
+            5 => send(j[..j.len() / 2].to_vec()),
+            9 => send([j.as_slice(), &[0u8; 64]].concat()),
+            _ => send(j.clone()),
+        }
+    }
+    let mut opened = opening.await.unwrap().unwrap();
+    assert_eq!(
+        rig.started.lock().unwrap().pop_front().unwrap().fourcc,
+        MJPEG
+    );
+    assert_eq!(opened.params.codec, crate::video::Codec::Mjpeg);
+    let mut frames = Vec::new();
+    while frames.len() < 19 {
+        frames.push(opened.frames.next().await.unwrap().unwrap());
+    }
+    assert_eq!(src.dropped_frames(), 2, "the garbage and the torn buffer");
+    assert!(frames.iter().all(|f| f.key));
+    assert_eq!(frames[0].data, jpegs[0]);
+    assert_eq!(frames[8].data, jpegs[9], "padding taken off");
+    // Driver times: 100 ms apart, the first picture at 0.
+    assert_eq!((frames[0].pts, frames[1].pts), (0, 9000));
+
+    let mut file = crate::media::fmp4::init_segment(&opened.params, None).to_vec();
+    let metas: Vec<_> = frames
+        .iter()
+        .map(|f| crate::media::fmp4::SampleMeta {
+            duration: 9000,
+            size: f.data.len() as u32,
+            key: true,
+        })
+        .collect();
+    file.extend(crate::media::fmp4::fragment_header(1, 0, &metas));
+    for f in &frames {
+        file.extend_from_slice(&f.data);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mp4 = dir.path().join("cam.mp4");
+    std::fs::write(&mp4, &file).unwrap();
+    assert_eq!(
+        crate::media::fmp4::tests::ffprobe(&mp4),
+        ("mjpeg".to_string(), 19)
+    );
 }
