@@ -109,34 +109,6 @@ fn records_h264_from_rtsp() {
     record_and_check("h264");
 }
 
-/// A 640x360 15 fps MJPEG clip from ffmpeg, in the QuickTime `jpeg` sample entry, for a file
-/// source to loop; `None` (skip) without ffmpeg.
-fn mjpeg_clip(dir: &std::path::Path) -> Option<String> {
-    if !have_tool("ffmpeg") || !have_tool("ffprobe") {
-        return None;
-    }
-    let clip = dir.join("mjpeg.mp4");
-    let out = std::process::Command::new("ffmpeg")
-        .args([
-            "-v",
-            "error",
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc=size=640x360:rate=15",
-        ])
-        .args(["-frames:v", "60", "-c:v", "mjpeg", "-q:v", "5", "-f", "mov"])
-        .arg(&clip)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Some(format!("file://{}", clip.display()))
-}
-
 /// MJPEG is kept as it comes (no re-encoding): recorded and played back.
 #[test]
 fn records_mjpeg_without_re_encoding() {

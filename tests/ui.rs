@@ -74,6 +74,9 @@ fn the_web_ui_in_chromium() {
         .unwrap_or_else(|| panic!("no setup link in the log:\n{log}"));
     let setup_url = format!("{}/#/setup/{setup}", fresh.url(""));
     let artifacts = root.join("target/ui-artifacts");
+    // An MJPEG clip for a camera whose live view is a picture stream.
+    let clips = tempfile::tempdir().unwrap();
+    let mjpeg = mjpeg_clip(clips.path()).expect("ffmpeg is installed by tests/run");
     let status = Command::new("node")
         .arg("--test")
         .current_dir(&dir)
@@ -83,6 +86,7 @@ fn the_web_ui_in_chromium() {
         .env("EYRIE_PASSWORD", ADMIN_PASSWORD)
         .env("EYRIE_UI_ARTIFACTS", &artifacts)
         .env("EYRIE_DEMO_CLIP", root.join("assets/demo.mp4"))
+        .env("EYRIE_MJPEG_SOURCE", &mjpeg)
         .env("EYRIE_SETUP_URL", &setup_url)
         .status()
         .expect("running node --test");

@@ -2,7 +2,8 @@
 // SourceBuffer as they arrive (ManagedMediaSource where it exists, i.e. iOS Safari; else
 // MediaSource), stay near the live edge, drop old buffer, and reconnect with backoff when the
 // stream ends or fails. Remote cameras are fetched from the peer's own origin with the media
-// token in their URL and no credentials; relayed ones from this node.
+// token in their URL and no credentials; relayed ones from this node. An MJPEG camera answers
+// multipart/x-mixed-replace instead: its pictures are shown by an <img> in the video's place.
 
 const MS = window.ManagedMediaSource || window.MediaSource;
 
@@ -41,7 +42,30 @@ export class LivePlayer {
     this.detach();
   }
 
+  /** Shows an MJPEG camera's picture stream in an <img> where the video was. */
+  pictures(url) {
+    const img = this.img || (this.img = document.createElement('img'));
+    img.className = this.video.className;
+    img.alt = this.video.getAttribute('aria-label') || 'Live pictures';
+    if (!img.isConnected) this.video.after(img);
+    this.video.hidden = true;
+    img.hidden = false;
+    img.onload = () => { img.onload = null; this.retry = 0; this.onState('playing'); };
+    img.onerror = () => { this.hidePictures(); this.schedule('the picture stream ended'); };
+    img.src = url;
+  }
+
+  hidePictures() {
+    if (!this.img) return;
+    this.img.onload = null;
+    this.img.onerror = null;
+    this.img.removeAttribute('src'); // closes the stream
+    this.img.hidden = true;
+    this.video.hidden = false;
+  }
+
   detach() {
+    this.hidePictures();
     if (this.objectUrl) {
       this.video.removeAttribute('src');
       this.video.load();
@@ -86,6 +110,11 @@ export class LivePlayer {
       let msg = `${res.status}`;
       try { msg = (await res.json()).error || msg; } catch { /* not JSON */ }
       return this.schedule(msg);
+    }
+    if ((res.headers.get('content-type') || '').startsWith('multipart/x-mixed-replace')) {
+      ctl.abort(); // the <img> opens its own stream
+      this.pictures(url);
+      return;
     }
     const codec = res.headers.get('x-codec');
     const mime = `video/mp4; codecs="${codec}"`;

@@ -467,6 +467,26 @@ test('the other settings tabs', async () => {
   await row.waitFor({ state: 'detached' });
 });
 
+test('an MJPEG camera plays live as a picture stream', async () => {
+  const { page } = ctx.desktop;
+  await page.goto(`${A}/#/`);
+  await page.locator('article.cam').first().waitFor();
+  const call = (method, path, body) => page.evaluate(async ([method, path, body]) => {
+    const { csrf } = await (await fetch('/api/session')).json();
+    const r = await fetch(path, { method, headers: { 'content-type': 'application/json', 'x-csrf-token': csrf }, body: body && JSON.stringify(body) });
+    return r.status;
+  }, [method, path, body]);
+  assert.equal(await call('POST', '/api/cameras', { id: 'porch-mjpeg', name: 'Porch MJPEG', source: env('EYRIE_MJPEG_SOURCE') }), 201);
+  await page.reload();
+  const card = page.locator('article.cam[data-camera="porch-mjpeg"]');
+  await card.locator('img').waitFor({ timeout: 20000 });
+  await page.locator('article.cam[data-camera="porch-mjpeg"][data-live="playing"]').waitFor({ timeout: 20000 });
+  assert.ok(await card.locator('img').evaluate((img) => img.naturalWidth === 640), 'a 640 px picture is shown');
+  assert.equal(await card.locator('video').isVisible(), false);
+  await page.screenshot({ path: join(ARTIFACTS, 'dashboard-mjpeg-desktop.png') });
+  assert.equal(await call('DELETE', '/api/cameras/porch-mjpeg?keep_recordings=false'), 204);
+});
+
 test('general settings are saved and apply at once', async () => {
   const { page } = ctx.desktop;
   await page.goto(`${A}/#/settings/general`);
