@@ -145,6 +145,21 @@ fn cameras(e: &Eyrie) -> Vec<serde_json::Value> {
     e.get("/api/cameras").as_array().unwrap().clone()
 }
 
+/// The first remote camera `e` lists with a live URL, once it does (within 20 s).
+fn remote_camera_with_live_url(e: &Eyrie) -> serde_json::Value {
+    let find = || {
+        cameras(e)
+            .into_iter()
+            .find(|c| c["remote"] == true && c["live_url"].is_string())
+    };
+    e.wait_until(
+        "lists a remote camera with a live URL",
+        Duration::from_secs(20),
+        || find().is_some(),
+    );
+    find().unwrap()
+}
+
 fn timed_get(e: &Eyrie, path: &str) -> (serde_json::Value, Duration) {
     let started = std::time::Instant::now();
     let v = e.get(path);
@@ -438,19 +453,7 @@ fn relay_mode_streams_a_peers_media_through_this_node() {
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["media_mode"], "relay");
     let relay = format!("/api/system/nodes/{b_id}/media");
-    a.wait_until(
-        "lists B's camera with a relayed live URL",
-        Duration::from_secs(20),
-        || {
-            cameras(&a)
-                .iter()
-                .any(|c| c["remote"] == true && c["live_url"].is_string())
-        },
-    );
-    let remote = cameras(&a)
-        .into_iter()
-        .find(|c| c["remote"] == true)
-        .unwrap();
+    let remote = remote_camera_with_live_url(&a);
     assert_eq!(remote["live_url"], format!("{relay}/cameras/demo/live"));
     let resp = ureq::get(&a.url(remote["live_url"].as_str().unwrap()))
         .timeout(Duration::from_secs(10))
@@ -538,19 +541,7 @@ fn media_plays_straight_from_the_peer_with_tokens_and_search_spans_nodes() {
     let a = node("A");
     let b = node("B");
     let b_id = link(&a, &b, "B");
-    a.wait_until(
-        "lists B's camera with a live URL",
-        Duration::from_secs(20),
-        || {
-            cameras(&a)
-                .iter()
-                .any(|c| c["remote"] == true && c["live_url"].is_string())
-        },
-    );
-    let remote = cameras(&a)
-        .into_iter()
-        .find(|c| c["remote"] == true)
-        .unwrap();
+    let remote = remote_camera_with_live_url(&a);
     let live = remote["live_url"].as_str().unwrap().to_string();
     assert!(
         live.starts_with(&format!("{}/api/cameras/demo/live?token=", b.url(""))),
@@ -829,6 +820,8 @@ fn cors_allows_registered_nodes_and_configured_origins_only() {
     );
     let b = node("B");
     link(&a, &b, "B");
+    // B's camera is listed before anything is compared (the poller adds it on its own time).
+    remote_camera_with_live_url(&a);
     let b_origin = b.url("");
     let b_origin = b_origin.trim_end_matches('/');
     let preflight = [

@@ -210,22 +210,7 @@ pub fn in_ns<T: Send>(ns: &str, f: impl FnOnce() -> T + Send) -> T {
 
 /// `(status, JSON)` of a request made from inside `ns`; None when nothing answers.
 pub fn request_in(ns: &str, method: &str, url: &str, body: Option<&str>) -> Option<(u16, Value)> {
-    in_ns(ns, || {
-        let req = ureq::request(method, url).timeout(Duration::from_secs(10));
-        let res = match body {
-            Some(b) => req.set("content-type", "application/json").send_string(b),
-            None => req.call(),
-        };
-        let resp = match res {
-            Ok(r) => r,
-            Err(ureq::Error::Status(_, r)) => r,
-            Err(_) => return None,
-        };
-        let status = resp.status();
-        let text = resp.into_string().unwrap_or_default();
-        let json = serde_json::from_str(&text).unwrap_or(Value::Null);
-        Some((status, json))
-    })
+    in_ns(ns, || super::common::json_request(method, url, body))
 }
 
 /// An Eyrie running in a namespace of a [`Lan`], on port 8080 of every address there, with
