@@ -406,6 +406,11 @@ fn authenticates_and_records_over_udp_too() {
     e.add_camera(&format!(
         r#"{{"id": "in-url", "name": "a", "source": "{good}"}}"#
     ));
+    // gst-rtsp-server 1.22 can abort (gst_rtsp_media_get_rates assertion) when a second client
+    // PLAYs shared media that is still being prepared: the others connect once it streams.
+    e.wait_until("records the first camera", Duration::from_secs(20), || {
+        e.camera_status("in-url")["frames"].as_u64().unwrap_or(0) > 0
+    });
     e.add_camera(&format!(
         r#"{{"id": "fields", "name": "b", "source": "{url}", "username": "viewer", "password": "pa:ss w@rd", "transport": "udp"}}"#
     ));
