@@ -24,6 +24,8 @@ import tempfile
 import threading
 import time
 
+import bench_node
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.join(ROOT, "target/release/eyrie")
 LIVE, DEAD, SLOW = 17, 2, 1
@@ -44,6 +46,7 @@ class Client:
 
     def call(self, method, path, body=None, headers=None):
         h = {"content-type": "application/json"} if body is not None else {}
+        h.update(bench_node.AUTH)
         h.update(headers or {})
         try:
             self.conn.request(method, path, body=body and json.dumps(body), headers=h)
@@ -64,7 +67,11 @@ def start_node(work, name, extra=()):
     port = free_port()
     data = os.path.join(work, name)
     os.makedirs(data)
-    p = subprocess.Popen([BIN, "run", "--data", data, "--listen", f"127.0.0.1:{port}", *extra],
+    cfg = os.path.join(data, "eyrie.toml")
+    with open(cfg, "w") as f:
+        f.write(bench_node.CONFIG)
+    p = subprocess.Popen([BIN, "run", "--data", data, "--listen", f"127.0.0.1:{port}",
+                          "--config", cfg, *extra],
                          stderr=open(os.path.join(data, "log"), "w"))
     end = time.time() + 30
     while True:

@@ -21,6 +21,8 @@ import tempfile
 import time
 import urllib.request
 
+import bench_node
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TICKS = os.sysconf("SC_CLK_TCK")
 FPS = 15
@@ -48,7 +50,7 @@ def status_kib(pid, key):
 
 def http(method, url, body=None):
     req = urllib.request.Request(url, method=method, data=body and json.dumps(body).encode(),
-                                 headers={"content-type": "application/json"})
+                                 headers={"content-type": "application/json", **bench_node.AUTH})
     with urllib.request.urlopen(req, timeout=10) as r:
         return json.loads(r.read() or b"null")
 
@@ -67,7 +69,7 @@ def run_eyrie(n, rtsp_url, seconds, warmup, work):
     port = free_port()
     cfg = os.path.join(work, "eyrie.toml")
     with open(cfg, "w") as f:
-        f.write("[recording]\nsegment_seconds = 60\n[storage]\nmin_free = 0\n")
+        f.write("[recording]\nsegment_seconds = 60\n[storage]\nmin_free = 0\n" + bench_node.CONFIG)
     p = subprocess.Popen([os.path.join(ROOT, "target/release/eyrie"), "run", "--data",
                           os.path.join(work, "data"), "--listen", f"127.0.0.1:{port}",
                           "--config", cfg], stderr=open(os.path.join(work, "eyrie.log"), "w"))
@@ -89,7 +91,8 @@ def run_eyrie(n, rtsp_url, seconds, warmup, work):
             with open(os.path.join(work, "eyrie.log")) as log:
                 warnings = [l.rstrip() for l in log if " WARN " in l or " ERROR " in l]
             print("\n".join(["eyrie warnings:"] + warnings[-10:]), file=sys.stderr)
-        return {"cpu": c1 - c0, "rss_kib": status_kib(p.pid, "VmHWM"), "frames": frames,
+        return {"cpu": c1 - c0, "rss_kib": status_kib(p.pid, "VmHWM"),
+                "rss_now_kib": status_kib(p.pid, "VmRSS"), "frames": frames,
                 "dropped": dropped, "states": states}
     finally:
         p.send_signal(signal.SIGTERM)
@@ -146,7 +149,7 @@ def main():
     print(f"ingest benchmark: {a.width}x{a.height} H.264 at {FPS} fps from a GStreamer RTSP server, "
           f"{a.seconds} s per measurement, {os.cpu_count()} cores")
     print(f"{'streams':>7} {'eyrie cpu-s/stream-min':>23} {'ffmpeg cpu-s/stream-min':>24} {'eyrie/ffmpeg':>12} "
-          f"{'eyrie peak RSS':>14} {'ffmpeg RSS sum':>14} {'frames got/expected':>20} {'dropped':>7} {'server cpu %':>12}")
+          f"{'eyrie peak RSS':>14} {'eyrie RSS now':>13} {'ffmpeg RSS sum':>14} {'frames got/expected':>20} {'dropped':>7} {'server cpu %':>12}")
     try:
         for n in [int(x) for x in a.streams.split(",")]:
             with tempfile.TemporaryDirectory() as work:
@@ -159,7 +162,7 @@ def main():
             e_rate, f_rate = e["cpu"] / stream_min, f["cpu"] / stream_min
             expected = n * a.seconds * FPS
             print(f"{n:>7} {e_rate:>23.3f} {f_rate:>24.3f} {e_rate / f_rate:>12.2f} "
-                  f"{e['rss_kib'] / 1024:>11.1f} MiB {f['rss_kib'] / 1024:>10.1f} MiB "
+                  f"{e['rss_kib'] / 1024:>11.1f} MiB {e['rss_now_kib'] / 1024:>10.1f} MiB {f['rss_kib'] / 1024:>10.1f} MiB "
                   f"{e['frames']:>9}/{expected:<10} {e['dropped']:>7} {100 * (s1 - s0) / (a.seconds + a.warmup):>12.1f}"
                   + ("" if e["states"] == ["recording"] else f"  states: {e['states']}")
                   + ("" if f["alive"] == n else f"  ffmpeg alive: {f['alive']}/{n}"))
