@@ -161,7 +161,7 @@ fn write_if_changed(path: &Path, text: &str, mode: u32) -> Result<(), FileError>
 }
 
 /// Removes `table.key` from the document, leaving `# note` where it was: above the table's next
-/// key, or else above the table's header. Returns whether the key was there.
+/// key, or else after the table's last one. Returns whether the key was there.
 fn remove_secret(doc: &mut toml_edit::DocumentMut, table: &str, key: &str, note: &str) -> bool {
     let Some(item) = doc.get_mut(table) else {
         return false;
@@ -195,13 +195,30 @@ fn remove_secret(doc: &mut toml_edit::DocumentMut, table: &str, key: &str, note:
                 k.leaf_decor_mut().set_prefix(format!("{text}{after}"));
             }
             None => {
-                let before = t
-                    .decor()
-                    .prefix()
-                    .and_then(|p| p.as_str())
-                    .unwrap_or("")
-                    .to_string();
-                t.decor_mut().set_prefix(format!("{before}{text}"));
+                // After the table's last key: above the next table's header, or at the end.
+                let pos = t.position();
+                let following = doc
+                    .as_table()
+                    .iter()
+                    .filter_map(|(name, item)| Some((item.as_table()?.position()?, name)))
+                    .filter(|(p, _)| pos.is_some_and(|me| *p > me))
+                    .min()
+                    .map(|(_, name)| name.to_string());
+                match following.and_then(|n| doc.get_mut(&n)?.as_table_mut()) {
+                    Some(next) => {
+                        let after = next
+                            .decor()
+                            .prefix()
+                            .and_then(|p| p.as_str())
+                            .unwrap_or("")
+                            .to_string();
+                        next.decor_mut().set_prefix(format!("{text}{after}"));
+                    }
+                    None => {
+                        let trailing = doc.trailing().as_str().unwrap_or("").to_string();
+                        doc.set_trailing(format!("{text}{trailing}"));
+                    }
+                }
             }
         }
         return true;
@@ -270,13 +287,18 @@ mod tests {
             "# my appliance",
             "# home network",
             "# the password\n# psk applied\ncountry = \"GB\"",
-            "# pw applied\n",
+            "# pw applied\n\n[node]",
             "label = \"Shed\" # shed cam",
         ] {
             assert!(out.contains(kept), "{kept:?} in:\n{out}");
         }
         let back: toml_edit::DocumentMut = out.parse().unwrap();
         assert_eq!(back["wifi"]["ssid"].as_str(), Some("Home"));
+
+        let mut doc: toml_edit::DocumentMut =
+            "[wifi]\nssid = \"a\"\npsk = \"12345678\"\n".parse().unwrap();
+        assert!(remove_secret(&mut doc, "wifi", "psk", "psk applied"));
+        assert_eq!(doc.to_string(), "[wifi]\nssid = \"a\"\n# psk applied\n");
 
         let mut doc: toml_edit::DocumentMut =
             "auth = { admin_user = \"a\", admin_password = \"hunter22\" }\n".parse().unwrap();
