@@ -220,7 +220,8 @@ pub fn hostname(name: &str) -> Result<String, String> {
 
 /// A Wi-Fi passphrase (8 to 63 printable ASCII characters) or a derived key (64 hex digits).
 pub fn wifi_psk(psk: &str) -> Result<(), String> {
-    let passphrase = (8..=63).contains(&psk.len()) && psk.bytes().all(|c| (0x20..=0x7e).contains(&c));
+    let passphrase =
+        (8..=63).contains(&psk.len()) && psk.bytes().all(|c| (0x20..=0x7e).contains(&c));
     let key = psk.len() == 64 && psk.bytes().all(|c| c.is_ascii_hexdigit());
     if passphrase || key {
         Ok(())
@@ -665,9 +666,15 @@ mod tests {
         assert_eq!(c.system.state, Path::new("/tmp/state"));
         assert_eq!(c.system.reboot_command, ["/bin/sh", "-c", "reboot"]);
         let w = c.wifi.unwrap();
-        assert_eq!((w.ssid.as_str(), w.psk.as_deref()), ("Home", Some("correct horse")));
+        assert_eq!(
+            (w.ssid.as_str(), w.psk.as_deref()),
+            ("Home", Some("correct horse"))
+        );
         assert_eq!(w.country.as_deref(), Some("GB"));
-        assert!(!format!("{w:?}").contains("horse"), "the passphrase is not logged");
+        assert!(
+            !format!("{w:?}").contains("horse"),
+            "the passphrase is not logged"
+        );
     }
 
     #[test]
@@ -679,10 +686,16 @@ mod tests {
             ("[system]\nab_file = \"ab.txt\"\n", "system.ab_file"),
             ("[system]\nreboot_command = []\n", "system.reboot_command"),
             ("[wifi]\nssid = \"\"\n", "wifi.ssid"),
-            (&format!("[wifi]\nssid = \"{}\"\n", "x".repeat(33)), "wifi.ssid"),
+            (
+                &format!("[wifi]\nssid = \"{}\"\n", "x".repeat(33)),
+                "wifi.ssid",
+            ),
             ("[wifi]\nssid = \"a\"\npsk = \"short\"\n", "wifi.psk"),
             ("[wifi]\nssid = \"a\"\npsk = \"tab\\tinside\"\n", "wifi.psk"),
-            (&format!("[wifi]\nssid = \"a\"\npsk = \"{}\"\n", "x".repeat(64)), "wifi.psk"),
+            (
+                &format!("[wifi]\nssid = \"a\"\npsk = \"{}\"\n", "x".repeat(64)),
+                "wifi.psk",
+            ),
             ("[wifi]\nssid = \"a\"\ncountry = \"GBR\"\n", "wifi.country"),
             ("[wifi]\npsk = \"12345678\"\n", "ssid"),
         ] {

@@ -41,7 +41,10 @@ impl Appliance {
         let script = a.path("reboot.sh");
         std::fs::write(
             &script,
-            format!("#!/bin/sh\necho \"$@\" > {}\n", a.path("rebooted").display()),
+            format!(
+                "#!/bin/sh\necho \"$@\" > {}\n",
+                a.path("rebooted").display()
+            ),
         )
         .unwrap();
         use std::os::unix::fs::PermissionsExt;
@@ -149,11 +152,18 @@ fn an_update_goes_to_the_other_slot_and_waits_for_a_reboot() {
     let e = Eyrie::start(&a.config(), &[]);
     let st = e.get("/api/system/update");
     assert_eq!(st["appliance"], true, "{st}");
-    assert_eq!((st["slot"].as_str(), st["active"].as_str()), (Some("a"), Some("a")));
+    assert_eq!(
+        (st["slot"].as_str(), st["active"].as_str()),
+        (Some("a"), Some("a"))
+    );
     assert!(st["next"].is_null() && st["version"].is_string(), "{st}");
 
     let sum = sha256(&img);
-    let (s, v) = upload(&e.url("/api/system/update"), &img, &[("x-eyrie-sha256", &sum)]);
+    let (s, v) = upload(
+        &e.url("/api/system/update"),
+        &img,
+        &[("x-eyrie-sha256", &sum)],
+    );
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["slot"], "b");
     assert_eq!(v["sha256"], sum.as_str());
@@ -163,7 +173,10 @@ fn an_update_goes_to_the_other_slot_and_waits_for_a_reboot() {
     let b = a.slot("b");
     assert_eq!(&b[..img.len()], &img[..], "slot b holds exactly the image");
     assert!(b[img.len()..].iter().all(|x| *x == b'B'), "nothing past it");
-    assert!(a.slot("a").iter().all(|x| *x == b'A'), "the running slot is untouched");
+    assert!(
+        a.slot("a").iter().all(|x| *x == b'A'),
+        "the running slot is untouched"
+    );
     assert_eq!(a.ab(), "active=a\nnext=b\ntrial=\nfailed=\n");
     assert!(!a.path("boot/ab.txt.new").exists());
     let st = e.get("/api/system/update");
@@ -181,7 +194,10 @@ fn an_update_goes_to_the_other_slot_and_waits_for_a_reboot() {
     e.wait_until("runs the reboot command", Duration::from_secs(10), || {
         a.path("rebooted").exists()
     });
-    assert_eq!(std::fs::read_to_string(a.path("rebooted")).unwrap(), "now\n");
+    assert_eq!(
+        std::fs::read_to_string(a.path("rebooted")).unwrap(),
+        "now\n"
+    );
 }
 
 #[test]
@@ -223,9 +239,15 @@ fn bad_updates_change_nothing_and_the_server_stays_up() {
     assert_eq!(a.ab(), "active=b\nnext=a\ntrial=\nfailed=a\n");
     let (s, v) = upload(&url, &img, &[("x-eyrie-sha256", &"0".repeat(64))]);
     assert_eq!(s, 400, "{v}");
-    assert!(v["error"].as_str().unwrap().contains("will not be booted"), "{v}");
+    assert!(
+        v["error"].as_str().unwrap().contains("will not be booted"),
+        "{v}"
+    );
     assert_eq!(a.ab(), before, "next unset");
-    assert!(a.slot("b").iter().all(|x| *x == b'B'), "the running slot is untouched");
+    assert!(
+        a.slot("b").iter().all(|x| *x == b'B'),
+        "the running slot is untouched"
+    );
 
     // Callers other than an admin.
     let (s, _) = upload(&e.anon_url("/api/system/update"), &img, &[]);
@@ -246,8 +268,18 @@ fn bad_updates_change_nothing_and_the_server_stays_up() {
             r#"{{"username": "{ADMIN_USER}", "password": "{ADMIN_PASSWORD}"}}"#
         ))
         .unwrap();
-    let cookie = resp.header("set-cookie").unwrap().split(';').next().unwrap().to_string();
-    let (s, v) = upload(&e.anon_url("/api/system/update"), &img, &[("cookie", &cookie)]);
+    let cookie = resp
+        .header("set-cookie")
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let (s, v) = upload(
+        &e.anon_url("/api/system/update"),
+        &img,
+        &[("cookie", &cookie)],
+    );
     assert_eq!(s, 403, "{v}");
     assert_eq!(a.ab(), before);
     assert!(!a.path("rebooted").exists());
@@ -292,13 +324,20 @@ fn one_update_at_a_time() {
 #[test]
 fn a_trial_boot_is_confirmed_once_eyrie_serves() {
     let a = Appliance::new("b");
-    std::fs::write(a.path("boot/ab.txt"), "active=a\nnext=\ntrial=b\nfailed=a\n").unwrap();
+    std::fs::write(
+        a.path("boot/ab.txt"),
+        "active=a\nnext=\ntrial=b\nfailed=a\n",
+    )
+    .unwrap();
     let e = Eyrie::start(&a.config(), &[]);
     e.wait_until("confirms slot b", Duration::from_secs(10), || {
         a.ab() == "active=b\nnext=\ntrial=\nfailed=\n"
     });
     let st = e.get("/api/system/update");
-    assert_eq!((st["slot"].as_str(), st["active"].as_str()), (Some("b"), Some("b")));
+    assert_eq!(
+        (st["slot"].as_str(), st["active"].as_str()),
+        (Some("b"), Some("b"))
+    );
 
     // Running the active slot after a failed trial: nothing to confirm.
     let a = Appliance::new("a");
@@ -331,7 +370,13 @@ fn without_boot_env_it_is_not_an_appliance() {
     assert!(e.get("/api/health")["system"].is_null());
     let (s, v) = upload(&e.url("/api/system/update"), b"hsqs", &[]);
     assert_eq!(s, 409, "{v}");
-    assert!(v["error"].as_str().unwrap().contains("not running as an appliance"), "{v}");
+    assert!(
+        v["error"]
+            .as_str()
+            .unwrap()
+            .contains("not running as an appliance"),
+        "{v}"
+    );
     let (s, v) = e.request("POST", "/api/system/reboot", None);
     assert_eq!(s, 409, "{v}");
     std::thread::sleep(Duration::from_millis(1500));
@@ -384,19 +429,35 @@ fn boot_settings_are_applied_and_the_secrets_leave_the_file() {
     let (data, state) = (home.path().join("data"), home.path().join("system"));
 
     let out = apply(&boot, &data, &state);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let wpa = std::fs::read_to_string(state.join("wpa_supplicant.conf")).unwrap();
     // wpa_passphrase's key for SSID "IEEE", passphrase "password" (IEEE 802.11i H.4.1).
     assert!(
         wpa.contains("psk=f42c6fc52df0ebef9ebb4b90b38a5f902e83fe1b135a70e23aed762e9710a12e\n"),
         "{wpa}"
     );
-    assert!(wpa.contains("country=GB\n") && !wpa.contains("password"), "{wpa}");
-    let mode = std::fs::metadata(state.join("wpa_supplicant.conf")).unwrap().permissions().mode();
+    assert!(
+        wpa.contains("country=GB\n") && !wpa.contains("password"),
+        "{wpa}"
+    );
+    let mode = std::fs::metadata(state.join("wpa_supplicant.conf"))
+        .unwrap()
+        .permissions()
+        .mode();
     assert_eq!(mode & 0o777, 0o600);
-    assert_eq!(std::fs::read_to_string(state.join("hostname")).unwrap(), "shed-cam\n");
+    assert_eq!(
+        std::fs::read_to_string(state.join("hostname")).unwrap(),
+        "shed-cam\n"
+    );
     let rewritten = std::fs::read_to_string(&boot).unwrap();
-    assert!(!rewritten.contains("\"password\"") && !rewritten.contains("the-new-password"), "{rewritten}");
+    assert!(
+        !rewritten.contains("\"password\"") && !rewritten.contains("the-new-password"),
+        "{rewritten}"
+    );
     for kept in [
         "# Settings for my shed appliance.",
         "# reachable as shed-cam.local",
@@ -413,9 +474,16 @@ fn boot_settings_are_applied_and_the_secrets_leave_the_file() {
 
     // Every boot runs it again: nothing changes, the Wi-Fi key stays.
     let out = apply(&boot, &data, &state);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(std::fs::read_to_string(&boot).unwrap(), rewritten);
-    assert_eq!(std::fs::read_to_string(state.join("wpa_supplicant.conf")).unwrap(), wpa);
+    assert_eq!(
+        std::fs::read_to_string(state.join("wpa_supplicant.conf")).unwrap(),
+        wpa
+    );
 
     // Eyrie runs with the rewritten file; the admin logs in with the new password only.
     let e = Eyrie::start_in(home.path(), &rewritten, &[]);
@@ -439,12 +507,26 @@ fn a_bad_boot_file_changes_nothing_and_shows_in_health() {
     let state = a.path("state");
     let data = a.dir.path().join("data");
     // A good boot first, with the default host name.
-    std::fs::write(&boot, "[wifi]\nssid = \"Home\"\npsk = \"a good passphrase\"\n").unwrap();
+    std::fs::write(
+        &boot,
+        "[wifi]\nssid = \"Home\"\npsk = \"a good passphrase\"\n",
+    )
+    .unwrap();
     let out = apply(&boot, &data, &state);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let name = std::fs::read_to_string(state.join("hostname")).unwrap();
-    let suffix = name.trim().strip_prefix("eyrie-").unwrap_or_else(|| panic!("{name}"));
-    assert!(suffix.len() == 4 && suffix.bytes().all(|c| c.is_ascii_hexdigit()), "{name}");
+    let suffix = name
+        .trim()
+        .strip_prefix("eyrie-")
+        .unwrap_or_else(|| panic!("{name}"));
+    assert!(
+        suffix.len() == 4 && suffix.bytes().all(|c| c.is_ascii_hexdigit()),
+        "{name}"
+    );
     let wpa = std::fs::read_to_string(state.join("wpa_supplicant.conf")).unwrap();
 
     let bad = "# edited on a PC\n[wifi]\nssid = \"Home\"\npsk = \"short\"\n[auth]\nadmin_password = \"another-password\"\n";
@@ -453,22 +535,41 @@ fn a_bad_boot_file_changes_nothing_and_shows_in_health() {
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(err.trim().lines().count(), 1, "one clear error: {err}");
-    assert!(err.contains("wifi.psk") && err.contains("eyrie.toml"), "{err}");
-    assert_eq!(std::fs::read_to_string(&boot).unwrap(), bad, "the file is unchanged");
-    assert_eq!(std::fs::read_to_string(state.join("wpa_supplicant.conf")).unwrap(), wpa);
-    assert_eq!(std::fs::read_to_string(state.join("hostname")).unwrap(), name);
+    assert!(
+        err.contains("wifi.psk") && err.contains("eyrie.toml"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&boot).unwrap(),
+        bad,
+        "the file is unchanged"
+    );
+    assert_eq!(
+        std::fs::read_to_string(state.join("wpa_supplicant.conf")).unwrap(),
+        wpa
+    );
+    assert_eq!(
+        std::fs::read_to_string(state.join("hostname")).unwrap(),
+        name
+    );
     assert!(!data.join("eyrie.redb").exists(), "no password applied");
 
     // Eyrie starts with the last good settings and shows the error.
     let e = Eyrie::start(&a.config(), &[]);
     let h = e.get("/api/health");
-    let shown = h["system"]["boot_config_error"].as_str().unwrap_or_else(|| panic!("{h}"));
+    let shown = h["system"]["boot_config_error"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{h}"));
     assert!(shown.contains("wifi.psk"), "{shown}");
 
     // Fixed: the error goes away.
     std::fs::write(&boot, "[wifi]\nssid = \"Home\"\n").unwrap();
     let out = apply(&boot, &data, &state);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(e.get("/api/health")["system"]["boot_config_error"].is_null());
     assert_eq!(
         std::fs::read_to_string(state.join("wpa_supplicant.conf")).unwrap(),

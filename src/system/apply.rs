@@ -87,8 +87,9 @@ fn apply(config: &Path, data: &Path, state: &Path) -> Result<Applied, ApplyError
             // Once applied the passphrase is gone from the file: keep the key derived then.
             let key = match &w.psk {
                 Some(p) => Some(wifi::derive_psk(&w.ssid, p)),
-                None => read_small(&wpa, 64 * 1024)?
-                    .and_then(|old| wifi::stored_key(&old, &w.ssid)),
+                None => {
+                    read_small(&wpa, 64 * 1024)?.and_then(|old| wifi::stored_key(&old, &w.ssid))
+                }
             };
             let conf = wifi::render(&w.ssid, key.as_deref(), w.country.as_deref());
             write_if_changed(&wpa, &conf, 0o600)?;
@@ -279,10 +280,18 @@ mod tests {
         let text = "# my appliance\n[wifi]\n# home network\nssid = \"Home\"\n# the password\npsk = \"secret-pass\"\ncountry = \"GB\"\n\n[auth]\nadmin_password = \"hunter22\" # first\n\n[node]\nlabel = \"Shed\" # shed cam\n";
         let mut doc: toml_edit::DocumentMut = text.parse().unwrap();
         assert!(remove_secret(&mut doc, "wifi", "psk", "psk applied"));
-        assert!(remove_secret(&mut doc, "auth", "admin_password", "pw applied"));
+        assert!(remove_secret(
+            &mut doc,
+            "auth",
+            "admin_password",
+            "pw applied"
+        ));
         assert!(!remove_secret(&mut doc, "auth", "admin_password", "again"));
         let out = doc.to_string();
-        assert!(!out.contains("secret-pass") && !out.contains("hunter22"), "{out}");
+        assert!(
+            !out.contains("secret-pass") && !out.contains("hunter22"),
+            "{out}"
+        );
         for kept in [
             "# my appliance",
             "# home network",
@@ -295,16 +304,27 @@ mod tests {
         let back: toml_edit::DocumentMut = out.parse().unwrap();
         assert_eq!(back["wifi"]["ssid"].as_str(), Some("Home"));
 
-        let mut doc: toml_edit::DocumentMut =
-            "[wifi]\nssid = \"a\"\npsk = \"12345678\"\n".parse().unwrap();
+        let mut doc: toml_edit::DocumentMut = "[wifi]\nssid = \"a\"\npsk = \"12345678\"\n"
+            .parse()
+            .unwrap();
         assert!(remove_secret(&mut doc, "wifi", "psk", "psk applied"));
         assert_eq!(doc.to_string(), "[wifi]\nssid = \"a\"\n# psk applied\n");
 
         let mut doc: toml_edit::DocumentMut =
-            "auth = { admin_user = \"a\", admin_password = \"hunter22\" }\n".parse().unwrap();
-        assert!(remove_secret(&mut doc, "auth", "admin_password", "pw applied"));
+            "auth = { admin_user = \"a\", admin_password = \"hunter22\" }\n"
+                .parse()
+                .unwrap();
+        assert!(remove_secret(
+            &mut doc,
+            "auth",
+            "admin_password",
+            "pw applied"
+        ));
         let out = doc.to_string();
-        assert!(out.starts_with("# pw applied\n") && !out.contains("hunter22"), "{out}");
+        assert!(
+            out.starts_with("# pw applied\n") && !out.contains("hunter22"),
+            "{out}"
+        );
     }
 
     #[test]

@@ -71,7 +71,9 @@ impl BootEnv {
         let Some(text) = read_small(path, MAX_FILE)? else {
             return Ok(None);
         };
-        Self::parse(&text).map(Some).map_err(|m| FileError::new(path, m))
+        Self::parse(&text)
+            .map(Some)
+            .map_err(|m| FileError::new(path, m))
     }
 
     fn parse(text: &str) -> Result<BootEnv, String> {

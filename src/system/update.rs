@@ -23,7 +23,9 @@ const SUPERBLOCK: usize = 96;
 
 #[derive(Debug, thiserror::Error)]
 pub enum UpdateError {
-    #[error("not running as an appliance ({0} does not exist): updates need the A/B slots of the appliance image (docs/update.md)")]
+    #[error(
+        "not running as an appliance ({0} does not exist): updates need the A/B slots of the appliance image (docs/update.md)"
+    )]
     NotAppliance(String),
     #[error("an update is being written already; try again when it is done")]
     Busy,
@@ -31,7 +33,9 @@ pub enum UpdateError {
     TooLarge(String, Slot, u64),
     #[error("not a root image: {0}")]
     BadImage(String),
-    #[error("x-eyrie-sha256 is {expected} but slot {slot} holds {actual}: the slot will not be booted")]
+    #[error(
+        "x-eyrie-sha256 is {expected} but slot {slot} holds {actual}: the slot will not be booted"
+    )]
     Mismatch {
         expected: String,
         actual: String,
@@ -140,7 +144,9 @@ impl System {
         let mut head = Vec::with_capacity(SUPERBLOCK);
         let mut pending = Vec::new();
         while head.len() < SUPERBLOCK {
-            let Some(b) = next_chunk(&mut body).await? else { break };
+            let Some(b) = next_chunk(&mut body).await? else {
+                break;
+            };
             let take = (SUPERBLOCK - head.len()).min(b.len());
             head.extend_from_slice(&b[..take]);
             pending.push(b);
