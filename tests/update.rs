@@ -187,9 +187,13 @@ fn an_update_goes_to_the_other_slot_and_waits_for_a_reboot() {
     assert!(h["system"]["boot_config_error"].is_null(), "{h}");
     assert!(!a.path("rebooted").exists());
 
-    // The same image again, rebooting at once this time.
-    let (s, v) = upload(&e.url("/api/system/update?reboot=true"), &img, &[]);
-    assert_eq!(s, 200, "{v}");
+    // The same image again, sent chunked (no Content-Length), rebooting at once this time.
+    let resp = ureq::post(&e.url("/api/system/update?reboot=true"))
+        .timeout(Duration::from_secs(60))
+        .send(std::io::Cursor::new(img.clone()))
+        .unwrap_or_else(|e| panic!("chunked upload: {e}"));
+    let v: Value = resp.into_json().unwrap();
+    assert_eq!(v["sha256"], sum.as_str(), "{v}");
     assert_eq!(v["rebooting"], true);
     e.wait_until("runs the reboot command", Duration::from_secs(10), || {
         a.path("rebooted").exists()
