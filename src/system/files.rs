@@ -1,6 +1,7 @@
 //! Small files the appliance keeps: bounded reads, and writes that survive a power cut on FAT
 //! (new file, fsync, rename over the old one, sync).
 
+use std::fs::rename;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
@@ -38,7 +39,7 @@ pub fn read_small(path: &Path, max: u64) -> Result<Option<String>, FileError> {
 }
 
 /// Replaces `path` with `bytes` (mode `mode`): writes `<path>.new`, fsyncs it, renames it over
-/// `path`, fsyncs the directory and syncs every filesystem (FAT has no journal: until then the
+/// `path`, fsyncs the directory and syncs its filesystem (FAT has no journal: until then the
 /// directory entry may be only in memory).
 pub fn replace(path: &Path, bytes: &[u8], mode: u32) -> Result<(), FileError> {
     use std::os::unix::fs::OpenOptionsExt;
@@ -56,7 +57,7 @@ pub fn replace(path: &Path, bytes: &[u8], mode: u32) -> Result<(), FileError> {
     f.write_all(bytes).map_err(|e| err("cannot write", e))?;
     f.sync_all().map_err(|e| err("cannot fsync", e))?;
     drop(f);
-    std::fs::rename(&new, path).map_err(|e| err("cannot rename the new file over it", e))?;
+    rename(&new, path).map_err(|e| err("cannot rename the new file over it", e))?;
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         // Some filesystems (FAT among them) refuse fsync on a directory; sync() below covers it.
         if let Ok(d) = std::fs::File::open(dir) {

@@ -30,7 +30,7 @@ pub struct System {
     /// Held while an update writes a slot: one at a time.
     pub updating: tokio::sync::Mutex<()>,
     /// Serialises writers of ab.txt within this process.
-    pub ab_lock: std::sync::Mutex<()>,
+    pub ab_lock: Arc<std::sync::Mutex<()>>,
 }
 
 /// What `GET /api/system/update` and health say about the slots.
@@ -60,7 +60,7 @@ impl System {
             cfg,
             boot,
             updating: tokio::sync::Mutex::new(()),
-            ab_lock: std::sync::Mutex::new(()),
+            ab_lock: Arc::new(std::sync::Mutex::new(())),
         })
     }
 

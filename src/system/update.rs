@@ -124,10 +124,13 @@ impl System {
         let io = |what: &str, e: &dyn std::fmt::Display| {
             UpdateError::Io(format!("{what} {}: {e}", device.display()))
         };
-        // Opened for writing only: the device of the other slot, never the running one.
+        // The device of the other slot, never the running one. O_EXCL makes Linux refuse a
+        // block device that is mounted (boot.env naming the wrong one); files ignore it.
+        use std::os::unix::fs::OpenOptionsExt;
         let mut file = std::fs::OpenOptions::new()
             .read(true)
             .write(true)
+            .custom_flags(rustix::fs::OFlags::EXCL.bits() as i32)
             .open(&device)
             .map_err(|e| io("cannot open slot device", &e))?;
         let size = file
@@ -166,7 +169,7 @@ impl System {
             )));
         }
         // The slot is about to change: it must not be booted unless this update completes.
-        self.set_next(None, Some(slot))?;
+        self.set_next(None, Some(slot)).await?;
         tracing::info!(%slot, device = %device.display(), "writing an update");
 
         let mut out = tokio::fs::File::from_std(file);
@@ -225,7 +228,7 @@ impl System {
                 });
             }
         }
-        self.set_next(Some(slot), None)?;
+        self.set_next(Some(slot), None).await?;
         tracing::info!(%slot, bytes = written, sha256 = %read, "update written; it runs after a reboot");
         Ok(Written {
             slot,
@@ -235,16 +238,22 @@ impl System {
         })
     }
 
-    /// Sets `next` to `to`; with `only_if`, only when `next` is that slot now.
-    fn set_next(&self, to: Option<Slot>, only_if: Option<Slot>) -> Result<(), UpdateError> {
-        let _g = self.ab_lock.lock().unwrap();
-        let path = &self.cfg.ab_file;
-        let mut ab = AbState::load(path).map_err(|e| UpdateError::Io(e.to_string()))?;
-        if only_if.is_some() && ab.next != only_if {
-            return Ok(());
-        }
-        ab.next = to;
-        ab.store(path).map_err(|e| UpdateError::Io(e.to_string()))
+    /// Sets `next` to `to`; with `only_if`, only when `next` is that slot now. (Off the async
+    /// threads: the sync that follows the write can take a while.)
+    async fn set_next(&self, to: Option<Slot>, only_if: Option<Slot>) -> Result<(), UpdateError> {
+        let (lock, path) = (self.ab_lock.clone(), self.cfg.ab_file.clone());
+        tokio::task::spawn_blocking(move || {
+            let _g = lock.lock().unwrap();
+            let mut ab = AbState::load(&path)?;
+            if only_if.is_some() && ab.next != only_if {
+                return Ok(());
+            }
+            ab.next = to;
+            ab.store(&path)
+        })
+        .await
+        .map_err(|e| UpdateError::Io(e.to_string()))?
+        .map_err(|e| UpdateError::Io(e.to_string()))
     }
 }
 
