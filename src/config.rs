@@ -28,6 +28,27 @@ struct FileConfig {
     auth: AuthSection,
     #[serde(default)]
     onvif: OnvifSection,
+    #[serde(default)]
+    system: SystemSection,
+    wifi: Option<WifiSection>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SystemSection {
+    hostname: Option<String>,
+    boot_env: Option<PathBuf>,
+    ab_file: Option<PathBuf>,
+    state: Option<PathBuf>,
+    reboot_command: Option<Vec<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WifiSection {
+    ssid: String,
+    psk: Option<String>,
+    country: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -125,6 +146,88 @@ pub struct Config {
     pub max_sessions: usize,
     /// Where ONVIF discovery probes go out, and how long a scan waits for answers.
     pub onvif: crate::onvif::ScanConfig,
+    /// The appliance's host name, slot files and reboot command (src/system, docs/update.md).
+    pub system: SystemConfig,
+    /// The Wi-Fi network the appliance joins (applied by `eyrie apply-boot-config`).
+    pub wifi: Option<WifiConfig>,
+}
+
+/// The appliance's own settings (docs/update.md): where the initramfs and the boot partition
+/// keep the slot state, and how to reboot.
+#[derive(Debug, Clone)]
+pub struct SystemConfig {
+    /// Host name to set; `None`: `eyrie-xxxx` from the machine's MAC address or machine id.
+    pub hostname: Option<String>,
+    /// What the initramfs wrote about this boot (which slot runs, the partitions' devices).
+    /// Without it Eyrie is not running as an appliance: no updates.
+    pub boot_env: PathBuf,
+    /// The slot state on the boot partition.
+    pub ab_file: PathBuf,
+    /// Where `apply-boot-config` keeps what it applied (and its last error, shown in health).
+    pub state: PathBuf,
+    /// Program and arguments that reboot the machine.
+    pub reboot_command: Vec<String>,
+}
+
+impl Default for SystemConfig {
+    fn default() -> Self {
+        Self {
+            hostname: None,
+            boot_env: PathBuf::from("/run/eyrie/boot.env"),
+            ab_file: PathBuf::from("/boot/ab.txt"),
+            state: PathBuf::from("/data/system"),
+            reboot_command: vec!["/sbin/reboot".into()],
+        }
+    }
+}
+
+/// A Wi-Fi network: the passphrase (or the derived key as 64 hex digits) is a secret that
+/// `apply-boot-config` turns into a key and then removes from the file.
+#[derive(Clone)]
+pub struct WifiConfig {
+    pub ssid: String,
+    pub psk: Option<String>,
+    /// ISO 3166-1 alpha-2, upper case.
+    pub country: Option<String>,
+}
+
+impl std::fmt::Debug for WifiConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WifiConfig")
+            .field("ssid", &self.ssid)
+            .field("psk", &self.psk.as_ref().map(|_| "(secret)"))
+            .field("country", &self.country)
+            .finish()
+    }
+}
+
+/// A host name: one RFC 1123 label (1 to 63 of a-z, A-Z, 0-9 and '-', not starting or ending
+/// with '-'), kept as written.
+pub fn hostname(name: &str) -> Result<String, String> {
+    let b = name.as_bytes();
+    let ok = (1..=63).contains(&b.len())
+        && b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'-')
+        && b[0] != b'-'
+        && b[b.len() - 1] != b'-';
+    if ok {
+        Ok(name.to_string())
+    } else {
+        Err(format!(
+            "{name:?} is not a host name (1 to 63 of a-z, A-Z, 0-9 and '-', not starting or ending with '-')"
+        ))
+    }
+}
+
+/// A Wi-Fi passphrase (8 to 63 printable ASCII characters) or a derived key (64 hex digits).
+pub fn wifi_psk(psk: &str) -> Result<(), String> {
+    let passphrase =
+        (8..=63).contains(&psk.len()) && psk.bytes().all(|c| (0x20..=0x7e).contains(&c));
+    let key = psk.len() == 64 && psk.bytes().all(|c| c.is_ascii_hexdigit());
+    if passphrase || key {
+        Ok(())
+    } else {
+        Err("8 to 63 printable ASCII characters, or 64 hex digits".into())
+    }
 }
 
 /// The machine's host name (the default node label, and a name in the TLS certificate).
@@ -163,6 +266,8 @@ impl Default for Config {
             session_idle: Duration::from_secs(12 * 3600),
             max_sessions: 32,
             onvif: crate::onvif::ScanConfig::default(),
+            system: SystemConfig::default(),
+            wifi: None,
         }
     }
 }
@@ -411,6 +516,57 @@ impl Config {
         if c.budget == Some(0) {
             return Err(err("storage.budget", "must be more than 0".into()));
         }
+        let sys = file.system;
+        if let Some(h) = sys.hostname {
+            c.system.hostname = Some(hostname(&h).map_err(|m| err("system.hostname", m))?);
+        }
+        for (key, value, slot) in [
+            ("system.boot_env", sys.boot_env, &mut c.system.boot_env),
+            ("system.ab_file", sys.ab_file, &mut c.system.ab_file),
+            ("system.state", sys.state, &mut c.system.state),
+        ] {
+            if let Some(v) = value {
+                if !v.is_absolute() {
+                    return Err(err(key, format!("{} is not an absolute path", v.display())));
+                }
+                *slot = v;
+            }
+        }
+        if let Some(cmd) = sys.reboot_command {
+            if cmd.first().is_none_or(|p| !Path::new(p).is_absolute()) {
+                return Err(err(
+                    "system.reboot_command",
+                    "a list starting with the program's absolute path, like [\"/sbin/reboot\"]"
+                        .into(),
+                ));
+            }
+            c.system.reboot_command = cmd;
+        }
+        if let Some(w) = file.wifi {
+            if !(1..=32).contains(&w.ssid.len()) {
+                return Err(err("wifi.ssid", "1 to 32 bytes".into()));
+            }
+            if let Some(p) = &w.psk {
+                wifi_psk(p).map_err(|m| err("wifi.psk", m))?;
+            }
+            let country = match w.country {
+                Some(cc) if cc.len() == 2 && cc.bytes().all(|b| b.is_ascii_alphabetic()) => {
+                    Some(cc.to_ascii_uppercase())
+                }
+                Some(cc) => {
+                    return Err(err(
+                        "wifi.country",
+                        format!("{cc:?} is not a two-letter country code like \"GB\""),
+                    ));
+                }
+                None => None,
+            };
+            c.wifi = Some(WifiConfig {
+                ssid: w.ssid,
+                psk: w.psk,
+                country,
+            });
+        }
         if let Some(v) = &o.listen {
             c.listen = *v;
         }
@@ -464,6 +620,16 @@ mod tests {
             [onvif]
             interface = "10.1.2.3"
             scan_seconds = 5
+            [system]
+            hostname = "eyrie-1a2b"
+            boot_env = "/tmp/boot.env"
+            ab_file = "/tmp/ab.txt"
+            state = "/tmp/state"
+            reboot_command = ["/bin/sh", "-c", "reboot"]
+            [wifi]
+            ssid = "Home"
+            psk = "correct horse"
+            country = "gb"
             "#,
         )
         .unwrap();
@@ -494,6 +660,56 @@ mod tests {
         assert!(e.contains("auth.admin_password"), "{e}");
         assert_eq!(c.onvif.interface, Some([10, 1, 2, 3].into()));
         assert_eq!(c.onvif.wait, Duration::from_secs(5));
+        assert_eq!(c.system.hostname.as_deref(), Some("eyrie-1a2b"));
+        assert_eq!(c.system.boot_env, Path::new("/tmp/boot.env"));
+        assert_eq!(c.system.ab_file, Path::new("/tmp/ab.txt"));
+        assert_eq!(c.system.state, Path::new("/tmp/state"));
+        assert_eq!(c.system.reboot_command, ["/bin/sh", "-c", "reboot"]);
+        let w = c.wifi.unwrap();
+        assert_eq!(
+            (w.ssid.as_str(), w.psk.as_deref()),
+            ("Home", Some("correct horse"))
+        );
+        assert_eq!(w.country.as_deref(), Some("GB"));
+        assert!(
+            !format!("{w:?}").contains("horse"),
+            "the passphrase is not logged"
+        );
+    }
+
+    #[test]
+    fn appliance_keys_are_checked() {
+        for (text, key) in [
+            ("[system]\nhostname = \"-bad\"\n", "system.hostname"),
+            ("[system]\nhostname = \"a.b\"\n", "system.hostname"),
+            ("[system]\nhostname = \"\"\n", "system.hostname"),
+            ("[system]\nab_file = \"ab.txt\"\n", "system.ab_file"),
+            ("[system]\nreboot_command = []\n", "system.reboot_command"),
+            ("[wifi]\nssid = \"\"\n", "wifi.ssid"),
+            (
+                &format!("[wifi]\nssid = \"{}\"\n", "x".repeat(33)),
+                "wifi.ssid",
+            ),
+            ("[wifi]\nssid = \"a\"\npsk = \"short\"\n", "wifi.psk"),
+            ("[wifi]\nssid = \"a\"\npsk = \"tab\\tinside\"\n", "wifi.psk"),
+            (
+                &format!("[wifi]\nssid = \"a\"\npsk = \"{}\"\n", "x".repeat(64)),
+                "wifi.psk",
+            ),
+            ("[wifi]\nssid = \"a\"\ncountry = \"GBR\"\n", "wifi.country"),
+            ("[wifi]\npsk = \"12345678\"\n", "ssid"),
+        ] {
+            let e = load(text).unwrap_err().to_string();
+            assert!(e.contains(key), "{text}: {e}");
+        }
+        assert!(hostname(&"a".repeat(63)).is_ok() && hostname(&"a".repeat(64)).is_err());
+        let key = "0123456789abcdef".repeat(4);
+        let c = load(&format!("[wifi]\nssid = \"a\"\npsk = \"{key}\"\n")).unwrap();
+        assert_eq!(c.wifi.unwrap().psk.as_deref(), Some(key.as_str()));
+        let c = load("").unwrap();
+        assert_eq!(c.system.boot_env, Path::new("/run/eyrie/boot.env"));
+        assert_eq!(c.system.ab_file, Path::new("/boot/ab.txt"));
+        assert_eq!(c.system.reboot_command, ["/sbin/reboot"]);
     }
 
     #[test]

@@ -13,4 +13,5 @@ pub mod media;
 pub mod onvif;
 pub mod recorder;
 pub mod storage;
+pub mod system;
 pub mod video;

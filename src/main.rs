@@ -55,6 +55,19 @@ enum Command {
         #[arg(long, requires = "capture")]
         source: Option<String>,
     },
+    /// Apply the boot partition's settings (admin password, Wi-Fi, host name) and remove the
+    /// secrets from the file; run by the appliance's init at every boot (docs/update.md).
+    ApplyBootConfig {
+        /// The boot partition's eyrie.toml.
+        #[arg(long)]
+        config: PathBuf,
+        /// Eyrie's data directory (the account store).
+        #[arg(long)]
+        data: PathBuf,
+        /// Where the Wi-Fi configuration, host name and last error go.
+        #[arg(long)]
+        state: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -103,6 +116,33 @@ fn main() -> ExitCode {
             };
             println!("{out:#}");
             ExitCode::SUCCESS
+        }
+        Command::ApplyBootConfig {
+            config,
+            data,
+            state,
+        } => {
+            use eyrie::system::apply::{ApplyError, run};
+            match run(&config, &data, &state) {
+                Ok(done) => {
+                    tracing::info!(
+                        hostname = %done.hostname,
+                        wifi = done.wifi,
+                        admin_password_set = done.password_set,
+                        removed = ?done.removed,
+                        "boot configuration applied"
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e @ ApplyError::BadFile(_)) => {
+                    eprintln!("eyrie: configuration error: {e}");
+                    ExitCode::from(2)
+                }
+                Err(e) => {
+                    eprintln!("eyrie: apply-boot-config: {e}");
+                    ExitCode::FAILURE
+                }
+            }
         }
         Command::Run {
             data,
@@ -280,6 +320,7 @@ async fn run(mut cfg: Config) -> anyhow::Result<()> {
     } else {
         None
     };
+    let system = eyrie::system::System::load(cfg.system.clone());
     let state = Arc::new(http::AppState {
         index: index.clone(),
         layout,
@@ -302,6 +343,7 @@ async fn run(mut cfg: Config) -> anyhow::Result<()> {
         link,
         events,
         onvif: cfg.onvif,
+        system: system.clone(),
     });
     let app = http::router(state);
     let stop = tokio_util::sync::CancellationToken::new();
@@ -317,6 +359,14 @@ async fn run(mut cfg: Config) -> anyhow::Result<()> {
         env!("CARGO_PKG_VERSION"),
         cfg.listen
     );
+    // Serving HTTP with storage open: an update under trial has come up.
+    {
+        let system = system.clone();
+        match tokio::task::spawn_blocking(move || system.confirm()).await? {
+            Ok(_) => {}
+            Err(e) => tracing::error!("could not confirm the running slot: {e}"),
+        }
+    }
     if let Some(secret) = setup_link {
         // The secret is in the fragment, which browsers never send to a server or its logs.
         let host = if cfg.listen.ip().is_unspecified() {

@@ -86,9 +86,20 @@ pub struct Health {
     memory: Memory,
     disk: Disk,
     cameras: Vec<CameraHealth>,
+    /// The appliance's slots and the last boot-config error; null when not an appliance.
+    system: Option<SystemHealth>,
     /// Remote nodes; left out for peers and with `?scope=local`.
     #[serde(skip_serializing_if = "Option::is_none")]
     nodes: Option<Vec<NodeHealth>>,
+}
+
+#[derive(Debug, Serialize)]
+struct SystemHealth {
+    #[serde(flatten)]
+    slots: crate::system::SlotStatus,
+    /// Why the last `apply-boot-config` failed (eyrie.toml on the boot partition); null when
+    /// it succeeded, and for peers.
+    boot_config_error: Option<String>,
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -122,7 +133,10 @@ pub async fn health(
     let local_only = super::cameras::local_only(q.scope.as_deref(), &caller)?;
     let index = st.index.clone();
     let root = st.layout.root().to_path_buf();
-    let (cams, nodes, disk, mem, load, status) = blocking(move || {
+    let sys = st.system.clone();
+    // The error may quote a line of eyrie.toml: people's business, not peers'.
+    let person = matches!(caller, Caller::User { .. });
+    let (cams, nodes, disk, mem, load, status, system) = blocking(move || {
         let status = procfs::process::Process::myself()
             .and_then(|p| p.status())
             .ok();
@@ -137,6 +151,17 @@ pub async fn health(
             procfs::Meminfo::current().ok(),
             procfs::LoadAverage::current().ok(),
             status,
+            match sys.status() {
+                Ok(Some(slots)) => Some(SystemHealth {
+                    slots,
+                    boot_config_error: sys.boot_config_error().filter(|_| person),
+                }),
+                Ok(None) => None,
+                Err(e) => {
+                    tracing::warn!("health: {e}");
+                    None
+                }
+            },
         ))
     })
     .await?;
@@ -174,6 +199,7 @@ pub async fn health(
             .collect()
     });
     Ok(Json(Health {
+        system,
         nodes,
         node_id: st.index.node_id().to_string(),
         label: st.label(),

@@ -18,6 +18,7 @@ mod relay;
 mod serve;
 pub mod session;
 mod settings;
+mod system;
 mod ui;
 
 pub use cors::origin_setting;
@@ -70,6 +71,8 @@ pub struct AppState {
     pub discovery: Option<Arc<crate::discovery::Discovery>>,
     pub link: Arc<crate::discovery::link::Linker>,
     pub events: Arc<crate::discovery::events::Hub>,
+    /// The appliance's slots, updates and reboots (src/system).
+    pub system: Arc<crate::system::System>,
 }
 
 impl AppState {
@@ -197,6 +200,14 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/api/system/settings",
             get(settings::get).put(settings::put),
         )
+        // Appliance updates (docs/update.md): the image is streamed, so no body limit here.
+        .route(
+            "/api/system/update",
+            get(system::status)
+                .post(system::update)
+                .layer(DefaultBodyLimit::disable()),
+        )
+        .route("/api/system/reboot", post(system::reboot))
         .route("/api/system/nodes", get(nodes::list).post(nodes::create))
         .route("/api/system/nodes/test", axum::routing::post(nodes::test))
         .route(
