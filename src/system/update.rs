@@ -15,6 +15,7 @@ use tokio::io::AsyncWriteExt;
 
 use super::System;
 use super::slots::{AbState, Slot};
+use crate::federation::keys::hex;
 
 /// Longest wait for the next piece of the body.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
@@ -85,10 +86,6 @@ pub fn superblock(b: &[u8]) -> Result<Superblock, String> {
         return Err(format!("squashfs size {bytes_used} is not sane"));
     }
     Ok(Superblock { bytes_used })
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 /// Parses `x-eyrie-sha256`: 64 hex digits.

@@ -4,6 +4,8 @@
 
 use std::num::NonZeroU32;
 
+use crate::federation::keys::hex;
+
 /// The key wpa_supplicant uses for `passphrase` on `ssid`, as 64 hex digits; a `psk` that is
 /// already 64 hex digits is the key itself.
 pub fn derive_psk(ssid: &str, psk: &str) -> String {
@@ -19,10 +21,6 @@ pub fn derive_psk(ssid: &str, psk: &str) -> String {
         &mut key,
     );
     hex(&key)
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 /// wpa_supplicant.conf for one network. The SSID is written as hex (any bytes, no quoting);
