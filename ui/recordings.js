@@ -166,12 +166,40 @@ export async function render(main, { notify, act, args }) {
     }));
     const sel = h('span.sel', { hidden: true });
     const track = h('div.track', blocks, sel);
-    mount(timeline, track, h('div.ticks', ticks));
+    // MJPEG runs: the recorded picture under the pointer (frame.jpg), for scrubbing.
+    const preview = h('img.preview', { hidden: true, alt: '', 'aria-hidden': 'true' });
+    mount(timeline, track, h('div.ticks', ticks), preview);
     let down = null;
     const timeAt = (ev) => {
       const box = track.getBoundingClientRect();
       return from + Math.max(0, Math.min(1, (ev.clientX - box.left) / box.width)) * span;
     };
+    let shownAt = null;
+    let wanted = null; // [which 250 ms of recording, its frame.jpg URL]
+    const loadWanted = () => {
+      if (!wanted || wanted[0] === shownAt) return;
+      [shownAt] = wanted;
+      preview.src = wanted[1];
+    };
+    // One request at a time: the latest position is asked for when the previous one is in.
+    preview.addEventListener('load', loadWanted);
+    preview.addEventListener('error', loadWanted);
+    track.addEventListener('pointermove', (ev) => {
+      const box = track.getBoundingClientRect();
+      const slack = (span / box.width) * 6;
+      const t = timeAt(ev);
+      const run = runAt(t, slack);
+      if (!run || run.codec !== 'mjpeg' || t < run.start_ms - slack || t >= run.end_ms + slack) {
+        preview.hidden = true;
+        return;
+      }
+      const at = Math.max(run.start_ms, Math.min(run.end_ms - 1, t));
+      preview.style.left = `${ev.clientX - box.left}px`;
+      preview.hidden = false;
+      wanted = [Math.floor(at / 250), mjpegUrl(run, 'frame', at)];
+      if (!preview.getAttribute('src') || preview.complete) loadWanted();
+    });
+    track.addEventListener('pointerleave', () => { preview.hidden = true; });
     track.addEventListener('pointerdown', (ev) => {
       down = { x: ev.clientX, t: timeAt(ev) };
       track.setPointerCapture(ev.pointerId);

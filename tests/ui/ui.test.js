@@ -3,7 +3,9 @@
 // dashboard with both nodes' cameras and a remote camera's live video played from the peer's
 // own origin, health of both nodes, a remote recording played and seeked, Remote nodes added,
 // tested and deleted, pairing by address (code compared, approved, rejected, linked back) between
-// two browsers logged into the two nodes, a federation key shown once; screenshots at 375 px and desktop width of
+// two browsers logged into the two nodes, a federation key shown once, MJPEG live and recorded
+// (replay.mjpeg, frame.jpg) in an <img>, the camera-add form's USB/CSI finder, and its ONVIF scan
+// against a node on a private namespace LAN with real ONVIF test devices (tests/ui.rs); screenshots at 375 px and desktop width of
 // every page; axe-core on every page, light and dark (serious or critical violations fail).
 
 import { test, before, after } from 'node:test';
@@ -536,6 +538,17 @@ test('an MJPEG camera plays live as a picture stream, and its recording as pictu
     && document.querySelector('#playback-pictures').complete && document.querySelector('#playback-pictures').naturalWidth === 640, null, { timeout: 10000 });
   await page.getByText(/^Stopped at/).waitFor();
   assert.equal(await page.getByRole('button', { name: 'Stop' }).isVisible(), false);
+  // Pointing at the run on the timeline shows the picture recorded there, for scrubbing.
+  const run = await page.locator('.timeline .run').first().boundingBox();
+  await page.mouse.move(run.x + run.width / 2, run.y + run.height / 2);
+  const preview = page.locator('.timeline .preview');
+  await preview.waitFor({ state: 'visible' });
+  await page.waitForFunction(() => {
+    const p = document.querySelector('.timeline .preview');
+    return /\/frame\.jpg\?at=\d+$/.test(p.getAttribute('src')) && p.complete && p.naturalWidth === 640;
+  }, null, { timeout: 10000 });
+  await page.mouse.move(run.x + run.width / 2, run.y - 40);
+  await preview.waitFor({ state: 'hidden' });
   const [deleted] = await call(page, 'DELETE', '/api/cameras/porch-mjpeg?keep_recordings=false');
   assert.equal(deleted, 204);
 });
