@@ -540,6 +540,9 @@ pub async fn view(
 #[serde(deny_unknown_fields)]
 pub struct FrameQuery {
     at: String,
+    /// A media token: the auth layer reads it, [`media_access`] checks it.
+    #[allow(dead_code)]
+    token: Option<String>,
 }
 
 /// `GET /api/recordings/{camera}/frame.jpg?at=`: the recorded MJPEG picture at that time, as
