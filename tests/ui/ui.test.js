@@ -572,6 +572,26 @@ test('the camera-add form lists this node\'s USB/CSI cameras (none here)', async
   await page.getByRole('button', { name: 'Look again' }).click();
   await page.getByRole('button', { name: 'Look again' }).waitFor();
   await axe(page, 'settings: cameras, USB/CSI');
+  // The source the finder builds from a chosen mode is one the node reads: testing it for a
+  // device that is not here fails on the device, not on the URL.
+  const built = await page.evaluate(async () => {
+    const base = document.querySelector('script[type=module]').src.replace(/app\.js$/, '');
+    const { v4l2Source } = await import(`${base}finder.js`);
+    return v4l2Source('/dev/video7', { fourcc: 'MJPG', width: 1280, height: 720, fps: 29.97 });
+  });
+  assert.equal(built, 'v4l2:///dev/video7?width=1280&height=720&fps=30&format=MJPG');
+  const [tested, answer] = await call(page, 'POST', '/api/cameras/test', { source: built });
+  assert.equal(tested, 200, JSON.stringify(answer));
+  assert.equal(answer.ok, false);
+  assert.match(answer.message, /\/dev\/video7/);
+  // The same at 375 px in dark colours.
+  const small = ctx.mobile.page;
+  await small.goto(`${A}/#/settings/cameras`);
+  await small.getByRole('button', { name: 'Add a camera' }).click();
+  await small.getByRole('button', { name: 'USB / CSI camera' }).click();
+  await small.getByRole('button', { name: 'Look again' }).waitFor();
+  await axe(small, 'settings: cameras, USB/CSI at 375 px, dark');
+  await small.screenshot({ path: join(ARTIFACTS, 'settings-camera-finder-mobile.png'), fullPage: true });
   await usb.click();
   assert.equal(await usb.getAttribute('aria-expanded'), 'false');
   assert.equal(await page.locator('.finder-panel').innerText(), '');
