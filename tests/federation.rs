@@ -894,3 +894,113 @@ fn cors_allows_registered_nodes_and_configured_origins_only() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// The first part of a `multipart/x-mixed-replace` picture stream: its JPEG.
+fn first_picture(resp: ureq::Response) -> Vec<u8> {
+    let ct = resp.content_type().to_string();
+    assert_eq!(
+        ct,
+        "multipart/x-mixed-replace",
+        "{:?}",
+        resp.header("content-type")
+    );
+    let mut r = std::io::BufReader::new(resp.into_reader());
+    let mut len = None;
+    loop {
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut r, &mut line).unwrap();
+        let line = line.trim_end();
+        if let Some(v) = line.strip_prefix("Content-Length: ") {
+            len = Some(v.parse::<usize>().unwrap());
+        }
+        if line.is_empty() && len.is_some() {
+            break;
+        }
+    }
+    let mut jpeg = vec![0u8; len.unwrap()];
+    std::io::Read::read_exact(&mut r, &mut jpeg).unwrap();
+    assert!(jpeg.starts_with(&[0xFF, 0xD8]) && jpeg.ends_with(&[0xFF, 0xD9]));
+    jpeg
+}
+
+#[test]
+fn recorded_mjpeg_replays_from_a_peer_directly_and_through_the_relay() {
+    let clips = tempfile::tempdir().unwrap();
+    let Some(source) = mjpeg_clip(clips.path()) else {
+        return;
+    };
+    let a = node("A");
+    let b = node("B");
+    b.add_camera(&format!(
+        r#"{{"id": "mj", "name": "MJPEG", "source": "{source}"}}"#
+    ));
+    let b_id = link(&a, &b, "B");
+    let cam = format!("r-{b_id}-mj");
+    let run = || {
+        a.try_get(&format!("/api/recordings?camera={cam}"))
+            .filter(|(s, _)| *s == 200)
+            .and_then(|(_, v)| v["runs"].as_array().and_then(|r| r.first().cloned()))
+    };
+    a.wait_until(
+        "lists 3 s of B's MJPEG recording",
+        Duration::from_secs(30),
+        || {
+            run().is_some_and(|r| {
+                r["end_ms"].as_i64().unwrap() - r["start_ms"].as_i64().unwrap() >= 3000
+            })
+        },
+    );
+    // Directly from B with its media token, as a browser of A fetches it: the run's URL with
+    // view.mp4 changed to replay.mjpeg or frame.jpg.
+    let r = run().unwrap();
+    let url = r["url"].as_str().unwrap();
+    assert!(
+        url.starts_with(&b.url("")) && url.contains("token="),
+        "{url}"
+    );
+    let replay = url.replace("/view.mp4?", "/replay.mjpeg?");
+    let resp = ureq::get(&replay)
+        .timeout(Duration::from_secs(10))
+        .call()
+        .unwrap();
+    assert_eq!(resp.header("access-control-allow-origin"), Some("*"));
+    first_picture(resp);
+    let token = url.split("token=").nth(1).unwrap();
+    let at = r["start_ms"].as_i64().unwrap() + 1000;
+    let frame = b.anon_url(&format!(
+        "/api/recordings/mj/frame.jpg?at={at}&token={token}"
+    ));
+    let resp = ureq::get(&frame).call().unwrap();
+    assert_eq!(resp.content_type(), "image/jpeg");
+    // The token is for B's camera "mj" only.
+    let other = b.anon_url(&format!(
+        "/api/recordings/demo/replay.mjpeg?start={at}&end={}&token={token}",
+        at + 1000
+    ));
+    assert_eq!(status_of(&other).0, 401);
+
+    // Through A's relay: the picture stream and the still pass as what they are.
+    let (s, v) = a.request(
+        "PUT",
+        &format!("/api/system/nodes/{b_id}"),
+        Some(r#"{"media_mode": "relay"}"#),
+    );
+    assert_eq!(s, 200, "{v}");
+    let r = run().unwrap();
+    let url = r["url"].as_str().unwrap();
+    assert!(
+        url.starts_with(&format!(
+            "/api/system/nodes/{b_id}/media/recordings/mj/view.mp4?"
+        )),
+        "{url}"
+    );
+    let resp = ureq::get(&a.url(&url.replace("/view.mp4?", "/replay.mjpeg?")))
+        .timeout(Duration::from_secs(10))
+        .call()
+        .unwrap();
+    first_picture(resp);
+    let still = format!("/api/system/nodes/{b_id}/media/recordings/mj/frame.jpg?at={at}");
+    let resp = ureq::get(&a.url(&still)).call().unwrap();
+    assert_eq!(resp.content_type(), "image/jpeg");
+    assert!(read_all(resp.into_reader()).starts_with(&[0xFF, 0xD8]));
+}

@@ -4,12 +4,15 @@
 //! reaches the host's own interfaces. Needs root (skips with a reason outside CI).
 
 mod common;
+#[path = "support/onvif.rs"]
+mod onvif_support;
 
 use std::os::fd::AsFd;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use common::*;
+use onvif_support::Responder;
 use serde_json::Value;
 
 fn is_root() -> bool {
@@ -101,39 +104,6 @@ impl Drop for Inside {
             Some(rustix::thread::LinkNameSpaceType::Network),
         )
         .expect("back to the test's own network namespace");
-    }
-}
-
-struct Responder(Child);
-
-impl Responder {
-    fn start(addr: &str, password: &str, main: &str, sub: &str, devices: &str) -> Responder {
-        use std::io::BufRead;
-        let mut child = Command::new("/usr/bin/python3")
-            .arg(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/tests/support/onvif_responder.py"
-            ))
-            .args(["--addr", addr, "--user", "admin", "--password", password])
-            .args(["--main-uri", main, "--sub-uri", sub, "--devices", devices])
-            // An hour off: the digest only passes if Eyrie signs in the camera's time.
-            .args(["--clock-skew", "3600"])
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("starting the ONVIF responder");
-        let mut line = String::new();
-        std::io::BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        assert!(line.starts_with("READY"), "responder: {line:?}");
-        Responder(child)
-    }
-}
-
-impl Drop for Responder {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
     }
 }
 

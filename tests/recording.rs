@@ -50,6 +50,16 @@ fn record_and_check(codec: &str) {
         None,
     );
     assert_eq!(status, 400, "{v}");
+    let (status, v) = e.request(
+        "GET",
+        &format!(
+            "/api/recordings/cam-{codec}/replay.mjpeg?start={at}&end={}",
+            at + 1000
+        ),
+        None,
+    );
+    assert_eq!(status, 400, "{v}");
+    assert!(v["error"].as_str().unwrap().contains("MJPEG"), "{v}");
 }
 
 fn record_and_check_from(codec: &str, source: &str) -> (Eyrie, Vec<Value>) {
@@ -136,6 +146,147 @@ fn records_mjpeg_without_re_encoding() {
     assert_eq!(get("?at=yesterday-ish"), 400);
     assert_eq!(get(""), 400);
     assert_eq!(get("?at=2001-01-01T00:00:00Z"), 404);
+    check_replay(&e, &segs, dir.path());
+}
+
+/// The parts of a `multipart/x-mixed-replace` replay, read to its end: each part's
+/// `X-Timestamp`, its JPEG, and when it arrived.
+fn replay_parts(resp: ureq::Response) -> Vec<(i64, Vec<u8>, Instant)> {
+    let ct = resp.header("content-type").unwrap().to_string();
+    let boundary = ct
+        .strip_prefix("multipart/x-mixed-replace; boundary=")
+        .unwrap_or_else(|| panic!("content type {ct}"))
+        .to_string();
+    assert_eq!(resp.header("x-codec"), Some("jpeg"));
+    let mut r = std::io::BufReader::new(resp.into_reader());
+    let line = |r: &mut std::io::BufReader<_>| {
+        let mut l = String::new();
+        let n = std::io::BufRead::read_line(r, &mut l).unwrap();
+        assert!(n == 0 || l.ends_with("\r\n"), "line {l:?}");
+        (n > 0).then(|| l.trim_end().to_string())
+    };
+    let mut parts = Vec::new();
+    while let Some(first) = line(&mut r) {
+        assert_eq!(first, format!("--{boundary}"));
+        let (mut kind, mut len, mut ts) = (None, None, None);
+        loop {
+            let h = line(&mut r).expect("part headers");
+            if h.is_empty() {
+                break;
+            }
+            let (k, v) = h.split_once(": ").unwrap();
+            match k.to_ascii_lowercase().as_str() {
+                "content-type" => kind = Some(v.to_string()),
+                "content-length" => len = Some(v.parse::<usize>().unwrap()),
+                "x-timestamp" => ts = Some(v.parse::<i64>().unwrap()),
+                _ => {}
+            }
+        }
+        assert_eq!(kind.as_deref(), Some("image/jpeg"));
+        let mut jpeg = vec![0u8; len.expect("Content-Length")];
+        std::io::Read::read_exact(&mut r, &mut jpeg).unwrap();
+        assert_eq!(line(&mut r).as_deref(), Some(""));
+        parts.push((ts.expect("X-Timestamp"), jpeg, Instant::now()));
+    }
+    parts
+}
+
+/// Recorded MJPEG replayed for an `<img>`: one decodable JPEG per part, each with its recorded
+/// time, sent at the recorded pace, ending at the range's end (also across a segment cut); a
+/// client that goes away gives its replay slot back; bad ranges are clear errors.
+fn check_replay(e: &Eyrie, segs: &[Value], dir: &std::path::Path) {
+    let replay = |start: i64, end: i64| {
+        ureq::get(&e.url(&format!(
+            "/api/recordings/cam-mjpeg/replay.mjpeg?start={start}&end={end}"
+        )))
+        .timeout(Duration::from_secs(30))
+        .call()
+        .unwrap()
+    };
+    // Two seconds in the middle of a segment, then two across the cut between the first two.
+    let mid = ms(&segs[0]["start_ms"]) + 3000;
+    let cut = ms(&segs[0]["end_ms"]);
+    for (name, start, end) in [("middle", mid, mid + 2000), ("cut", cut - 1000, cut + 1000)] {
+        let asked = Instant::now();
+        let parts = replay_parts(replay(start, end));
+        assert!(
+            (25..=35).contains(&parts.len()),
+            "{name}: {} pictures in 2 s of 15 fps",
+            parts.len()
+        );
+        let times: Vec<i64> = parts.iter().map(|p| p.0).collect();
+        assert!(times.windows(2).all(|w| w[0] < w[1]), "{name}: {times:?}");
+        assert!(
+            times[0] <= start && times[0] > start - 200 && *times.last().unwrap() < end,
+            "{name}: {start}..{end} gave {times:?}"
+        );
+        // Paced by the recorded times: the last picture comes no sooner than it was recorded
+        // after the first (a slow machine only makes it later).
+        let recorded = Duration::from_millis((times.last().unwrap() - times[0]) as u64);
+        let sent = parts.last().unwrap().2 - parts[0].2;
+        assert!(
+            sent + Duration::from_millis(100) >= recorded,
+            "{name}: sent within {sent:?}, recorded over {recorded:?}"
+        );
+        assert!(asked.elapsed() >= recorded);
+        for (i, p) in [(0, &parts[0]), (parts.len() - 1, parts.last().unwrap())] {
+            let file = dir.join(format!("replay-{name}-{i}.jpg"));
+            std::fs::write(&file, &p.1).unwrap();
+            assert_decodes(&file);
+        }
+    }
+
+    // At most 8 replays at once; one whose client goes away frees its place.
+    let (first, last) = (
+        ms(&segs[0]["start_ms"]),
+        ms(&segs.last().unwrap()["end_ms"]),
+    );
+    let open: Vec<ureq::Response> = (0..8).map(|_| replay(first, last)).collect();
+    let status = |path: &str| e.request("GET", path, None);
+    let whole = format!("/api/recordings/cam-mjpeg/replay.mjpeg?start={first}&end={last}");
+    let (s, v) = status(&whole);
+    assert_eq!(s, 503, "{v}");
+    assert!(v["error"].as_str().unwrap().contains("replays"), "{v}");
+    drop(open);
+    e.wait_until(
+        "frees the replays of clients that left",
+        Duration::from_secs(10),
+        || {
+            ureq::get(&e.url(&whole))
+                .timeout(Duration::from_secs(30))
+                .call()
+                .is_ok()
+        },
+    );
+
+    let q = |query: &str| status(&format!("/api/recordings/cam-mjpeg/replay.mjpeg{query}"));
+    for (query, want, says) in [
+        ("", 400, "start and end"),
+        (&format!("?start={first}") as &str, 400, "start and end"),
+        (&format!("?start=yesterday-ish&end={last}"), 400, "start"),
+        (&format!("?start={last}&end={first}"), 400, "after start"),
+        (
+            &format!("?start={first}&end={}", first + 7 * 3_600_000),
+            400,
+            "6 hours",
+        ),
+        (
+            "?start=2001-01-01T00:00:00Z&end=2001-01-01T00:01:00Z",
+            404,
+            "no recordings",
+        ),
+    ] {
+        let (s, v) = q(query);
+        assert_eq!(s, want, "{query}: {v}");
+        assert!(v["error"].as_str().unwrap().contains(says), "{query}: {v}");
+    }
+    let (s, _) = status(&format!(
+        "/api/recordings/nope/replay.mjpeg?start={first}&end={last}"
+    ));
+    assert_eq!(s, 404);
+    // Like every recording: for logged-in users, peers and media tokens only.
+    let anon = json_request("GET", &e.anon_url(&whole), None).unwrap();
+    assert_eq!(anon.0, 401, "{}", anon.1);
 }
 
 /// An MJPEG camera's live view is `multipart/x-mixed-replace`, one decodable JPEG per part.

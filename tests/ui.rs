@@ -1,15 +1,106 @@
 //! Runs the web UI tests (tests/ui/*.test.js: playwright-core driving Debian's Chromium) against
 //! two real Eyrie nodes with demo cameras, federated on loopback: "House" reads "Shop"; and a
-//! third without an account, for the first-start setup link.
+//! third without an account, for the first-start setup link; and a fourth on a private LAN of
+//! network namespaces with ONVIF test devices and the RTSP test server, which the browser
+//! reaches through a forwarder on loopback, for the camera-add form's ONVIF scan.
 //! Screenshots go to target/ui-artifacts.
 
 mod common;
+#[allow(dead_code)]
+#[path = "support/netns.rs"]
+mod netns;
+#[path = "support/onvif.rs"]
+mod onvif_support;
 
+use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
 use common::*;
+use onvif_support::Responder;
+
+/// The camera password of the ONVIF test devices (characters that need escaping in XML).
+const ONVIF_PASSWORD: &str = "s3cret & <pw>";
+
+/// An Eyrie in a namespace of a private LAN whose other node runs the ONVIF test devices
+/// ("good" and "garbage") and the RTSP test server; `url` reaches it from the host. Fields drop
+/// in order: the processes, then the namespaces.
+struct OnvifLan {
+    _eyrie: netns::NsEyrie,
+    _responder: Responder,
+    _rtsp: RtspServer,
+    url: String,
+    main_uri: String,
+    _lan: netns::Lan,
+}
+
+impl OnvifLan {
+    /// None (the browser test skips that part, saying why) without root, iproute2 or the RTSP
+    /// server; never under CI, where those checks panic instead.
+    fn start() -> Option<OnvifLan> {
+        if !netns::can_use_namespaces() || !have_rtsp_server() {
+            return None;
+        }
+        let lan = netns::Lan::new(2);
+        let camera_host = lan.ipv4(1);
+        let (rtsp, responder, main_uri) = netns::in_ns(lan.ns(1), || {
+            let rtsp = RtspServer::start(free_port(), &["--host", &camera_host]);
+            let base = format!("rtsp://{camera_host}:{}", rtsp.port);
+            let (main, sub) = (format!("{base}/h264"), format!("{base}/h265"));
+            let responder =
+                Responder::start(&camera_host, ONVIF_PASSWORD, &main, &sub, "good,garbage");
+            (rtsp, responder, main)
+        });
+        let eyrie = netns::NsEyrie::start(
+            &lan,
+            0,
+            "Lan",
+            &format!(
+                "[onvif]\ninterface = \"{}\"\nscan_seconds = 2\n[recording]\nsegment_seconds = 10\n",
+                lan.ipv4(0)
+            ),
+        );
+        let url = forward_into(lan.ns(0), netns::NsEyrie::PORT);
+        Some(OnvifLan {
+            _eyrie: eyrie,
+            _responder: responder,
+            _rtsp: rtsp,
+            url,
+            main_uri,
+            _lan: lan,
+        })
+    }
+}
+
+/// Forwards TCP connections to a new port on the host's loopback to `port` on the loopback of
+/// namespace `ns` (each upstream socket is made by a thread inside it), so a browser on the
+/// host reaches a server that lives in the namespace. Returns `http://127.0.0.1:{port}`.
+fn forward_into(ns: &str, port: u16) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let ns = ns.to_string();
+    std::thread::spawn(move || {
+        for down in listener.incoming() {
+            let Ok(down) = down else { return };
+            let ns = ns.clone();
+            std::thread::spawn(move || {
+                let Ok(up) = netns::in_ns(&ns, || TcpStream::connect(("127.0.0.1", port))) else {
+                    return;
+                };
+                let (mut d, mut u) = (down.try_clone().unwrap(), up.try_clone().unwrap());
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut d, &mut u);
+                    let _ = u.shutdown(Shutdown::Write);
+                });
+                let (mut d, mut u) = (down, up);
+                let _ = std::io::copy(&mut u, &mut d);
+                let _ = d.shutdown(Shutdown::Write);
+            });
+        }
+    });
+    url
+}
 
 fn have_ui_tools(dir: &std::path::Path) -> bool {
     if !have_tool("node") || !have_tool("chromium") {
@@ -77,7 +168,14 @@ fn the_web_ui_in_chromium() {
     // An MJPEG clip for a camera whose live view is a picture stream.
     let clips = tempfile::tempdir().unwrap();
     let mjpeg = mjpeg_clip(clips.path()).expect("ffmpeg is installed by tests/run");
-    let status = Command::new("node")
+    let onvif = OnvifLan::start();
+    let mut node = Command::new("node");
+    if let Some(lan) = &onvif {
+        node.env("EYRIE_ONVIF_URL", &lan.url)
+            .env("EYRIE_ONVIF_PASSWORD", ONVIF_PASSWORD)
+            .env("EYRIE_ONVIF_MAIN", &lan.main_uri);
+    }
+    let status = node
         .arg("--test")
         .current_dir(&dir)
         .env("EYRIE_A_URL", a.url(""))
@@ -92,9 +190,11 @@ fn the_web_ui_in_chromium() {
         .expect("running node --test");
     assert!(
         status.success(),
-        "the UI tests failed (above); screenshots in {}\nHouse's log:\n{}\nShop's log:\n{}",
+        "the UI tests failed (above); screenshots in {}\nHouse's log:\n{}\nShop's log:\n{}\n\
+         The ONVIF test node's log:\n{}",
         artifacts.display(),
         a.log(),
-        b.log()
+        b.log(),
+        onvif.as_ref().map(|o| o._eyrie.log()).unwrap_or_default()
     );
 }

@@ -1,7 +1,9 @@
 // Recordings: pick a camera of any node and a day; a timeline shows the recorded runs and the
 // gaps between them; a click plays from that instant; a drag selects a range to download as
 // one MP4. "All cameras" searches every node at once. Media plays from the node that holds it
-// (absolute URLs with media tokens) or through this node's relay.
+// (absolute URLs with media tokens) or through this node's relay. Recorded MJPEG, which a
+// <video> cannot play, is replayed as a picture stream in an <img> (replay.mjpeg) and shown as
+// a still (frame.jpg) when stopped.
 
 import { get } from './api.js';
 import { h, mount, duration, uid } from './dom.js';
@@ -30,6 +32,18 @@ export function viewUrl(run, start, end, download = false) {
   return u.origin === location.origin ? u.pathname + u.search : u.href;
 }
 
+/** The same range of a run as a paced picture stream (MJPEG), or one picture at `at`. */
+export function mjpegUrl(run, what, start, end) {
+  const u = new URL(viewUrl(run, start, end), location.href);
+  u.pathname = u.pathname.replace(/\/view\.mp4$/, what === 'frame' ? '/frame.jpg' : '/replay.mjpeg');
+  if (what === 'frame') {
+    u.searchParams.delete('start');
+    u.searchParams.delete('end');
+    u.searchParams.set('at', String(Math.round(start)));
+  }
+  return u.origin === location.origin ? u.pathname + u.search : u.href;
+}
+
 export async function render(main, { notify, act, args }) {
   const cameras = await get('/api/cameras');
   const byNode = new Map();
@@ -49,6 +63,8 @@ export async function render(main, { notify, act, args }) {
   const timeline = h('div.timeline', { id: 'timeline', role: 'group', 'aria-label': 'Recorded runs of the day (the recorded hours); click to play, drag to select' });
   const selInfo = h('div.selection');
   const video = h('video', { id: 'playback', controls: true, playsinline: true, preload: 'metadata', 'aria-label': 'Recording' });
+  const pictures = h('img', { id: 'playback-pictures', hidden: true, alt: '' });
+  const stop = h('button', { type: 'button', hidden: true }, 'Stop');
   const playing = h('p.muted', { 'aria-live': 'polite' }, 'Pick a moment on the timeline or a run below.');
   const list = h('div.runs');
   const nameOf = (id) => cameras.find((c) => c.id === id)?.name || id;
@@ -61,11 +77,46 @@ export async function render(main, { notify, act, args }) {
     playing.textContent = `Cannot play this recording${e?.message ? `: ${e.message}` : ''} (the link may have expired; press Show again).`;
   });
 
+  // MJPEG: which run plays from when (for the still shown when stopped).
+  let replay = null;
+  pictures.addEventListener('error', () => {
+    if (!pictures.getAttribute('src')) return;
+    playing.textContent = 'Cannot show these pictures (the link may have expired; press Show again).';
+  });
+  stop.addEventListener('click', () => {
+    if (!replay) return;
+    const at = Math.min(replay.end, replay.from + (Date.now() - replay.began));
+    pictures.src = mjpegUrl(replay.run, 'frame', at);
+    playing.textContent = `Stopped at ${clock(at)} (${nameOf(replay.run.camera || camSelect.value)})`;
+    replay = null;
+    stop.hidden = true;
+  });
+
   function play(run, at) {
     const from = Math.max(run.start_ms, Math.min(at, run.end_ms - 1000));
-    video.src = viewUrl(run, from, Math.min(run.end_ms, from + MAX_VIEW));
+    const end = Math.min(run.end_ms, from + MAX_VIEW);
+    const who = nameOf(run.camera || camSelect.value);
+    if (run.codec === 'mjpeg') {
+      video.pause();
+      video.removeAttribute('src');
+      video.hidden = true;
+      // The pictures at their recorded pace; Stop leaves the one showing as a still.
+      pictures.src = mjpegUrl(run, 'replay', from, end);
+      pictures.alt = `Recording of ${who} from ${clock(from)} (MJPEG pictures)`;
+      pictures.hidden = false;
+      stop.hidden = false;
+      replay = { run, from, end, began: Date.now() };
+      playing.textContent = `Playing ${who} from ${clock(from)} as pictures (MJPEG; the download plays in VLC)`;
+      return;
+    }
+    replay = null;
+    pictures.removeAttribute('src'); // ends a picture stream
+    pictures.hidden = true;
+    stop.hidden = true;
+    video.hidden = false;
+    video.src = viewUrl(run, from, end);
     video.play().catch(() => { /* the user can press play */ });
-    playing.textContent = `Playing ${nameOf(run.camera || camSelect.value)} from ${clock(from)}`;
+    playing.textContent = `Playing ${who} from ${clock(from)}`;
   }
 
   async function download(run, a, b, button) {
@@ -115,12 +166,40 @@ export async function render(main, { notify, act, args }) {
     }));
     const sel = h('span.sel', { hidden: true });
     const track = h('div.track', blocks, sel);
-    mount(timeline, track, h('div.ticks', ticks));
+    // MJPEG runs: the recorded picture under the pointer (frame.jpg), for scrubbing.
+    const preview = h('img.preview', { hidden: true, alt: '', 'aria-hidden': 'true' });
+    mount(timeline, track, h('div.ticks', ticks), preview);
     let down = null;
     const timeAt = (ev) => {
       const box = track.getBoundingClientRect();
       return from + Math.max(0, Math.min(1, (ev.clientX - box.left) / box.width)) * span;
     };
+    let shownAt = null;
+    let wanted = null; // [which 250 ms of recording, its frame.jpg URL]
+    const loadWanted = () => {
+      if (!wanted || wanted[0] === shownAt) return;
+      [shownAt] = wanted;
+      preview.src = wanted[1];
+    };
+    // One request at a time: the latest position is asked for when the previous one is in.
+    preview.addEventListener('load', loadWanted);
+    preview.addEventListener('error', loadWanted);
+    track.addEventListener('pointermove', (ev) => {
+      const box = track.getBoundingClientRect();
+      const slack = (span / box.width) * 6;
+      const t = timeAt(ev);
+      const run = runAt(t, slack);
+      if (!run || run.codec !== 'mjpeg' || t < run.start_ms - slack || t >= run.end_ms + slack) {
+        preview.hidden = true;
+        return;
+      }
+      const at = Math.max(run.start_ms, Math.min(run.end_ms - 1, t));
+      preview.style.left = `${ev.clientX - box.left}px`;
+      preview.hidden = false;
+      wanted = [Math.floor(at / 250), mjpegUrl(run, 'frame', at)];
+      if (!preview.getAttribute('src') || preview.complete) loadWanted();
+    });
+    track.addEventListener('pointerleave', () => { preview.hidden = true; });
     track.addEventListener('pointerdown', (ev) => {
       down = { x: ev.clientX, t: timeAt(ev) };
       track.setPointerCapture(ev.pointerId);
@@ -204,7 +283,7 @@ export async function render(main, { notify, act, args }) {
     h('label.inline', { for: camSelect.id }, 'Camera ', camSelect),
     h('label.inline', { for: dayInput.id }, 'Day ', dayInput),
     search);
-  mount(main, form, err, timeline, selInfo, h('div.player', video, playing), list);
+  mount(main, form, err, timeline, selInfo, h('div.player', video, pictures, h('div.buttons', stop), playing), list);
   await load();
-  return () => { video.removeAttribute('src'); video.load(); };
+  return () => { video.removeAttribute('src'); video.load(); pictures.removeAttribute('src'); };
 }

@@ -3,6 +3,7 @@
 import { get, post, put, del } from './api.js';
 import { h, mount, field, ago, uid } from './dom.js';
 import { pairingSections } from './pairing.js';
+import { finder } from './finder.js';
 
 const TABS = [
   { id: 'general', title: 'General', render: general },
@@ -123,6 +124,18 @@ function cameraForm(cam, { act, notify }, done) {
     result.textContent = r ? (r.ok ? `Works: ${r.message}` : `Does not work: ${r.message}`) : '';
     result.dataset.ok = r ? String(r.ok) : '';
   });
+  // A camera found by the finder fills in the fields; a name typed by hand is kept.
+  let typedName = Boolean(cam);
+  name.addEventListener('input', () => { typedName = name.value.trim() !== ''; });
+  const find = cam ? null : finder(act, (c) => {
+    source.value = c.source;
+    if (!typedName) name.value = c.name.slice(0, 64);
+    user.value = c.username || '';
+    pass.value = c.password || '';
+    result.textContent = c.note || '';
+    result.dataset.ok = '';
+    name.focus();
+  });
   const form = h('form.card.form', {
     onsubmit: async (e) => {
       e.preventDefault();
@@ -139,8 +152,9 @@ function cameraForm(cam, { act, notify }, done) {
     },
   },
   h('h3', cam ? `Edit ${cam.name}` : 'Add a camera'),
+  find,
   field('Name', name)[0],
-  field('Source URL', source, 'rtsp:// or rtsps:// (a camera), or file:///path.mp4 (a looped clip). Credentials in the URL are stored separately.')[0],
+  field('Source URL', source, 'rtsp:// or rtsps:// (an IP camera), v4l2:///dev/videoN (a USB or CSI camera), or file:///path.mp4 (a looped clip). Credentials in the URL are stored separately.')[0],
   h('div.row', field('User name', user)[0], field('Password', pass)[0]),
   h('div.row', field('Transport', transport)[0], field('Keep recordings (days, empty: no limit)', retention)[0]),
   h('div.field.check', enabled, h('label', { for: enabled.id || (enabled.id = uid('en')) }, 'Enabled (recording)')),

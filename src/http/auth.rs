@@ -54,7 +54,9 @@ pub(super) fn media_route(path: &str) -> bool {
     let parts: Vec<&str> = path.split('/').collect();
     matches!(
         parts.as_slice(),
-        ["", "api", "cameras", id, "live"] | ["", "api", "recordings", id, "view.mp4"] | ["", "api", "segments", id]
+        ["", "api", "cameras", id, "live"]
+            | ["", "api", "recordings", id, "view.mp4" | "frame.jpg" | "replay.mjpeg"]
+            | ["", "api", "segments", id]
             if !id.is_empty()
     )
 }
@@ -275,12 +277,15 @@ mod tests {
     fn tokens_only_open_media_routes() {
         assert!(media_route("/api/cameras/x/live"));
         assert!(media_route("/api/recordings/x/view.mp4"));
+        assert!(media_route("/api/recordings/x/frame.jpg"));
+        assert!(media_route("/api/recordings/x/replay.mjpeg"));
         assert!(media_route("/api/segments/3.mp4"));
         assert!(!media_route("/api/cameras/x"));
         assert!(!media_route("/api/recordings"));
         // A camera whose id is "live" or "view.mp4" is not media.
         assert!(!media_route("/api/cameras/live"));
         assert!(!media_route("/api/recordings/view.mp4"));
+        assert!(!media_route("/api/recordings/x/y.mp4"));
         assert!(!media_route("/api/segments/"));
         assert!(!media_route("/api/cameras/x/y/live"));
         let uri: axum::http::Uri = "/a?b=1&token=5.ab%2B".parse().unwrap();

@@ -184,6 +184,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/recordings", get(recordings::list))
         .route("/api/recordings/{camera}/view.mp4", get(recordings::view))
         .route("/api/recordings/{camera}/frame.jpg", get(recordings::frame))
+        .route(
+            "/api/recordings/{camera}/replay.mjpeg",
+            get(recordings::replay),
+        )
         .route("/api/recordings/{camera}/{file}", get(cartanvr::file))
         .route("/api/maintenance/health", get(cartanvr::health))
         .route("/api/playback/{camera}", get(cartanvr::playback))

@@ -75,12 +75,15 @@ pub fn relayed(node: &NodeRecord) -> bool {
     node.media_mode == MediaMode::Relay || node.kind == NodeKind::Cartanvr
 }
 
-/// Whether a peer's `Content-Type` may pass: media, or JSON (its error answers).
+/// Whether a peer's `Content-Type` may pass: media (MJPEG pictures and picture streams
+/// included), or JSON (its error answers).
 fn media_type(t: &[u8]) -> bool {
     let t = t.to_ascii_lowercase();
     [
         "video/",
         "audio/",
+        "image/jpeg",
+        "multipart/x-mixed-replace",
         "application/octet-stream",
         "application/json",
     ]
@@ -215,6 +218,8 @@ mod tests {
         assert!(media_type(b"video/mp4"));
         assert!(media_type(b"Video/MP4; codecs=avc1"));
         assert!(media_type(b"application/json"));
+        assert!(media_type(b"image/jpeg"));
+        assert!(media_type(b"multipart/x-mixed-replace; boundary=x"));
         assert!(!media_type(b"text/html"));
         assert!(!media_type(b"application/javascript"));
         assert!(!media_type(b"image/svg+xml"));

@@ -300,6 +300,69 @@ pub fn build_view(
 /// Largest picture [`mjpeg_frame`] hands out.
 pub const MAX_FRAME_BYTES: u64 = 8 << 20;
 
+/// One recorded MJPEG picture: where its JPEG is in the segment file, and when it shows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Picture {
+    pub offset: u64,
+    pub len: u64,
+    /// Wall-clock time it starts showing (the segment's start plus its media time).
+    pub at_ms: i64,
+    /// How long it shows, in media ticks ([`TIMESCALE`]).
+    pub ticks: u64,
+}
+
+/// A segment's MJPEG pictures in order, with its file and init segment (two segments whose
+/// init segments differ have different stream formats). Blocking.
+pub fn mjpeg_pictures(
+    layout: &Layout,
+    open: &OpenSegments,
+    seg: &Segment,
+) -> Result<(PathBuf, Bytes, Vec<Picture>), ViewError> {
+    let len = servable_len(seg, open).ok_or(ViewError::Empty)?;
+    let path = layout
+        .segment_path(&seg.camera, seg.start_ms)
+        .ok_or_else(|| ViewError::Internal("bad camera id in index".into()))?;
+    let scan = std::fs::File::open(&path)
+        .map_err(fmp4::Mp4Error::from)
+        .and_then(|mut f| fmp4::scan(&mut f, len))
+        .map_err(|e| ViewError::Internal(format!("{}: {e}", path.display())))?;
+    if scan.params.codec != Codec::Mjpeg {
+        return Err(ViewError::BadRequest(
+            "pictures are served for MJPEG recordings; play this camera's view.mp4".into(),
+        ));
+    }
+    let first_ticks = scan.fragments.first().map_or(0, |f| f.decode_time);
+    let mut out = Vec::new();
+    for frag in &scan.fragments {
+        let moof = <mp4_atom::Moof as mp4_atom::Decode>::decode(&mut &frag.moof[..])
+            .map_err(|e| ViewError::Internal(e.to_string()))?;
+        let trun = moof
+            .traf
+            .first()
+            .and_then(|t| t.trun.first())
+            .ok_or_else(|| ViewError::Internal("fragment without samples".into()))?;
+        let mut offset = frag.offset + trun.data_offset.unwrap_or(0).max(0) as u64;
+        let mut t = frag.decode_time;
+        for e in &trun.entries {
+            let size = e.size.unwrap_or(0) as u64;
+            let ticks = e.duration.unwrap_or(0) as u64;
+            if size == 0 || size > MAX_FRAME_BYTES || offset + size > frag.end() {
+                return Err(ViewError::Internal("bad sample in fragment".into()));
+            }
+            let media_ms = (t.saturating_sub(first_ticks) * 1000 / TIMESCALE as u64) as i64;
+            out.push(Picture {
+                offset,
+                len: size,
+                at_ms: seg.start_ms + media_ms,
+                ticks,
+            });
+            offset += size;
+            t += ticks;
+        }
+    }
+    Ok((path, scan.init, out))
+}
+
 /// Where the recorded MJPEG picture showing at `at_ms` is: its segment file and byte range.
 /// Browsers do not decode MJPEG in MP4, so this is how a page shows recorded MJPEG. Blocking.
 pub fn mjpeg_frame(
@@ -313,49 +376,13 @@ pub fn mjpeg_frame(
         .segments(camera, at_ms, at_ms + 1)
         .map_err(|e| ViewError::Internal(e.to_string()))?;
     let seg = segs.first().ok_or(ViewError::Empty)?;
-    let len = servable_len(seg, open).ok_or(ViewError::Empty)?;
-    let path = layout
-        .segment_path(&seg.camera, seg.start_ms)
-        .ok_or_else(|| ViewError::Internal("bad camera id in index".into()))?;
-    let scan = std::fs::File::open(&path)
-        .map_err(fmp4::Mp4Error::from)
-        .and_then(|mut f| fmp4::scan(&mut f, len))
-        .map_err(|e| ViewError::Internal(format!("{}: {e}", path.display())))?;
-    if scan.params.codec != Codec::Mjpeg {
-        return Err(ViewError::BadRequest(
-            "still frames are served for MJPEG recordings; play this camera's view.mp4".into(),
-        ));
-    }
-    // The media time of `at`, then the sample whose span holds it (or the last before it).
-    let first_ticks = scan.fragments.first().map_or(0, |f| f.decode_time);
-    let want = first_ticks + ((at_ms - seg.start_ms).max(0) as u64) * TIMESCALE as u64 / 1000;
-    let frag = scan
-        .fragments
+    let (path, _, pictures) = mjpeg_pictures(layout, open, seg)?;
+    // The picture whose span holds `at`, or the last one before it.
+    let pic = pictures
         .iter()
         .rev()
-        .find(|f| f.decode_time <= want)
-        .or(scan.fragments.first())
+        .find(|p| p.at_ms <= at_ms)
+        .or(pictures.first())
         .ok_or(ViewError::Empty)?;
-    let moof = <mp4_atom::Moof as mp4_atom::Decode>::decode(&mut &frag.moof[..])
-        .map_err(|e| ViewError::Internal(e.to_string()))?;
-    let trun = moof
-        .traf
-        .first()
-        .and_then(|t| t.trun.first())
-        .ok_or_else(|| ViewError::Internal("fragment without samples".into()))?;
-    let mut offset = frag.offset + trun.data_offset.unwrap_or(0).max(0) as u64;
-    let mut t = frag.decode_time;
-    for (i, e) in trun.entries.iter().enumerate() {
-        let size = e.size.unwrap_or(0) as u64;
-        let next = t + e.duration.unwrap_or(0) as u64;
-        if want < next || i + 1 == trun.entries.len() {
-            if size == 0 || size > MAX_FRAME_BYTES || offset + size > frag.end() {
-                return Err(ViewError::Internal("bad sample in fragment".into()));
-            }
-            return Ok((path, offset, size));
-        }
-        offset += size;
-        t = next;
-    }
-    Err(ViewError::Empty)
+    Ok((path, pic.offset, pic.len))
 }

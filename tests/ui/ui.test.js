@@ -3,7 +3,9 @@
 // dashboard with both nodes' cameras and a remote camera's live video played from the peer's
 // own origin, health of both nodes, a remote recording played and seeked, Remote nodes added,
 // tested and deleted, pairing by address (code compared, approved, rejected, linked back) between
-// two browsers logged into the two nodes, a federation key shown once; screenshots at 375 px and desktop width of
+// two browsers logged into the two nodes, a federation key shown once, MJPEG live and recorded
+// (replay.mjpeg, frame.jpg) in an <img>, the camera-add form's USB/CSI finder, and its ONVIF scan
+// against a node on a private namespace LAN with real ONVIF test devices (tests/ui.rs); screenshots at 375 px and desktop width of
 // every page; axe-core on every page, light and dark (serious or critical violations fail).
 
 import { test, before, after } from 'node:test';
@@ -467,16 +469,38 @@ test('the other settings tabs', async () => {
   await row.waitFor({ state: 'detached' });
 });
 
-test('an MJPEG camera plays live as a picture stream', async () => {
+/** A JSON API call from `page`'s session: [status, body]. */
+const call = (page, method, path, body) => page.evaluate(async ([method, path, body]) => {
+  const { csrf } = await (await fetch('/api/session')).json();
+  const r = await fetch(path, { method, headers: { 'content-type': 'application/json', 'x-csrf-token': csrf }, body: body && JSON.stringify(body) });
+  const text = await r.text();
+  return [r.status, text ? JSON.parse(text) : null];
+}, [method, path, body]);
+
+/** Whether the picture an <img> shows changes within `ms` (drawn to a canvas twice). */
+const picturesChange = (img, ms) => img.evaluate(async (el, ms) => {
+  const snap = () => {
+    const c = document.createElement('canvas');
+    c.width = el.naturalWidth;
+    c.height = el.naturalHeight;
+    const g = c.getContext('2d');
+    g.drawImage(el, 0, 0);
+    return g.getImageData(0, 0, c.width, c.height).data;
+  };
+  const a = snap();
+  await new Promise((r) => setTimeout(r, ms));
+  const b = snap();
+  let diff = 0;
+  for (let i = 0; i < a.length; i += 4) if (a[i] !== b[i] || a[i + 1] !== b[i + 1] || a[i + 2] !== b[i + 2]) diff++;
+  return diff;
+}, ms);
+
+test('an MJPEG camera plays live as a picture stream, and its recording as pictures', async () => {
   const { page } = ctx.desktop;
   await page.goto(`${A}/#/`);
   await page.locator('article.cam').first().waitFor();
-  const call = (method, path, body) => page.evaluate(async ([method, path, body]) => {
-    const { csrf } = await (await fetch('/api/session')).json();
-    const r = await fetch(path, { method, headers: { 'content-type': 'application/json', 'x-csrf-token': csrf }, body: body && JSON.stringify(body) });
-    return r.status;
-  }, [method, path, body]);
-  assert.equal(await call('POST', '/api/cameras', { id: 'porch-mjpeg', name: 'Porch MJPEG', source: env('EYRIE_MJPEG_SOURCE') }), 201);
+  const [created] = await call(page, 'POST', '/api/cameras', { id: 'porch-mjpeg', name: 'Porch MJPEG', source: env('EYRIE_MJPEG_SOURCE') });
+  assert.equal(created, 201);
   await page.reload();
   const card = page.locator('article.cam[data-camera="porch-mjpeg"]');
   await card.locator('img').waitFor({ timeout: 20000 });
@@ -484,7 +508,152 @@ test('an MJPEG camera plays live as a picture stream', async () => {
   assert.ok(await card.locator('img').evaluate((img) => img.naturalWidth === 640), 'a 640 px picture is shown');
   assert.equal(await card.locator('video').isVisible(), false);
   await page.screenshot({ path: join(ARTIFACTS, 'dashboard-mjpeg-desktop.png') });
-  assert.equal(await call('DELETE', '/api/cameras/porch-mjpeg?keep_recordings=false'), 204);
+
+  // Recorded: a few seconds of it, replayed in an <img> at the recorded pace.
+  const recorded = async () => {
+    const [, r] = await call(page, 'GET', `/api/recordings?camera=porch-mjpeg&start=${Date.now() - 600000}&end=${Date.now() + 60000}`);
+    return Math.max(0, ...(r?.runs || []).map((x) => x.end_ms - x.start_ms));
+  };
+  for (let i = 0; (await recorded()) < 6000; i++) {
+    assert.ok(i < 60, 'records 6 s of MJPEG');
+    await page.waitForTimeout(500);
+  }
+  await page.goto(`${A}/#/recordings/porch-mjpeg`);
+  await page.locator('.runs tbody tr').first().waitFor({ timeout: 20000 });
+  assert.match(await page.locator('.runs tbody tr').first().innerText(), /640×360 mjpeg/);
+  await page.locator('.runs tbody tr').first().getByRole('button', { name: /^Play/ }).click();
+  const pictures = page.locator('#playback-pictures');
+  await pictures.waitFor({ state: 'visible' });
+  await page.waitForFunction(() => document.querySelector('#playback-pictures').naturalWidth === 640, null, { timeout: 20000 });
+  assert.match(await pictures.getAttribute('src'), /^\/api\/recordings\/porch-mjpeg\/replay\.mjpeg\?start=\d+&end=\d+$/);
+  assert.equal(await page.locator('#playback').isVisible(), false, 'no <video> for MJPEG');
+  assert.match(await pictures.getAttribute('alt'), /Recording of Porch MJPEG/);
+  const changed = await picturesChange(pictures, 1000);
+  assert.ok(changed > 100, `the replayed picture changes (${changed} pixels in 1 s)`);
+  await axe(page, 'recordings: MJPEG replay');
+  await page.screenshot({ path: join(ARTIFACTS, 'recordings-mjpeg-desktop.png') });
+  // Stop leaves a still picture of that moment (frame.jpg).
+  await page.getByRole('button', { name: 'Stop' }).click();
+  await page.waitForFunction(() => /\/frame\.jpg\?at=\d+$/.test(document.querySelector('#playback-pictures').getAttribute('src'))
+    && document.querySelector('#playback-pictures').complete && document.querySelector('#playback-pictures').naturalWidth === 640, null, { timeout: 10000 });
+  await page.getByText(/^Stopped at/).waitFor();
+  assert.equal(await page.getByRole('button', { name: 'Stop' }).isVisible(), false);
+  // Pointing at the run on the timeline shows the picture recorded there, for scrubbing.
+  const run = await page.locator('.timeline .run').first().boundingBox();
+  await page.mouse.move(run.x + run.width / 2, run.y + run.height / 2);
+  const preview = page.locator('.timeline .preview');
+  await preview.waitFor({ state: 'visible' });
+  await page.waitForFunction(() => {
+    const p = document.querySelector('.timeline .preview');
+    return /\/frame\.jpg\?at=\d+$/.test(p.getAttribute('src')) && p.complete && p.naturalWidth === 640;
+  }, null, { timeout: 10000 });
+  await page.mouse.move(run.x + run.width / 2, run.y - 40);
+  await preview.waitFor({ state: 'hidden' });
+  const [deleted] = await call(page, 'DELETE', '/api/cameras/porch-mjpeg?keep_recordings=false');
+  assert.equal(deleted, 204);
+});
+
+test('the camera-add form lists this node\'s USB/CSI cameras (none here)', async () => {
+  const { page } = ctx.desktop;
+  await page.goto(`${A}/#/settings/cameras`);
+  await page.getByRole('button', { name: 'Add a camera' }).click();
+  const usb = page.getByRole('button', { name: 'USB / CSI camera' });
+  assert.equal(await usb.getAttribute('aria-expanded'), 'false');
+  await usb.click();
+  assert.equal(await usb.getAttribute('aria-expanded'), 'true');
+  const [, listed] = await call(page, 'GET', '/api/system/devices');
+  if (listed.devices.length === 0) {
+    await page.locator('#no-devices', { hasText: 'No USB or CSI camera is connected to this node' }).waitFor();
+  } else {
+    // A host with cameras: each is offered.
+    await page.getByLabel('Device').waitFor();
+    assert.equal(await page.getByLabel('Device').locator('option').count(), listed.devices.length);
+  }
+  await page.getByRole('button', { name: 'Look again' }).click();
+  await page.getByRole('button', { name: 'Look again' }).waitFor();
+  await axe(page, 'settings: cameras, USB/CSI');
+  // The source the finder builds from a chosen mode is one the node reads: testing it for a
+  // device that is not here fails on the device, not on the URL.
+  const built = await page.evaluate(async () => {
+    const base = document.querySelector('script[type=module]').src.replace(/app\.js$/, '');
+    const { v4l2Source } = await import(`${base}finder.js`);
+    return v4l2Source('/dev/video7', { fourcc: 'MJPG', width: 1280, height: 720, fps: 29.97 });
+  });
+  assert.equal(built, 'v4l2:///dev/video7?width=1280&height=720&fps=30&format=MJPG');
+  const [tested, answer] = await call(page, 'POST', '/api/cameras/test', { source: built });
+  assert.equal(tested, 200, JSON.stringify(answer));
+  assert.equal(answer.ok, false);
+  assert.match(answer.message, /\/dev\/video7/);
+  // The same at 375 px in dark colours.
+  const small = ctx.mobile.page;
+  await small.goto(`${A}/#/settings/cameras`);
+  await small.getByRole('button', { name: 'Add a camera' }).click();
+  await small.getByRole('button', { name: 'USB / CSI camera' }).click();
+  await small.getByRole('button', { name: 'Look again' }).waitFor();
+  await axe(small, 'settings: cameras, USB/CSI at 375 px, dark');
+  await small.screenshot({ path: join(ARTIFACTS, 'settings-camera-finder-mobile.png'), fullPage: true });
+  await usb.click();
+  assert.equal(await usb.getAttribute('aria-expanded'), 'false');
+  assert.equal(await page.locator('.finder-panel').innerText(), '');
+  await page.getByRole('button', { name: 'Cancel' }).click();
+});
+
+const ONVIF = process.env.EYRIE_ONVIF_URL;
+test('an ONVIF scan fills in the camera-add form, and the camera records', {
+  skip: !ONVIF && 'no network namespaces here (tests/ui.rs said why)',
+}, async () => {
+  const { context, page } = await open('onvif', 'desktop');
+  await login(page, ONVIF);
+  await page.goto(`${ONVIF}/#/settings/cameras`);
+  await page.getByRole('button', { name: 'Add a camera' }).click();
+  await page.getByRole('button', { name: 'Scan network (ONVIF)' }).click();
+  await page.getByLabel('Camera user name').fill('admin');
+  await page.getByLabel('Camera password').fill(env('EYRIE_ONVIF_PASSWORD'));
+  await page.getByLabel('Wait for answers (seconds)').fill('2');
+  // Enter in the scan's fields scans (and does not submit the camera form around them).
+  await page.getByLabel('Camera password').press('Enter');
+  const scan = page.getByRole('button', { name: /^Scan/ }).last();
+  await page.locator('button[aria-busy="true"]', { hasText: 'Scan' }).waitFor();
+  assert.equal(await scan.isDisabled(), true, 'busy while scanning');
+  assert.equal(await page.locator('.scan-results').getAttribute('aria-busy'), 'true');
+  await page.getByRole('status').filter({ hasText: 'Found 2 cameras' }).waitFor({ timeout: 30000 });
+  assert.equal(await page.locator('.scan-results').getAttribute('aria-busy'), null);
+  const good = page.getByRole('article', { name: 'Test good' });
+  assert.match(await good.innerText(), /Eyrie Test Optics NVT-1 & Co/);
+  const main = good.locator('tr[data-role="Main stream"]');
+  assert.match(await main.innerText(), /640×360 H264 15 fps/);
+  assert.match(await main.innerText(), new RegExp(env('EYRIE_ONVIF_MAIN').replace(/[.?]/g, '\\$&')));
+  assert.match(await good.locator('tr[data-role="Sub stream"]').innerText(), /320×180 H265/);
+  // The device that answers garbage says so, beside the one that works.
+  const garbage = page.getByRole('article', { name: 'Test garbage' });
+  assert.match(await garbage.locator('.device-error').innerText(), /Could not read this camera: .*not valid SOAP/);
+  await axe(page, 'settings: cameras, ONVIF scan');
+  await page.screenshot({ path: join(ARTIFACTS, 'settings-onvif-desktop.png'), fullPage: true });
+
+  await good.getByRole('button', { name: 'Use main stream of Test good' }).click();
+  const name = page.getByLabel('Name', { exact: true });
+  assert.equal(await name.evaluate((el) => el === document.activeElement), true, 'focus moves to the filled-in form');
+  assert.equal(await name.inputValue(), 'Test good');
+  assert.equal(await page.getByLabel('Source URL').inputValue(), env('EYRIE_ONVIF_MAIN'));
+  assert.equal(await page.getByLabel('User name', { exact: true }).inputValue(), 'admin');
+  assert.equal(await page.getByLabel('Password', { exact: true }).inputValue(), env('EYRIE_ONVIF_PASSWORD'));
+  await page.getByText('Filled in from Test good: main stream, 640×360 H264 15 fps.').waitFor();
+  await page.getByRole('button', { name: 'Add camera' }).click();
+  const row = page.locator('#settings-panel tr', { hasText: 'Test good' });
+  await row.waitFor();
+  // It records: the camera streams and its recording is listed.
+  const [, cams] = await call(page, 'GET', '/api/cameras?scope=local');
+  const cam = cams.find((c) => c.name === 'Test good');
+  assert.equal(cam.has_credentials, true);
+  assert.equal(cam.source, env('EYRIE_ONVIF_MAIN'));
+  for (let i = 0; ; i++) {
+    const [, rec] = await call(page, 'GET', `/api/recordings?camera=${cam.id}`);
+    const [, now] = await call(page, 'GET', `/api/cameras/${cam.id}`);
+    if (rec.runs.length && now.status.state === 'recording' && now.status.frames > 30) break;
+    assert.ok(i < 90, `records: ${JSON.stringify(now.status)}`);
+    await page.waitForTimeout(500);
+  }
+  await context.close();
 });
 
 test('general settings are saved and apply at once', async () => {
