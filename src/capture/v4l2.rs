@@ -190,8 +190,9 @@ pub trait Device: Send {
     fn formats(&mut self) -> io::Result<Vec<FormatInfo>>;
     /// Sets `mode` and starts streaming; returns the mode the driver actually took.
     fn start(&mut self, mode: Mode) -> io::Result<Mode>;
-    /// The next buffer; `ErrorKind::TimedOut` when none came within `timeout`.
-    fn next(&mut self, timeout: Duration) -> io::Result<Buffer>;
+    /// The next buffer; `ErrorKind::TimedOut` when none came within `timeout`. Its data may
+    /// be copied into `spare` (cleared first), so that a picture's memory is reused.
+    fn next(&mut self, timeout: Duration, spare: Vec<u8>) -> io::Result<Buffer>;
 }
 
 /// Opens the device at a path.
@@ -664,8 +665,14 @@ fn pump(
         .spawn(move || {
             let _claim = claim;
             let mut waited = Duration::ZERO;
+            // Raw pictures' memory goes round: skipped ones at once, encoded ones back from
+            // the encoder thread.
+            let mut spare = Vec::new();
             loop {
-                let r = match dev.next(POLL) {
+                if spare.capacity() == 0 {
+                    spare = encoder.as_ref().and_then(|e| e.spare()).unwrap_or_default();
+                }
+                let r = match dev.next(POLL, std::mem::take(&mut spare)) {
                     Err(e) if e.kind() == io::ErrorKind::TimedOut => {
                         waited += POLL;
                         if tx.is_closed() {
@@ -681,8 +688,10 @@ fn pump(
                 waited = Duration::ZERO;
                 let r = match (r, &mut encoder) {
                     (Ok(buf), Some(enc)) => {
-                        if !enc.offer(buf) {
-                            return;
+                        match enc.offer(buf) {
+                            encode::Offer::Taken => {}
+                            encode::Offer::Back(data) => spare = data,
+                            encode::Offer::Gone => return,
                         }
                         continue;
                     }

@@ -136,7 +136,7 @@ impl Device for KernelDevice {
         })
     }
 
-    fn next(&mut self, timeout: Duration) -> io::Result<Buffer> {
+    fn next(&mut self, timeout: Duration, spare: Vec<u8>) -> io::Result<Buffer> {
         let stream = self
             .stream
             .as_mut()
@@ -150,8 +150,11 @@ impl Device for KernelDevice {
                 continue;
             }
             let used = (meta.bytesused as usize).min(data.len());
+            let mut copy = spare;
+            copy.clear();
+            copy.extend_from_slice(&data[..used]);
             return Ok(Buffer {
-                data: data[..used].to_vec(),
+                data: copy,
                 sequence: meta.sequence,
                 timestamp: Duration::new(
                     meta.timestamp.sec.max(0) as u64,
@@ -332,7 +335,7 @@ fn trial_into(req: &Request, frames: u32, t: &mut Trial) -> Result<(), String> {
     let mut last: Option<Buffer> = None;
     for _ in 0..frames {
         let b = dev
-            .next(Duration::from_secs(10))
+            .next(Duration::from_secs(10), Vec::new())
             .map_err(|e| format!("frame {}: {e}", t.frames))?;
         t.frames += 1;
         t.min_bytes = if t.frames == 1 {

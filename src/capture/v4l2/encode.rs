@@ -8,7 +8,7 @@
 use std::ops::RangeInclusive;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{SyncSender, TrySendError};
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
 use std::time::Duration;
 
 use jpeg_encoder::{Encoder, ImageBuffer, JpegColorType, SamplingFactor};
@@ -257,13 +257,24 @@ pub struct Counters {
 
 /// The device-thread side of software MJPEG: counts sequence gaps, keeps the rate, and hands
 /// pictures to the encoder thread without waiting (a busy encoder means the frame is dropped and
-/// counted; memory never grows beyond one queued and one encoding picture).
+/// counted; memory never grows beyond one queued and one encoding picture). Pictures' memory
+/// is reused: what the encoder is done with comes back for the device's next buffer.
 pub struct SoftwareMjpeg {
     gate: RateGate,
     last_seq: Option<u32>,
     dropped: Arc<AtomicU64>,
     counters: Arc<Counters>,
     queue: SyncSender<Buffer>,
+    done: Receiver<Vec<u8>>,
+}
+
+/// What became of a buffer offered to the encoder.
+pub enum Offer {
+    Taken,
+    /// Not encoded (kept out by the rate, or the encoder was busy): its memory, for reuse.
+    Back(Vec<u8>),
+    /// The encoder thread is gone (the stream's reader went away).
+    Gone,
 }
 
 impl SoftwareMjpeg {
@@ -278,6 +289,7 @@ impl SoftwareMjpeg {
     ) -> Result<Self, String> {
         let encoder = JpegEncoder::new(mode, cfg.quality)?;
         let (queue, pictures) = std::sync::mpsc::sync_channel::<Buffer>(1);
+        let (give_back, done) = std::sync::mpsc::sync_channel::<Vec<u8>>(2);
         let lost = dropped.clone();
         std::thread::Builder::new()
             .name("mjpeg-encoder".into())
@@ -287,7 +299,9 @@ impl SoftwareMjpeg {
                 // Ends when the device thread drops its side, or the stream's reader is gone.
                 while let Ok(raw) = pictures.recv() {
                     let mut jpeg = Vec::with_capacity(last_size + last_size / 4);
-                    if let Err(e) = encoder.encode(&raw.data, &mut jpeg) {
+                    let r = encoder.encode(&raw.data, &mut jpeg);
+                    let _ = give_back.try_send(raw.data);
+                    if let Err(e) = r {
                         tracing::debug!("v4l2: skipped a picture: {e}");
                         lost.fetch_add(1, Ordering::Relaxed);
                         continue;
@@ -311,11 +325,17 @@ impl SoftwareMjpeg {
             dropped,
             counters,
             queue,
+            done,
         })
     }
 
-    /// Takes one buffer from the device; false once the encoder thread is gone.
-    pub fn offer(&mut self, buf: Buffer) -> bool {
+    /// The memory of a picture the encoder is done with, if there is one.
+    pub fn spare(&self) -> Option<Vec<u8>> {
+        self.done.try_recv().ok()
+    }
+
+    /// Takes one buffer from the device.
+    pub fn offer(&mut self, buf: Buffer) -> Offer {
         if let Some(last) = self.last_seq {
             self.dropped
                 .fetch_add(sequence_gap(last, buf.sequence), Ordering::Relaxed);
@@ -328,17 +348,17 @@ impl SoftwareMjpeg {
         };
         if !self.gate.admit(ts) {
             self.counters.rate_skipped.fetch_add(1, Ordering::Relaxed);
-            return true;
+            return Offer::Back(buf.data);
         }
         match self.queue.try_send(buf) {
-            Ok(()) => true,
-            Err(TrySendError::Full(_)) => {
+            Ok(()) => Offer::Taken,
+            Err(TrySendError::Full(buf)) => {
                 self.counters
                     .encoder_dropped
                     .fetch_add(1, Ordering::Relaxed);
-                true
+                Offer::Back(buf.data)
             }
-            Err(TrySendError::Disconnected(_)) => false,
+            Err(TrySendError::Disconnected(_)) => Offer::Gone,
         }
     }
 }
