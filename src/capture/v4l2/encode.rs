@@ -63,8 +63,9 @@ impl RawFormat {
     fn stride(self, len: usize, width: usize, height: usize) -> Option<usize> {
         let (lines, min) = match self {
             Self::Yuyv => (height, width * 2),
-            // Y lines, then half as many chroma lines of the same stride.
-            Self::Nv12 => (height + height / 2, width),
+            // Y lines, then half as many chroma lines (rounded up) of the same stride, each
+            // with a Cb Cr pair for every two pixels (rounded up).
+            Self::Nv12 => (height + height.div_ceil(2), width.next_multiple_of(2)),
         };
         let stride = len / lines;
         (stride >= min).then_some(stride)

@@ -757,6 +757,21 @@ fn raw_pictures_encode_to_the_same_picture() {
         fps: 30,
     };
     assert!(encode::JpegEncoder::new(&odd, 75).is_err());
+    // NV12 of odd sizes: chroma rounded up, buffers exactly that big, nothing read beyond.
+    let odd = Mode {
+        fourcc: NV12,
+        width: 63,
+        height: 47,
+        fps: 30,
+    };
+    let enc = encode::JpegEncoder::new(&odd, 75).unwrap();
+    let mut jpeg = Vec::new();
+    enc.encode(&vec![128; 64 * (47 + 24)], &mut jpeg).unwrap();
+    assert_eq!(decode_jpeg(&jpeg).len(), 63 * 47 * 3);
+    assert!(
+        enc.encode(&vec![128; 64 * (47 + 24) - 1], &mut jpeg)
+            .is_err()
+    );
 }
 
 fn raw_format(fourcc: &str, w: u32, h: u32) -> FormatInfo {
