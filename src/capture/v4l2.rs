@@ -1,7 +1,8 @@
 //! Local cameras through V4L2 (USB and CSI): the `v4l2:///dev/videoN?width=&height=&fps=&format=`
 //! source, and everything about it that does not need a kernel, written against the [`Device`]
 //! trait that the kernel (v4l2_kernel.rs, through the `v4l` crate) and tests implement:
-//! choosing a format, H.264 Annex B buffers into MP4 samples and parameters, driver timestamps
+//! choosing a format, H.264 Annex B buffers into MP4 samples and parameters, MJPEG as it comes,
+//! raw YUYV/NV12 encoded to MJPEG in software (encode.rs), driver timestamps
 //! (monotonic) mapped to wall-clock time, sequence gaps counted as dropped frames, one camera
 //! per device, and unplug as an error the recorder retries until the device is back.
 
@@ -688,6 +689,10 @@ fn pump(
                 waited = Duration::ZERO;
                 let r = match (r, &mut encoder) {
                     (Ok(buf), Some(enc)) => {
+                        // Most pictures never reach the encoder: notice a closed stream here.
+                        if tx.is_closed() {
+                            return;
+                        }
                         match enc.offer(buf) {
                             encode::Offer::Taken => {}
                             encode::Offer::Back(data) => spare = data,
