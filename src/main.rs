@@ -45,8 +45,8 @@ enum Command {
         #[arg(long)]
         demo: bool,
     },
-    /// List the V4L2 capture devices of this machine as JSON (what GET /api/system/devices
-    /// answers); with --capture N, also stream N frames from each and report what came.
+    /// List the V4L2 capture devices and hardware encoders of this machine as JSON (what GET
+    /// /api/system/devices answers); with --capture N, also stream N frames from each and report what came.
     Devices {
         #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1000))]
         capture: Option<u32>,
@@ -112,7 +112,11 @@ fn main() -> ExitCode {
             // With --source, just that source's trial: the listing is for finding one.
             let out = match source {
                 Some(_) => serde_json::json!({ "captures": trials }),
-                None => serde_json::json!({ "devices": devices, "captures": trials }),
+                None => serde_json::json!({
+                    "devices": devices,
+                    "encoders": eyrie::capture::v4l2_kernel::m2m_encoders(),
+                    "captures": trials,
+                }),
             };
             println!("{out:#}");
             ExitCode::SUCCESS

@@ -68,6 +68,9 @@ pub struct CameraStatus {
     pub dropped_frames: u64,
     pub reconnects: u64,
     pub viewers: usize,
+    /// Local devices: which encoder makes the video and the frames it left out.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub encoding: Option<capture::Encoding>,
 }
 
 const BITRATE_WINDOW: Duration = Duration::from_secs(5);
@@ -130,6 +133,7 @@ impl Status {
             dropped_frames: g.dropped_frames,
             reconnects: g.reconnects,
             viewers: 0,
+            encoding: None,
         }
         .with_viewers(viewers)
     }
@@ -145,6 +149,7 @@ impl CameraStatus {
 struct Running {
     cancel: CancellationToken,
     status: Arc<Status>,
+    source: Option<Arc<dyn capture::Source>>,
     live: Arc<LiveHub>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -202,6 +207,7 @@ impl Recorder {
                     Running {
                         cancel,
                         status,
+                        source: None,
                         live,
                         task: tokio::spawn(async {}),
                     },
@@ -221,7 +227,7 @@ impl Recorder {
         let writer = spawn_writer(cam.id.clone(), segmenter, rx, status.clone());
         let task = tokio::spawn(capture_loop(
             cam.id.clone(),
-            source,
+            source.clone(),
             self.index.clone(),
             tx,
             live.clone(),
@@ -234,6 +240,7 @@ impl Recorder {
             Running {
                 cancel,
                 status,
+                source: Some(source),
                 live,
                 task,
             },
@@ -259,7 +266,10 @@ impl Recorder {
 
     pub fn status(&self, id: &str) -> CameraStatus {
         match self.cameras.lock().unwrap().get(id) {
-            Some(r) => r.status.snapshot(r.live.viewers()),
+            Some(r) => CameraStatus {
+                encoding: r.source.as_ref().and_then(|s| s.encoding()),
+                ..r.status.snapshot(r.live.viewers())
+            },
             None => Status::new(CameraState::Disabled).snapshot(0),
         }
     }

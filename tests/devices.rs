@@ -15,6 +15,10 @@ fn lists_devices_and_reports_a_missing_one() {
     let e = Eyrie::start("", &[]);
     let list = e.get("/api/system/devices");
     let devices = list["devices"].as_array().expect("a device list");
+    assert!(
+        list["encoders"].is_array(),
+        "hardware encoders found: {list}"
+    );
     for d in devices {
         assert!(d["path"].as_str().unwrap().starts_with("/dev/video"), "{d}");
         assert!(
@@ -28,6 +32,14 @@ fn lists_devices_and_reports_a_missing_one() {
         ("v4l2:///dev/video0?width=640", "width and height together"),
         ("v4l2:///dev/video0?zoom=1", "unknown parameter 'zoom'"),
         ("v4l2://host/dev/video0", "no host"),
+        (
+            "v4l2:///dev/video0?quality=100",
+            "quality must be a number from 10 to 95",
+        ),
+        (
+            "v4l2:///dev/video0?encode_fps=60",
+            "encode_fps must be a number from 1 to 30",
+        ),
     ] {
         let body = serde_json::json!({"name": "x", "source": source}).to_string();
         let (status, v) = e.request("POST", "/api/cameras", Some(&body));

@@ -51,6 +51,23 @@ pub trait Source: Send + Sync {
     fn dropped_frames(&self) -> u64 {
         0
     }
+    /// Which encoder makes the recorded video and what it left out, for sources that know
+    /// (local devices); `None` for network and file sources.
+    fn encoding(&self) -> Option<Encoding> {
+        None
+    }
+}
+
+/// Which encoder makes a local camera's video, and the frames it left out (`/api/health`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Encoding {
+    /// `camera-h264` or `camera-mjpeg` (recorded as the camera makes it), `software-mjpeg`
+    /// (raw pictures encoded by Eyrie); empty until the device was first opened.
+    pub encoder: String,
+    /// Frames left out on purpose to keep to the configured encoding rate.
+    pub rate_skipped_frames: u64,
+    /// Frames dropped because the encoder was still busy (not counted in `dropped_frames`).
+    pub encoder_dropped_frames: u64,
 }
 
 /// Why a source URL is not accepted; the message is shown to the user as is.

@@ -1,7 +1,8 @@
 //! Local cameras through V4L2 (USB and CSI): the `v4l2:///dev/videoN?width=&height=&fps=&format=`
 //! source, and everything about it that does not need a kernel, written against the [`Device`]
 //! trait that the kernel (v4l2_kernel.rs, through the `v4l` crate) and tests implement:
-//! choosing a format, H.264 Annex B buffers into MP4 samples and parameters, driver timestamps
+//! choosing a format, H.264 Annex B buffers into MP4 samples and parameters, MJPEG as it comes,
+//! raw YUYV/NV12 encoded to MJPEG in software (encode.rs), driver timestamps
 //! (monotonic) mapped to wall-clock time, sequence gaps counted as dropped frames, one camera
 //! per device, and unplug as an error the recorder retries until the device is back.
 
@@ -20,6 +21,9 @@ use serde::Serialize;
 use super::{CaptureError, FRAME_TIMEOUT, Opened, Source, SourceError};
 use crate::video::{Frame, TIMESCALE, VideoParams};
 
+pub mod encode;
+pub use encode::EncodeConfig;
+
 pub const H264: [u8; 4] = *b"H264";
 pub const MJPEG: [u8; 4] = *b"MJPG";
 pub const YUYV: [u8; 4] = *b"YUYV";
@@ -33,6 +37,9 @@ pub struct Request {
     pub height: Option<u32>,
     pub fps: Option<u32>,
     pub format: Option<[u8; 4]>,
+    /// Raw formats only: pictures encoded per second and JPEG quality.
+    pub encode_fps: Option<u32>,
+    pub quality: Option<u8>,
 }
 
 impl Request {
@@ -44,6 +51,8 @@ impl Request {
             height: None,
             fps: None,
             format: None,
+            encode_fps: None,
+            quality: None,
         }
     }
 }
@@ -84,13 +93,7 @@ pub fn parse(url: &url::Url) -> Result<Request, SourceError> {
             "v4l2 source: '{path}' is not /dev/videoN, /dev/v4l/by-id/NAME or /dev/v4l/by-path/NAME"
         )));
     }
-    let mut req = Request {
-        path: PathBuf::from(path),
-        width: None,
-        height: None,
-        fps: None,
-        format: None,
-    };
+    let mut req = Request::any(path);
     let mut seen = HashSet::new();
     for (k, v) in url.query_pairs() {
         if !seen.insert(k.to_string()) {
@@ -108,6 +111,13 @@ pub fn parse(url: &url::Url) -> Result<Request, SourceError> {
             "width" => req.width = num(16, 8192)?,
             "height" => req.height = num(16, 8192)?,
             "fps" => req.fps = num(1, 240)?,
+            "encode_fps" => {
+                req.encode_fps = num(*encode::ENCODE_FPS.start(), *encode::ENCODE_FPS.end())?
+            }
+            "quality" => {
+                req.quality =
+                    num(*encode::QUALITY.start(), *encode::QUALITY.end())?.map(|q| q as u8)
+            }
             "format" => {
                 let f: [u8; 4] = v
                     .to_ascii_uppercase()
@@ -124,7 +134,7 @@ pub fn parse(url: &url::Url) -> Result<Request, SourceError> {
             }
             other => {
                 return Err(bad(format!(
-                    "v4l2 source: unknown parameter '{other}' (width, height, fps, format)"
+                    "v4l2 source: unknown parameter '{other}' (width, height, fps, format, encode_fps, quality)"
                 )));
             }
         }
@@ -152,6 +162,9 @@ pub struct FormatInfo {
     pub fourcc: String,
     pub description: String,
     pub sizes: Vec<SizeInfo>,
+    /// How a camera streaming this format is recorded (`camera-h264`, `camera-mjpeg`,
+    /// `software-mjpeg`), or `None` when it cannot be; set by the listing.
+    pub encoder: Option<&'static str>,
 }
 
 /// The format, size and rate a device streams in.
@@ -178,8 +191,9 @@ pub trait Device: Send {
     fn formats(&mut self) -> io::Result<Vec<FormatInfo>>;
     /// Sets `mode` and starts streaming; returns the mode the driver actually took.
     fn start(&mut self, mode: Mode) -> io::Result<Mode>;
-    /// The next buffer; `ErrorKind::TimedOut` when none came within `timeout`.
-    fn next(&mut self, timeout: Duration) -> io::Result<Buffer>;
+    /// The next buffer; `ErrorKind::TimedOut` when none came within `timeout`. Its data may
+    /// be copied into `spare` (cleared first), so that a picture's memory is reused.
+    fn next(&mut self, timeout: Duration, spare: Vec<u8>) -> io::Result<Buffer>;
 }
 
 /// Opens the device at a path.
@@ -279,17 +293,39 @@ pub fn choose(formats: &[FormatInfo], req: &Request) -> Result<Mode, String> {
     })
 }
 
-/// Why a mode cannot be recorded (yet), for people.
-pub fn recordable(mode: &Mode) -> Result<(), String> {
+/// How a mode is recorded (the `encoder` health and the device listing show), or why it
+/// cannot be, for people.
+pub fn recordable(mode: &Mode) -> Result<&'static str, String> {
     match mode.fourcc {
-        H264 | MJPEG => Ok(()),
+        H264 => Ok("camera-h264"),
+        MJPEG => Ok("camera-mjpeg"),
+        YUYV | NV12 => Ok("software-mjpeg"),
         f => Err(format!(
-            "{} is an uncompressed format; encoding it (V4L2 memory-to-memory encoder or \
-             software MJPEG) is not built yet, so only devices that offer H.264 or MJPEG can be \
-             recorded",
+            "{} is not a format Eyrie records: it records H.264 and MJPEG as the camera makes \
+             them, and encodes raw YUYV and NV12 to MJPEG",
             fourcc_str(&f)
         )),
     }
+}
+
+/// How raw pictures of a request are encoded; an error when encoding settings are given for a
+/// mode that is not encoded.
+fn encode_config(req: &Request, mode: &Mode) -> Result<Option<EncodeConfig>, String> {
+    if encode::RawFormat::of(mode.fourcc).is_none() {
+        if req.encode_fps.is_some() || req.quality.is_some() {
+            return Err(format!(
+                "encode_fps and quality apply to raw formats (YUYV, NV12), which are encoded; \
+                 this device streams {}, which is recorded as it comes",
+                fourcc_str(&mode.fourcc)
+            ));
+        }
+        return Ok(None);
+    }
+    let d = EncodeConfig::default();
+    Ok(Some(EncodeConfig {
+        fps: req.encode_fps.unwrap_or(d.fps),
+        quality: req.quality.unwrap_or(d.quality),
+    }))
 }
 
 /// The device a camera source records from, by its real path, if it is a `v4l2://` source.
@@ -608,20 +644,36 @@ impl Frames {
 /// Buffers from a device on its own thread (V4L2 calls block), ended by an error, nothing
 /// within the frame timeout, or the receiver going away (noticed within a second, which then
 /// frees the device for the next open).
+/// With `encode`, raw pictures go through software MJPEG (encode.rs) on their way.
 fn pump(
     mut dev: Box<dyn Device>,
     claim: Claim,
     path: PathBuf,
-) -> tokio::sync::mpsc::Receiver<Result<Buffer, CaptureError>> {
+    encode: Option<(Mode, EncodeConfig, Arc<encode::Counters>)>,
+    dropped: Arc<AtomicU64>,
+) -> Result<tokio::sync::mpsc::Receiver<Result<Buffer, CaptureError>>, CaptureError> {
     const POLL: Duration = Duration::from_secs(1);
     let (tx, rx) = tokio::sync::mpsc::channel(8);
+    let mut encoder = match encode {
+        Some((mode, cfg, counters)) => Some(
+            encode::SoftwareMjpeg::start(&mode, cfg, tx.clone(), dropped, counters)
+                .map_err(CaptureError::Unsupported)?,
+        ),
+        None => None,
+    };
     std::thread::Builder::new()
         .name("v4l2".into())
         .spawn(move || {
             let _claim = claim;
             let mut waited = Duration::ZERO;
+            // Raw pictures' memory goes round: skipped ones at once, encoded ones back from
+            // the encoder thread.
+            let mut spare = Vec::new();
             loop {
-                let r = match dev.next(POLL) {
+                if spare.capacity() == 0 {
+                    spare = encoder.as_ref().and_then(|e| e.spare()).unwrap_or_default();
+                }
+                let r = match dev.next(POLL, std::mem::take(&mut spare)) {
                     Err(e) if e.kind() == io::ErrorKind::TimedOut => {
                         waited += POLL;
                         if tx.is_closed() {
@@ -635,6 +687,21 @@ fn pump(
                     r => r.map_err(|e| device_error(&path, e)),
                 };
                 waited = Duration::ZERO;
+                let r = match (r, &mut encoder) {
+                    (Ok(buf), Some(enc)) => {
+                        // Most pictures never reach the encoder: notice a closed stream here.
+                        if tx.is_closed() {
+                            return;
+                        }
+                        match enc.offer(buf) {
+                            encode::Offer::Taken => {}
+                            encode::Offer::Back(data) => spare = data,
+                            encode::Offer::Gone => return,
+                        }
+                        continue;
+                    }
+                    (r, _) => r,
+                };
                 let end = r.is_err();
                 // A full channel blocks here; the driver then drops frames, which show up as
                 // sequence gaps.
@@ -643,8 +710,8 @@ fn pump(
                 }
             }
         })
-        .expect("spawning a thread");
-    rx
+        .map_err(|e| CaptureError::Connect(format!("starting the device thread: {e}")))?;
+    Ok(rx)
 }
 
 fn device_error(path: &Path, e: io::Error) -> CaptureError {
@@ -661,6 +728,9 @@ pub struct V4l2Source {
     req: Request,
     open: Opener,
     dropped: Arc<AtomicU64>,
+    /// What records the device's pictures, once opened (see [`recordable`]).
+    encoder: Arc<Mutex<&'static str>>,
+    counters: Arc<encode::Counters>,
 }
 
 impl V4l2Source {
@@ -669,6 +739,8 @@ impl V4l2Source {
             req,
             open,
             dropped: Arc::default(),
+            encoder: Arc::new(Mutex::new("")),
+            counters: Arc::default(),
         }
     }
 }
@@ -682,10 +754,20 @@ impl Source for V4l2Source {
         self.dropped.load(Ordering::Relaxed)
     }
 
+    fn encoding(&self) -> Option<super::Encoding> {
+        Some(super::Encoding {
+            encoder: self.encoder.lock().unwrap().to_string(),
+            rate_skipped_frames: self.counters.rate_skipped.load(Ordering::Relaxed),
+            encoder_dropped_frames: self.counters.encoder_dropped.load(Ordering::Relaxed),
+        })
+    }
+
     fn open(&self) -> BoxFuture<'static, Result<Opened, CaptureError>> {
         let req = self.req.clone();
         let open = self.open.clone();
         let dropped = self.dropped.clone();
+        let encoder = self.encoder.clone();
+        let counters = self.counters.clone();
         Box::pin(async move {
             let path = req.path.clone();
             let started = tokio::task::spawn_blocking(move || {
@@ -697,7 +779,8 @@ impl Source for V4l2Source {
                     .formats()
                     .map_err(|e| CaptureError::Connect(format!("listing formats: {e}")))?;
                 let mode = choose(&formats, &req).map_err(CaptureError::Unsupported)?;
-                recordable(&mode).map_err(CaptureError::Unsupported)?;
+                let how = recordable(&mode).map_err(CaptureError::Unsupported)?;
+                encode_config(&req, &mode).map_err(CaptureError::Unsupported)?;
                 let got = dev.start(mode).map_err(|e| {
                     CaptureError::Connect(format!("starting {}: {e}", req.path.display()))
                 })?;
@@ -708,17 +791,21 @@ impl Source for V4l2Source {
                         fourcc_str(&got.fourcc)
                     )));
                 }
-                Ok((dev, claim, got))
+                let cfg = encode_config(&req, &got).map_err(CaptureError::Unsupported)?;
+                *encoder.lock().unwrap() = how;
+                Ok((dev, claim, got, cfg))
             })
             .await
             .map_err(|e| CaptureError::Connect(e.to_string()))??;
-            let (dev, claim, mode) = started;
-            let mut rx = pump(dev, claim, path);
-            let mut frames = if mode.fourcc == MJPEG {
-                Frames::Mjpeg(MjpegFrames::new(mode, dropped))
+            let (dev, claim, mode, cfg) = started;
+            let encode = cfg.map(|cfg| (mode, cfg, counters));
+            // Encoded pictures arrive numbered one after another: gaps are counted before.
+            let mut frames = if mode.fourcc == MJPEG || encode.is_some() {
+                Frames::Mjpeg(MjpegFrames::new(mode, dropped.clone()))
             } else {
-                Frames::H264(H264Frames::new(mode, dropped))
+                Frames::H264(H264Frames::new(mode, dropped.clone()))
             };
+            let mut rx = pump(dev, claim, path, encode, dropped)?;
             // Wait for the first key frame with parameters, within the frame timeout.
             let first = tokio::time::timeout(FRAME_TIMEOUT, async {
                 loop {
@@ -765,9 +852,53 @@ pub struct DeviceInfo {
     pub driver: String,
     pub bus: String,
     pub formats: Vec<FormatInfo>,
-    /// Whether Eyrie can record it (it offers H.264 or MJPEG), and if not, why.
+    /// Whether Eyrie can record it (H.264 or MJPEG as they come, YUYV or NV12 encoded to
+    /// MJPEG), how (`encoder`, as in health, for the mode chosen when the source names none),
+    /// and a note for people.
     pub recordable: bool,
+    pub encoder: Option<&'static str>,
     pub note: Option<String>,
+}
+
+/// How a camera streaming `fourcc` is recorded, for the listing.
+pub fn format_encoder(fourcc: &str) -> Option<&'static str> {
+    let fourcc: [u8; 4] = format!("{fourcc:<4}").as_bytes().try_into().ok()?;
+    recordable(&Mode {
+        fourcc,
+        width: 0,
+        height: 0,
+        fps: 0,
+    })
+    .ok()
+}
+
+/// A V4L2 memory-to-memory device that encodes raw pictures to H.264 (`GET
+/// /api/system/devices`), found by what it does, not by its path: raw pictures in on its
+/// OUTPUT queue, H.264 out of its CAPTURE queue (Raspberry Pi's `bcm2835-codec`).
+#[derive(Debug, Clone, Serialize)]
+pub struct M2mEncoder {
+    pub path: String,
+    pub name: String,
+    pub driver: String,
+    /// The raw formats Eyrie's cameras stream that it takes (YUYV, NV12).
+    pub takes: Vec<String>,
+    pub makes: String,
+    /// Whether cameras use it (not yet: raw pictures are encoded to MJPEG in software).
+    pub used: bool,
+}
+
+/// Whether a memory-to-memory device with these OUTPUT (raw in) and CAPTURE (coded out)
+/// formats is an H.264 encoder for the raw formats cameras stream; the ones it takes.
+pub fn m2m_h264_inputs(output: &[String], capture: &[String]) -> Option<Vec<String>> {
+    if !capture.iter().any(|f| f == "H264") {
+        return None;
+    }
+    let takes: Vec<String> = output
+        .iter()
+        .filter(|f| matches!(f.as_str(), "YUYV" | "NV12"))
+        .cloned()
+        .collect();
+    (!takes.is_empty()).then_some(takes)
 }
 
 /// The stable name udev gave `dev`, if any.
@@ -786,13 +917,25 @@ pub fn stable_name(dev: &Path) -> Option<String> {
     None
 }
 
-/// What the listing says about a device's formats.
-pub fn assess(formats: &[FormatInfo]) -> (bool, Option<String>) {
+/// What the listing says about a device's formats: whether a camera on it records (with the
+/// mode chosen when the source names none), how, and a note for people.
+pub fn assess(formats: &[FormatInfo]) -> (bool, Option<&'static str>, Option<String>) {
     match choose(formats, &Request::any("")) {
-        Err(e) => (false, Some(e)),
+        Err(e) => (false, None, Some(e)),
         Ok(mode) => match recordable(&mode) {
-            Ok(()) => (true, None),
-            Err(e) => (false, Some(e)),
+            Ok(how @ "software-mjpeg") => (
+                true,
+                Some(how),
+                Some(format!(
+                    "uncompressed {}: encoded to MJPEG in software, {} pictures a second at \
+                     quality {} unless the source sets encode_fps and quality",
+                    fourcc_str(&mode.fourcc),
+                    encode::DEFAULT_ENCODE_FPS,
+                    encode::DEFAULT_QUALITY
+                )),
+            ),
+            Ok(how) => (true, Some(how), None),
+            Err(e) => (false, None, Some(e)),
         },
     }
 }

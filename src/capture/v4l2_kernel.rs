@@ -13,8 +13,8 @@ use v4l::io::traits::CaptureStream;
 use v4l::video::Capture;
 
 use super::v4l2::{
-    Buffer, Device, DeviceInfo, FormatInfo, Mode, Request, SizeInfo, assess, choose, fourcc_str,
-    monotonic_now, sequence_gap, stable_name,
+    Buffer, Device, DeviceInfo, FormatInfo, M2mEncoder, Mode, Request, SizeInfo, assess, choose,
+    format_encoder, fourcc_str, m2m_h264_inputs, monotonic_now, sequence_gap, stable_name,
 };
 
 /// Most sizes listed per format, and rates per size (stepwise ranges can be long).
@@ -107,6 +107,7 @@ impl Device for KernelDevice {
                     .trim_end()
                     .to_string(),
                 description: f.description.chars().take(64).collect(),
+                encoder: format_encoder(&fourcc_str(&f.fourcc.repr)),
                 sizes,
             });
         }
@@ -135,7 +136,7 @@ impl Device for KernelDevice {
         })
     }
 
-    fn next(&mut self, timeout: Duration) -> io::Result<Buffer> {
+    fn next(&mut self, timeout: Duration, spare: Vec<u8>) -> io::Result<Buffer> {
         let stream = self
             .stream
             .as_mut()
@@ -149,8 +150,11 @@ impl Device for KernelDevice {
                 continue;
             }
             let used = (meta.bytesused as usize).min(data.len());
+            let mut copy = spare;
+            copy.clear();
+            copy.extend_from_slice(&data[..used]);
             return Ok(Buffer {
-                data: data[..used].to_vec(),
+                data: copy,
                 sequence: meta.sequence,
                 timestamp: Duration::new(
                     meta.timestamp.sec.max(0) as u64,
@@ -161,9 +165,8 @@ impl Device for KernelDevice {
     }
 }
 
-/// Every V4L2 capture device on this machine (video nodes that are not capture devices, such as
-/// metadata nodes and memory-to-memory codecs, are left out).
-pub fn list() -> Vec<DeviceInfo> {
+/// The /dev/videoN nodes, in order (at most 64).
+fn video_nodes() -> Vec<std::path::PathBuf> {
     let mut nodes: Vec<_> = std::fs::read_dir("/dev")
         .into_iter()
         .flatten()
@@ -178,8 +181,77 @@ pub fn list() -> Vec<DeviceInfo> {
         .collect();
     nodes.sort();
     nodes.truncate(64);
+    nodes
+}
+
+/// The pixel formats one queue of a device offers (`VIDIOC_ENUM_FMT` with its buffer type; the
+/// `v4l` crate enumerates single-planar capture and output queues only).
+fn queue_formats(dev: &v4l::Device, queue: Type) -> Vec<String> {
     let mut out = Vec::new();
-    for path in nodes {
+    for index in 0..64 {
+        // SAFETY: v4l2_fmtdesc is plain old data (integers and byte arrays); all zeroes is a
+        // valid value.
+        let mut desc: v4l::v4l_sys::v4l2_fmtdesc = unsafe { std::mem::zeroed() };
+        desc.index = index;
+        desc.type_ = queue as u32;
+        // SAFETY: VIDIOC_ENUM_FMT reads and writes one v4l2_fmtdesc, which `desc` is and
+        // outlives the call; the descriptor is open while `dev` lives.
+        let r = unsafe {
+            v4l::v4l2::ioctl(
+                dev.handle().fd(),
+                v4l::v4l2::vidioc::VIDIOC_ENUM_FMT,
+                &mut desc as *mut _ as *mut std::os::raw::c_void,
+            )
+        };
+        if r.is_err() {
+            break;
+        }
+        out.push(fourcc_str(&desc.pixelformat.to_le_bytes()));
+    }
+    out
+}
+
+/// Memory-to-memory devices on this machine that encode raw pictures to H.264, found by
+/// capability: `V4L2_CAP_VIDEO_M2M` or `_M2M_MPLANE`, YUYV or NV12 on the OUTPUT queue and H.264
+/// on the CAPTURE queue.
+pub fn m2m_encoders() -> Vec<M2mEncoder> {
+    use v4l::capability::Flags as Caps;
+    let mut out = Vec::new();
+    for path in video_nodes() {
+        let Ok(dev) = v4l::Device::with_path(&path) else {
+            continue;
+        };
+        let Ok(caps) = dev.query_caps() else {
+            continue;
+        };
+        let (output, capture) = if caps.capabilities.contains(Caps::VIDEO_M2M_MPLANE) {
+            (Type::VideoOutputMplane, Type::VideoCaptureMplane)
+        } else if caps.capabilities.contains(Caps::VIDEO_M2M) {
+            (Type::VideoOutput, Type::VideoCapture)
+        } else {
+            continue;
+        };
+        let ins = queue_formats(&dev, output);
+        let outs = queue_formats(&dev, capture);
+        if let Some(takes) = m2m_h264_inputs(&ins, &outs) {
+            out.push(M2mEncoder {
+                path: path.display().to_string(),
+                name: caps.card.chars().take(64).collect(),
+                driver: caps.driver.chars().take(32).collect(),
+                takes,
+                makes: "H264".into(),
+                used: false,
+            });
+        }
+    }
+    out
+}
+
+/// Every V4L2 capture device on this machine (video nodes that are not capture devices, such as
+/// metadata nodes and memory-to-memory codecs, are left out).
+pub fn list() -> Vec<DeviceInfo> {
+    let mut out = Vec::new();
+    for path in video_nodes() {
         let Ok(dev) = v4l::Device::with_path(&path) else {
             continue;
         };
@@ -196,7 +268,7 @@ pub fn list() -> Vec<DeviceInfo> {
         }
         let mut kd = KernelDevice { dev, stream: None };
         let formats = kd.formats().unwrap_or_default();
-        let (recordable, note) = assess(&formats);
+        let (recordable, encoder, note) = assess(&formats);
         out.push(DeviceInfo {
             stable_path: stable_name(&path),
             path: path.display().to_string(),
@@ -205,6 +277,7 @@ pub fn list() -> Vec<DeviceInfo> {
             bus: caps.bus.chars().take(64).collect(),
             formats,
             recordable,
+            encoder,
             note,
         });
     }
@@ -262,7 +335,7 @@ fn trial_into(req: &Request, frames: u32, t: &mut Trial) -> Result<(), String> {
     let mut last: Option<Buffer> = None;
     for _ in 0..frames {
         let b = dev
-            .next(Duration::from_secs(10))
+            .next(Duration::from_secs(10), Vec::new())
             .map_err(|e| format!("frame {}: {e}", t.frames))?;
         t.frames += 1;
         t.min_bytes = if t.frames == 1 {

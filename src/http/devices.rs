@@ -8,21 +8,28 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 
 use super::{ApiError, ApiResult, State};
-use crate::capture::v4l2::DeviceInfo;
+use crate::capture::v4l2::{DeviceInfo, M2mEncoder};
 use crate::onvif::{self, Credentials, ScanResult};
 
 #[derive(Debug, serde::Serialize)]
 pub struct DeviceList {
     devices: Vec<DeviceInfo>,
+    /// Hardware H.264 encoders (V4L2 memory-to-memory) found on this machine.
+    encoders: Vec<M2mEncoder>,
 }
 
 /// Longest a device listing may take (a wedged driver must not hang the request).
 const LIST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 pub async fn list() -> ApiResult<Json<DeviceList>> {
-    let listing = tokio::task::spawn_blocking(crate::capture::v4l2_kernel::list);
+    let listing = tokio::task::spawn_blocking(|| {
+        (
+            crate::capture::v4l2_kernel::list(),
+            crate::capture::v4l2_kernel::m2m_encoders(),
+        )
+    });
     match tokio::time::timeout(LIST_TIMEOUT, listing).await {
-        Ok(Ok(devices)) => Ok(Json(DeviceList { devices })),
+        Ok(Ok((devices, encoders))) => Ok(Json(DeviceList { devices, encoders })),
         Ok(Err(e)) => Err(ApiError::internal(e)),
         Err(_) => Err(ApiError(
             StatusCode::SERVICE_UNAVAILABLE,

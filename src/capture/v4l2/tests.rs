@@ -49,6 +49,8 @@ fn parses_urls() {
     );
     assert_eq!(r.format, Some(H264));
     assert!(url("v4l2:///dev/v4l/by-id/usb-Cam_123-video-index0").is_ok());
+    let r = url("v4l2:///dev/video0?format=yuyv&encode_fps=2&quality=60").unwrap();
+    assert_eq!((r.encode_fps, r.quality), (Some(2), Some(60)));
     assert!(url("v4l2:///dev/v4l/by-path/platform-xhci-hcd.0-usb-0:1:1.0-video-index0").is_ok());
     for bad in [
         "v4l2:///dev/video",
@@ -62,6 +64,11 @@ fn parses_urls() {
         "v4l2:///dev/video0?format=H26",
         "v4l2:///dev/video0?zoom=2",
         "v4l2:///dev/video0?fps=5&fps=6",
+        "v4l2:///dev/video0?encode_fps=0",
+        "v4l2:///dev/video0?encode_fps=31",
+        "v4l2:///dev/video0?quality=9",
+        "v4l2:///dev/video0?quality=96",
+        "v4l2:///dev/video0?quality=high",
     ] {
         assert!(url(bad).is_err(), "{bad}");
     }
@@ -81,11 +88,13 @@ fn webcam() -> Vec<FormatInfo> {
             fourcc: "YUYV".into(),
             description: "YUYV 4:2:2".into(),
             sizes: vec![size(640, 480, &[30.0])],
+            encoder: None,
         },
         FormatInfo {
             fourcc: "MJPG".into(),
             description: "Motion-JPEG".into(),
             sizes: vec![size(1920, 1080, &[30.0])],
+            encoder: None,
         },
         FormatInfo {
             fourcc: "H264".into(),
@@ -95,6 +104,7 @@ fn webcam() -> Vec<FormatInfo> {
                 size(1920, 1080, &[60.0, 30.0, 15.0]),
                 size(640, 360, &[30.0, 15.0]),
             ],
+            encoder: None,
         },
     ]
 }
@@ -132,13 +142,23 @@ fn chooses_a_recordable_mode() {
     assert!(e.contains("YUYV, MJPG, H264"), "{e}");
     let e = choose(&webcam(), &url("v4l2:///dev/video0?fps=25").unwrap()).unwrap_err();
     assert!(e.contains("25 fps"), "{e}");
-    // MJPEG is recorded as it comes; raw formats are chosen when asked for, refused with why.
+    // MJPEG is recorded as it comes; raw formats are chosen last and encoded in software.
     let mjpg = choose(&webcam(), &url("v4l2:///dev/video0?format=MJPG").unwrap()).unwrap();
-    assert_eq!(recordable(&mjpg), Ok(()));
-    assert_eq!(assess(&webcam()[..2]), (true, None));
-    let (ok, note) = assess(&webcam()[..1]);
-    assert!(!ok && note.unwrap().contains("uncompressed"));
-    assert_eq!(assess(&webcam()), (true, None));
+    assert_eq!(recordable(&mjpg), Ok("camera-mjpeg"));
+    assert_eq!(assess(&webcam()[..2]), (true, Some("camera-mjpeg"), None));
+    let (ok, how, note) = assess(&webcam()[..1]);
+    assert!(ok && how == Some("software-mjpeg"));
+    assert!(
+        note.unwrap()
+            .contains("uncompressed YUYV: encoded to MJPEG in software")
+    );
+    assert_eq!(assess(&webcam()), (true, Some("camera-h264"), None));
+    assert_eq!(format_encoder("NV12"), Some("software-mjpeg"));
+    assert_eq!(format_encoder("H264"), Some("camera-h264"));
+    assert_eq!(format_encoder("GREY"), None);
+    let (ok, how, note) = assess(&[grey()]);
+    assert!(!ok && how.is_none());
+    assert!(note.unwrap().contains("GREY is not a format Eyrie records"));
     assert!(choose(&[], &any).is_err());
 }
 
@@ -235,6 +255,8 @@ struct Rig {
     formats: Vec<FormatInfo>,
     feed: Mutex<Option<mpsc::Sender<io::Result<Buffer>>>>,
     started: Mutex<VecDeque<Mode>>,
+    /// Buffers given memory to reuse.
+    reused: std::sync::atomic::AtomicUsize,
 }
 
 struct Fake {
@@ -251,8 +273,16 @@ impl Device for Fake {
         self.rig.started.lock().unwrap().push_back(mode);
         Ok(mode)
     }
-    fn next(&mut self, timeout: Duration) -> io::Result<Buffer> {
+    fn next(&mut self, timeout: Duration, mut spare: Vec<u8>) -> io::Result<Buffer> {
         match self.rx.recv_timeout(timeout) {
+            // Into the spare memory, as the kernel device copies from its mapped buffer.
+            Ok(Ok(mut b)) if spare.capacity() >= b.data.len() => {
+                self.rig.reused.fetch_add(1, Ordering::SeqCst);
+                spare.clear();
+                spare.extend_from_slice(&b.data);
+                b.data = spare;
+                Ok(b)
+            }
             Ok(r) => r,
             Err(mpsc::RecvTimeoutError::Timeout) => Err(io::ErrorKind::TimedOut.into()),
             Err(mpsc::RecvTimeoutError::Disconnected) => Err(io::Error::from_raw_os_error(19)),
@@ -266,6 +296,7 @@ fn rig(formats: Vec<FormatInfo>) -> (Arc<Rig>, Opener) {
         formats,
         feed: Mutex::new(None),
         started: Mutex::new(VecDeque::new()),
+        reused: Default::default(),
     });
     let r = rig.clone();
     let open: Opener = Arc::new(move |_path: &Path| -> io::Result<Box<dyn Device>> {
@@ -350,15 +381,31 @@ async fn one_device_feeds_one_camera() {
     assert!(opening.await.unwrap().is_ok());
 }
 
+fn grey() -> FormatInfo {
+    FormatInfo {
+        fourcc: "GREY".into(),
+        description: "8-bit Greyscale".into(),
+        sizes: vec![size(640, 480, &[30.0])],
+        encoder: None,
+    }
+}
+
+/// Formats Eyrie neither records nor encodes, and encoding settings for a format that is not
+/// encoded: a clear error on open, nothing streamed.
 #[tokio::test]
-async fn raw_only_devices_get_a_clear_error() {
-    let (_rig, open) = rig(webcam()[..1].to_vec());
+async fn unrecordable_formats_get_a_clear_error() {
+    let (_rig, open) = rig(vec![grey()]);
     let src = V4l2Source::new(url("v4l2:///dev/video43").unwrap(), open);
     let e = src.open().await.err().unwrap().to_string();
+    assert!(e.contains("GREY is not a format Eyrie records"), "{e}");
+    let (_rig, open) = rig(webcam());
+    let src = V4l2Source::new(url("v4l2:///dev/video43?encode_fps=5").unwrap(), open);
+    let e = src.open().await.err().unwrap().to_string();
     assert!(
-        e.contains("uncompressed") && e.contains("not built yet"),
+        e.contains("encode_fps and quality apply to raw formats"),
         "{e}"
     );
+    assert!(e.contains("streams H264"), "{e}");
 }
 
 /// A camera's H.264 (x264, one access unit per buffer as UVC cameras deliver it) through a fake
@@ -496,6 +543,7 @@ async fn device_mjpeg_makes_a_decodable_mp4() {
         fourcc: "MJPG".into(),
         description: "Motion-JPEG".into(),
         sizes: vec![size(1280, 720, &[30.0]), size(320, 240, &[10.0])],
+        encoder: None,
     };
     let (rig, open) = rig(vec![webcam()[0].clone(), cam]);
     let src = V4l2Source::new(
@@ -563,4 +611,327 @@ async fn device_mjpeg_makes_a_decodable_mp4() {
         crate::media::fmp4::tests::ffprobe(&mp4),
         ("mjpeg".to_string(), 19)
     );
+}
+
+/// The rate gate keeps the configured rate by the driver's timestamps, with jitter, and starts
+/// again after a gap or a clock that went back.
+#[test]
+fn rate_gate_keeps_the_rate_by_timestamps() {
+    let at = |ms: f64| Duration::from_micros((ms * 1000.0) as u64);
+    // 30 fps for 3 s, a millisecond of jitter either way, kept to 5 fps.
+    let mut g = encode::RateGate::new(5);
+    let kept: Vec<usize> = (0..90)
+        .filter(|&i| {
+            let jitter = [0.0, 1.0, -1.0][i % 3];
+            g.admit(at(1000.0 + i as f64 * 1000.0 / 30.0 + jitter))
+        })
+        .collect();
+    assert_eq!(kept, (0..90).step_by(6).collect::<Vec<_>>());
+    // A source slower than the rate: every frame is kept.
+    let mut g = encode::RateGate::new(30);
+    assert!((0..20).all(|i| g.admit(at(i as f64 * 100.0))));
+    // 7 fps kept to 5: never more than 5 in a second, the schedule holds over time.
+    let mut g = encode::RateGate::new(5);
+    let n = (0..70)
+        .filter(|&i| g.admit(at(i as f64 * 1000.0 / 7.0)))
+        .count();
+    assert!((50..=51).contains(&n), "{n}");
+    // A gap (frames lost) and a clock that went back: the next frame is kept.
+    let mut g = encode::RateGate::new(5);
+    assert!(g.admit(at(0.0)));
+    assert!(!g.admit(at(100.0)));
+    assert!(g.admit(at(5000.0)));
+    assert!(!g.admit(at(5100.0)));
+    assert!(g.admit(at(20.0)));
+}
+
+/// A YUYV or NV12 picture in video range: Y a horizontal ramp 16..=235, Cb a vertical ramp,
+/// Cr constant; lines padded to `stride` bytes.
+fn raw_picture(format: [u8; 4], w: usize, h: usize, stride: usize) -> Vec<u8> {
+    let luma = |x: usize| (16 + x * 219 / (w - 1)) as u8;
+    let cb = |y: usize| (16 + y * 224 / (h - 1)) as u8;
+    match format {
+        YUYV => {
+            let mut v = vec![0x55u8; stride * h];
+            for y in 0..h {
+                for x in (0..w).step_by(2) {
+                    let p = &mut v[y * stride + x * 2..][..4];
+                    p.copy_from_slice(&[luma(x), cb(y), luma(x + 1), 200]);
+                }
+            }
+            v
+        }
+        _ => {
+            let mut v = vec![0x55u8; stride * (h + h / 2)];
+            for y in 0..h {
+                for x in 0..w {
+                    v[y * stride + x] = luma(x);
+                }
+            }
+            for y in 0..h / 2 {
+                for x in (0..w).step_by(2) {
+                    let p = &mut v[(h + y) * stride + x..][..2];
+                    p.copy_from_slice(&[cb(2 * y), 200]);
+                }
+            }
+            v
+        }
+    }
+}
+
+/// ffmpeg's decoding of a JPEG as full-range planar 4:4:4 (Y plane, Cb plane, Cr plane).
+fn decode_jpeg(jpeg: &[u8]) -> Vec<u8> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("p.jpg");
+    std::fs::write(&path, jpeg).unwrap();
+    let out = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(&path)
+        .args(["-f", "rawvideo", "-pix_fmt", "yuvj444p", "-"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+/// YUYV and NV12 (with padded lines) encode to JPEGs ffmpeg decodes to the same picture, in
+/// the full range JPEG uses; the output buffer is reused; a short buffer is an error.
+#[test]
+fn raw_pictures_encode_to_the_same_picture() {
+    if !have("ffmpeg") {
+        return;
+    }
+    let (w, h) = (64usize, 48usize);
+    let full = |v: usize, lo: f64, span: f64| ((v as f64 - lo) * 255.0 / span).clamp(0.0, 255.0);
+    for (fourcc, stride) in [(YUYV, 64 * 2 + 32), (NV12, 64 + 16)] {
+        let mode = Mode {
+            fourcc,
+            width: w as u32,
+            height: h as u32,
+            fps: 30,
+        };
+        let enc = encode::JpegEncoder::new(&mode, 95).unwrap();
+        let raw = raw_picture(fourcc, w, h, stride);
+        let mut jpeg = Vec::with_capacity(64 * 1024);
+        let reused = jpeg.as_ptr();
+        enc.encode(&raw, &mut jpeg).unwrap();
+        assert_eq!(jpeg.as_ptr(), reused, "the output buffer is reused");
+        assert!(jpeg.starts_with(&[0xFF, 0xD8, 0xFF]) && jpeg.ends_with(&[0xFF, 0xD9]));
+        let pic = decode_jpeg(&jpeg);
+        assert_eq!(pic.len(), w * h * 3, "{}x{}", w, h);
+        let (mut err_y, mut err_c) = (0f64, 0f64);
+        for y in 0..h {
+            for x in 0..w {
+                let want_y = full(16 + x * 219 / (w - 1), 16.0, 219.0);
+                let want_cb = full(16 + y * 224 / (h - 1), 16.0, 224.0);
+                let want_cr = full(200, 16.0, 224.0);
+                let i = y * w + x;
+                err_y += (pic[i] as f64 - want_y).abs();
+                err_c += (pic[w * h + i] as f64 - want_cb).abs();
+                err_c += (pic[2 * w * h + i] as f64 - want_cr).abs();
+            }
+        }
+        let (err_y, err_c) = (err_y / (w * h) as f64, err_c / (2 * w * h) as f64);
+        assert!(
+            err_y < 2.0,
+            "{}: mean luma error {err_y}",
+            fourcc_str(&fourcc)
+        );
+        // NV12's chroma covers two lines: the vertical ramp is averaged over them.
+        assert!(
+            err_c < 4.0,
+            "{}: mean chroma error {err_c}",
+            fourcc_str(&fourcc)
+        );
+        let e = enc.encode(&raw[..raw.len() / 2], &mut jpeg).unwrap_err();
+        assert!(e.contains("cannot hold a 64x48"), "{e}");
+    }
+    let odd = Mode {
+        fourcc: YUYV,
+        width: 63,
+        height: 48,
+        fps: 30,
+    };
+    assert!(encode::JpegEncoder::new(&odd, 75).is_err());
+    // NV12 of odd sizes: chroma rounded up, buffers exactly that big, nothing read beyond.
+    let odd = Mode {
+        fourcc: NV12,
+        width: 63,
+        height: 47,
+        fps: 30,
+    };
+    let enc = encode::JpegEncoder::new(&odd, 75).unwrap();
+    let mut jpeg = Vec::new();
+    enc.encode(&vec![128; 64 * (47 + 24)], &mut jpeg).unwrap();
+    assert_eq!(decode_jpeg(&jpeg).len(), 63 * 47 * 3);
+    assert!(
+        enc.encode(&vec![128; 64 * (47 + 24) - 1], &mut jpeg)
+            .is_err()
+    );
+}
+
+fn raw_format(fourcc: &str, w: u32, h: u32) -> FormatInfo {
+    FormatInfo {
+        fourcc: fourcc.into(),
+        description: fourcc.into(),
+        sizes: vec![size(w, h, &[30.0])],
+        encoder: None,
+    }
+}
+
+/// A raw camera through the fake device: 30 fps YUYV kept to `encode_fps=5` by timestamps,
+/// encoded off the device thread, and recorded like a camera's MJPEG (an MP4 ffprobe reads as
+/// mjpeg with every frame); sequence gaps, rate skips and a torn buffer are counted apart.
+#[tokio::test]
+async fn raw_camera_records_as_software_mjpeg() {
+    if !have("ffprobe") {
+        return;
+    }
+    let (w, h) = (160u32, 120u32);
+    let (rig, open) = rig(vec![raw_format("YUYV", w, h), raw_format("NV12", w, h)]);
+    let src = V4l2Source::new(
+        url("v4l2:///dev/video46?encode_fps=5&quality=60").unwrap(),
+        open,
+    );
+    assert_eq!(src.encoding().unwrap().encoder, "", "not opened yet");
+    let mut opening = Some(tokio::spawn(src.open()));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let picture = raw_picture(YUYV, w as usize, h as usize, w as usize * 2);
+    let mut fed = 0;
+    let mut out = Vec::new();
+    let mut opened = None;
+    for i in 0u32..60 {
+        if i == 20 {
+            continue; // lost by the driver: a sequence gap
+        }
+        let data = if i == 30 {
+            picture[..100].to_vec() // torn
+        } else {
+            picture.clone()
+        };
+        let ms = 1000 + i as u64 * 1000 / 30;
+        feed(
+            &rig,
+            Ok(Buffer {
+                data,
+                sequence: i,
+                timestamp: Duration::from_millis(ms),
+            }),
+        );
+        fed += 1;
+        if i == 0 {
+            opened = Some(opening.take().unwrap().await.unwrap().unwrap());
+        }
+        // One frame time between buffers, as a camera sends them: the encoder keeps up.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut opened = opened.unwrap();
+    assert_eq!(
+        rig.started.lock().unwrap().pop_front().unwrap().fourcc,
+        YUYV
+    );
+    assert_eq!(opened.params.codec, crate::video::Codec::Mjpeg);
+    assert_eq!((opened.params.width, opened.params.height), (160, 120));
+    let enc = src.encoding().unwrap();
+    assert_eq!(enc.encoder, "software-mjpeg");
+    // 59 buffers over 2 s kept to 5 fps: 10 kept (the torn one among them), 49 skipped.
+    assert_eq!(fed, 59);
+    assert_eq!(enc.rate_skipped_frames, 49, "{enc:?}");
+    let kept = 59 - enc.rate_skipped_frames - enc.encoder_dropped_frames;
+    while (out.len() as u64) < kept - 1 {
+        out.push(opened.frames.next().await.unwrap().unwrap());
+    }
+    assert_eq!(
+        enc.encoder_dropped_frames, 0,
+        "one frame time per picture is enough"
+    );
+    assert_eq!(out.len(), 9);
+    assert_eq!(src.dropped_frames(), 2, "the gap and the torn buffer");
+    // Pictures' memory goes round: only the first few buffers need new memory.
+    assert!(rig.reused.load(Ordering::SeqCst) >= 55, "{:?}", rig.reused);
+    // Presentation times from the driver: 200 ms apart (the kept frames 0, 6, 12, ...).
+    assert_eq!((out[0].pts, out[1].pts), (0, 18000));
+    assert!(
+        out.iter()
+            .all(|f| f.key && f.data.starts_with(&[0xFF, 0xD8]))
+    );
+
+    let mut file = crate::media::fmp4::init_segment(&opened.params, None).to_vec();
+    let metas: Vec<_> = out
+        .iter()
+        .map(|f| crate::media::fmp4::SampleMeta {
+            duration: 18000,
+            size: f.data.len() as u32,
+            key: true,
+        })
+        .collect();
+    file.extend(crate::media::fmp4::fragment_header(1, 0, &metas));
+    for f in &out {
+        file.extend_from_slice(&f.data);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mp4 = dir.path().join("raw.mp4");
+    std::fs::write(&mp4, &file).unwrap();
+    assert_eq!(
+        crate::media::fmp4::tests::ffprobe(&mp4),
+        ("mjpeg".to_string(), 9)
+    );
+}
+
+/// When the encoder cannot keep up, pictures are dropped and counted, never queued: a burst
+/// of large pictures with no time between them, at a rate that keeps every one.
+#[tokio::test]
+async fn a_busy_encoder_drops_and_counts() {
+    let (w, h) = (1280u32, 720u32);
+    let (rig, open) = rig(vec![raw_format("NV12", w, h)]);
+    let src = V4l2Source::new(url("v4l2:///dev/video47?encode_fps=30").unwrap(), open);
+    let opening = tokio::spawn(src.open());
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let picture = raw_picture(NV12, w as usize, h as usize, w as usize);
+    for i in 0u32..40 {
+        feed(
+            &rig,
+            Ok(Buffer {
+                data: picture.clone(),
+                sequence: i,
+                timestamp: Duration::from_millis(1000 + i as u64 * 34),
+            }),
+        );
+    }
+    let mut opened = opening.await.unwrap().unwrap();
+    // Everything the device gave is accounted for once the stream drains.
+    let mut frames = 1;
+    loop {
+        let enc = src.encoding().unwrap();
+        if frames + enc.encoder_dropped_frames + enc.rate_skipped_frames == 40 {
+            break;
+        }
+        opened.frames.next().await.unwrap().unwrap();
+        frames += 1;
+    }
+    let enc = src.encoding().unwrap();
+    assert_eq!(enc.rate_skipped_frames, 0);
+    assert!(enc.encoder_dropped_frames > 0, "{enc:?}");
+    assert_eq!(src.dropped_frames(), 0, "encoder drops are counted apart");
+}
+
+#[test]
+fn finds_m2m_h264_encoders_by_their_formats() {
+    let v = |l: &[&str]| l.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    // bcm2835-codec's encoder node: raw in, H.264 out.
+    assert_eq!(
+        m2m_h264_inputs(&v(&["YU12", "YUYV", "NV12", "RGB3"]), &v(&["H264"])),
+        Some(v(&["YUYV", "NV12"]))
+    );
+    // Its decoder node (H.264 in, raw out), vicodec (FWHT) and a JPEG encoder are not.
+    assert_eq!(
+        m2m_h264_inputs(&v(&["H264", "MJPG"]), &v(&["YU12", "NV12"])),
+        None
+    );
+    assert_eq!(m2m_h264_inputs(&v(&["YUYV", "NV12"]), &v(&["FWHT"])), None);
+    assert_eq!(m2m_h264_inputs(&v(&["RGB3"]), &v(&["H264"])), None);
 }
