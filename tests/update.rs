@@ -2,9 +2,9 @@
 //! (tests/support/appliance.rs: the A/B slot "devices" are regular files, a temporary directory
 //! plays /boot and /run/eyrie). The image is a real squashfs from mksquashfs.
 
-mod common;
 #[path = "support/appliance.rs"]
 mod appliance;
+mod common;
 
 use std::io::{Read, Write};
 use std::path::Path;
