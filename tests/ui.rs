@@ -7,6 +7,7 @@
 //! command that leaves a marker), for Settings → System's update and restart.
 //! Screenshots go to target/ui-artifacts.
 
+#[allow(dead_code)]
 #[path = "support/appliance.rs"]
 mod appliance;
 mod common;
