@@ -16,6 +16,7 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
+import { createHash } from 'node:crypto';
 import { chromium } from 'playwright-core';
 
 const env = (k) => {
@@ -777,9 +778,14 @@ test('Settings → System on an appliance: an update is uploaded with progress, 
   const cdp = await context.newCDPSession(page);
   await cdp.send('Network.enable');
   await cdp.send('Network.emulateNetworkConditions', { offline: false, latency: 0, downloadThroughput: -1, uploadThroughput: 2 << 20 });
+  const sums = [];
+  page.on('request', (r) => { if (r.method() === 'POST' && r.url().endsWith('/api/system/update')) sums.push(r.headers()['x-eyrie-sha256']); });
   await chooser.setInputFiles(imagePath);
-  await install.click();
+  // From the keyboard this time.
+  await install.focus();
+  await page.keyboard.press('Enter');
   await status.filter({ hasText: 'Installed: slot B holds the new image' }).waitFor({ timeout: 60000 });
+  assert.deepEqual(sums, [createHash('sha256').update(image).digest('hex')], 'the checksum header is the file\'s SHA-256');
   assert.match(await status.innerText(), /checksum verified\)\. It runs after a restart\./);
   const seen = await page.evaluate(() => window.seen);
   await cdp.send('Network.emulateNetworkConditions', { offline: false, latency: 0, downloadThroughput: -1, uploadThroughput: -1 });
@@ -848,6 +854,43 @@ test('Settings → System on an appliance: an update is uploaded with progress, 
   await small.page.screenshot({ path: join(ARTIFACTS, 'settings-system-failed-mobile.png'), fullPage: true });
   await small.context.close();
   await context.close();
+});
+
+test('Settings → System over plain http:// to a host name (no WebCrypto) installs without the checksum header', {
+  skip: SHED ? false : 'no appliance node: squashfs-tools is missing (tests/run installs it)',
+}, async () => {
+  // A name, not 127.0.0.1, is not a secure context: as eyrie-xxxx.local is on a LAN. The
+  // name is mapped to loopback inside this browser only.
+  const port = new URL(SHED).port;
+  const other = await chromium.launch({
+    executablePath: '/usr/bin/chromium',
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
+      '--disable-component-update', '--disable-sync', '--no-first-run',
+      '--host-resolver-rules=MAP eyrie-shed.test 127.0.0.1'],
+  });
+  try {
+    const page = await (await other.newContext({ viewport: SIZES.desktop })).newPage();
+    page.on('pageerror', (e) => problems.push(`plain http: ${e.message}`));
+    const base = `http://eyrie-shed.test:${port}`;
+    await login(page, base);
+    assert.deepEqual(await page.evaluate(() => [window.isSecureContext, Boolean(globalThis.crypto?.subtle)]), [false, false]);
+    const dir = env('EYRIE_APPLIANCE_DIR');
+    const image = readFileSync(env('EYRIE_APPLIANCE_IMAGE'));
+    writeFileSync(join(dir, 'slot_b'), Buffer.alloc(Number(env('EYRIE_APPLIANCE_SLOT_SIZE')), 0x42));
+    const sums = [];
+    page.on('request', (r) => { if (r.method() === 'POST' && r.url().endsWith('/api/system/update')) sums.push(r.headers()['x-eyrie-sha256']); });
+    await page.goto(`${base}/#/settings/system`);
+    await page.getByLabel('Root image').setInputFiles(env('EYRIE_APPLIANCE_IMAGE'));
+    await page.getByRole('button', { name: 'Install update' }).click();
+    const status = page.locator('#system-status');
+    await status.filter({ hasText: 'Installed: slot B holds the new image' }).waitFor({ timeout: 60000 });
+    assert.doesNotMatch(await status.innerText(), /checksum/);
+    assert.deepEqual(sums, [undefined], 'no checksum header without WebCrypto');
+    assert.ok(readFileSync(join(dir, 'slot_b')).subarray(0, image.length).equals(image), 'slot B holds the image');
+    await page.locator('#system-state').getByText('An update is written to slot B and runs after a restart.').waitFor();
+  } finally {
+    await other.close();
+  }
 });
 
 test('no script errors or CSP violations on any page', () => {
