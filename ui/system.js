@@ -154,7 +154,8 @@ export async function system(panel, { act }) {
         progressText.textContent = '';
         live.textContent = '';
         const why = { 400: 'This file cannot be installed', 409: 'Not now', 413: 'Too large for the slot' }[e2.status];
-        err.textContent = `Not installed. ${why ? `${why}: ` : ''}${e2.message}`;
+        const msg = e2.message.charAt(0).toUpperCase() + e2.message.slice(1);
+        err.textContent = `Not installed. ${why ? `${why}: ${e2.message}` : msg}`;
       } finally {
         cancel.hidden = true;
         ctl = null;

@@ -777,6 +777,19 @@ test('Settings → System on an appliance: an update is uploaded with progress, 
   // this one take a few seconds.
   const cdp = await context.newCDPSession(page);
   await cdp.send('Network.enable');
+  // Cancelled part way: nothing will boot it, the running slot untouched.
+  await cdp.send('Network.emulateNetworkConditions', { offline: false, latency: 0, downloadThroughput: -1, uploadThroughput: 256 << 10 });
+  await chooser.setInputFiles(imagePath);
+  await install.click();
+  await status.filter({ hasText: /Uploading: [1-9]/ }).waitFor({ timeout: 20000 });
+  await page.getByRole('button', { name: 'Cancel upload' }).click();
+  await error.filter({ hasText: 'Not installed. The upload was cancelled' }).waitFor();
+  const updating = async () => (await call(page, 'GET', '/api/system/update'))[1].updating;
+  for (let i = 0; i < 50 && await updating(); i++) await page.waitForTimeout(200);
+  assert.equal(await updating(), false, 'the server let go of the cut upload');
+  assert.equal(ab(), ab0);
+  assert.ok(slot('a').equals(a0), 'the running slot is untouched');
+  await page.evaluate(() => { window.seen.length = 0; });
   await cdp.send('Network.emulateNetworkConditions', { offline: false, latency: 0, downloadThroughput: -1, uploadThroughput: 2 << 20 });
   const sums = [];
   page.on('request', (r) => { if (r.method() === 'POST' && r.url().endsWith('/api/system/update')) sums.push(r.headers()['x-eyrie-sha256']); });
