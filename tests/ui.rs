@@ -2,9 +2,14 @@
 //! two real Eyrie nodes with demo cameras, federated on loopback: "House" reads "Shop"; and a
 //! third without an account, for the first-start setup link; and a fourth on a private LAN of
 //! network namespaces with ONVIF test devices and the RTSP test server, which the browser
-//! reaches through a forwarder on loopback, for the camera-add form's ONVIF scan.
+//! reaches through a forwarder on loopback, for the camera-add form's ONVIF scan; and a fifth
+//! running as an appliance (tests/support/appliance.rs: file slots, a temporary /boot, a reboot
+//! command that leaves a marker), for Settings → System's update and restart.
 //! Screenshots go to target/ui-artifacts.
 
+#[allow(dead_code)]
+#[path = "support/appliance.rs"]
+mod appliance;
 mod common;
 #[allow(dead_code)]
 #[path = "support/netns.rs"]
@@ -102,6 +107,29 @@ fn forward_into(ns: &str, port: u16) -> String {
     url
 }
 
+/// Each slot of the UI test's appliance: room for the image, and less than the too-large file
+/// the test uploads.
+const APPLIANCE_SLOT_SIZE: u64 = 16 << 20;
+
+/// An Eyrie running as an appliance on slot A, and a real root image for it: a squashfs of a
+/// few MiB that does not compress (so its upload takes several progress events). None (the
+/// browser test skips that part, saying why) without squashfs-tools, never under CI.
+fn appliance_node() -> Option<(appliance::Appliance, Eyrie, PathBuf)> {
+    let a = appliance::Appliance::new("a", APPLIANCE_SLOT_SIZE);
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let payload: Vec<u8> = (0..6 << 20)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    let (image, _) = appliance::squashfs(a.dir.path(), &payload)?;
+    let e = Eyrie::start(&format!("{}[node]\nlabel = \"Shed\"\n", a.config()), &[]);
+    Some((a, e, image))
+}
+
 fn have_ui_tools(dir: &std::path::Path) -> bool {
     if !have_tool("node") || !have_tool("chromium") {
         return false;
@@ -169,7 +197,14 @@ fn the_web_ui_in_chromium() {
     let clips = tempfile::tempdir().unwrap();
     let mjpeg = mjpeg_clip(clips.path()).expect("ffmpeg is installed by tests/run");
     let onvif = OnvifLan::start();
+    let shed = appliance_node();
     let mut node = Command::new("node");
+    if let Some((a, e, image)) = &shed {
+        node.env("EYRIE_APPLIANCE_URL", e.url(""))
+            .env("EYRIE_APPLIANCE_IMAGE", image)
+            .env("EYRIE_APPLIANCE_DIR", a.dir.path())
+            .env("EYRIE_APPLIANCE_SLOT_SIZE", APPLIANCE_SLOT_SIZE.to_string());
+    }
     if let Some(lan) = &onvif {
         node.env("EYRIE_ONVIF_URL", &lan.url)
             .env("EYRIE_ONVIF_PASSWORD", ONVIF_PASSWORD)
@@ -191,10 +226,11 @@ fn the_web_ui_in_chromium() {
     assert!(
         status.success(),
         "the UI tests failed (above); screenshots in {}\nHouse's log:\n{}\nShop's log:\n{}\n\
-         The ONVIF test node's log:\n{}",
+         The ONVIF test node's log:\n{}\nThe appliance's log:\n{}",
         artifacts.display(),
         a.log(),
         b.log(),
-        onvif.as_ref().map(|o| o._eyrie.log()).unwrap_or_default()
+        onvif.as_ref().map(|o| o._eyrie.log()).unwrap_or_default(),
+        shed.as_ref().map(|s| s.1.log()).unwrap_or_default()
     );
 }

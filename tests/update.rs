@@ -1,97 +1,25 @@
-//! Appliance updates and boot settings with real eyrie processes: the A/B slot "devices" are
-//! regular files (Eyrie opens, sizes, writes, fsyncs and reads them back with the same calls
-//! it makes on a block device), and a temporary directory plays /boot and /run/eyrie. The image
-//! is a real squashfs from mksquashfs.
+//! Appliance updates and boot settings with real eyrie processes on a fake appliance
+//! (tests/support/appliance.rs: the A/B slot "devices" are regular files, a temporary directory
+//! plays /boot and /run/eyrie). The image is a real squashfs from mksquashfs.
 
+#[path = "support/appliance.rs"]
+mod appliance;
 mod common;
 
 use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
+use appliance::Appliance;
 use common::*;
 use serde_json::Value;
 
 const SLOT_SIZE: u64 = 1 << 20;
 
-/// A fake appliance's files: boot.env, ab.txt, two slots, a reboot command that leaves a mark.
-struct Appliance {
-    dir: tempfile::TempDir,
-}
-
-impl Appliance {
-    fn new(slot: &str) -> Appliance {
-        let dir = tempfile::tempdir().unwrap();
-        let a = Appliance { dir };
-        for sub in ["boot", "run/eyrie", "state"] {
-            std::fs::create_dir_all(a.path(sub)).unwrap();
-        }
-        std::fs::write(a.path("slot_a"), vec![b'A'; SLOT_SIZE as usize]).unwrap();
-        std::fs::write(a.path("slot_b"), vec![b'B'; SLOT_SIZE as usize]).unwrap();
-        std::fs::write(
-            a.path("run/eyrie/boot.env"),
-            format!(
-                "slot={slot}\nslot_a={}\nslot_b={}\nboot=/dev/null\ndata=/dev/null\n",
-                a.path("slot_a").display(),
-                a.path("slot_b").display()
-            ),
-        )
-        .unwrap();
-        let script = a.path("reboot.sh");
-        std::fs::write(
-            &script,
-            format!(
-                "#!/bin/sh\necho \"$@\" > {}\n",
-                a.path("rebooted").display()
-            ),
-        )
-        .unwrap();
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
-        a
-    }
-
-    fn path(&self, p: &str) -> PathBuf {
-        self.dir.path().join(p)
-    }
-
-    fn config(&self) -> String {
-        format!(
-            "[system]\nboot_env = \"{}\"\nab_file = \"{}\"\nstate = \"{}\"\nreboot_command = [\"{}\", \"now\"]\n",
-            self.path("run/eyrie/boot.env").display(),
-            self.path("boot/ab.txt").display(),
-            self.path("state").display(),
-            self.path("reboot.sh").display(),
-        )
-    }
-
-    fn ab(&self) -> String {
-        std::fs::read_to_string(self.path("boot/ab.txt")).unwrap_or_default()
-    }
-
-    fn slot(&self, s: &str) -> Vec<u8> {
-        std::fs::read(self.path(&format!("slot_{s}"))).unwrap()
-    }
-}
-
-/// A real root image: mksquashfs of a small tree. None (skip) without squashfs-tools.
+/// A real root image for these tests.
 fn squashfs(dir: &Path) -> Option<Vec<u8>> {
-    if !have_tool("mksquashfs") {
-        return None;
-    }
-    let src = dir.join("rootfs");
-    std::fs::create_dir_all(src.join("bin")).unwrap();
-    std::fs::write(src.join("bin/eyrie"), b"the next version\n".repeat(500)).unwrap();
-    let out = dir.join("root.squashfs");
-    let r = Command::new("mksquashfs")
-        .arg(&src)
-        .arg(&out)
-        .args(["-noappend", "-no-progress"])
-        .output()
-        .unwrap();
-    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
-    Some(std::fs::read(out).unwrap())
+    appliance::squashfs(dir, &b"the next version\n".repeat(500)).map(|(_, img)| img)
 }
 
 fn sha256(b: &[u8]) -> String {
@@ -145,7 +73,7 @@ fn expect_continue(e: &Eyrie, length: u64) -> String {
 
 #[test]
 fn an_update_goes_to_the_other_slot_and_waits_for_a_reboot() {
-    let a = Appliance::new("a");
+    let a = Appliance::new("a", SLOT_SIZE);
     let Some(img) = squashfs(a.dir.path()) else {
         return;
     };
@@ -206,7 +134,7 @@ fn an_update_goes_to_the_other_slot_and_waits_for_a_reboot() {
 
 #[test]
 fn bad_updates_change_nothing_and_the_server_stays_up() {
-    let a = Appliance::new("b");
+    let a = Appliance::new("b", SLOT_SIZE);
     let Some(img) = squashfs(a.dir.path()) else {
         return;
     };
@@ -293,7 +221,7 @@ fn bad_updates_change_nothing_and_the_server_stays_up() {
 
 #[test]
 fn one_update_at_a_time() {
-    let a = Appliance::new("a");
+    let a = Appliance::new("a", SLOT_SIZE);
     let Some(img) = squashfs(a.dir.path()) else {
         return;
     };
@@ -327,7 +255,7 @@ fn one_update_at_a_time() {
 
 #[test]
 fn a_trial_boot_is_confirmed_once_eyrie_serves() {
-    let a = Appliance::new("b");
+    let a = Appliance::new("b", SLOT_SIZE);
     std::fs::write(
         a.path("boot/ab.txt"),
         "active=a\nnext=\ntrial=b\nfailed=a\n",
@@ -344,7 +272,7 @@ fn a_trial_boot_is_confirmed_once_eyrie_serves() {
     );
 
     // Running the active slot after a failed trial: nothing to confirm.
-    let a = Appliance::new("a");
+    let a = Appliance::new("a", SLOT_SIZE);
     let state = "active=a\nnext=\ntrial=\nfailed=b\n";
     std::fs::write(a.path("boot/ab.txt"), state).unwrap();
     let e = Eyrie::start(&a.config(), &[]);
@@ -354,7 +282,7 @@ fn a_trial_boot_is_confirmed_once_eyrie_serves() {
 
 #[test]
 fn reboot_runs_the_configured_command() {
-    let a = Appliance::new("a");
+    let a = Appliance::new("a", SLOT_SIZE);
     let e = Eyrie::start(&a.config(), &[]);
     let (s, v) = e.request("POST", "/api/system/reboot", None);
     assert_eq!(s, 202, "{v}");
@@ -366,7 +294,7 @@ fn reboot_runs_the_configured_command() {
 
 #[test]
 fn without_boot_env_it_is_not_an_appliance() {
-    let a = Appliance::new("a");
+    let a = Appliance::new("a", SLOT_SIZE);
     std::fs::remove_file(a.path("run/eyrie/boot.env")).unwrap();
     let mut e = Eyrie::start(&a.config(), &[]);
     let st = e.get("/api/system/update");
@@ -506,7 +434,7 @@ fn boot_settings_are_applied_and_the_secrets_leave_the_file() {
 
 #[test]
 fn a_bad_boot_file_changes_nothing_and_shows_in_health() {
-    let a = Appliance::new("a");
+    let a = Appliance::new("a", SLOT_SIZE);
     let boot = a.path("boot/eyrie.toml");
     let state = a.path("state");
     let data = a.dir.path().join("data");

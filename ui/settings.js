@@ -1,12 +1,15 @@
-// Settings, in tabs: General, Cameras, Federation keys, Remote nodes, Account.
+// Settings, in tabs: General, System (the appliance's updates, ui/system.js), Cameras,
+// Federation keys, Remote nodes, Account.
 
 import { get, post, put, del } from './api.js';
 import { h, mount, field, ago, uid } from './dom.js';
 import { pairingSections } from './pairing.js';
 import { finder } from './finder.js';
+import { system } from './system.js';
 
 const TABS = [
   { id: 'general', title: 'General', render: general },
+  { id: 'system', title: 'System', render: system },
   { id: 'cameras', title: 'Cameras', render: cameras },
   { id: 'keys', title: 'Federation keys', render: keys },
   { id: 'nodes', title: 'Remote nodes', render: nodes },

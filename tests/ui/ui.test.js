@@ -5,14 +5,18 @@
 // tested and deleted, pairing by address (code compared, approved, rejected, linked back) between
 // two browsers logged into the two nodes, a federation key shown once, MJPEG live and recorded
 // (replay.mjpeg, frame.jpg) in an <img>, the camera-add form's USB/CSI finder, and its ONVIF scan
-// against a node on a private namespace LAN with real ONVIF test devices (tests/ui.rs); screenshots at 375 px and desktop width of
+// against a node on a private namespace LAN with real ONVIF test devices (tests/ui.rs), Settings →
+// System on a node running as an appliance (a real squashfs uploaded to a file slot with progress,
+// a bad file refused, Restart now and the wait for the appliance) and on one that is not;
+// screenshots at 375 px and desktop width of
 // every page; axe-core on every page, light and dark (serious or critical violations fail).
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
+import { createHash } from 'node:crypto';
 import { chromium } from 'playwright-core';
 
 const env = (k) => {
@@ -705,6 +709,201 @@ test('the one-time setup link creates the first account', async () => {
   }, env('EYRIE_SETUP_URL'));
   assert.equal(again, 403);
   await context.close();
+});
+
+test('Settings → System on a node that is not an appliance explains, with no upload', async () => {
+  const { context, page } = await open('not-appliance', 'desktop');
+  await login(page, A);
+  await page.goto(`${A}/#/settings/system`);
+  await page.getByRole('tab', { name: 'System', selected: true }).waitFor();
+  await page.getByText('not as an appliance').waitFor();
+  await page.getByText('docs/update.md').waitFor();
+  assert.equal(await page.locator('input[type=file]').count(), 0, 'no upload control');
+  assert.equal(await page.getByRole('button', { name: 'Restart now' }).count(), 0);
+  await axe(page, 'settings: system, not an appliance');
+  await page.screenshot({ path: join(ARTIFACTS, 'settings-system-plain-desktop.png'), fullPage: true });
+  await context.close();
+});
+
+const SHED = process.env.EYRIE_APPLIANCE_URL;
+test('Settings → System on an appliance: an update is uploaded with progress, a bad file refused, and Restart now waits for it to come back', {
+  skip: SHED ? false : 'no appliance node: squashfs-tools is missing (tests/run installs it)',
+}, async () => {
+  const dir = env('EYRIE_APPLIANCE_DIR');
+  const slot = (s) => readFileSync(join(dir, `slot_${s}`));
+  const ab = () => (existsSync(join(dir, 'boot/ab.txt')) ? readFileSync(join(dir, 'boot/ab.txt'), 'utf8') : '');
+  const imagePath = env('EYRIE_APPLIANCE_IMAGE');
+  const image = readFileSync(imagePath);
+  const slotSize = Number(env('EYRIE_APPLIANCE_SLOT_SIZE'));
+  const small = await open('appliance at 375 px', 'mobile');
+  await login(small.page, SHED);
+  const { context, page } = await open('appliance', 'desktop');
+  await login(page, SHED);
+  await page.goto(`${SHED}/#/settings/system`);
+  const state = page.locator('#system-state');
+  await state.getByText('Running slot A, version').waitFor();
+  await state.getByText('No update is waiting.').waitFor();
+  await axe(page, 'settings: system, appliance');
+  const [a0, b0, ab0] = [slot('a'), slot('b'), ab()];
+  const status = page.locator('#system-status');
+  const error = page.locator('#system-error');
+  const chooser = page.getByLabel('Root image');
+  const install = page.getByRole('button', { name: 'Install update' });
+
+  // Not a squashfs: the server's message, nothing changed.
+  await chooser.setInputFiles({ name: 'holiday.jpg', mimeType: 'image/jpeg', buffer: Buffer.alloc(8192, 0x7f) });
+  await install.click();
+  await error.filter({ hasText: 'hsqs' }).waitFor();
+  assert.match(await error.innerText(), /^Not installed\. This file cannot be installed: /);
+  assert.ok(slot('b').equals(b0) && slot('a').equals(a0), 'no slot changed');
+  assert.equal(ab(), ab0);
+  await axe(page, 'settings: system, refused file');
+  // Larger than the slot: refused at once by its size (413).
+  await chooser.setInputFiles({ name: 'huge.squashfs', mimeType: 'application/octet-stream', buffer: Buffer.alloc(slotSize + 1, 0x68) });
+  await install.click();
+  await error.filter({ hasText: 'larger than slot' }).waitFor({ timeout: 30000 });
+  assert.match(await error.innerText(), /Too large for the slot: /);
+  assert.ok(slot('b').equals(b0) && slot('a').equals(a0), 'no slot changed');
+  assert.equal(ab(), ab0);
+
+  // The real root image: progress shown as it goes, then slot B holds it byte for byte.
+  await page.evaluate(() => {
+    window.seen = [];
+    const bar = document.querySelector('.upload progress');
+    new MutationObserver(() => window.seen.push([bar.hidden, bar.getAttribute('aria-valuetext')]))
+      .observe(bar, { attributes: true, attributeFilter: ['aria-valuetext', 'hidden'] });
+  });
+  // Loopback is too fast to see an upload go: the browser's own network throttling makes
+  // this one take a few seconds.
+  const cdp = await context.newCDPSession(page);
+  await cdp.send('Network.enable');
+  // Cancelled part way: nothing will boot it, the running slot untouched.
+  await cdp.send('Network.emulateNetworkConditions', { offline: false, latency: 0, downloadThroughput: -1, uploadThroughput: 256 << 10 });
+  await chooser.setInputFiles(imagePath);
+  await install.click();
+  await status.filter({ hasText: /Uploading: [1-9]/ }).waitFor({ timeout: 20000 });
+  await page.getByRole('button', { name: 'Cancel upload' }).click();
+  await error.filter({ hasText: 'Not installed. The upload was cancelled' }).waitFor();
+  const updating = async () => (await call(page, 'GET', '/api/system/update'))[1].updating;
+  for (let i = 0; i < 50 && await updating(); i++) await page.waitForTimeout(200);
+  assert.equal(await updating(), false, 'the server let go of the cut upload');
+  assert.equal(ab(), ab0);
+  assert.ok(slot('a').equals(a0), 'the running slot is untouched');
+  await page.evaluate(() => { window.seen.length = 0; });
+  await cdp.send('Network.emulateNetworkConditions', { offline: false, latency: 0, downloadThroughput: -1, uploadThroughput: 2 << 20 });
+  const sums = [];
+  page.on('request', (r) => { if (r.method() === 'POST' && r.url().endsWith('/api/system/update')) sums.push(r.headers()['x-eyrie-sha256']); });
+  await chooser.setInputFiles(imagePath);
+  // From the keyboard this time.
+  await install.focus();
+  await page.keyboard.press('Enter');
+  await status.filter({ hasText: 'Installed: slot B holds the new image' }).waitFor({ timeout: 60000 });
+  assert.deepEqual(sums, [createHash('sha256').update(image).digest('hex')], 'the checksum header is the file\'s SHA-256');
+  assert.match(await status.innerText(), /checksum verified\)\. It runs after a restart\./);
+  const seen = await page.evaluate(() => window.seen);
+  await cdp.send('Network.emulateNetworkConditions', { offline: false, latency: 0, downloadThroughput: -1, uploadThroughput: -1 });
+  const total = ` of ${(image.length / 1e6).toFixed(1)} MB`; // as the page writes sizes
+  const shown = seen.filter(([hidden, text]) => !hidden && text?.endsWith(total)).map(([, text]) => Number(text.split(' ')[0]));
+  assert.ok(shown.some((p) => p > 0 && p < 100), `progress shown as the upload went: ${JSON.stringify(seen)}`);
+  assert.equal(shown.at(-1), 100, `progress reached 100 %: ${JSON.stringify(seen)}`);
+  assert.equal(await page.evaluate(() => document.activeElement?.id), 'system-status', 'focus on the result');
+  const b1 = slot('b');
+  assert.ok(b1.subarray(0, image.length).equals(image), 'slot B holds the image byte for byte');
+  assert.ok(b1.subarray(image.length).every((x) => x === 0x42), 'nothing written past it');
+  assert.ok(slot('a').equals(a0), 'the running slot is untouched');
+  assert.equal(ab(), 'active=a\nnext=b\ntrial=\nfailed=\n');
+  await state.getByText('An update is written to slot B and runs after a restart.').waitFor();
+  assert.equal(await error.innerText(), '');
+  await axe(page, 'settings: system, update written');
+  await page.screenshot({ path: join(ARTIFACTS, 'settings-system-desktop.png'), fullPage: true });
+  await small.page.goto(`${SHED}/#/settings/system`);
+  await small.page.locator('#system-state').getByText('An update is written to slot B and runs after a restart.').waitFor();
+  await axe(small.page, 'settings: system at 375 px, dark');
+  await small.page.screenshot({ path: join(ARTIFACTS, 'settings-system-mobile.png'), fullPage: true });
+
+  // Restart now: a cancelled confirmation sends nothing.
+  const reboots = [];
+  page.on('request', (r) => { if (r.url().endsWith('/api/system/reboot')) reboots.push(r.method()); });
+  const restart = page.getByRole('button', { name: 'Restart now' });
+  page.once('dialog', (d) => d.dismiss());
+  await restart.click();
+  await page.waitForTimeout(500);
+  assert.deepEqual(reboots, []);
+  // Confirmed: the appliance runs its reboot command, and the page waits for it to come back.
+  let question = '';
+  page.once('dialog', (d) => { question = d.message(); d.accept(); });
+  await restart.click();
+  await status.filter({ hasText: 'waiting for the appliance to come back' }).waitFor();
+  assert.match(question, /starts the update in slot B/);
+  assert.deepEqual(reboots, ['POST']);
+  for (let i = 0; i < 50 && !existsSync(join(dir, 'rebooted')); i++) await page.waitForTimeout(200);
+  assert.equal(readFileSync(join(dir, 'rebooted'), 'utf8'), 'now\n', 'the reboot command ran');
+  assert.ok(await restart.isDisabled() && await install.isDisabled(), 'nothing to press while it restarts');
+  // The marker script leaves this Eyrie running: the browser sees it go away (its health
+  // requests fail) and come back, then the page reloads by itself.
+  let failed = 0;
+  const away = (route) => { failed += 1; return route.abort('connectionrefused'); };
+  await page.route('**/api/health', away);
+  while (failed < 2) await page.waitForTimeout(200);
+  const reloaded = page.waitForEvent('load', { timeout: 20000 });
+  await page.unroute('**/api/health', away);
+  await reloaded;
+  await page.locator('#system-state').getByText('An update is written to slot B').waitFor();
+
+  // What the initramfs leaves after an update that never came up, and a boot-partition
+  // eyrie.toml that apply-boot-config refused: both said in plain words.
+  writeFileSync(join(dir, 'boot/ab.txt'), 'active=a\nnext=\ntrial=\nfailed=b\n');
+  const refused = "/boot/eyrie.toml: wifi.psk: a WPA passphrase has 8 to 63 characters";
+  writeFileSync(join(dir, 'state/boot-config-error'), `${refused}\n`);
+  for (const p of [page, small.page]) {
+    await p.goto(`${SHED}/#/settings/system`);
+    await p.reload();
+    await p.locator('#system-state').getByText('The last update did not start; the appliance went back to slot A.').waitFor();
+    await p.locator('#system-state').getByText('No update is waiting.').waitFor();
+    await p.getByRole('note').getByText(refused).waitFor();
+  }
+  await axe(page, 'settings: system, a failed update and a refused boot file');
+  await axe(small.page, 'settings: system, a failed update and a refused boot file, at 375 px, dark');
+  await small.page.screenshot({ path: join(ARTIFACTS, 'settings-system-failed-mobile.png'), fullPage: true });
+  await small.context.close();
+  await context.close();
+});
+
+test('Settings → System over plain http:// to a host name (no WebCrypto) installs without the checksum header', {
+  skip: SHED ? false : 'no appliance node: squashfs-tools is missing (tests/run installs it)',
+}, async () => {
+  // A name, not 127.0.0.1, is not a secure context: as eyrie-xxxx.local is on a LAN. The
+  // name is mapped to loopback inside this browser only.
+  const port = new URL(SHED).port;
+  const other = await chromium.launch({
+    executablePath: '/usr/bin/chromium',
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
+      '--disable-component-update', '--disable-sync', '--no-first-run',
+      '--host-resolver-rules=MAP eyrie-shed.test 127.0.0.1'],
+  });
+  try {
+    const page = await (await other.newContext({ viewport: SIZES.desktop })).newPage();
+    page.on('pageerror', (e) => problems.push(`plain http: ${e.message}`));
+    const base = `http://eyrie-shed.test:${port}`;
+    await login(page, base);
+    assert.deepEqual(await page.evaluate(() => [window.isSecureContext, Boolean(globalThis.crypto?.subtle)]), [false, false]);
+    const dir = env('EYRIE_APPLIANCE_DIR');
+    const image = readFileSync(env('EYRIE_APPLIANCE_IMAGE'));
+    writeFileSync(join(dir, 'slot_b'), Buffer.alloc(Number(env('EYRIE_APPLIANCE_SLOT_SIZE')), 0x42));
+    const sums = [];
+    page.on('request', (r) => { if (r.method() === 'POST' && r.url().endsWith('/api/system/update')) sums.push(r.headers()['x-eyrie-sha256']); });
+    await page.goto(`${base}/#/settings/system`);
+    await page.getByLabel('Root image').setInputFiles(env('EYRIE_APPLIANCE_IMAGE'));
+    await page.getByRole('button', { name: 'Install update' }).click();
+    const status = page.locator('#system-status');
+    await status.filter({ hasText: 'Installed: slot B holds the new image' }).waitFor({ timeout: 60000 });
+    assert.doesNotMatch(await status.innerText(), /checksum/);
+    assert.deepEqual(sums, [undefined], 'no checksum header without WebCrypto');
+    assert.ok(readFileSync(join(dir, 'slot_b')).subarray(0, image.length).equals(image), 'slot B holds the image');
+    await page.locator('#system-state').getByText('An update is written to slot B and runs after a restart.').waitFor();
+  } finally {
+    await other.close();
+  }
 });
 
 test('no script errors or CSP violations on any page', () => {
