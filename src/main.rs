@@ -55,6 +55,27 @@ enum Command {
         #[arg(long, requires = "capture")]
         source: Option<String>,
     },
+    /// Encode pictures from a raw (YUYV/NV12) camera through the first V4L2 memory-to-memory
+    /// encoder found that makes CODEC from its format, stop the encoder (drain) and report
+    /// the frames that came back as JSON: for checking an encoder against this code.
+    M2mTrial {
+        /// The camera (v4l2:///dev/videoN?width=&height=&fps=&format=).
+        #[arg(long)]
+        source: String,
+        /// What the encoder makes, as a four-character code (H264; FWHT for the kernel's
+        /// virtual codec vicodec).
+        #[arg(long, default_value = "H264")]
+        codec: String,
+        #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=1000))]
+        pictures: u32,
+        /// Write each coded frame to this directory as frame-NNNN.<codec>.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Take all pictures first, then offer them at once (the encoder's bounded queue drops
+        /// and counts what it cannot take).
+        #[arg(long)]
+        burst: bool,
+    },
     /// Apply the boot partition's settings (admin password, Wi-Fi, host name) and remove the
     /// secrets from the file; run by the appliance's init at every boot (docs/update.md).
     ApplyBootConfig {
@@ -120,6 +141,45 @@ fn main() -> ExitCode {
             };
             println!("{out:#}");
             ExitCode::SUCCESS
+        }
+        Command::M2mTrial {
+            source,
+            codec,
+            pictures,
+            out,
+            burst,
+        } => {
+            use eyrie::capture::v4l2;
+            let req = match url::Url::parse(&source)
+                .map_err(|e| e.to_string())
+                .and_then(|u| v4l2::parse(&u).map_err(|e| e.0))
+            {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("eyrie: --source: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            let Some(coded) = <[u8; 4]>::try_from(codec.to_ascii_uppercase().as_bytes())
+                .ok()
+                .filter(|c| c.iter().all(u8::is_ascii_alphanumeric))
+            else {
+                eprintln!("eyrie: --codec is a four-character code like H264, not '{codec}'");
+                return ExitCode::from(2);
+            };
+            let t = eyrie::capture::v4l2_m2m::encode_trial(
+                &req,
+                coded,
+                pictures,
+                burst,
+                out.as_deref(),
+            );
+            println!("{:#}", serde_json::json!(t));
+            if t.error.is_some() {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            }
         }
         Command::ApplyBootConfig {
             config,

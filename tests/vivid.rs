@@ -125,7 +125,40 @@ fn lists_and_opens_a_vivid_camera() {
         return;
     };
 
-    // The initramfs: busybox, vivid and the modules it needs, eyrie and its libraries.
+    // vicodec and v4l2-mem2mem, which Debian's kernel does not build, built for it (cached).
+    let version = modules.file_name().unwrap().to_str().unwrap().to_string();
+    let have_source = std::fs::read_dir("/usr/src").is_ok_and(|d| {
+        d.flatten().any(|e| {
+            let n = e.file_name();
+            let n = n.to_string_lossy();
+            n.starts_with("linux-source-") && n.ends_with(".tar.xz")
+        })
+    });
+    if !have_source && missing("linux-source-6.1 (the kernel's sources, for vicodec)") {
+        return;
+    }
+    if !modules.join("build").exists() && missing(&format!("linux-headers-{version}")) {
+        return;
+    }
+    let vicodec = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("target/vicodec")
+        .join(&version);
+    let built = Command::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/support/build_vicodec.sh"
+    ))
+    .arg(&version)
+    .arg(&vicodec)
+    .output()
+    .unwrap();
+    assert!(
+        built.status.success(),
+        "building vicodec for {version}:\n{}\n{}",
+        String::from_utf8_lossy(&built.stdout),
+        String::from_utf8_lossy(&built.stderr)
+    );
+
+    // The initramfs: busybox, vivid and the modules it needs, vicodec, eyrie and its libraries.
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("root");
     for d in ["bin", "proc", "sys", "dev", "tmp"] {
@@ -147,6 +180,10 @@ fn lists_and_opens_a_vivid_camera() {
         for m in line.split([':', ' ']).filter(|w| w.ends_with(".ko")) {
             copy_into(&root, &modules.join(m));
         }
+    }
+    std::fs::create_dir_all(root.join("m2m")).unwrap();
+    for m in ["v4l2-mem2mem.ko", "vicodec.ko"] {
+        std::fs::copy(vicodec.join(m), root.join("m2m").join(m)).unwrap();
     }
     for f in [
         "modules.dep",
@@ -253,7 +290,8 @@ fn lists_and_opens_a_vivid_camera() {
 
     let devices = json(&dir, "DEVICES");
     let list = devices["devices"].as_array().unwrap();
-    assert_eq!(list.len(), 3, "{devices:#}");
+    // vivid's four capture nodes; vicodec's M2M nodes are no cameras.
+    assert_eq!(list.len(), 4, "{devices:#}");
     let vivid = &list[0];
     assert_eq!(vivid["path"], "/dev/video0");
     assert_eq!(vivid["driver"], "vivid");
@@ -310,8 +348,85 @@ fn lists_and_opens_a_vivid_camera() {
     );
     let grey = formats.iter().find(|f| f["fourcc"] == "GREY").unwrap();
     assert_eq!(grey["encoder"], Value::Null);
-    // vivid is no memory-to-memory encoder; the listing says what it found (nothing here).
+    // Neither vivid nor vicodec (loaded: it makes FWHT) is an H.264 memory-to-memory encoder;
+    // the listing says what it found: nothing here.
     assert_eq!(devices["encoders"], serde_json::json!([]), "{devices:#}");
+
+    // vivid's pictures through vicodec's stateful encoder, on single- and multi-planar queues.
+    // The burst offers thirty at once and takes the frames only after: what the encoder's
+    // buffers and the frame channel hold is encoded, the rest dropped and counted, never queued
+    // without bound.
+    for (name, raw, multiplanar) in [
+        ("m2m-single", "YUYV", false),
+        ("m2m-multi", "NV12", true),
+        ("m2m-burst", "YUYV", true),
+    ] {
+        let t = json(&dir, &format!("{name}.json"));
+        let log = std::fs::read_to_string(dir.join(format!("{name}.log"))).unwrap_or_default();
+        eprintln!("{name}: {t}");
+        assert_eq!(t["error"], Value::Null, "{name}: {t:#}\n{log}");
+        // Found by capability: the encoder node of vicodec, whatever its number.
+        let encoder = t["encoder"].as_str().unwrap();
+        assert!(
+            encoder.starts_with("v4l2-m2m:vicodec (/dev/video"),
+            "{name}: {encoder}"
+        );
+        assert_eq!(t["multiplanar"], multiplanar, "{name}: {t:#}");
+        assert_eq!(
+            (t["raw"].as_str(), t["coded"].as_str()),
+            (Some(raw), Some("FWHT"))
+        );
+        let n = |k: &str| t[k].as_u64().unwrap_or_else(|| panic!("{k}: {t:#}"));
+        let list = |k: &str| -> Vec<u64> {
+            t[k].as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_u64().unwrap())
+                .collect()
+        };
+        let (queued, frames) = (list("queued_us"), list("frame_us"));
+        let pictures = if name == "m2m-burst" { 30 } else { 12 };
+        assert_eq!(n("pictures"), pictures);
+        // Every picture is queued or counted as dropped (no free buffer)...
+        assert_eq!(
+            queued.len() as u64 + n("encoder_dropped"),
+            pictures,
+            "{name}: {t:#}"
+        );
+        if name == "m2m-burst" {
+            assert!(
+                !queued.is_empty() && n("encoder_dropped") > 0,
+                "{name}: {t:#}"
+            );
+        } else {
+            assert!(queued.len() >= 4, "{name}: {t:#}");
+        }
+        // ...and after the stop (drain), every queued one came back, with its timestamp, in
+        // order.
+        assert_eq!(n("frames"), queued.len() as u64, "{name}: {t:#}");
+        assert_eq!(frames, queued, "{name}: timestamps carried through");
+        assert!(frames.windows(2).all(|w| w[0] < w[1]), "{name}: {frames:?}");
+        // Each frame a whole FWHT frame (vicodec's header: two magic words, then big-endian
+        // version, width, height, flags, colour fields and the size of what follows).
+        let sizes = list("frame_bytes");
+        for (i, size) in sizes.iter().enumerate() {
+            let f = std::fs::read(dir.join(name).join(format!("frame-{i:04}.fwht"))).unwrap();
+            assert_eq!(f.len() as u64, *size, "{name} frame {i}");
+            assert!(f.len() > 44, "{name} frame {i}: {} bytes", f.len());
+            let be = |at: usize| u32::from_be_bytes(f[at..at + 4].try_into().unwrap());
+            assert_eq!(
+                &f[..8],
+                &[0x4f, 0x4f, 0x4f, 0x4f, 0xff, 0xff, 0xff, 0xff],
+                "{name} {i}"
+            );
+            assert_eq!((be(12), be(16)), (640, 360), "{name} frame {i}");
+            assert_eq!(
+                be(40) as usize + 44,
+                f.len(),
+                "{name} frame {i}: payload size"
+            );
+        }
+    }
 
     // Health: each raw camera records, through the software encoder, with its counters.
     let health = json(&dir, "HEALTH");
@@ -323,6 +438,7 @@ fn lists_and_opens_a_vivid_camera() {
         assert_eq!(c["state"], "recording", "{c:#}");
         assert_eq!(c["codec"], "mjpeg", "{c:#}");
         assert_eq!(c["encoder"], "software-mjpeg", "{c:#}");
+        assert_eq!(c["encoder_error"], Value::Null, "{c:#}");
         // vivid streams 10 fps, kept to 4 and 2 by the rate gate: the share it passes on (to
         // the encoder, which in this emulated VM cannot keep up with all, dropping and counting
         // the rest) is the configured rate over vivid's.
@@ -343,6 +459,16 @@ fn lists_and_opens_a_vivid_camera() {
         let err = grey["last_error"].as_str().unwrap();
         assert!(err.contains("GREY is not a format Eyrie records"), "{err}");
         assert_eq!(grey["frames"], 0);
+    }
+
+    // Forced to an M2M H.264 encoder where there is none: an error naming why, not vicodec.
+    for forced in [json(&dir, "CAMERA_FORCED")["status"].clone(), cam("forced")] {
+        let err = forced["last_error"].as_str().unwrap_or_default();
+        assert!(
+            err.contains("no memory-to-memory encoder that takes YUYV to H.264"),
+            "{forced:#}"
+        );
+        assert_eq!(forced["frames"], 0);
     }
 
     // The segments, out of the VM: MJPEG at vivid's size, frames at the configured rate.

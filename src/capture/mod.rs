@@ -7,6 +7,7 @@ mod file;
 mod rtsp;
 pub mod v4l2;
 pub mod v4l2_kernel;
+pub mod v4l2_m2m;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -62,8 +63,13 @@ pub trait Source: Send + Sync {
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Encoding {
     /// `camera-h264` or `camera-mjpeg` (recorded as the camera makes it), `software-mjpeg`
-    /// (raw pictures encoded by Eyrie); empty until the device was first opened.
+    /// (raw pictures encoded by Eyrie), `v4l2-m2m:<driver> (/dev/videoN)` (raw pictures
+    /// encoded to H.264 by the kernel's memory-to-memory encoder); empty until the device was
+    /// first opened.
     pub encoder: String,
+    /// Why a memory-to-memory encoder found for the camera's format is not used (it failed
+    /// to start: the camera then encodes to MJPEG in software).
+    pub encoder_error: Option<String>,
     /// Frames left out on purpose to keep to the configured encoding rate.
     pub rate_skipped_frames: u64,
     /// Frames dropped because the encoder was still busy (not counted in `dropped_frames`).
@@ -135,10 +141,13 @@ pub fn source_for(cam: &CameraRecord) -> Result<Arc<dyn Source>, SourceError> {
     let url = url::Url::parse(&validate_source(&cam.source)?).expect("validated");
     Ok(match url.scheme() {
         "file" => Arc::new(FileSource::new(url.to_file_path().expect("validated"))),
-        "v4l2" => Arc::new(v4l2::V4l2Source::new(
-            v4l2::parse(&url)?,
-            Arc::new(v4l2_kernel::KernelDevice::open),
-        )),
+        "v4l2" => Arc::new(
+            v4l2::V4l2Source::new(
+                v4l2::parse(&url)?,
+                Arc::new(v4l2_kernel::KernelDevice::open),
+            )
+            .with_hw(Arc::new(v4l2_m2m::h264_encoder)),
+        ),
         _ => Arc::new(RtspSource::new(
             url,
             cam.username.clone(),

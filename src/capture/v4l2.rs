@@ -22,7 +22,9 @@ use super::{CaptureError, FRAME_TIMEOUT, Opened, Source, SourceError};
 use crate::video::{Frame, TIMESCALE, VideoParams};
 
 pub mod encode;
+pub mod m2m;
 pub use encode::EncodeConfig;
+use encode::{Counters, Offer, RawEncoder};
 
 pub const H264: [u8; 4] = *b"H264";
 pub const MJPEG: [u8; 4] = *b"MJPG";
@@ -37,9 +39,24 @@ pub struct Request {
     pub height: Option<u32>,
     pub fps: Option<u32>,
     pub format: Option<[u8; 4]>,
-    /// Raw formats only: pictures encoded per second and JPEG quality.
+    /// Raw formats only: pictures encoded per second and JPEG quality (software MJPEG).
     pub encode_fps: Option<u32>,
     pub quality: Option<u8>,
+    /// Raw formats only: which encoder (`encoder=auto|m2m|software`).
+    pub encoder: EncoderChoice,
+}
+
+/// Which encoder a raw camera uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum EncoderChoice {
+    /// A memory-to-memory H.264 encoder when the machine has one for the camera's format
+    /// (software MJPEG when it has none, or when it fails to start), else software MJPEG.
+    #[default]
+    Auto,
+    /// Only a memory-to-memory encoder: none, or one failing, is the camera's error.
+    M2m,
+    /// Software MJPEG, even when the machine has an encoder.
+    Software,
 }
 
 impl Request {
@@ -53,6 +70,7 @@ impl Request {
             format: None,
             encode_fps: None,
             quality: None,
+            encoder: EncoderChoice::Auto,
         }
     }
 }
@@ -64,7 +82,7 @@ fn bad(msg: impl Into<String>) -> SourceError {
 /// Device paths accepted: `/dev/videoN`, and the stable names udev makes for a device, which
 /// stay the same when it is unplugged and plugged in again (`/dev/v4l/by-id/...` from the
 /// serial, `/dev/v4l/by-path/...` from the USB port).
-fn valid_path(p: &str) -> bool {
+pub fn valid_path(p: &str) -> bool {
     if let Some(n) = p.strip_prefix("/dev/video") {
         return !n.is_empty() && n.len() <= 3 && n.bytes().all(|b| b.is_ascii_digit());
     }
@@ -118,6 +136,18 @@ pub fn parse(url: &url::Url) -> Result<Request, SourceError> {
                 req.quality =
                     num(*encode::QUALITY.start(), *encode::QUALITY.end())?.map(|q| q as u8)
             }
+            "encoder" => {
+                req.encoder = match &*v {
+                    "auto" => EncoderChoice::Auto,
+                    "m2m" => EncoderChoice::M2m,
+                    "software" => EncoderChoice::Software,
+                    _ => {
+                        return Err(bad(format!(
+                            "v4l2 source: encoder is auto, m2m or software, not '{v}'"
+                        )));
+                    }
+                }
+            }
             "format" => {
                 let f: [u8; 4] = v
                     .to_ascii_uppercase()
@@ -134,7 +164,7 @@ pub fn parse(url: &url::Url) -> Result<Request, SourceError> {
             }
             other => {
                 return Err(bad(format!(
-                    "v4l2 source: unknown parameter '{other}' (width, height, fps, format, encode_fps, quality)"
+                    "v4l2 source: unknown parameter '{other}' (width, height, fps, format, encode_fps, quality, encoder)"
                 )));
             }
         }
@@ -312,10 +342,10 @@ pub fn recordable(mode: &Mode) -> Result<&'static str, String> {
 /// mode that is not encoded.
 fn encode_config(req: &Request, mode: &Mode) -> Result<Option<EncodeConfig>, String> {
     if encode::RawFormat::of(mode.fourcc).is_none() {
-        if req.encode_fps.is_some() || req.quality.is_some() {
+        if req.encode_fps.is_some() || req.quality.is_some() || req.encoder != EncoderChoice::Auto {
             return Err(format!(
-                "encode_fps and quality apply to raw formats (YUYV, NV12), which are encoded; \
-                 this device streams {}, which is recorded as it comes",
+                "encode_fps, quality and encoder apply to raw formats (YUYV, NV12), which are \
+                 encoded; this device streams {}, which is recorded as it comes",
                 fourcc_str(&mode.fourcc)
             ));
         }
@@ -644,23 +674,15 @@ impl Frames {
 /// Buffers from a device on its own thread (V4L2 calls block), ended by an error, nothing
 /// within the frame timeout, or the receiver going away (noticed within a second, which then
 /// frees the device for the next open).
-/// With `encode`, raw pictures go through software MJPEG (encode.rs) on their way.
+/// With an `encoder`, raw pictures are offered to it and its frames come on `tx` instead.
 fn pump(
     mut dev: Box<dyn Device>,
     claim: Claim,
     path: PathBuf,
-    encode: Option<(Mode, EncodeConfig, Arc<encode::Counters>)>,
-    dropped: Arc<AtomicU64>,
-) -> Result<tokio::sync::mpsc::Receiver<Result<Buffer, CaptureError>>, CaptureError> {
+    mut encoder: Option<Box<dyn RawEncoder>>,
+    tx: FrameSender,
+) -> Result<(), CaptureError> {
     const POLL: Duration = Duration::from_secs(1);
-    let (tx, rx) = tokio::sync::mpsc::channel(8);
-    let mut encoder = match encode {
-        Some((mode, cfg, counters)) => Some(
-            encode::SoftwareMjpeg::start(&mode, cfg, tx.clone(), dropped, counters)
-                .map_err(CaptureError::Unsupported)?,
-        ),
-        None => None,
-    };
     std::thread::Builder::new()
         .name("v4l2".into())
         .spawn(move || {
@@ -671,7 +693,7 @@ fn pump(
             let mut spare = Vec::new();
             loop {
                 if spare.capacity() == 0 {
-                    spare = encoder.as_ref().and_then(|e| e.spare()).unwrap_or_default();
+                    spare = encoder.as_mut().and_then(|e| e.spare()).unwrap_or_default();
                 }
                 let r = match dev.next(POLL, std::mem::take(&mut spare)) {
                     Err(e) if e.kind() == io::ErrorKind::TimedOut => {
@@ -694,9 +716,13 @@ fn pump(
                             return;
                         }
                         match enc.offer(buf) {
-                            encode::Offer::Taken => {}
-                            encode::Offer::Back(data) => spare = data,
-                            encode::Offer::Gone => return,
+                            Offer::Taken => {}
+                            Offer::Back(data) => spare = data,
+                            Offer::Gone => return,
+                            Offer::Failed(e) => {
+                                let _ = tx.blocking_send(Err(CaptureError::Stream(e)));
+                                return;
+                            }
                         }
                         continue;
                     }
@@ -711,7 +737,82 @@ fn pump(
             }
         })
         .map_err(|e| CaptureError::Connect(format!("starting the device thread: {e}")))?;
-    Ok(rx)
+    Ok(())
+}
+
+/// Where a device's buffers, or an encoder's frames, go.
+pub type FrameSender = tokio::sync::mpsc::Sender<Result<Buffer, CaptureError>>;
+
+/// Starts a memory-to-memory encoder for a raw mode (the kernel's: v4l2_m2m.rs), its frames
+/// going to the sender: `None` when the machine has none for the mode's format; else the
+/// encoder, what it codes to and its name for health, or why it did not start.
+pub type HwEncoders = Arc<
+    dyn Fn(&Mode, FrameSender, Arc<AtomicU64>, Arc<Counters>) -> Option<HwStarted> + Send + Sync,
+>;
+
+/// A started hardware encoder, what it codes to and its name for health; or why it failed.
+pub type HwStarted = Result<(Box<dyn RawEncoder>, [u8; 4], String), String>;
+
+/// The encoder a raw camera got: what it codes to, its name for health and why a hardware
+/// encoder was not used.
+struct ChosenEncoder {
+    encoder: Box<dyn RawEncoder>,
+    coded: [u8; 4],
+    name: String,
+    why_not: Option<String>,
+}
+
+/// A memory-to-memory encoder when the request allows one and the machine has one for the
+/// mode, else software MJPEG (see [`EncoderChoice`]).
+fn raw_encoder(
+    req: &Request,
+    mode: &Mode,
+    cfg: EncodeConfig,
+    hw: Option<&HwEncoders>,
+    tx: &FrameSender,
+    dropped: &Arc<AtomicU64>,
+    counters: &Arc<Counters>,
+) -> Result<ChosenEncoder, CaptureError> {
+    let mut why_not = None;
+    if req.encoder != EncoderChoice::Software {
+        match hw.and_then(|hw| hw(mode, tx.clone(), dropped.clone(), counters.clone())) {
+            Some(Ok((encoder, coded, name))) => {
+                return Ok(ChosenEncoder {
+                    encoder,
+                    coded,
+                    name,
+                    why_not: None,
+                });
+            }
+            Some(Err(e)) if req.encoder == EncoderChoice::M2m => {
+                return Err(CaptureError::Unsupported(format!(
+                    "the memory-to-memory encoder failed: {e}"
+                )));
+            }
+            Some(Err(e)) => {
+                tracing::warn!(device = %req.path.display(), "{e}; encoding to MJPEG in software");
+                why_not = Some(format!(
+                    "memory-to-memory encoder not used, encoding to MJPEG in software: {e}"
+                ));
+            }
+            None if req.encoder == EncoderChoice::M2m => {
+                return Err(CaptureError::Unsupported(format!(
+                    "encoder=m2m, but this machine has no memory-to-memory encoder that takes {} \
+                     to H.264",
+                    fourcc_str(&mode.fourcc)
+                )));
+            }
+            None => {}
+        }
+    }
+    let sw = encode::SoftwareMjpeg::start(mode, cfg, tx.clone(), dropped.clone(), counters.clone())
+        .map_err(CaptureError::Unsupported)?;
+    Ok(ChosenEncoder {
+        encoder: Box::new(sw),
+        coded: MJPEG,
+        name: "software-mjpeg".into(),
+        why_not,
+    })
 }
 
 fn device_error(path: &Path, e: io::Error) -> CaptureError {
@@ -728,9 +829,11 @@ pub struct V4l2Source {
     req: Request,
     open: Opener,
     dropped: Arc<AtomicU64>,
-    /// What records the device's pictures, once opened (see [`recordable`]).
-    encoder: Arc<Mutex<&'static str>>,
+    /// What records the device's pictures, once opened (see [`recordable`]; an M2M encoder
+    /// is `v4l2-m2m:<driver> (<path>)`), and why an encoder was not used.
+    encoder: Arc<Mutex<(String, Option<String>)>>,
     counters: Arc<encode::Counters>,
+    hw: Option<HwEncoders>,
 }
 
 impl V4l2Source {
@@ -739,9 +842,16 @@ impl V4l2Source {
             req,
             open,
             dropped: Arc::default(),
-            encoder: Arc::new(Mutex::new("")),
+            encoder: Arc::default(),
             counters: Arc::default(),
+            hw: None,
         }
+    }
+
+    /// Raw pictures may go to these hardware encoders (see [`EncoderChoice`]).
+    pub fn with_hw(mut self, hw: HwEncoders) -> Self {
+        self.hw = Some(hw);
+        self
     }
 }
 
@@ -755,8 +865,10 @@ impl Source for V4l2Source {
     }
 
     fn encoding(&self) -> Option<super::Encoding> {
+        let (encoder, encoder_error) = self.encoder.lock().unwrap().clone();
         Some(super::Encoding {
-            encoder: self.encoder.lock().unwrap().to_string(),
+            encoder,
+            encoder_error,
             rate_skipped_frames: self.counters.rate_skipped.load(Ordering::Relaxed),
             encoder_dropped_frames: self.counters.encoder_dropped.load(Ordering::Relaxed),
         })
@@ -768,8 +880,10 @@ impl Source for V4l2Source {
         let dropped = self.dropped.clone();
         let encoder = self.encoder.clone();
         let counters = self.counters.clone();
+        let hw = self.hw.clone();
         Box::pin(async move {
             let path = req.path.clone();
+            let (tx, mut rx) = tokio::sync::mpsc::channel(8);
             let started = tokio::task::spawn_blocking(move || {
                 let claim = Claim::take(&req.path)?;
                 let mut dev = open(&req.path).map_err(|e| {
@@ -791,21 +905,37 @@ impl Source for V4l2Source {
                         fourcc_str(&got.fourcc)
                     )));
                 }
-                let cfg = encode_config(&req, &got).map_err(CaptureError::Unsupported)?;
-                *encoder.lock().unwrap() = how;
-                Ok((dev, claim, got, cfg))
+                let (raw_encoder, coded) = match encode_config(&req, &got)
+                    .map_err(CaptureError::Unsupported)?
+                {
+                    None => {
+                        *encoder.lock().unwrap() = (how.to_string(), None);
+                        (None, got.fourcc)
+                    }
+                    Some(cfg) => {
+                        let e =
+                            raw_encoder(&req, &got, cfg, hw.as_ref(), &tx, &dropped, &counters)?;
+                        *encoder.lock().unwrap() = (e.name, e.why_not);
+                        (Some(e.encoder), e.coded)
+                    }
+                };
+                // Encoded pictures arrive numbered one after another: gaps are counted before.
+                let frames = match coded {
+                    MJPEG => Frames::Mjpeg(MjpegFrames::new(got, dropped.clone())),
+                    H264 => Frames::H264(H264Frames::new(got, dropped.clone())),
+                    f => {
+                        return Err(CaptureError::Unsupported(format!(
+                            "the encoder makes {}, which is not recorded",
+                            fourcc_str(&f)
+                        )));
+                    }
+                };
+                pump(dev, claim, path, raw_encoder, tx)?;
+                Ok(frames)
             })
             .await
             .map_err(|e| CaptureError::Connect(e.to_string()))??;
-            let (dev, claim, mode, cfg) = started;
-            let encode = cfg.map(|cfg| (mode, cfg, counters));
-            // Encoded pictures arrive numbered one after another: gaps are counted before.
-            let mut frames = if mode.fourcc == MJPEG || encode.is_some() {
-                Frames::Mjpeg(MjpegFrames::new(mode, dropped.clone()))
-            } else {
-                Frames::H264(H264Frames::new(mode, dropped.clone()))
-            };
-            let mut rx = pump(dev, claim, path, encode, dropped)?;
+            let mut frames = started;
             // Wait for the first key frame with parameters, within the frame timeout.
             let first = tokio::time::timeout(FRAME_TIMEOUT, async {
                 loop {
@@ -883,14 +1013,16 @@ pub struct M2mEncoder {
     /// The raw formats Eyrie's cameras stream that it takes (YUYV, NV12).
     pub takes: Vec<String>,
     pub makes: String,
-    /// Whether cameras use it (not yet: raw pictures are encoded to MJPEG in software).
+    /// Whether cameras use it: always (a camera streaming a raw format it takes encodes
+    /// through it unless its source says `encoder=software`).
     pub used: bool,
 }
 
 /// Whether a memory-to-memory device with these OUTPUT (raw in) and CAPTURE (coded out)
-/// formats is an H.264 encoder for the raw formats cameras stream; the ones it takes.
-pub fn m2m_h264_inputs(output: &[String], capture: &[String]) -> Option<Vec<String>> {
-    if !capture.iter().any(|f| f == "H264") {
+/// formats is an encoder to `coded` (H264 for cameras) for the raw formats cameras stream; the
+/// ones it takes.
+pub fn m2m_inputs(output: &[String], capture: &[String], coded: &str) -> Option<Vec<String>> {
+    if !capture.iter().any(|f| f == coded) {
         return None;
     }
     let takes: Vec<String> = output

@@ -14,7 +14,7 @@ use v4l::video::Capture;
 
 use super::v4l2::{
     Buffer, Device, DeviceInfo, FormatInfo, M2mEncoder, Mode, Request, SizeInfo, assess, choose,
-    format_encoder, fourcc_str, m2m_h264_inputs, monotonic_now, sequence_gap, stable_name,
+    format_encoder, fourcc_str, m2m_inputs, monotonic_now, sequence_gap, stable_name,
 };
 
 /// Most sizes listed per format, and rates per size (stepwise ranges can be long).
@@ -215,6 +215,11 @@ fn queue_formats(dev: &v4l::Device, queue: Type) -> Vec<String> {
 /// capability: `V4L2_CAP_VIDEO_M2M` or `_M2M_MPLANE`, YUYV or NV12 on the OUTPUT queue and H.264
 /// on the CAPTURE queue.
 pub fn m2m_encoders() -> Vec<M2mEncoder> {
+    m2m_encoders_to("H264")
+}
+
+/// Memory-to-memory devices that encode raw pictures to `coded` (found as [`m2m_encoders`]).
+pub fn m2m_encoders_to(coded: &str) -> Vec<M2mEncoder> {
     use v4l::capability::Flags as Caps;
     let mut out = Vec::new();
     for path in video_nodes() {
@@ -233,14 +238,14 @@ pub fn m2m_encoders() -> Vec<M2mEncoder> {
         };
         let ins = queue_formats(&dev, output);
         let outs = queue_formats(&dev, capture);
-        if let Some(takes) = m2m_h264_inputs(&ins, &outs) {
+        if let Some(takes) = m2m_inputs(&ins, &outs, coded) {
             out.push(M2mEncoder {
                 path: path.display().to_string(),
                 name: caps.card.chars().take(64).collect(),
                 driver: caps.driver.chars().take(32).collect(),
                 takes,
-                makes: "H264".into(),
-                used: false,
+                makes: coded.into(),
+                used: true,
             });
         }
     }

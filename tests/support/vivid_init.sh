@@ -8,14 +8,34 @@ mount -t proc proc /proc
 mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev
 mount -t tmpfs tmp /tmp
-# Three vivid instances with only a video capture node each: /dev/video0, 1 and 2.
-modprobe vivid n_devs=3 node_types=0x1,0x1,0x1 || echo "=== FAILED modprobe vivid"
+# Four vivid instances with only a video capture node each: /dev/video0 to 3.
+modprobe vivid n_devs=4 node_types=0x1,0x1,0x1,0x1 || echo "=== FAILED modprobe vivid"
 modprobe virtio_pci && modprobe virtio_console || echo "=== FAILED modprobe virtio_console"
 ip link set lo up
 mkdir -p /tmp/out
 ls -l /dev/video* /dev/vport* 2>&1
 /eyrie devices --capture 10 --source 'v4l2:///dev/video0?width=640&height=360&fps=30' \
   >/tmp/out/TRIAL 2>&1
+# The M2M encode path against the kernel's virtual FWHT codec vicodec (built out of tree by
+# tests/support/build_vicodec.sh): its encoder, decoder and stateless decoder nodes follow
+# vivid's. Single-planar queues first, then multi-planar ones; vivid's pictures go in, FWHT
+# frames come out (the host checks them). vicodec stays loaded for the rest: Eyrie must not
+# take it for an H.264 encoder.
+insmod /m2m/v4l2-mem2mem.ko || echo "=== FAILED insmod v4l2-mem2mem"
+m2m() {
+  mkdir -p "/tmp/out/$1"
+  /eyrie m2m-trial --source "$2" --codec FWHT --pictures $3 --out "/tmp/out/$1" $4 \
+    >"/tmp/out/$1.json" 2>"/tmp/out/$1.log"
+}
+insmod /m2m/vicodec.ko multiplanar=0 || echo "=== FAILED insmod vicodec"
+m2m m2m-single 'v4l2:///dev/video0?width=640&height=360&fps=10&format=YUYV' 12
+rmmod vicodec || echo "=== FAILED rmmod vicodec"
+insmod /m2m/vicodec.ko multiplanar=1 || echo "=== FAILED insmod vicodec multiplanar"
+m2m m2m-multi 'v4l2:///dev/video1?width=640&height=360&fps=10&format=NV12' 12
+# Thirty pictures offered at once, their frames taken only after: more than the encoder's
+# buffers and the frame channel hold.
+m2m m2m-burst 'v4l2:///dev/video0?width=640&height=360&fps=10&format=YUYV' 30 --burst
+ls -l /dev/video* 2>&1
 /eyrie run --data /tmp/data --listen 127.0.0.1:8080 --config /eyrie.toml >/tmp/eyrie.log 2>&1 &
 # As the admin the config makes (HTTP Basic in the URL, which busybox wget sends).
 api=http://admin:eyrie-test-password@127.0.0.1:8080/api
@@ -36,6 +56,8 @@ show DEVICES $api/system/devices
 add yuyv 'v4l2:///dev/video0?width=640&height=360&fps=10&format=YUYV&encode_fps=4&quality=50'
 add nv12 'v4l2:///dev/video1?width=640&height=360&fps=10&format=NV12&encode_fps=2&quality=50'
 add grey 'v4l2:///dev/video2?width=640&height=360&format=GREY'
+# Forced to an M2M H.264 encoder, of which this machine has none (vicodec makes FWHT): an error.
+add forced 'v4l2:///dev/video3?width=640&height=360&fps=10&format=YUYV&encoder=m2m'
 # Until both have a closed segment (segments are 10 s).
 closed() {
   wget -qO- "$api/recordings?camera=$1" | grep -o '"id":[0-9]*,[^}]*"state":"closed"' |
@@ -47,6 +69,7 @@ for i in $(seq 1 120); do
 done
 show HEALTH $api/health
 show CAMERA_GREY $api/cameras/grey
+show CAMERA_FORCED $api/cameras/forced
 for cam in yuyv nv12; do
   show "segment-$cam.mp4" "$api/segments/$(closed $cam).mp4"
 done

@@ -60,7 +60,7 @@ impl RawFormat {
     /// The bytes per line of a `len`-byte buffer holding a `width`x`height` picture, if it can
     /// hold one. Drivers pad lines (bytesperline) but fill the buffer line for line, so the
     /// stride is the buffer's size over its lines.
-    fn stride(self, len: usize, width: usize, height: usize) -> Option<usize> {
+    pub(crate) fn stride(self, len: usize, width: usize, height: usize) -> Option<usize> {
         let (lines, min) = match self {
             Self::Yuyv => (height, width * 2),
             // Y lines, then half as many chroma lines (rounded up) of the same stride, each
@@ -276,6 +276,16 @@ pub enum Offer {
     Back(Vec<u8>),
     /// The encoder thread is gone (the stream's reader went away).
     Gone,
+    /// The encoder failed; the camera stops with this error.
+    Failed(String),
+}
+
+/// What encodes a raw camera's pictures: software MJPEG, or a kernel memory-to-memory encoder
+/// (v4l2_m2m.rs). Offered every picture by the device thread, it never makes it wait.
+pub trait RawEncoder: Send {
+    fn offer(&mut self, buf: Buffer) -> Offer;
+    /// The memory of a picture the encoder is done with, if there is one.
+    fn spare(&mut self) -> Option<Vec<u8>>;
 }
 
 impl SoftwareMjpeg {
@@ -329,14 +339,15 @@ impl SoftwareMjpeg {
             done,
         })
     }
+}
 
-    /// The memory of a picture the encoder is done with, if there is one.
-    pub fn spare(&self) -> Option<Vec<u8>> {
+impl RawEncoder for SoftwareMjpeg {
+    fn spare(&mut self) -> Option<Vec<u8>> {
         self.done.try_recv().ok()
     }
 
     /// Takes one buffer from the device.
-    pub fn offer(&mut self, buf: Buffer) -> Offer {
+    fn offer(&mut self, buf: Buffer) -> Offer {
         if let Some(last) = self.last_seq {
             self.dropped
                 .fetch_add(sequence_gap(last, buf.sequence), Ordering::Relaxed);

@@ -2,7 +2,7 @@
 //! dropped frames, unplug and replug, one camera per device.
 
 use std::collections::VecDeque;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicUsize};
 use std::sync::mpsc;
 
 use super::*;
@@ -402,7 +402,7 @@ async fn unrecordable_formats_get_a_clear_error() {
     let src = V4l2Source::new(url("v4l2:///dev/video43?encode_fps=5").unwrap(), open);
     let e = src.open().await.err().unwrap().to_string();
     assert!(
-        e.contains("encode_fps and quality apply to raw formats"),
+        e.contains("encode_fps, quality and encoder apply to raw formats"),
         "{e}"
     );
     assert!(e.contains("streams H264"), "{e}");
@@ -924,14 +924,116 @@ fn finds_m2m_h264_encoders_by_their_formats() {
     let v = |l: &[&str]| l.iter().map(|s| s.to_string()).collect::<Vec<_>>();
     // bcm2835-codec's encoder node: raw in, H.264 out.
     assert_eq!(
-        m2m_h264_inputs(&v(&["YU12", "YUYV", "NV12", "RGB3"]), &v(&["H264"])),
+        m2m_inputs(&v(&["YU12", "YUYV", "NV12", "RGB3"]), &v(&["H264"]), "H264"),
         Some(v(&["YUYV", "NV12"]))
     );
     // Its decoder node (H.264 in, raw out), vicodec (FWHT) and a JPEG encoder are not.
     assert_eq!(
-        m2m_h264_inputs(&v(&["H264", "MJPG"]), &v(&["YU12", "NV12"])),
+        m2m_inputs(&v(&["H264", "MJPG"]), &v(&["YU12", "NV12"]), "H264"),
         None
     );
-    assert_eq!(m2m_h264_inputs(&v(&["YUYV", "NV12"]), &v(&["FWHT"])), None);
-    assert_eq!(m2m_h264_inputs(&v(&["RGB3"]), &v(&["H264"])), None);
+    assert_eq!(
+        m2m_inputs(&v(&["YUYV", "NV12"]), &v(&["FWHT"]), "H264"),
+        None
+    );
+    assert_eq!(m2m_inputs(&v(&["RGB3"]), &v(&["H264"]), "H264"), None);
+    // Other coded formats are asked for by name (the tests' vicodec makes FWHT).
+    assert_eq!(
+        m2m_inputs(&v(&["YU12", "YUYV", "NV12"]), &v(&["FWHT"]), "FWHT"),
+        Some(v(&["YUYV", "NV12"]))
+    );
+}
+
+/// Which encoder a raw camera takes: an M2M encoder that fails to start leaves it on software
+/// MJPEG with the reason in health (`encoder_error`); `encoder=m2m` makes that, or having
+/// none, the camera's error; `encoder=software` never asks; and the parameter is for raw
+/// formats only.
+#[tokio::test]
+async fn raw_cameras_fall_back_from_a_failing_m2m_encoder() {
+    let (w, h) = (160u32, 120u32);
+    let asked = Arc::new(AtomicUsize::new(0));
+    let hw = |fails: bool, asked: Arc<AtomicUsize>| -> HwEncoders {
+        Arc::new(move |mode: &Mode, _tx, _dropped, _counters| {
+            asked.fetch_add(1, Ordering::SeqCst);
+            assert_eq!(mode.fourcc, YUYV);
+            fails.then(|| Err("/dev/video9 (H264): it does not take YUYV 160x120".to_string()))
+        })
+    };
+    let picture = raw_picture(YUYV, w as usize, h as usize, w as usize * 2);
+    for (n, (query, fails, want)) in [
+        ("", true, Ok("software-mjpeg")),
+        ("&encoder=auto", false, Ok("software-mjpeg")),
+        ("&encoder=software", true, Ok("software-mjpeg")),
+        (
+            "&encoder=m2m",
+            true,
+            Err("the memory-to-memory encoder failed: /dev/video9"),
+        ),
+        (
+            "&encoder=m2m",
+            false,
+            Err("no memory-to-memory encoder that takes YUYV to H.264"),
+        ),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let (rig, open) = rig(vec![raw_format("YUYV", w, h)]);
+        let before = asked.load(Ordering::SeqCst);
+        let src = V4l2Source::new(
+            url(&format!("v4l2:///dev/video5{n}?fps=30{query}")).unwrap(),
+            open,
+        )
+        .with_hw(hw(fails, asked.clone()));
+        let opening = tokio::spawn(src.open());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        if want.is_ok() {
+            feed(
+                &rig,
+                Ok(Buffer {
+                    data: picture.clone(),
+                    sequence: 0,
+                    timestamp: Duration::from_secs(1),
+                }),
+            );
+        }
+        let r = opening.await.unwrap();
+        let enc = src.encoding().unwrap();
+        match want {
+            Ok(name) => {
+                let opened = r.unwrap_or_else(|e| panic!("{query}: {e}"));
+                assert_eq!(opened.params.codec, crate::video::Codec::Mjpeg, "{query}");
+                assert_eq!(enc.encoder, name, "{query}");
+                let why = enc.encoder_error.unwrap_or_default();
+                if fails && query != "&encoder=software" {
+                    assert!(
+                        why.contains("encoding to MJPEG in software: /dev/video9"),
+                        "{why}"
+                    );
+                } else {
+                    assert_eq!(why, "", "{query}");
+                }
+            }
+            Err(msg) => {
+                let e = r
+                    .err()
+                    .unwrap_or_else(|| panic!("{query} opened"))
+                    .to_string();
+                assert!(e.contains(msg), "{query}: {e}");
+            }
+        }
+        let asks = asked.load(Ordering::SeqCst) - before;
+        assert_eq!(asks, usize::from(query != "&encoder=software"), "{query}");
+    }
+    // Not a raw format: recorded as it comes, so choosing an encoder is an error.
+    let (_rig, open) = rig(vec![FormatInfo {
+        fourcc: "MJPG".into(),
+        description: "MJPEG".into(),
+        sizes: vec![size(w, h, &[30.0])],
+        encoder: None,
+    }]);
+    let src = V4l2Source::new(url("v4l2:///dev/video59?encoder=m2m").unwrap(), open);
+    let e = src.open().await.err().unwrap().to_string();
+    assert!(e.contains("apply to raw formats"), "{e}");
+    assert!(url("v4l2:///dev/video0?encoder=gpu").is_err());
 }
