@@ -559,6 +559,26 @@ impl Drop for KernelM2m {
     }
 }
 
+/// Sends on, waiting while the receiver is behind (the encoder then runs out of frame
+/// buffers and pictures are dropped before it), but no longer than [`DRAIN`] once stopping;
+/// false when the receiver is gone or that time is up.
+fn send(out: &FrameSender, stop: &AtomicBool, mut item: Result<Buffer, CaptureError>) -> bool {
+    let mut stopping: Option<Instant> = None;
+    loop {
+        match out.try_send(item) {
+            Ok(()) => return true,
+            Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) => return false,
+            Err(tokio::sync::mpsc::error::TrySendError::Full(back)) => item = back,
+        }
+        if stop.load(Ordering::Relaxed)
+            && stopping.get_or_insert_with(Instant::now).elapsed() > DRAIN
+        {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
 /// The coded-frame thread: dequeues frames, sends them on and gives their buffers back, until
 /// the last frame after a stop (or [`DRAIN`] after it), an error (sent on), or the receiver
 /// going away.
@@ -566,7 +586,7 @@ fn coded_frames(
     fd: Arc<OwnedFd>,
     queue: Queue,
     mut buffers: Vec<Mapping>,
-    out: tokio::sync::mpsc::Sender<Result<Buffer, CaptureError>>,
+    out: FrameSender,
     stop: Arc<AtomicBool>,
 ) {
     let raw = fd.as_raw_fd();
@@ -606,16 +626,24 @@ fn coded_frames(
             // EPIPE: the last frame was taken already.
             Err(e) if e.raw_os_error() == Some(libc::EPIPE) => return,
             Err(e) => {
-                let _ = out.blocking_send(Err(CaptureError::Stream(format!(
-                    "encoder: taking a frame: {e}"
-                ))));
+                let _ = send(
+                    &out,
+                    &stop,
+                    Err(CaptureError::Stream(format!(
+                        "encoder: taking a frame: {e}"
+                    ))),
+                );
                 return;
             }
         };
         let Some(mapping) = buffers.get_mut(index as usize) else {
-            let _ = out.blocking_send(Err(CaptureError::Stream(format!(
-                "encoder: the driver returned buffer {index}, which it never had"
-            ))));
+            let _ = send(
+                &out,
+                &stop,
+                Err(CaptureError::Stream(format!(
+                    "encoder: the driver returned buffer {index}, which it never had"
+                ))),
+            );
             return;
         };
         let data = mapping.bytes();
@@ -627,7 +655,7 @@ fn coded_frames(
                 timestamp,
             };
             sequence = sequence.wrapping_add(1);
-            if out.blocking_send(Ok(buf)).is_err() {
+            if !send(&out, &stop, Ok(buf)) {
                 return;
             }
         }
@@ -635,9 +663,13 @@ fn coded_frames(
             return;
         }
         if let Err(e) = queue.queue(raw, index, 0, Duration::ZERO) {
-            let _ = out.blocking_send(Err(CaptureError::Stream(format!(
-                "encoder: giving back a frame buffer: {e}"
-            ))));
+            let _ = send(
+                &out,
+                &stop,
+                Err(CaptureError::Stream(format!(
+                    "encoder: giving back a frame buffer: {e}"
+                ))),
+            );
             return;
         }
     }
