@@ -1037,3 +1037,121 @@ async fn raw_cameras_fall_back_from_a_failing_m2m_encoder() {
     assert!(e.contains("apply to raw formats"), "{e}");
     assert!(url("v4l2:///dev/video0?encoder=gpu").is_err());
 }
+
+/// A hardware encoder's H.264 for a raw camera goes the camera-H.264 way: this one (the
+/// machine has none; it gives x264's access units, one per picture, as an M2M encoder does)
+/// numbers its frames and keeps the pictures' timestamps; the camera records H.264 with the
+/// encoder's parameter sets, its presentation times from the pictures, and health names it.
+#[tokio::test]
+async fn a_raw_camera_records_an_m2m_encoders_h264() {
+    if !have("ffmpeg") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let es = dir.path().join("enc.h264");
+    let out = std::process::Command::new("ffmpeg")
+        .args([
+            "-v",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=size=160x120:rate=30",
+        ])
+        .args(["-frames:v", "20", "-c:v", "libx264", "-bf", "0", "-g", "10"])
+        .args(["-pix_fmt", "yuv420p", "-bsf:v", "h264_metadata=aud=insert"])
+        .arg(&es)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let data = std::fs::read(&es).unwrap();
+    let mut units: VecDeque<Vec<u8>> = VecDeque::new();
+    for nal in annexb_nals(&data) {
+        if nal[0] & 0x1f == 9 || units.is_empty() {
+            units.push_back(Vec::new());
+        }
+        let u = units.back_mut().unwrap();
+        u.extend_from_slice(&[0, 0, 0, 1]);
+        u.extend_from_slice(nal);
+    }
+    assert_eq!(units.len(), 20);
+
+    struct Encoder {
+        units: VecDeque<Vec<u8>>,
+        tx: FrameSender,
+        sequence: u32,
+    }
+    impl RawEncoder for Encoder {
+        fn offer(&mut self, buf: Buffer) -> Offer {
+            let Some(unit) = self.units.pop_front() else {
+                return Offer::Back(buf.data);
+            };
+            let coded = Buffer {
+                data: unit,
+                sequence: self.sequence,
+                timestamp: buf.timestamp,
+            };
+            self.sequence += 1;
+            match self.tx.blocking_send(Ok(coded)) {
+                Ok(()) => Offer::Back(buf.data),
+                Err(_) => Offer::Gone,
+            }
+        }
+        fn spare(&mut self) -> Option<Vec<u8>> {
+            None
+        }
+    }
+    let units = Mutex::new(Some(units));
+    let hw: HwEncoders = Arc::new(move |mode: &Mode, tx, _dropped, _counters| {
+        assert_eq!((mode.fourcc, mode.width, mode.height), (YUYV, 160, 120));
+        let units = units.lock().unwrap().take()?;
+        let enc = Encoder {
+            units,
+            tx,
+            sequence: 0,
+        };
+        Some(Ok((
+            Box::new(enc) as Box<dyn RawEncoder>,
+            H264,
+            "v4l2-m2m:test (/dev/video98)".to_string(),
+        )))
+    });
+    let (rig, open) = rig(vec![raw_format("YUYV", 160, 120)]);
+    let src = V4l2Source::new(url("v4l2:///dev/video60").unwrap(), open).with_hw(hw);
+    let opening = tokio::spawn(src.open());
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let picture = raw_picture(YUYV, 160, 120, 320);
+    for i in 0..20u32 {
+        feed(
+            &rig,
+            Ok(Buffer {
+                data: picture.clone(),
+                sequence: i,
+                timestamp: Duration::from_micros(1_000_000 + i as u64 * 33_333),
+            }),
+        );
+    }
+    let mut opened = opening.await.unwrap().unwrap();
+    assert_eq!(opened.params.codec, crate::video::Codec::H264);
+    let enc = src.encoding().unwrap();
+    assert_eq!(enc.encoder, "v4l2-m2m:test (/dev/video98)");
+    assert_eq!(enc.encoder_error, None);
+    let mut frames = vec![];
+    while frames.len() < 20 {
+        frames.push(opened.frames.next().await.unwrap().unwrap());
+    }
+    assert_eq!(frames.iter().filter(|f| f.key).count(), 2);
+    // The pictures' timestamps, 1/30 s apart, as presentation times (90 kHz).
+    assert!(
+        frames
+            .windows(2)
+            .all(|w| (w[1].pts - w[0].pts - 3000).abs() <= 3),
+        "{:?}",
+        frames.iter().map(|f| f.pts).collect::<Vec<_>>()
+    );
+    assert_eq!(src.dropped_frames(), 0);
+}
