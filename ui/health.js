@@ -16,6 +16,20 @@ function bar(used, total, label) {
 
 function row(k, v) { return [h('dt', k), h('dd', v)]; }
 
+// What makes a local (V4L2) camera's video, in words (health's `encoder`, docs/api.md).
+const ENCODERS = {
+  'camera-h264': 'H.264 from the camera',
+  'camera-mjpeg': 'MJPEG from the camera',
+  'software-mjpeg': 'encoded to MJPEG by Eyrie',
+};
+function encoder(c) {
+  if (!c.encoder) return null;
+  const words = ENCODERS[c.encoder]
+    || (c.encoder.startsWith('v4l2-m2m:') ? `H.264 by the hardware encoder ${c.encoder.slice(9)}` : c.encoder);
+  return [h('small.muted', ` · ${words}`),
+    c.encoder_error ? h('small.muted', ` (hardware encoder not used: ${c.encoder_error})`) : null];
+}
+
 function local(hl) {
   const rec = hl.cameras.filter((c) => c.state === 'recording').length;
   return h('article.card.node', { dataset: { node: hl.label } },
@@ -32,6 +46,7 @@ function local(hl) {
       row('Version', hl.version)),
     hl.cameras.length ? h('ul.cams', hl.cameras.map((c) => h('li',
       h('span', c.name), ' ', h('span.status', { dataset: { state: c.enabled ? c.state : 'disabled' } }, c.enabled ? c.state : 'disabled'),
+      encoder(c),
       c.last_error ? h('small.muted', ` ${c.last_error}`) : null))) : null);
 }
 
