@@ -47,25 +47,22 @@ with_libraries() {
       --no-breaks --no-replaces --no-enhances "$@" | grep -E '^lib[a-z0-9]' ; } | sort -u
 }
 
-# The .deb of each named package (the candidate version), downloaded into DEB_DIR once.
-# Prints the paths.
+# The .deb of each named package (the candidate version), downloaded into DEB_DIR once and
+# checked against the archive's hash by apt. Prints their paths.
 fetch() {
-  local p ver file want=()
-  for p in "$@"; do
-    ver=$(apt-cache "${APT_OPTS[@]}" policy "$p" | awk '/Candidate:/ {print $2}')
-    [ -n "$ver" ] && [ "$ver" != "(none)" ] || die "package $p is not in bookworm arm64"
-    file=$(ls "$DEB_DIR/${p}_${ver//:/%3a}_"*.deb 2>/dev/null | head -1 || true)
-    if [ -z "$file" ]; then want+=("$p=$ver"); fi
-  done
+  local uris name want=() out=()
+  uris=$(apt-get "${APT_OPTS[@]}" download --print-uris "$@") || die "cannot resolve $*"
+  while read -r _ name _; do
+    out+=("$DEB_DIR/$name")
+    [ -e "$DEB_DIR/$name" ] || want+=("${name%%_*}=$(echo "${name#*_}" | sed 's/_[^_]*$//; s/%3a/:/')")
+  done <<<"$uris"
+  ((${#out[@]} == $#)) || die "apt-get download --print-uris named ${#out[@]} files for $# packages"
   if ((${#want[@]})); then
     log "apt-get download ${#want[@]} packages"
     (cd "$DEB_DIR" && apt-get "${APT_OPTS[@]}" download -q "${want[@]}" >/dev/null) \
       || die "apt-get download failed"
   fi
-  for p in "$@"; do
-    ver=$(apt-cache "${APT_OPTS[@]}" policy "$p" | awk '/Candidate:/ {print $2}')
-    ls "$DEB_DIR/${p}_${ver//:/%3a}_"*.deb | head -1
-  done
+  printf '%s\n' "${out[@]}"
 }
 
 # The versioned package a metapackage (linux-image-arm64) stands for.
