@@ -417,8 +417,60 @@ fn qemu_image_boots_keeps_cameras_and_switches_slots() {
     f.write_all(&root).unwrap();
     f.sync_all().unwrap();
     drop(f);
+
+    // Slot B on trial where Eyrie cannot start (it is told to listen on an address the VM
+    // does not have): after 3 exits the supervisor reboots (QEMU, with -no-reboot, stops) and
+    // the initramfs goes back to slot A, marking B failed.
+    let good = boot_file(&disk, "eyrie.toml");
+    let bad = dir.join("eyrie.toml");
+    std::fs::write(&bad, good.replace("0.0.0.0:8080", "192.0.2.1:8080")).unwrap();
+    mtools(
+        "mcopy",
+        &disk,
+        &["-o", bad.to_str().unwrap(), "::eyrie.toml"],
+    );
     set_ab(&disk, dir, "active=a\nnext=b\ntrial=\nfailed=b\n");
     let mut vm = Vm::boot(dir, &disk, "3", "");
+    let started = Instant::now();
+    while vm.child.try_wait().unwrap().is_none() {
+        assert!(
+            started.elapsed() < Duration::from_secs(240),
+            "the supervisor did not reboot; console:\n{}",
+            vm.console()
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let console = vm.power_cut();
+    assert!(console.contains("root slot b (/dev/vda3)"), "{console}");
+    assert!(
+        console.contains("was not confirmed after 3 failures; rebooting"),
+        "{console}"
+    );
+    assert_eq!(key(&boot_file(&disk, "ab.txt"), "trial"), "b");
+    std::fs::write(&bad, &good).unwrap();
+    mtools(
+        "mcopy",
+        &disk,
+        &["-o", bad.to_str().unwrap(), "::eyrie.toml"],
+    );
+    let mut vm = Vm::boot(dir, &disk, "4", "");
+    vm.wait_healthy();
+    let console = vm.power_cut();
+    assert!(
+        console.contains("slot b was tried and never confirmed: back to slot a"),
+        "{console}"
+    );
+    assert!(console.contains("root slot a (/dev/vda2)"), "{console}");
+    let ab = boot_file(&disk, "ab.txt");
+    assert_eq!(
+        (key(&ab, "active"), key(&ab, "trial"), key(&ab, "failed")),
+        ("a".into(), "".into(), "b".into()),
+        "{ab}"
+    );
+
+    // Tried again with a working Eyrie: it runs from slot B.
+    set_ab(&disk, dir, "active=a\nnext=b\ntrial=\nfailed=b\n");
+    let mut vm = Vm::boot(dir, &disk, "5", "");
     vm.wait_healthy();
     let console = vm.console();
     assert!(console.contains("root slot b (/dev/vda3)"), "{console}");
