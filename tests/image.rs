@@ -224,6 +224,8 @@ impl Vm {
                 "user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:{port}-:8080"
             ))
             .args(["-device", "virtio-net-pci,netdev=n0"])
+            // A hardware watchdog, as the Pis have (bcm2835_wdt).
+            .args(["-device", "i6300esb"])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -336,6 +338,10 @@ fn qemu_image_boots_keeps_cameras_and_switches_slots() {
         "{console}"
     );
     assert!(console.contains("root slot a (/dev/vda2)"), "{console}");
+    assert!(
+        console.contains("hardware watchdog on /dev/watchdog"),
+        "{console}"
+    );
     let data_bytes = health["disk"]["total_bytes"].as_u64().unwrap();
     assert!(
         data_bytes > 700 * MIB,
