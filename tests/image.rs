@@ -340,6 +340,9 @@ fn qemu_image_boots_keeps_cameras_and_switches_slots() {
         console.contains("hardware watchdog on /dev/watchdog"),
         "{console}"
     );
+    // The host name from the NIC's MAC (QEMU's default 52:54:00:12:34:56), Eyrie's default
+    // label; reached at all, the guest got its address by DHCP.
+    assert_eq!(health["label"], "eyrie-3456", "{health:#}");
     let data_bytes = health["disk"]["total_bytes"].as_u64().unwrap();
     assert!(
         data_bytes > 700 * MIB,
