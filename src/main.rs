@@ -362,8 +362,14 @@ async fn run(mut cfg: Config) -> anyhow::Result<()> {
         cfg.peer_timeout,
         cfg.pairing_ttl,
     );
+    let system = eyrie::system::System::load(cfg.system.clone());
     let discovery = if cfg.discovery {
         let opts = eyrie::discovery::Options {
+            // On the appliance Eyrie is the only mDNS responder: it answers the host name the
+            // init set (eyrie-xxxx), so the box is reachable as eyrie-xxxx.local.
+            host: system.boot.as_ref().and_then(|_| {
+                eyrie::discovery::host_label(&rustix::system::uname().nodename().to_string_lossy())
+            }),
             interfaces: cfg.discovery_interfaces.clone(),
             listen: reach.0,
             advert: eyrie::discovery::txt::Advert {
@@ -384,7 +390,6 @@ async fn run(mut cfg: Config) -> anyhow::Result<()> {
     } else {
         None
     };
-    let system = eyrie::system::System::load(cfg.system.clone());
     let state = Arc::new(http::AppState {
         index: index.clone(),
         layout,

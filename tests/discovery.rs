@@ -3,6 +3,9 @@
 //! HTTP API. Pairing's refusals (wrong code, wrong secret, replay, expiry) are checked against an
 //! Eyrie on loopback, where no multicast is involved.
 
+#[allow(dead_code)]
+#[path = "support/appliance.rs"]
+mod appliance;
 mod common;
 #[path = "support/netns.rs"]
 mod netns;
@@ -11,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+use appliance::Appliance;
 use common::*;
 use netns::*;
 
@@ -271,6 +275,8 @@ fn avahi_sees_eyrie_and_eyrie_sees_avahi() {
         assert!(txt.contains(&want), "{want} missing from {txt}");
     }
     assert!(!txt.contains("tls="), "no HTTPS, no fingerprint: {txt}");
+    // Off the appliance, a host name of Eyrie's own (the host may run avahi under its name).
+    assert_eq!(v4[6], format!("eyrie-{}.local", &id[..8]));
 
     // A service published by avahi without TXT (as CartaNVR advertises) shows up as cartanvr;
     // one with Eyrie's TXT as an Eyrie.
@@ -836,4 +842,37 @@ fn a_label_changed_in_settings_is_announced_at_once() {
     });
     assert_eq!(seen(&a)[0]["node_id"], b_id.as_str());
     assert_eq!(b.get("/api/system/discover")["advertised_as"], "Charlie");
+}
+
+/// The appliance (boot.env present) answers its addresses under the machine's host name, which
+/// its init sets to eyrie-xxxx, so the box is reachable as eyrie-xxxx.local from the LAN.
+#[test]
+fn an_appliance_is_reachable_by_its_host_name() {
+    if !can_use_namespaces()
+        || !have_tool("avahi-daemon")
+        || !have_tool("avahi-resolve")
+        || !have_tool("dbus-daemon")
+        || !have_tool("unshare")
+    {
+        return;
+    }
+    let lan = Lan::new(2);
+    let appliance = Appliance::new("a", 4096);
+    let extra = format!("{DISCOVERY_ON}\n{}", appliance.config());
+    let e = NsEyrie::start_named(&lan, 0, "Garage", &extra, Some("eyrie-7f3a"));
+    let avahi = Avahi::start(&lan, 1);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let out = avahi.resolve("eyrie-7f3a.local");
+        if out.split_whitespace().nth(1) == Some(e.ipv4.as_str()) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "avahi-resolve eyrie-7f3a.local: {out:?}\navahi log:\n{}\neyrie log:\n{}",
+            avahi.log(),
+            e.log()
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
 }

@@ -39,6 +39,21 @@ pub struct Options {
     /// only itself.
     pub listen: SocketAddr,
     pub advert: Advert,
+    /// The host name the node's addresses are answered under (`{host}.local.`). None:
+    /// `eyrie-<node id>`, a name of its own, so several Eyries on one host (or the host's own
+    /// avahi) never fight over `{hostname}.local.`. The appliance, where Eyrie is the only mDNS
+    /// responder, passes the machine's host name, so `eyrie-xxxx.local` reaches it.
+    pub host: Option<String>,
+}
+
+/// `name` when it can be a `.local` host name: one DNS label (RFC 1123), letters, digits and
+/// inner hyphens, at most 63 characters.
+pub fn host_label(name: &str) -> Option<String> {
+    let ok = (1..=63).contains(&name.len())
+        && name.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-')
+        && !name.starts_with('-')
+        && !name.ends_with('-');
+    ok.then(|| name.to_ascii_lowercase())
 }
 
 /// A node seen on the network.
@@ -126,12 +141,13 @@ impl Discovery {
         let me = Arc::new(Self {
             daemon,
             self_id: opts.advert.node_id.clone(),
-            // A name of its own for the address records, so several Eyries on one host (or
-            // the host's own avahi) never fight over `{hostname}.local.`.
-            host: format!(
-                "eyrie-{}.local.",
-                opts.advert.node_id.get(..8).unwrap_or("node")
-            ),
+            host: match &opts.host {
+                Some(h) => format!("{h}.local."),
+                None => format!(
+                    "eyrie-{}.local.",
+                    opts.advert.node_id.get(..8).unwrap_or("node")
+                ),
+            },
             advert: Mutex::new(opts.advert.clone()),
             listen: opts.listen,
             registered: Mutex::new((String::new(), String::new())),
@@ -364,6 +380,20 @@ fn free_name(label: &str, used: &HashSet<String>) -> String {
         .map(|i| format!("{label} ({i})"))
         .find(|n| !taken(n))
         .expect("a free name")
+}
+
+#[cfg(test)]
+mod host_tests {
+    use super::host_label;
+
+    #[test]
+    fn host_labels() {
+        assert_eq!(host_label("eyrie-3456").as_deref(), Some("eyrie-3456"));
+        assert_eq!(host_label("Shop").as_deref(), Some("shop"));
+        for bad in ["", "-a", "a-", "a.b", "a_b", "été", &"a".repeat(64)] {
+            assert_eq!(host_label(bad), None, "{bad:?}");
+        }
+    }
 }
 
 #[cfg(test)]

@@ -229,6 +229,18 @@ impl NsEyrie {
     /// Starts Eyrie (with the demo camera) as node `i` of `lan`, labelled `label`; `extra` is
     /// more of its eyrie.toml.
     pub fn start(lan: &Lan, i: usize, label: &str, extra: &str) -> NsEyrie {
+        Self::start_named(lan, i, label, extra, None)
+    }
+
+    /// As [`NsEyrie::start`], in a UTS namespace of its own whose host name is `host` (as the
+    /// appliance's init sets it), when given.
+    pub fn start_named(
+        lan: &Lan,
+        i: usize,
+        label: &str,
+        extra: &str,
+        host: Option<&str>,
+    ) -> NsEyrie {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().to_path_buf();
         let cfg = dir.join("eyrie.toml");
@@ -243,8 +255,19 @@ impl NsEyrie {
             ),
         )
         .unwrap();
-        let child = Command::new("ip")
-            .args(["netns", "exec", lan.ns(i)])
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", lan.ns(i)]);
+        if let Some(host) = host {
+            cmd.args([
+                "unshare",
+                "--uts",
+                "sh",
+                "-c",
+                "hostname \"$0\" && exec \"$@\"",
+                host,
+            ]);
+        }
+        let child = cmd
             .arg(env!("CARGO_BIN_EXE_eyrie"))
             .arg("run")
             .arg("--data")
@@ -463,6 +486,16 @@ impl Avahi {
         c.args(["netns", "exec", &self.ns, tool])
             .env("DBUS_SYSTEM_BUS_ADDRESS", &self.bus);
         c
+    }
+
+    /// `avahi-resolve -4 -n {name}`: its output (`name<TAB>address`), empty when unresolved.
+    pub fn resolve(&self, name: &str) -> String {
+        let out = self
+            .command("avahi-resolve")
+            .args(["-4", "-n", name])
+            .output()
+            .expect("running avahi-resolve");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
     }
 
     /// `avahi-browse -rpt {service}`: the resolved (`=`) lines, split on `;`, with the
