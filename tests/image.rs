@@ -588,6 +588,10 @@ fn qemu_image_boots_keeps_cameras_and_switches_slots() {
     // does not have): after 3 exits the supervisor reboots (QEMU, with -no-reboot, stops) and
     // the initramfs goes back to slot B, marking A failed.
     let good = boot_file(&disk, "eyrie.toml");
+    // The first boot applied the admin password from the boot partition (every call since has
+    // logged in with it) and took the secret off the FAT file, keeping the other settings.
+    assert!(!good.contains("eyrie-test-password"), "{good}");
+    assert!(good.contains("0.0.0.0:8080"), "{good}");
     let bad = dir.join("eyrie.toml");
     std::fs::write(&bad, good.replace("0.0.0.0:8080", "192.0.2.1:8080")).unwrap();
     mtools(
