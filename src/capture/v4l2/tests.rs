@@ -8,6 +8,32 @@ use std::sync::mpsc;
 use super::*;
 use crate::media::fmp4::tests::have;
 
+/// Key-frame-only pictures (MJPEG) as one fragment of an fMP4 file, each `duration` long, and
+/// what ffprobe reads in it: (codec, frames).
+fn probe_pictures(
+    params: &crate::video::VideoParams,
+    frames: &[crate::capture::Frame],
+    duration: u32,
+) -> (String, u64) {
+    let mut file = crate::media::fmp4::init_segment(params, None).to_vec();
+    let metas: Vec<_> = frames
+        .iter()
+        .map(|f| crate::media::fmp4::SampleMeta {
+            duration,
+            size: f.data.len() as u32,
+            key: true,
+        })
+        .collect();
+    file.extend(crate::media::fmp4::fragment_header(1, 0, &metas));
+    for f in frames {
+        file.extend_from_slice(&f.data);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mp4 = dir.path().join("pictures.mp4");
+    std::fs::write(&mp4, &file).unwrap();
+    crate::media::fmp4::tests::ffprobe(&mp4)
+}
+
 const SPS: &[u8] = &[
     0x67, 0x64, 0x00, 0x1e, 0xac, 0xd9, 0x40, 0xa0, 0x2f, 0xf9, 0x70, 0x11, 0x00, 0x00, 0x03, 0x00,
     0x01, 0x00, 0x00, 0x03, 0x00, 0x1e, 0x0f, 0x16, 0x2d, 0x96,
@@ -591,24 +617,8 @@ async fn device_mjpeg_makes_a_decodable_mp4() {
     // Driver times: 100 ms apart, the first picture at 0.
     assert_eq!((frames[0].pts, frames[1].pts), (0, 9000));
 
-    let mut file = crate::media::fmp4::init_segment(&opened.params, None).to_vec();
-    let metas: Vec<_> = frames
-        .iter()
-        .map(|f| crate::media::fmp4::SampleMeta {
-            duration: 9000,
-            size: f.data.len() as u32,
-            key: true,
-        })
-        .collect();
-    file.extend(crate::media::fmp4::fragment_header(1, 0, &metas));
-    for f in &frames {
-        file.extend_from_slice(&f.data);
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let mp4 = dir.path().join("cam.mp4");
-    std::fs::write(&mp4, &file).unwrap();
     assert_eq!(
-        crate::media::fmp4::tests::ffprobe(&mp4),
+        probe_pictures(&opened.params, &frames, 9000),
         ("mjpeg".to_string(), 19)
     );
 }
@@ -860,24 +870,8 @@ async fn raw_camera_records_as_software_mjpeg() {
             .all(|f| f.key && f.data.starts_with(&[0xFF, 0xD8]))
     );
 
-    let mut file = crate::media::fmp4::init_segment(&opened.params, None).to_vec();
-    let metas: Vec<_> = out
-        .iter()
-        .map(|f| crate::media::fmp4::SampleMeta {
-            duration: 18000,
-            size: f.data.len() as u32,
-            key: true,
-        })
-        .collect();
-    file.extend(crate::media::fmp4::fragment_header(1, 0, &metas));
-    for f in &out {
-        file.extend_from_slice(&f.data);
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let mp4 = dir.path().join("raw.mp4");
-    std::fs::write(&mp4, &file).unwrap();
     assert_eq!(
-        crate::media::fmp4::tests::ffprobe(&mp4),
+        probe_pictures(&opened.params, &out, 18000),
         ("mjpeg".to_string(), 9)
     );
 }
