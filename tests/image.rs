@@ -637,6 +637,39 @@ fn qemu_image_boots_keeps_cameras_and_switches_slots() {
         ("b".into(), "".into(), "a".into()),
         "{ab}"
     );
+
+    // Slot A on trial with an Eyrie that runs but never confirms it (it is pointed at another
+    // slot-state file), as a hung Eyrie would: the init reboots once the confirm time is up,
+    // leaving the trial for the initramfs to give up on.
+    std::fs::write(
+        &bad,
+        format!("{good}\n[system]\nab_file = \"/run/eyrie/elsewhere.txt\"\n"),
+    )
+    .unwrap();
+    mtools(
+        "mcopy",
+        &disk,
+        &["-o", bad.to_str().unwrap(), "::eyrie.toml"],
+    );
+    set_ab(&disk, dir, "active=b\nnext=a\ntrial=\nfailed=a\n");
+    let mut vm = Vm::boot(dir, &disk, "6", "eyrie.confirm_timeout=20");
+    vm.wait_healthy();
+    let started = Instant::now();
+    while vm.child.try_wait().unwrap().is_none() {
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "no reboot for an unconfirmed trial; console:\n{}",
+            vm.console()
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let console = vm.power_cut();
+    assert!(console.contains("root slot a (/dev/vda2)"), "{console}");
+    assert!(
+        console.contains("slot a on trial was not confirmed in 20 s; rebooting"),
+        "{console}"
+    );
+    assert_eq!(key(&boot_file(&disk, "ab.txt"), "trial"), "a");
 }
 
 #[test]
