@@ -61,6 +61,51 @@ fn buf(nals: &[&[u8]], sequence: u32, ms: u64) -> Buffer {
     }
 }
 
+/// x264's Annex B stream of `frames` testsrc pictures at `size` (30 fps, no B-frames, an access
+/// unit delimiter before each picture; `extra`: more encoder options), cut into access units as
+/// a UVC camera or an M2M encoder delivers them: one buffer per picture, each NAL behind a
+/// 4-byte start code.
+fn x264_access_units(
+    dir: &std::path::Path,
+    size: &str,
+    frames: u32,
+    extra: &[&str],
+) -> Vec<Vec<u8>> {
+    let es = dir.join("x264.h264");
+    let out = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-f", "lavfi", "-i"])
+        .arg(format!("testsrc=size={size}:rate=30"))
+        .args([
+            "-frames:v",
+            &frames.to_string(),
+            "-c:v",
+            "libx264",
+            "-bf",
+            "0",
+        ])
+        .args(extra)
+        .args(["-pix_fmt", "yuv420p", "-bsf:v", "h264_metadata=aud=insert"])
+        .arg(&es)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let data = std::fs::read(&es).unwrap();
+    let mut units: Vec<Vec<u8>> = Vec::new();
+    for nal in annexb_nals(&data) {
+        if nal[0] & 0x1f == 9 || units.is_empty() {
+            units.push(Vec::new());
+        }
+        let u = units.last_mut().unwrap();
+        u.extend_from_slice(&[0, 0, 0, 1]);
+        u.extend_from_slice(nal);
+    }
+    units
+}
+
 fn url(s: &str) -> Result<Request, SourceError> {
     parse(&url::Url::parse(s).unwrap())
 }
@@ -442,50 +487,12 @@ async fn device_h264_makes_a_decodable_mp4() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let es = dir.path().join("cam.h264");
-    let out = std::process::Command::new("ffmpeg")
-        .args([
-            "-v",
-            "error",
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc=size=640x360:rate=30",
-        ])
-        .args([
-            "-frames:v",
-            "45",
-            "-c:v",
-            "libx264",
-            "-profile:v",
-            "high",
-            "-bf",
-            "0",
-        ])
-        .args([
-            "-g",
-            "15",
-            "-pix_fmt",
-            "yuv420p",
-            "-bsf:v",
-            "h264_metadata=aud=insert",
-        ])
-        .arg(&es)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let units = x264_access_units(
+        dir.path(),
+        "640x360",
+        45,
+        &["-profile:v", "high", "-g", "15"],
     );
-    let data = std::fs::read(&es).unwrap();
-    let mut units: Vec<Vec<&[u8]>> = Vec::new();
-    for nal in annexb_nals(&data) {
-        if nal[0] & 0x1f == 9 || units.is_empty() {
-            units.push(Vec::new());
-        }
-        units.last_mut().unwrap().push(nal);
-    }
     assert_eq!(units.len(), 45);
 
     let (rig, open) = rig(webcam());
@@ -498,7 +505,14 @@ async fn device_h264_makes_a_decodable_mp4() {
     for (i, unit) in units.iter().enumerate() {
         // 30 fps as the driver stamps it, with frame 20 lost on the way.
         if i != 20 {
-            feed(&rig, Ok(buf(unit, i as u32, 1000 + i as u64 * 1000 / 30)));
+            feed(
+                &rig,
+                Ok(Buffer {
+                    data: unit.clone(),
+                    sequence: i as u32,
+                    timestamp: Duration::from_millis(1000 + i as u64 * 1000 / 30),
+                }),
+            );
         }
     }
     let mut opened = opening.await.unwrap().unwrap();
@@ -1042,36 +1056,8 @@ async fn a_raw_camera_records_an_m2m_encoders_h264() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let es = dir.path().join("enc.h264");
-    let out = std::process::Command::new("ffmpeg")
-        .args([
-            "-v",
-            "error",
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc=size=160x120:rate=30",
-        ])
-        .args(["-frames:v", "20", "-c:v", "libx264", "-bf", "0", "-g", "10"])
-        .args(["-pix_fmt", "yuv420p", "-bsf:v", "h264_metadata=aud=insert"])
-        .arg(&es)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let data = std::fs::read(&es).unwrap();
-    let mut units: VecDeque<Vec<u8>> = VecDeque::new();
-    for nal in annexb_nals(&data) {
-        if nal[0] & 0x1f == 9 || units.is_empty() {
-            units.push_back(Vec::new());
-        }
-        let u = units.back_mut().unwrap();
-        u.extend_from_slice(&[0, 0, 0, 1]);
-        u.extend_from_slice(nal);
-    }
+    let units: VecDeque<Vec<u8>> =
+        x264_access_units(dir.path(), "160x120", 20, &["-g", "10"]).into();
     assert_eq!(units.len(), 20);
 
     struct Encoder {
