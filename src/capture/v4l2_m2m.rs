@@ -592,6 +592,14 @@ fn coded_frames(
     let raw = fd.as_raw_fd();
     let mut sequence = 0u32;
     let mut stopping: Option<Instant> = None;
+    // The camera's error, sent once; the thread then ends.
+    let fail = |what: String| {
+        let _ = send(
+            &out,
+            &stop,
+            Err(CaptureError::Stream(format!("encoder: {what}"))),
+        );
+    };
     loop {
         if stop.load(Ordering::Relaxed)
             && stopping.get_or_insert_with(Instant::now).elapsed() > DRAIN
@@ -625,26 +633,12 @@ fn coded_frames(
             }
             // EPIPE: the last frame was taken already.
             Err(e) if e.raw_os_error() == Some(libc::EPIPE) => return,
-            Err(e) => {
-                let _ = send(
-                    &out,
-                    &stop,
-                    Err(CaptureError::Stream(format!(
-                        "encoder: taking a frame: {e}"
-                    ))),
-                );
-                return;
-            }
+            Err(e) => return fail(format!("taking a frame: {e}")),
         };
         let Some(mapping) = buffers.get_mut(index as usize) else {
-            let _ = send(
-                &out,
-                &stop,
-                Err(CaptureError::Stream(format!(
-                    "encoder: the driver returned buffer {index}, which it never had"
-                ))),
-            );
-            return;
+            return fail(format!(
+                "the driver returned buffer {index}, which it never had"
+            ));
         };
         let data = mapping.bytes();
         let end = end.min(data.len());
@@ -663,14 +657,7 @@ fn coded_frames(
             return;
         }
         if let Err(e) = queue.queue(raw, index, 0, Duration::ZERO) {
-            let _ = send(
-                &out,
-                &stop,
-                Err(CaptureError::Stream(format!(
-                    "encoder: giving back a frame buffer: {e}"
-                ))),
-            );
-            return;
+            return fail(format!("giving back a frame buffer: {e}"));
         }
     }
 }
