@@ -184,6 +184,21 @@ fn video_nodes() -> Vec<std::path::PathBuf> {
     nodes
 }
 
+/// The /dev/videoN nodes that open and answer VIDIOC_QUERYCAP, with their capabilities.
+fn opened_nodes() -> impl Iterator<
+    Item = (
+        std::path::PathBuf,
+        v4l::Device,
+        v4l::capability::Capabilities,
+    ),
+> {
+    video_nodes().into_iter().filter_map(|path| {
+        let dev = v4l::Device::with_path(&path).ok()?;
+        let caps = dev.query_caps().ok()?;
+        Some((path, dev, caps))
+    })
+}
+
 /// The pixel formats one queue of a device offers (`VIDIOC_ENUM_FMT` with its buffer type; the
 /// `v4l` crate enumerates single-planar capture and output queues only).
 fn queue_formats(dev: &v4l::Device, queue: Type) -> Vec<String> {
@@ -222,13 +237,7 @@ pub fn m2m_encoders() -> Vec<M2mEncoder> {
 pub fn m2m_encoders_to(coded: &str) -> Vec<M2mEncoder> {
     use v4l::capability::Flags as Caps;
     let mut out = Vec::new();
-    for path in video_nodes() {
-        let Ok(dev) = v4l::Device::with_path(&path) else {
-            continue;
-        };
-        let Ok(caps) = dev.query_caps() else {
-            continue;
-        };
+    for (path, dev, caps) in opened_nodes() {
         let (output, capture) = if caps.capabilities.contains(Caps::VIDEO_M2M_MPLANE) {
             (Type::VideoOutputMplane, Type::VideoCaptureMplane)
         } else if caps.capabilities.contains(Caps::VIDEO_M2M) {
@@ -256,13 +265,7 @@ pub fn m2m_encoders_to(coded: &str) -> Vec<M2mEncoder> {
 /// metadata nodes and memory-to-memory codecs, are left out).
 pub fn list() -> Vec<DeviceInfo> {
     let mut out = Vec::new();
-    for path in video_nodes() {
-        let Ok(dev) = v4l::Device::with_path(&path) else {
-            continue;
-        };
-        let Ok(caps) = dev.query_caps() else {
-            continue;
-        };
+    for (path, dev, caps) in opened_nodes() {
         let f = caps.capabilities;
         if !f.contains(v4l::capability::Flags::VIDEO_CAPTURE)
             || f.intersects(
