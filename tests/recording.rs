@@ -149,28 +149,41 @@ fn records_mjpeg_without_re_encoding() {
     check_replay(&e, &segs, dir.path());
 }
 
-/// The parts of a `multipart/x-mixed-replace` replay, read to its end: each part's
-/// `X-Timestamp`, its JPEG, and when it arrived.
-fn replay_parts(resp: ureq::Response) -> Vec<(i64, Vec<u8>, Instant)> {
-    let ct = resp.header("content-type").unwrap().to_string();
-    let boundary = ct
-        .strip_prefix("multipart/x-mixed-replace; boundary=")
-        .unwrap_or_else(|| panic!("content type {ct}"))
-        .to_string();
-    assert_eq!(resp.header("x-codec"), Some("jpeg"));
-    let mut r = std::io::BufReader::new(resp.into_reader());
-    let line = |r: &mut std::io::BufReader<_>| {
+/// The parts of a `multipart/x-mixed-replace` MJPEG response (live or replay), read one at a
+/// time: every line ends in CRLF, every part is an `image/jpeg` with its `Content-Length`.
+struct MjpegParts {
+    r: std::io::BufReader<Box<dyn std::io::Read + Send + Sync>>,
+    boundary: String,
+}
+
+impl MjpegParts {
+    fn new(resp: ureq::Response) -> Self {
+        let ct = resp.header("content-type").unwrap().to_string();
+        let boundary = ct
+            .strip_prefix("multipart/x-mixed-replace; boundary=")
+            .unwrap_or_else(|| panic!("content type {ct}"))
+            .to_string();
+        MjpegParts {
+            r: std::io::BufReader::new(resp.into_reader()),
+            boundary,
+        }
+    }
+
+    /// A line without its CRLF; None at the end of the response.
+    fn line(&mut self) -> Option<String> {
         let mut l = String::new();
-        let n = std::io::BufRead::read_line(r, &mut l).unwrap();
+        let n = std::io::BufRead::read_line(&mut self.r, &mut l).unwrap();
         assert!(n == 0 || l.ends_with("\r\n"), "line {l:?}");
         (n > 0).then(|| l.trim_end().to_string())
-    };
-    let mut parts = Vec::new();
-    while let Some(first) = line(&mut r) {
-        assert_eq!(first, format!("--{boundary}"));
+    }
+
+    /// The next part's `X-Timestamp` (when it has one) and JPEG; None at the end.
+    fn next_part(&mut self) -> Option<(Option<i64>, Vec<u8>)> {
+        let first = self.line()?;
+        assert_eq!(first, format!("--{}", self.boundary));
         let (mut kind, mut len, mut ts) = (None, None, None);
         loop {
-            let h = line(&mut r).expect("part headers");
+            let h = self.line().expect("part headers");
             if h.is_empty() {
                 break;
             }
@@ -184,11 +197,22 @@ fn replay_parts(resp: ureq::Response) -> Vec<(i64, Vec<u8>, Instant)> {
         }
         assert_eq!(kind.as_deref(), Some("image/jpeg"));
         let mut jpeg = vec![0u8; len.expect("Content-Length")];
-        std::io::Read::read_exact(&mut r, &mut jpeg).unwrap();
-        assert_eq!(line(&mut r).as_deref(), Some(""));
-        parts.push((ts.expect("X-Timestamp"), jpeg, Instant::now()));
+        std::io::Read::read_exact(&mut self.r, &mut jpeg).unwrap();
+        assert_eq!(self.line().as_deref(), Some(""));
+        Some((ts, jpeg))
     }
-    parts
+}
+
+/// The parts of a replay, read to its end: each part's `X-Timestamp`, its JPEG, and when it
+/// arrived.
+fn replay_parts(resp: ureq::Response) -> Vec<(i64, Vec<u8>, Instant)> {
+    assert_eq!(resp.header("x-codec"), Some("jpeg"));
+    let mut parts = MjpegParts::new(resp);
+    let mut out = Vec::new();
+    while let Some((ts, jpeg)) = parts.next_part() {
+        out.push((ts.expect("X-Timestamp"), jpeg, Instant::now()));
+    }
+    out
 }
 
 /// Recorded MJPEG replayed for an `<img>`: one decodable JPEG per part, each with its recorded
@@ -307,37 +331,9 @@ fn mjpeg_live_is_one_jpeg_per_part() {
         .timeout(Duration::from_secs(30))
         .call()
         .unwrap();
-    let ct = resp.header("content-type").unwrap().to_string();
-    let boundary = ct
-        .strip_prefix("multipart/x-mixed-replace; boundary=")
-        .unwrap_or_else(|| panic!("content type {ct}"))
-        .to_string();
-    let mut r = std::io::BufReader::new(resp.into_reader());
-    let line = |r: &mut std::io::BufReader<_>| {
-        let mut l = String::new();
-        std::io::BufRead::read_line(r, &mut l).unwrap();
-        assert!(l.ends_with("\r\n"), "line {l:?}");
-        l.trim_end().to_string()
-    };
+    let mut parts = MjpegParts::new(resp);
     for i in 0..20 {
-        assert_eq!(line(&mut r), format!("--{boundary}"));
-        let (mut kind, mut len) = (None, None);
-        loop {
-            let h = line(&mut r);
-            if h.is_empty() {
-                break;
-            }
-            let (k, v) = h.split_once(": ").unwrap();
-            match k.to_ascii_lowercase().as_str() {
-                "content-type" => kind = Some(v.to_string()),
-                "content-length" => len = Some(v.parse::<usize>().unwrap()),
-                _ => {}
-            }
-        }
-        assert_eq!(kind.as_deref(), Some("image/jpeg"));
-        let mut jpeg = vec![0u8; len.unwrap()];
-        std::io::Read::read_exact(&mut r, &mut jpeg).unwrap();
-        assert_eq!(line(&mut r), "");
+        let (_, jpeg) = parts.next_part().expect("the live stream goes on");
         let file = dir.path().join(format!("part{i}.jpg"));
         std::fs::write(&file, &jpeg).unwrap();
         assert_decodes(&file);
