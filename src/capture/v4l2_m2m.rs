@@ -342,29 +342,17 @@ impl KernelM2m {
         let fd: Arc<OwnedFd> = Arc::new(file.into());
         let raw = fd.as_raw_fd();
         let (driver, mplane) = m2m_caps(raw, path)?;
+        use v4l::buffer::Type;
         let (output, capture) = if mplane {
-            (
-                Queue {
-                    ty: v4l::buffer::Type::VideoOutputMplane as u32,
-                    mplane,
-                },
-                Queue {
-                    ty: v4l::buffer::Type::VideoCaptureMplane as u32,
-                    mplane,
-                },
-            )
+            (Type::VideoOutputMplane, Type::VideoCaptureMplane)
         } else {
-            (
-                Queue {
-                    ty: v4l::buffer::Type::VideoOutput as u32,
-                    mplane,
-                },
-                Queue {
-                    ty: v4l::buffer::Type::VideoCapture as u32,
-                    mplane,
-                },
-            )
+            (Type::VideoOutput, Type::VideoCapture)
         };
+        let queue = |ty: Type| Queue {
+            ty: ty as u32,
+            mplane,
+        };
+        let (output, capture) = (queue(output), queue(capture));
         // The coded format first, then the raw one (the stateful encoder's order).
         let (got, ..) = capture.set_format(raw, coded, mode.width, mode.height, 0)?;
         if got != coded {
