@@ -47,19 +47,23 @@ pub async fn live(
             .map(Ok::<_, std::io::Error>),
     );
     // Starts on a key frame when there was no backlog; stops at the end of the stream, and
-    // drops a viewer that fell too far behind.
+    // drops a viewer that fell too far behind: the error makes hyper close the connection at
+    // once, with what the socket still held for it, rather than try to finish the response.
     let started = !backlog_empty;
-    let tail = futures::stream::unfold((sub.rx, started), |(mut rx, mut started)| async move {
+    let tail = futures::stream::unfold(Some((sub.rx, started)), |state| async move {
+        let (mut rx, mut started) = state?;
         loop {
             match rx.recv().await {
                 Ok(LiveMsg::Fragment(b, key)) => {
                     started |= key;
                     if started {
-                        return Some((Ok(b), (rx, started)));
+                        return Some((Ok(b), Some((rx, started))));
                     }
                 }
-                Ok(LiveMsg::End) | Err(RecvError::Closed) | Err(RecvError::Lagged(_)) => {
-                    return None;
+                Ok(LiveMsg::End) | Err(RecvError::Closed) => return None,
+                Err(RecvError::Lagged(n)) => {
+                    let e = std::io::Error::other(format!("viewer fell {n} frames behind"));
+                    return Some((Err(e), None));
                 }
             }
         }
