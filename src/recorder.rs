@@ -11,7 +11,7 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::capture::{self, Source};
+use crate::capture::{self, PROBE_EVERY, Source};
 use crate::media::live::LiveHub;
 use crate::media::segmenter::{OpenSegments, Segmenter, SegmenterConfig, TimedFrame, WriterMsg};
 use crate::storage::{CameraRecord, Index, Layout, retention::Retention};
@@ -19,8 +19,6 @@ use crate::video::TIMESCALE;
 
 const BACKOFF_MIN: Duration = Duration::from_secs(1);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
-/// A run that lasted this long resets the backoff.
-const STABLE_RUN: Duration = Duration::from_secs(30);
 /// Batches queued for the writer thread; beyond this the disk is too slow and frames are dropped
 /// up to the next key frame (the gap shows as a new run).
 const WRITER_QUEUE: usize = 32;
@@ -394,7 +392,7 @@ async fn capture_loop(
             Err(e) => e.to_string(),
             Ok(mut opened) => {
                 tracing::info!(%camera, source = %desc, "streaming");
-                let started = Instant::now();
+                let mut delivered = false;
                 let mut params = opened.params.clone();
                 fwd.start_run(params.clone()).await;
                 live.start(&params);
@@ -413,6 +411,7 @@ async fn capture_loop(
                         None => break Some("stream ended".to_string()),
                     };
                     status.frame(frame.data.len());
+                    delivered = true;
                     let lost = source.dropped_frames();
                     if lost > source_dropped {
                         status.0.lock().unwrap().dropped_frames += lost - source_dropped;
@@ -448,7 +447,9 @@ async fn capture_loop(
                 }
                 fwd.send(WriterMsg::EndRun);
                 live.stop();
-                if started.elapsed() >= STABLE_RUN {
+                // A run that delivered frames was a success, however short: a camera that
+                // drops and comes back is reconnected at once, not after a grown backoff.
+                if delivered {
                     backoff = BACKOFF_MIN;
                 }
                 match error {
@@ -466,13 +467,37 @@ async fn capture_loop(
         }
         tokio::select! {
             _ = cancel.cancelled() => break,
-            _ = tokio::time::sleep(backoff) => {}
+            _ = back_off(&*source, backoff) => {}
         }
         backoff = (backoff * 2).min(BACKOFF_MAX);
     }
     drop(fwd);
     // The writer closes its segment when the channel closes; wait for that (it fsyncs).
     let _ = tokio::task::spawn_blocking(move || writer.join()).await;
+}
+
+/// Waits out `backoff` before the next attempt, or less: a camera that did not answer at all
+/// (its probe fails) is probed every [`PROBE_EVERY`] and tried again as soon as it answers. One
+/// that answers but refused (wrong credentials, a bad path) waits the whole backoff.
+async fn back_off(source: &dyn Source, backoff: Duration) {
+    let deadline = tokio::time::Instant::now() + backoff;
+    let down = match source.probe() {
+        Some(p) => !p.await,
+        None => false,
+    };
+    if down {
+        while tokio::time::Instant::now() + PROBE_EVERY < deadline {
+            tokio::time::sleep(PROBE_EVERY).await;
+            let answers = match source.probe() {
+                Some(p) => p.await,
+                None => false,
+            };
+            if answers {
+                return;
+            }
+        }
+    }
+    tokio::time::sleep_until(deadline).await;
 }
 
 async fn emit(

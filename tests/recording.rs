@@ -382,6 +382,45 @@ fn reconnects_after_the_camera_restarts_and_shows_the_gap() {
     assert!(e.camera_status("cam")["reconnects"].as_u64().unwrap() >= 1);
 }
 
+/// A camera that drops out for 2 s, twenty times: each time frames flow again within 2 s of
+/// its RTSP server being back (the recorder probes a camera that is down and reconnects as
+/// soon as it answers, and a run that delivered frames does not grow the backoff).
+#[test]
+fn a_flapping_camera_is_back_within_two_seconds_every_time() {
+    if !have_rtsp_server() {
+        return;
+    }
+    let port = free_port();
+    let mut rtsp = RtspServer::start(port, &[]);
+    let e = Eyrie::start(TEN_SECOND_SEGMENTS, &[]);
+    e.add_camera(&format!(
+        r#"{{"id": "cam", "name": "Cam", "source": "{}"}}"#,
+        rtsp.url("h264")
+    ));
+    let frames = || e.camera_status("cam")["frames"].as_u64().unwrap_or(0);
+    e.wait_until("records", Duration::from_secs(30), || frames() > 15);
+    let mut took = Vec::new();
+    for _ in 0..20 {
+        rtsp.stop();
+        std::thread::sleep(Duration::from_secs(2));
+        let before = frames();
+        rtsp = RtspServer::start(port, &[]);
+        let back = Instant::now();
+        e.wait_until("records again", Duration::from_secs(30), || {
+            std::thread::sleep(Duration::from_millis(50));
+            frames() > before
+        });
+        took.push(back.elapsed());
+    }
+    let worst = took.iter().max().unwrap();
+    let mean = took.iter().sum::<Duration>() / took.len() as u32;
+    eprintln!("frames back after a restart: mean {mean:?}, worst {worst:?}");
+    assert!(
+        *worst <= Duration::from_secs(2),
+        "frames came back after {took:?}"
+    );
+}
+
 #[test]
 fn kill_9_loses_at_most_two_seconds() {
     if !have_rtsp_server() {

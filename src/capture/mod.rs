@@ -24,6 +24,9 @@ pub use rtsp::RtspSource;
 /// Longest wait for DESCRIBE/SETUP/PLAY, and for any frame once playing.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 pub const FRAME_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often a camera that is down is probed, and how long a probe may take.
+pub const PROBE_EVERY: Duration = Duration::from_millis(500);
+pub const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum CaptureError {
@@ -48,6 +51,12 @@ pub trait Source: Send + Sync {
     /// A description for logs, without credentials.
     fn describe(&self) -> String;
     fn open(&self) -> BoxFuture<'static, Result<Opened, CaptureError>>;
+    /// A cheap check that the camera answers at all (a TCP connect), for sources that have one:
+    /// the recorder probes a camera that is down every [`PROBE_EVERY`] and reconnects as soon as
+    /// it answers, rather than waiting out its backoff.
+    fn probe(&self) -> Option<BoxFuture<'static, bool>> {
+        None
+    }
     /// Frames the source itself lost (a local device's sequence gaps), counted since it was made.
     fn dropped_frames(&self) -> u64 {
         0

@@ -13,7 +13,7 @@ use retina::client::{
 use retina::codec::{CodecItem, ParametersRef};
 use tokio::time::timeout;
 
-use super::{CONNECT_TIMEOUT, CaptureError, FRAME_TIMEOUT, Opened, Source};
+use super::{CONNECT_TIMEOUT, CaptureError, FRAME_TIMEOUT, Opened, PROBE_TIMEOUT, Source};
 use crate::video::{Codec, Frame, TIMESCALE, VideoParams};
 
 pub struct RtspSource {
@@ -85,6 +85,19 @@ fn step<T>(
 impl Source for RtspSource {
     fn describe(&self) -> String {
         self.url.to_string()
+    }
+
+    fn probe(&self) -> Option<BoxFuture<'static, bool>> {
+        let port = self.url.port().unwrap_or(554);
+        let host = match self.url.host()? {
+            url::Host::Domain(d) => d.to_string(),
+            url::Host::Ipv4(a) => a.to_string(),
+            url::Host::Ipv6(a) => a.to_string(),
+        };
+        Some(Box::pin(async move {
+            let connect = tokio::net::TcpStream::connect((host.as_str(), port));
+            matches!(timeout(PROBE_TIMEOUT, connect).await, Ok(Ok(_)))
+        }))
     }
 
     fn open(&self) -> BoxFuture<'static, Result<Opened, CaptureError>> {
