@@ -2,159 +2,216 @@
 //! Every key is documented in docs/config.md. A bad file is one clear error naming the file and
 //! the key, and the process exits with status 2.
 
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use bytesize::ByteSize;
 use serde::Deserialize;
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileConfig {
-    #[serde(default)]
-    http: HttpSection,
-    #[serde(default)]
-    storage: StorageSection,
-    #[serde(default)]
-    recording: RecordingSection,
-    #[serde(default)]
-    node: NodeSection,
-    #[serde(default)]
-    federation: FederationSection,
-    #[serde(default)]
-    discovery: DiscoverySection,
-    #[serde(default)]
-    auth: AuthSection,
-    #[serde(default)]
-    onvif: OnvifSection,
-    #[serde(default)]
-    system: SystemSection,
-    wifi: Option<WifiSection>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SystemSection {
-    hostname: Option<String>,
-    boot_env: Option<PathBuf>,
-    ab_file: Option<PathBuf>,
-    state: Option<PathBuf>,
-    reboot_command: Option<Vec<String>>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct WifiSection {
-    ssid: String,
-    psk: Option<String>,
-    country: Option<String>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct DiscoverySection {
-    enabled: Option<bool>,
-    interfaces: Option<Vec<String>>,
-    pairing_ttl_seconds: Option<u64>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct AuthSection {
-    admin_user: Option<String>,
-    admin_password: Option<String>,
-    session_idle_minutes: Option<u64>,
-    max_sessions: Option<u64>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct OnvifSection {
-    interface: Option<std::net::Ipv4Addr>,
-    scan_seconds: Option<u64>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct NodeSection {
-    label: Option<String>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FederationSection {
-    poll_interval_seconds: Option<u64>,
-    request_timeout_seconds: Option<u64>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct HttpSection {
-    listen: Option<SocketAddr>,
-    tls_listen: Option<SocketAddr>,
-    cors_origins: Option<Vec<String>>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct StorageSection {
-    data: Option<PathBuf>,
-    budget: Option<ByteSize>,
-    min_free: Option<ByteSize>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RecordingSection {
-    segment_seconds: Option<u64>,
-    fsync_interval_seconds: Option<u64>,
-}
-
-/// The settings Eyrie runs with.
-#[derive(Debug, Clone)]
+/// The settings Eyrie runs with: one field per section of `eyrie.toml`, each deserialised
+/// straight from its table. A missing key or table keeps the built-in default
+/// (`#[serde(default)]`), an unknown one is an error (`deny_unknown_fields`); what serde cannot
+/// check (ranges, names, paths) [`Config::load`] checks right after.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct Config {
-    pub listen: SocketAddr,
-    /// Where to serve HTTPS too (with a self-signed certificate made at first start).
-    pub tls_listen: Option<SocketAddr>,
-    /// Origins (`scheme://host[:port]`) whose pages may make credentialed requests, besides
-    /// the registered remote nodes'.
-    pub cors_origins: Vec<String>,
-    pub data: PathBuf,
-    /// Bytes all recordings may use; `None` means only `min_free` limits them.
-    pub budget: Option<u64>,
-    pub min_free: u64,
-    pub segment_target: Duration,
-    pub sync_interval: Duration,
-    pub demo: bool,
-    /// How this node is named to people and peers (default: the host name).
-    pub label: String,
-    pub poll_interval: Duration,
-    pub peer_timeout: Duration,
-    /// Advertise and browse over mDNS (docs/federation.md).
-    pub discovery: bool,
-    /// Interfaces mDNS uses; empty: all but loopback.
-    pub discovery_interfaces: Vec<String>,
-    /// How long a pairing request waits for approval and collection.
-    pub pairing_ttl: Duration,
-    /// Name of the account made at first start.
-    pub admin_user: String,
-    /// Password of that account; without one, first start prints a one-time setup link.
-    pub admin_password: Option<String>,
-    /// A session unused for this long ends.
-    pub session_idle: Duration,
-    pub max_sessions: usize,
+    pub http: HttpConfig,
+    pub storage: StorageConfig,
+    pub recording: RecordingConfig,
+    pub node: NodeConfig,
+    pub federation: FederationConfig,
+    pub discovery: DiscoveryConfig,
+    pub auth: AuthConfig,
     /// Where ONVIF discovery probes go out, and how long a scan waits for answers.
+    #[serde(with = "OnvifSection")]
     pub onvif: crate::onvif::ScanConfig,
     /// The appliance's host name, slot files and reboot command (src/system, docs/update.md).
     pub system: SystemConfig,
     /// The Wi-Fi network the appliance joins (applied by `eyrie apply-boot-config`).
     pub wifi: Option<WifiConfig>,
+    /// Add the built-in demo camera (`--demo` only; not a file key).
+    #[serde(skip)]
+    pub demo: bool,
 }
 
-/// The appliance's own settings (docs/update.md): where the initramfs and the boot partition
-/// keep the slot state, and how to reboot.
-#[derive(Debug, Clone)]
+/// `[http]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    pub listen: SocketAddr,
+    /// Where to serve HTTPS too (with a self-signed certificate made at first start).
+    pub tls_listen: Option<SocketAddr>,
+    /// Origins (`scheme://host[:port]`) whose pages may make credentialed requests, besides
+    /// the registered remote nodes'. Normalised by [`Config::load`].
+    pub cors_origins: Vec<String>,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([0, 0, 0, 0], 8080)),
+            tls_listen: None,
+            cors_origins: Vec::new(),
+        }
+    }
+}
+
+/// `[storage]`: sizes are a number of bytes or a string with a unit (`"20 GiB"`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageConfig {
+    pub data: PathBuf,
+    /// Bytes all recordings may use; `None` means only `min_free` limits them.
+    #[serde(deserialize_with = "de::some_bytes")]
+    pub budget: Option<u64>,
+    #[serde(deserialize_with = "de::bytes")]
+    pub min_free: u64,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self {
+            data: PathBuf::from("eyrie-data"),
+            budget: None,
+            min_free: 512 << 20,
+        }
+    }
+}
+
+impl StorageConfig {
+    /// The limits retention starts with.
+    pub fn retention(&self) -> crate::storage::retention::RetentionConfig {
+        crate::storage::retention::RetentionConfig {
+            budget: self.budget,
+            min_free: self.min_free,
+        }
+    }
+}
+
+/// `[recording]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RecordingConfig {
+    #[serde(rename = "segment_seconds", deserialize_with = "de::seconds")]
+    pub segment_target: Duration,
+    #[serde(rename = "fsync_interval_seconds", deserialize_with = "de::seconds")]
+    pub sync_interval: Duration,
+}
+
+impl Default for RecordingConfig {
+    fn default() -> Self {
+        Self {
+            segment_target: Duration::from_secs(60),
+            sync_interval: Duration::from_secs(10),
+        }
+    }
+}
+
+/// `[node]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NodeConfig {
+    /// How this node is named to people and peers (default: the host name).
+    pub label: String,
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        Self { label: host_name() }
+    }
+}
+
+/// `[federation]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FederationConfig {
+    #[serde(rename = "poll_interval_seconds", deserialize_with = "de::seconds")]
+    pub poll_interval: Duration,
+    /// Connect and answer deadline of each request to a peer.
+    #[serde(rename = "request_timeout_seconds", deserialize_with = "de::seconds")]
+    pub peer_timeout: Duration,
+}
+
+impl Default for FederationConfig {
+    fn default() -> Self {
+        Self {
+            poll_interval: Duration::from_secs(10),
+            peer_timeout: Duration::from_secs(3),
+        }
+    }
+}
+
+/// `[discovery]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DiscoveryConfig {
+    /// Advertise and browse over mDNS (docs/federation.md).
+    pub enabled: bool,
+    /// Interfaces mDNS uses; empty: all but loopback.
+    pub interfaces: Vec<String>,
+    /// How long a pairing request waits for approval and collection.
+    #[serde(rename = "pairing_ttl_seconds", deserialize_with = "de::seconds")]
+    pub pairing_ttl: Duration,
+}
+
+impl Default for DiscoveryConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            interfaces: Vec::new(),
+            pairing_ttl: Duration::from_secs(600),
+        }
+    }
+}
+
+/// `[auth]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// Name of the account made at first start.
+    pub admin_user: String,
+    /// Password of that account; without one, first start prints a one-time setup link.
+    pub admin_password: Option<String>,
+    /// A session unused for this long ends.
+    #[serde(rename = "session_idle_minutes", deserialize_with = "de::minutes")]
+    pub session_idle: Duration,
+    pub max_sessions: usize,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            admin_user: "admin".into(),
+            admin_password: None,
+            session_idle: Duration::from_secs(12 * 3600),
+            max_sessions: 32,
+        }
+    }
+}
+
+/// `[onvif]`, read straight into the scanner's own settings.
+#[derive(Deserialize)]
+#[serde(remote = "crate::onvif::ScanConfig", deny_unknown_fields)]
+struct OnvifSection {
+    #[serde(default)]
+    interface: Option<Ipv4Addr>,
+    #[serde(
+        rename = "scan_seconds",
+        deserialize_with = "de::seconds",
+        default = "default_scan_wait"
+    )]
+    wait: Duration,
+}
+
+fn default_scan_wait() -> Duration {
+    crate::onvif::ScanConfig::default().wait
+}
+
+/// `[system]`: the appliance's own settings (docs/update.md): where the initramfs and the boot
+/// partition keep the slot state, and how to reboot.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct SystemConfig {
     /// Host name to set; `None`: `eyrie-xxxx` from the machine's MAC address or machine id.
     pub hostname: Option<String>,
@@ -181,13 +238,14 @@ impl Default for SystemConfig {
     }
 }
 
-/// A Wi-Fi network: the passphrase (or the derived key as 64 hex digits) is a secret that
-/// `apply-boot-config` turns into a key and then removes from the file.
-#[derive(Clone)]
+/// `[wifi]`, a Wi-Fi network: the passphrase (or the derived key as 64 hex digits) is a secret
+/// that `apply-boot-config` turns into a key and then removes from the file.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct WifiConfig {
     pub ssid: String,
     pub psk: Option<String>,
-    /// ISO 3166-1 alpha-2, upper case.
+    /// ISO 3166-1 alpha-2, upper case once loaded.
     pub country: Option<String>,
 }
 
@@ -201,9 +259,100 @@ impl std::fmt::Debug for WifiConfig {
     }
 }
 
+/// Deserialisers from the file's units into the settings' types.
+mod de {
+    use std::time::Duration;
+
+    use bytesize::ByteSize;
+    use serde::{Deserialize, Deserializer, de::Error};
+
+    pub fn seconds<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        u64::deserialize(d).map(Duration::from_secs)
+    }
+
+    pub fn minutes<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let m = u64::deserialize(d)?;
+        m.checked_mul(60)
+            .map(Duration::from_secs)
+            .ok_or_else(|| D::Error::custom(format!("{m} minutes is too long")))
+    }
+
+    pub fn bytes<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+        ByteSize::deserialize(d).map(|b| b.as_u64())
+    }
+
+    pub fn some_bytes<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+        bytes(d).map(Some)
+    }
+}
+
+/// A value refused, and what a good one looks like.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Invalid {
+    #[error("{value} is outside {range:?}")]
+    OutOfRange {
+        value: u64,
+        range: RangeInclusive<u64>,
+    },
+    #[error("{value:?} is not {expected}")]
+    Not {
+        value: String,
+        expected: &'static str,
+    },
+    #[error("{0}")]
+    Expected(&'static str),
+}
+
+impl Invalid {
+    fn not(value: impl Into<String>, expected: &'static str) -> Self {
+        Self::Not {
+            value: value.into(),
+            expected,
+        }
+    }
+}
+
+/// A setting refused: its key (`section.key` in the file) and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{key}: {problem}")]
+pub struct Refused {
+    pub key: &'static str,
+    pub problem: Invalid,
+}
+
+/// Tags an [`Invalid`] with the key it was found at.
+trait At<T> {
+    fn at(self, key: &'static str) -> Result<T, Refused>;
+}
+
+impl<T> At<T> for Result<T, Invalid> {
+    fn at(self, key: &'static str) -> Result<T, Refused> {
+        self.map_err(|problem| Refused { key, problem })
+    }
+}
+
+/// A configuration that cannot be used, named by its file.
+#[derive(Debug, thiserror::Error)]
+#[error("{file}: {kind}")]
+pub struct ConfigError {
+    pub file: String,
+    pub kind: ConfigErrorKind,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigErrorKind {
+    #[error("cannot read: {0}")]
+    Read(std::io::Error),
+    /// Not TOML, a wrong type, an unknown key (the message names the line and the key).
+    #[error("{}", .0.to_string().trim_end())]
+    Parse(toml::de::Error),
+    #[error(transparent)]
+    Refused(Refused),
+}
+
 /// A host name: one RFC 1123 label (1 to 63 of a-z, A-Z, 0-9 and '-', not starting or ending
 /// with '-'), kept as written.
-pub fn hostname(name: &str) -> Result<String, String> {
+pub fn hostname(name: &str) -> Result<String, Invalid> {
     let b = name.as_bytes();
     let ok = (1..=63).contains(&b.len())
         && b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'-')
@@ -212,21 +361,24 @@ pub fn hostname(name: &str) -> Result<String, String> {
     if ok {
         Ok(name.to_string())
     } else {
-        Err(format!(
-            "{name:?} is not a host name (1 to 63 of a-z, A-Z, 0-9 and '-', not starting or ending with '-')"
+        Err(Invalid::not(
+            name,
+            "a host name (1 to 63 of a-z, A-Z, 0-9 and '-', not starting or ending with '-')",
         ))
     }
 }
 
 /// A Wi-Fi passphrase (8 to 63 printable ASCII characters) or a derived key (64 hex digits).
-pub fn wifi_psk(psk: &str) -> Result<(), String> {
+pub fn wifi_psk(psk: &str) -> Result<(), Invalid> {
     let passphrase =
         (8..=63).contains(&psk.len()) && psk.bytes().all(|c| (0x20..=0x7e).contains(&c));
     let key = psk.len() == 64 && psk.bytes().all(|c| c.is_ascii_hexdigit());
     if passphrase || key {
         Ok(())
     } else {
-        Err("8 to 63 printable ASCII characters, or 64 hex digits".into())
+        Err(Invalid::Expected(
+            "8 to 63 printable ASCII characters, or 64 hex digits",
+        ))
     }
 }
 
@@ -243,35 +395,6 @@ pub fn host_name() -> String {
     }
 }
 
-impl Default for Config {
-    fn default() -> Self {
-        Self {
-            listen: "0.0.0.0:8080".parse().unwrap(),
-            tls_listen: None,
-            cors_origins: Vec::new(),
-            data: PathBuf::from("eyrie-data"),
-            budget: None,
-            min_free: 512 << 20,
-            segment_target: Duration::from_secs(60),
-            sync_interval: Duration::from_secs(10),
-            demo: false,
-            label: host_name(),
-            poll_interval: Duration::from_secs(10),
-            peer_timeout: Duration::from_secs(3),
-            discovery: true,
-            discovery_interfaces: Vec::new(),
-            pairing_ttl: Duration::from_secs(600),
-            admin_user: "admin".into(),
-            admin_password: None,
-            session_idle: Duration::from_secs(12 * 3600),
-            max_sessions: 32,
-            onvif: crate::onvif::ScanConfig::default(),
-            system: SystemConfig::default(),
-            wifi: None,
-        }
-    }
-}
-
 /// Flags given on the command line; they win over the file.
 #[derive(Debug, Default, Clone)]
 pub struct Overrides {
@@ -280,36 +403,37 @@ pub struct Overrides {
     pub demo: bool,
 }
 
-#[derive(Debug, thiserror::Error)]
-#[error("{file}: {message}")]
-pub struct ConfigError {
-    pub file: String,
-    pub message: String,
+pub const SEGMENT_SECONDS: RangeInclusive<u64> = 10..=300;
+pub const FSYNC_SECONDS: RangeInclusive<u64> = 1..=300;
+pub const POLL_SECONDS: RangeInclusive<u64> = 1..=300;
+pub const PEER_TIMEOUT_SECONDS: RangeInclusive<u64> = 1..=30;
+pub const PAIRING_TTL_SECONDS: RangeInclusive<u64> = 5..=3600;
+pub const SESSION_IDLE_MINUTES: RangeInclusive<u64> = 1..=10080;
+pub const MAX_SESSIONS: RangeInclusive<u64> = 1..=1000;
+
+/// `value` if it is within `range`.
+fn within(value: u64, range: RangeInclusive<u64>) -> Result<u64, Invalid> {
+    if range.contains(&value) {
+        Ok(value)
+    } else {
+        Err(Invalid::OutOfRange { value, range })
+    }
 }
 
-pub const SEGMENT_SECONDS: std::ops::RangeInclusive<u64> = 10..=300;
-pub const FSYNC_SECONDS: std::ops::RangeInclusive<u64> = 1..=300;
-pub const POLL_SECONDS: std::ops::RangeInclusive<u64> = 1..=300;
-pub const PEER_TIMEOUT_SECONDS: std::ops::RangeInclusive<u64> = 1..=30;
-pub const PAIRING_TTL_SECONDS: std::ops::RangeInclusive<u64> = 5..=3600;
-pub const SESSION_IDLE_MINUTES: std::ops::RangeInclusive<u64> = 1..=10080;
-pub const MAX_SESSIONS: std::ops::RangeInclusive<u64> = 1..=1000;
-
 /// A node label: trimmed, 1 to 64 characters, no control characters.
-pub fn label(text: &str) -> Result<String, String> {
+pub fn label(text: &str) -> Result<String, Invalid> {
     let label = text.trim();
     if label.is_empty() || label.chars().count() > 64 || label.chars().any(char::is_control) {
-        return Err("1 to 64 characters, no control characters".into());
+        return Err(Invalid::Expected(
+            "1 to 64 characters, no control characters",
+        ));
     }
     Ok(label.to_string())
 }
 
 /// A segment length in seconds, within [`SEGMENT_SECONDS`].
-pub fn segment_target(seconds: u64) -> Result<Duration, String> {
-    if !SEGMENT_SECONDS.contains(&seconds) {
-        return Err(format!("{seconds} is outside {SEGMENT_SECONDS:?}"));
-    }
-    Ok(Duration::from_secs(seconds))
+pub fn segment_target(seconds: u64) -> Result<Duration, Invalid> {
+    within(seconds, SEGMENT_SECONDS).map(Duration::from_secs)
 }
 
 /// What the admin set in the web UI (`PUT /api/system/settings`), kept in the index. It wins
@@ -329,252 +453,217 @@ impl AdminSettings {
     /// The values `c` runs with.
     pub fn of(c: &Config) -> Self {
         Self {
-            label: c.label.clone(),
-            segment_seconds: c.segment_target.as_secs(),
-            budget_bytes: c.budget,
-            min_free_bytes: c.min_free,
+            label: c.node.label.clone(),
+            segment_seconds: c.recording.segment_target.as_secs(),
+            budget_bytes: c.storage.budget,
+            min_free_bytes: c.storage.min_free,
         }
     }
 
     /// Checks every value as the config file's would be.
-    pub fn validate(&self) -> Result<(), String> {
-        label(&self.label).map_err(|m| format!("label: {m}"))?;
-        segment_target(self.segment_seconds).map_err(|m| format!("segment_seconds: {m}"))?;
+    pub fn validate(&self) -> Result<(), Refused> {
+        label(&self.label).at("label")?;
+        segment_target(self.segment_seconds).at("segment_seconds")?;
         if self.budget_bytes == Some(0) {
-            return Err("budget_bytes: must be more than 0, or null for no budget".into());
+            return Err(Invalid::Expected(
+                "must be more than 0, or null for no budget",
+            ))
+            .at("budget_bytes");
         }
         Ok(())
     }
 
     /// Makes `c` run with these values.
     pub fn apply(&self, c: &mut Config) {
-        c.label = self.label.clone();
-        c.segment_target = Duration::from_secs(self.segment_seconds);
-        c.budget = self.budget_bytes;
-        c.min_free = self.min_free_bytes;
+        c.node.label = self.label.clone();
+        c.recording.segment_target = Duration::from_secs(self.segment_seconds);
+        c.storage.budget = self.budget_bytes;
+        c.storage.min_free = self.min_free_bytes;
     }
 }
 
 impl Config {
-    /// Loads `path` if given (it must then exist), applies the overrides, validates.
+    /// Loads `path` if given (it must then exist), checks it, applies the overrides.
     pub fn load(path: Option<&Path>, o: &Overrides) -> Result<Self, ConfigError> {
-        let (name, file) = match path {
+        let (file, mut c) = match path {
             Some(p) => {
-                let name = p.display().to_string();
-                let text = std::fs::read_to_string(p).map_err(|e| ConfigError {
-                    file: name.clone(),
-                    message: format!("cannot read: {e}"),
-                })?;
-                let file: FileConfig = toml::from_str(&text).map_err(|e| ConfigError {
-                    file: name.clone(),
-                    message: e.to_string().trim_end().to_string(),
-                })?;
-                (name, file)
+                let file = p.display().to_string();
+                let parsed = std::fs::read_to_string(p)
+                    .map_err(ConfigErrorKind::Read)
+                    .and_then(|text| toml::from_str(&text).map_err(ConfigErrorKind::Parse));
+                match parsed {
+                    Ok(c) => (file, c),
+                    Err(kind) => return Err(ConfigError { file, kind }),
+                }
             }
-            None => ("(defaults)".to_string(), FileConfig::default()),
+            None => ("(defaults)".to_string(), Config::default()),
         };
-        let err = |key: &str, message: String| ConfigError {
-            file: name.clone(),
-            message: format!("{key}: {message}"),
-        };
-        let mut c = Config::default();
-        if let Some(v) = file.http.listen {
-            c.listen = v;
-        }
-        c.tls_listen = file.http.tls_listen;
-        for o in file.http.cors_origins.unwrap_or_default() {
-            match crate::http::origin_setting(&o) {
-                Some(n) => c.cors_origins.push(n),
-                None => {
-                    return Err(err(
-                        "http.cors_origins",
-                        format!("'{o}' is not an origin like http://host:port (no path, no *)"),
-                    ));
-                }
-            }
-        }
-        if let Some(v) = file.storage.data {
-            c.data = v;
-        }
-        c.budget = file.storage.budget.map(|b| b.as_u64());
-        if let Some(v) = file.storage.min_free {
-            c.min_free = v.as_u64();
-        }
-        if let Some(s) = file.recording.segment_seconds {
-            c.segment_target =
-                segment_target(s).map_err(|m| err("recording.segment_seconds", m))?;
-        }
-        if let Some(s) = file.recording.fsync_interval_seconds {
-            if !FSYNC_SECONDS.contains(&s) {
-                return Err(err(
-                    "recording.fsync_interval_seconds",
-                    format!("{s} is outside {FSYNC_SECONDS:?}"),
-                ));
-            }
-            c.sync_interval = Duration::from_secs(s);
-        }
-        if let Some(l) = file.node.label {
-            c.label = label(&l).map_err(|m| err("node.label", m))?;
-        }
-        for (key, value, range, slot) in [
-            (
-                "federation.poll_interval_seconds",
-                file.federation.poll_interval_seconds,
-                POLL_SECONDS,
-                &mut c.poll_interval,
-            ),
-            (
-                "federation.request_timeout_seconds",
-                file.federation.request_timeout_seconds,
-                PEER_TIMEOUT_SECONDS,
-                &mut c.peer_timeout,
-            ),
-        ] {
-            if let Some(v) = value {
-                if !range.contains(&v) {
-                    return Err(err(key, format!("{v} is outside {range:?}")));
-                }
-                *slot = Duration::from_secs(v);
-            }
-        }
-        if let Some(e) = file.discovery.enabled {
-            c.discovery = e;
-        }
-        if let Some(names) = file.discovery.interfaces {
-            for n in &names {
-                // Linux interface names: 1 to 15 bytes, no '/' or whitespace.
-                if n.is_empty()
-                    || n.len() > 15
-                    || n.contains('/')
-                    || n.contains(char::is_whitespace)
-                {
-                    return Err(err(
-                        "discovery.interfaces",
-                        format!("{n:?} is not an interface name"),
-                    ));
-                }
-            }
-            c.discovery_interfaces = names;
-        }
-        if let Some(s) = file.discovery.pairing_ttl_seconds {
-            if !PAIRING_TTL_SECONDS.contains(&s) {
-                return Err(err(
-                    "discovery.pairing_ttl_seconds",
-                    format!("{s} is outside {PAIRING_TTL_SECONDS:?}"),
-                ));
-            }
-            c.pairing_ttl = Duration::from_secs(s);
-        }
-        if let Some(user) = file.auth.admin_user {
-            if !(1..=32).contains(&user.len())
-                || !user
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
-            {
-                return Err(err(
-                    "auth.admin_user",
-                    "1 to 32 characters of a-z, A-Z, 0-9, '.', '_' and '-'".into(),
-                ));
-            }
-            c.admin_user = user;
-        }
-        if let Some(pw) = file.auth.admin_password {
-            if !(8..=128).contains(&pw.chars().count()) {
-                return Err(err("auth.admin_password", "8 to 128 characters".into()));
-            }
-            c.admin_password = Some(pw);
-        }
-        if let Some(m) = file.auth.session_idle_minutes {
-            if !SESSION_IDLE_MINUTES.contains(&m) {
-                return Err(err(
-                    "auth.session_idle_minutes",
-                    format!("{m} is outside {SESSION_IDLE_MINUTES:?}"),
-                ));
-            }
-            c.session_idle = Duration::from_secs(m * 60);
-        }
-        if let Some(n) = file.auth.max_sessions {
-            if !MAX_SESSIONS.contains(&n) {
-                return Err(err(
-                    "auth.max_sessions",
-                    format!("{n} is outside {MAX_SESSIONS:?}"),
-                ));
-            }
-            c.max_sessions = n as usize;
-        }
-        c.onvif.interface = file.onvif.interface;
-        if let Some(s) = file.onvif.scan_seconds {
-            let range = crate::onvif::SCAN_SECONDS;
-            if !range.contains(&s) {
-                return Err(err(
-                    "onvif.scan_seconds",
-                    format!("{s} is outside {range:?}"),
-                ));
-            }
-            c.onvif.wait = Duration::from_secs(s);
-        }
-        if c.budget == Some(0) {
-            return Err(err("storage.budget", "must be more than 0".into()));
-        }
-        let sys = file.system;
-        if let Some(h) = sys.hostname {
-            c.system.hostname = Some(hostname(&h).map_err(|m| err("system.hostname", m))?);
-        }
-        for (key, value, slot) in [
-            ("system.boot_env", sys.boot_env, &mut c.system.boot_env),
-            ("system.ab_file", sys.ab_file, &mut c.system.ab_file),
-            ("system.state", sys.state, &mut c.system.state),
-        ] {
-            if let Some(v) = value {
-                if !v.is_absolute() {
-                    return Err(err(key, format!("{} is not an absolute path", v.display())));
-                }
-                *slot = v;
-            }
-        }
-        if let Some(cmd) = sys.reboot_command {
-            if cmd.first().is_none_or(|p| !Path::new(p).is_absolute()) {
-                return Err(err(
-                    "system.reboot_command",
-                    "a list starting with the program's absolute path, like [\"/sbin/reboot\"]"
-                        .into(),
-                ));
-            }
-            c.system.reboot_command = cmd;
-        }
-        if let Some(w) = file.wifi {
-            if !(1..=32).contains(&w.ssid.len()) {
-                return Err(err("wifi.ssid", "1 to 32 bytes".into()));
-            }
-            if let Some(p) = &w.psk {
-                wifi_psk(p).map_err(|m| err("wifi.psk", m))?;
-            }
-            let country = match w.country {
-                Some(cc) if cc.len() == 2 && cc.bytes().all(|b| b.is_ascii_alphabetic()) => {
-                    Some(cc.to_ascii_uppercase())
-                }
-                Some(cc) => {
-                    return Err(err(
-                        "wifi.country",
-                        format!("{cc:?} is not a two-letter country code like \"GB\""),
-                    ));
-                }
-                None => None,
-            };
-            c.wifi = Some(WifiConfig {
-                ssid: w.ssid,
-                psk: w.psk,
-                country,
+        if let Err(r) = c.check() {
+            return Err(ConfigError {
+                file,
+                kind: ConfigErrorKind::Refused(r),
             });
         }
-        if let Some(v) = &o.listen {
-            c.listen = *v;
+        if let Some(v) = o.listen {
+            c.http.listen = v;
         }
         if let Some(v) = &o.data {
-            c.data = v.clone();
+            c.storage.data = v.clone();
         }
         c.demo = o.demo;
         Ok(c)
+    }
+
+    /// What deserialising cannot check: ranges, names, paths. Normalises as it goes (trimmed
+    /// label, canonical origins, upper-case country).
+    fn check(&mut self) -> Result<(), Refused> {
+        self.http.check()?;
+        self.recording.check()?;
+        self.node.label = label(&self.node.label).at("node.label")?;
+        self.federation.check()?;
+        self.discovery.check()?;
+        self.auth.check()?;
+        within(self.onvif.wait.as_secs(), crate::onvif::SCAN_SECONDS).at("onvif.scan_seconds")?;
+        self.storage.check()?;
+        self.system.check()?;
+        if let Some(w) = &mut self.wifi {
+            w.check()?;
+        }
+        Ok(())
+    }
+}
+
+impl HttpConfig {
+    fn check(&mut self) -> Result<(), Refused> {
+        for o in &mut self.cors_origins {
+            *o = crate::http::origin_setting(o)
+                .ok_or_else(|| {
+                    Invalid::not(
+                        o.as_str(),
+                        "an origin like http://host:port (no path, no *)",
+                    )
+                })
+                .at("http.cors_origins")?;
+        }
+        Ok(())
+    }
+}
+
+impl StorageConfig {
+    fn check(&self) -> Result<(), Refused> {
+        if self.budget == Some(0) {
+            return Err(Invalid::Expected("must be more than 0")).at("storage.budget");
+        }
+        Ok(())
+    }
+}
+
+impl RecordingConfig {
+    fn check(&self) -> Result<(), Refused> {
+        segment_target(self.segment_target.as_secs()).at("recording.segment_seconds")?;
+        within(self.sync_interval.as_secs(), FSYNC_SECONDS)
+            .at("recording.fsync_interval_seconds")?;
+        Ok(())
+    }
+}
+
+impl FederationConfig {
+    fn check(&self) -> Result<(), Refused> {
+        within(self.poll_interval.as_secs(), POLL_SECONDS)
+            .at("federation.poll_interval_seconds")?;
+        within(self.peer_timeout.as_secs(), PEER_TIMEOUT_SECONDS)
+            .at("federation.request_timeout_seconds")?;
+        Ok(())
+    }
+}
+
+impl DiscoveryConfig {
+    fn check(&self) -> Result<(), Refused> {
+        for n in &self.interfaces {
+            // Linux interface names: 1 to 15 bytes, no '/' or whitespace.
+            if n.is_empty() || n.len() > 15 || n.contains('/') || n.contains(char::is_whitespace) {
+                return Err(Invalid::not(n.as_str(), "an interface name"))
+                    .at("discovery.interfaces");
+            }
+        }
+        within(self.pairing_ttl.as_secs(), PAIRING_TTL_SECONDS)
+            .at("discovery.pairing_ttl_seconds")?;
+        Ok(())
+    }
+}
+
+impl AuthConfig {
+    fn check(&self) -> Result<(), Refused> {
+        let user = &self.admin_user;
+        if !(1..=32).contains(&user.len())
+            || !user
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+        {
+            return Err(Invalid::Expected(
+                "1 to 32 characters of a-z, A-Z, 0-9, '.', '_' and '-'",
+            ))
+            .at("auth.admin_user");
+        }
+        if let Some(pw) = &self.admin_password {
+            if !(8..=128).contains(&pw.chars().count()) {
+                return Err(Invalid::Expected("8 to 128 characters")).at("auth.admin_password");
+            }
+        }
+        within(self.session_idle.as_secs() / 60, SESSION_IDLE_MINUTES)
+            .at("auth.session_idle_minutes")?;
+        within(self.max_sessions as u64, MAX_SESSIONS).at("auth.max_sessions")?;
+        Ok(())
+    }
+}
+
+impl SystemConfig {
+    fn check(&self) -> Result<(), Refused> {
+        if let Some(h) = &self.hostname {
+            hostname(h).at("system.hostname")?;
+        }
+        for (key, path) in [
+            ("system.boot_env", &self.boot_env),
+            ("system.ab_file", &self.ab_file),
+            ("system.state", &self.state),
+        ] {
+            if !path.is_absolute() {
+                return Err(Invalid::not(path.display().to_string(), "an absolute path")).at(key);
+            }
+        }
+        if self
+            .reboot_command
+            .first()
+            .is_none_or(|p| !Path::new(p).is_absolute())
+        {
+            return Err(Invalid::Expected(
+                "a list starting with the program's absolute path, like [\"/sbin/reboot\"]",
+            ))
+            .at("system.reboot_command");
+        }
+        Ok(())
+    }
+}
+
+impl WifiConfig {
+    fn check(&mut self) -> Result<(), Refused> {
+        if !(1..=32).contains(&self.ssid.len()) {
+            return Err(Invalid::Expected("1 to 32 bytes")).at("wifi.ssid");
+        }
+        if let Some(p) = &self.psk {
+            wifi_psk(p).at("wifi.psk")?;
+        }
+        if let Some(cc) = &mut self.country {
+            if cc.len() != 2 || !cc.bytes().all(|b| b.is_ascii_alphabetic()) {
+                return Err(Invalid::not(
+                    cc.as_str(),
+                    "a two-letter country code like \"GB\"",
+                ))
+                .at("wifi.country");
+            }
+            cc.make_ascii_uppercase();
+        }
+        Ok(())
     }
 }
 
@@ -633,27 +722,27 @@ mod tests {
             "#,
         )
         .unwrap();
-        assert_eq!(c.listen.port(), 9000);
-        assert_eq!(c.tls_listen.map(|a| a.port()), Some(9443));
-        assert_eq!(c.data, Path::new("/srv/eyrie"));
-        assert_eq!(c.budget, Some(20 << 30));
-        assert_eq!(c.min_free, 1_000_000);
-        assert_eq!(c.segment_target, Duration::from_secs(30));
-        assert_eq!(c.sync_interval, Duration::from_secs(5));
-        assert_eq!(c.label, "Garage");
-        assert_eq!(c.poll_interval, Duration::from_secs(2));
-        assert_eq!(c.peer_timeout, Duration::from_secs(1));
-        assert!(!c.discovery);
-        assert_eq!(c.discovery_interfaces, ["eth0", "wlan0"]);
-        assert_eq!(c.pairing_ttl, Duration::from_secs(60));
+        assert_eq!(c.http.listen.port(), 9000);
+        assert_eq!(c.http.tls_listen.map(|a| a.port()), Some(9443));
+        assert_eq!(c.storage.data, Path::new("/srv/eyrie"));
+        assert_eq!(c.storage.budget, Some(20 << 30));
+        assert_eq!(c.storage.min_free, 1_000_000);
+        assert_eq!(c.recording.segment_target, Duration::from_secs(30));
+        assert_eq!(c.recording.sync_interval, Duration::from_secs(5));
+        assert_eq!(c.node.label, "Garage");
+        assert_eq!(c.federation.poll_interval, Duration::from_secs(2));
+        assert_eq!(c.federation.peer_timeout, Duration::from_secs(1));
+        assert!(!c.discovery.enabled);
+        assert_eq!(c.discovery.interfaces, ["eth0", "wlan0"]);
+        assert_eq!(c.discovery.pairing_ttl, Duration::from_secs(60));
         let e = load("[discovery]\ninterfaces = [\"a b\"]\n")
             .unwrap_err()
             .to_string();
         assert!(e.contains("discovery.interfaces"), "{e}");
-        assert_eq!(c.admin_user, "root");
-        assert_eq!(c.admin_password.as_deref(), Some("first-start"));
-        assert_eq!(c.session_idle, Duration::from_secs(1800));
-        assert_eq!(c.max_sessions, 4);
+        assert_eq!(c.auth.admin_user, "root");
+        assert_eq!(c.auth.admin_password.as_deref(), Some("first-start"));
+        assert_eq!(c.auth.session_idle, Duration::from_secs(1800));
+        assert_eq!(c.auth.max_sessions, 4);
         let e = load("[auth]\nadmin_password = \"short\"\n")
             .unwrap_err()
             .to_string();
@@ -743,7 +832,7 @@ mod tests {
             demo: true,
         };
         let c = Config::load(None, &o).unwrap();
-        assert_eq!(c.listen.port(), 1);
+        assert_eq!(c.http.listen.port(), 1);
         assert!(c.demo);
     }
 }

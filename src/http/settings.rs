@@ -104,7 +104,8 @@ pub async fn put(st: State, body: Json<Change>) -> ApiResult<Json<Value>> {
             if let Some(m) = &change.min_free {
                 s.min_free_bytes = m.bytes("min_free")?;
             }
-            s.validate().map_err(ApiError::bad_request)?;
+            s.validate()
+                .map_err(|e| ApiError::bad_request(e.to_string()))?;
             let raw = serde_json::to_vec(&s).map_err(ApiError::internal)?;
             st.index.set_setting(AdminSettings::KEY, Some(&raw))?;
             st.recorder

@@ -1,11 +1,36 @@
-//! The redb index. Tables and their encodings are described in docs/storage.md; keep the two in step.
+//! The redb index: what is recorded where, and everything else the node keeps. docs/storage.md
+//! describes the same tables for people; keep the two in step.
 //!
-//! * `meta`: node id, schema version, id counters, the longest segment seen.
-//! * `cameras`: camera id → JSON [`CameraRecord`].
-//! * `segments`: `(camera, start_ms)` → fixed 54-byte [`SegmentRow`], so "camera X between t0 and
-//!   t1" is one range scan.
-//! * `segment_ids`: segment id → `(camera, start_ms)`, for `/api/segments/{id}.mp4`.
-//! * `settings`: key → JSON, node-wide settings changed at run time.
+//! Tables (key → value, what for):
+//!
+//! * `meta`: `&str` → bytes. The node's own facts: `schema_version` (u32 LE, [`SCHEMA_VERSION`]),
+//!   `node_id` (16-byte UUID, made at first open), the counters `last_segment_id` and
+//!   `last_run_id` (u64 LE), `longest_segment_ms` (u64 LE, the longest segment ever finished),
+//!   and `secret.{name}` (32 random bytes each, made at first use: [`Index::node_secret`]).
+//! * `cameras`: camera id → JSON [`CameraRecord`]. The cameras the recorder runs.
+//! * `segments`: `(camera, start_ms)` → [`SegmentRow`] (54 bytes, layout beside its codec below).
+//!   Keyed by camera then start, so "camera X between t0 and t1" is one range scan.
+//! * `segment_ids`: segment id `u64` → `(camera, start_ms)`, the key of that segment's row, for
+//!   `/api/segments/{id}.mp4`.
+//! * `settings`: `&str` → bytes in the format of the key's owner. Node-wide settings changed at
+//!   run time (`admin`: the web UI's settings, JSON `config::AdminSettings`).
+//! * `federation_keys`: key id → JSON [`FederationKeyRecord`]. Keys this node issued to peers
+//!   (only the SHA-256 of each secret).
+//! * `nodes`: node id → JSON [`NodeRecord`]. The remote nodes this node reads.
+//! * `users`: user name → JSON [`UserRecord`]. The accounts that may log in.
+//!
+//! Invariants, each kept within one write transaction:
+//!
+//! * Every `segments` row has exactly one `segment_ids` entry naming its key, and every
+//!   `segment_ids` entry names an existing row ([`Index::begin_segment`],
+//!   [`Index::insert_finished`] and [`Index::remove_segment`] change both or neither).
+//! * Segment ids are never reused: `meta.last_segment_id` is at least every id handed out.
+//! * `meta.longest_segment_ms` is at least `end_ms − start_ms` of every finished row, so a range
+//!   scan starting that far (or [`OPEN_SEGMENT_LOOKBACK_MS`], if more) before t0 finds every
+//!   segment overlapping t0. It only ever grows.
+//! * A row in state open either has a writer or was left by a crash; startup reconciliation
+//!   (`media::recover`) settles every such row before any camera starts.
+//! * A JSON value that does not decode is reported as [`StorageError::Corrupt`], never skipped.
 
 use std::path::Path;
 
@@ -29,10 +54,29 @@ const FEDERATION_KEYS: TableDefinition<&str, &[u8]> = TableDefinition::new("fede
 const NODES: TableDefinition<&str, &[u8]> = TableDefinition::new("nodes");
 const USERS: TableDefinition<&str, &[u8]> = TableDefinition::new("users");
 
+/// Why the index could not answer. redb's errors stay typed, one variant per stage, so a caller
+/// can tell a database another process holds ([`StorageError::Open`]) from a failed disk
+/// ([`StorageError::Io`]) or a write that did not commit ([`StorageError::Commit`]). They are
+/// boxed because some are large (a transaction error can carry a whole transaction) and every
+/// index call returns this type.
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
+    /// The database file could not be opened or created (held by another process, not a redb
+    /// file, unreadable).
     #[error("database: {0}")]
-    Db(String),
+    Open(#[source] Box<redb::DatabaseError>),
+    /// A read or write transaction could not begin.
+    #[error("database: {0}")]
+    Transaction(#[source] Box<redb::TransactionError>),
+    /// A table could not be opened: what is stored does not match its definition here.
+    #[error("database: {0}")]
+    Table(#[source] Box<redb::TableError>),
+    /// Reading or writing the database file failed, or redb found it damaged.
+    #[error("database: {0}")]
+    Io(#[source] Box<redb::StorageError>),
+    /// A write transaction did not commit: nothing of it is stored.
+    #[error("database: {0}")]
+    Commit(#[source] Box<redb::CommitError>),
     #[error(
         "database schema version {found} is newer than this build understands ({SCHEMA_VERSION}); upgrade Eyrie"
     )]
@@ -41,20 +85,21 @@ pub enum StorageError {
     Corrupt { what: &'static str, detail: String },
 }
 
-macro_rules! db_err {
-    ($($t:ty),*) => {$(
+macro_rules! from_redb {
+    ($($variant:ident($t:ty)),*) => {$(
         impl From<$t> for StorageError {
-            fn from(e: $t) -> Self { StorageError::Db(e.to_string()) }
+            fn from(e: $t) -> Self {
+                StorageError::$variant(Box::new(e))
+            }
         }
     )*};
 }
-db_err!(
-    redb::Error,
-    redb::DatabaseError,
-    redb::TransactionError,
-    redb::TableError,
-    redb::StorageError,
-    redb::CommitError
+from_redb!(
+    Open(redb::DatabaseError),
+    Transaction(redb::TransactionError),
+    Table(redb::TableError),
+    Io(redb::StorageError),
+    Commit(redb::CommitError)
 );
 
 pub type Result<T> = std::result::Result<T, StorageError>;
@@ -108,6 +153,26 @@ pub enum SegmentState {
 
 /// One segment's row. `end_ms` is wall-clock; `media_ticks` is the sum of its frame durations
 /// in 90 kHz units (what a player sees).
+///
+/// Stored as [`ROW_LEN`] bytes, every number little-endian:
+///
+/// ```text
+/// offset  size  field
+///      0     8  id           u64, also the key of its `segment_ids` entry
+///      8     8  end_ms       i64, wall-clock end (= start while nothing is written yet)
+///     16     8  media_ticks  u64, sum of frame durations, 90 kHz
+///     24     8  bytes        u64, size of the segment file
+///     32     4  frames       u32
+///     36     4  key_frames   u32
+///     40     8  run_id       u64, one per (re)connection of the camera
+///     48     2  width        u16, pixels
+///     50     2  height       u16, pixels
+///     52     1  codec        1 H.264, 2 H.265, 3 MJPEG (any other byte reads as H.264)
+///     53     1  state        0 open, 1 closed, 2 recovered (any other byte reads as recovered)
+/// ```
+///
+/// The width is fixed ([`Value::fixed_width`]): a new field needs a new schema version and a
+/// migration in [`Index::open`], never a longer row in place.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SegmentRow {
     pub id: u64,
@@ -123,6 +188,7 @@ pub struct SegmentRow {
     pub state: SegmentState,
 }
 
+/// Bytes of an encoded [`SegmentRow`].
 const ROW_LEN: usize = 54;
 
 impl Value for SegmentRow {

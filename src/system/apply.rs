@@ -76,8 +76,8 @@ fn apply(config: &Path, data: &Path, state: &Path) -> Result<Applied, ApplyError
     std::fs::create_dir_all(state).map_err(|e| FileError::new(state, e))?;
     let mut done = Applied::default();
 
-    if let Some(pw) = &cfg.admin_password {
-        set_admin_password(data, &cfg.admin_user, pw)?;
+    if let Some(pw) = &cfg.auth.admin_password {
+        set_admin_password(data, &cfg.auth.admin_user, pw)?;
         done.password_set = true;
     }
 
