@@ -13,6 +13,7 @@ mod health;
 mod live;
 mod nodes;
 mod pair;
+mod ranges;
 mod recordings;
 mod relay;
 mod serve;
