@@ -1,7 +1,7 @@
 //! Who is calling, and whether they may call this route.
 //!
 //! A route's access is declared once, by the sub-router that holds it ([`super::routes`]), as
-//! an [`Access`] level; [`gate`] is that sub-router's layer. Nothing here looks at the path.
+//! an [`Access`] level; its [`Gate`] is that sub-router's layer. Nothing here looks at the path.
 //! The caller is decided in this order:
 //!
 //! 1. A federation key (`X-NVR-Auth: <key>` or `Authorization: Bearer <key>`) makes a peer: a
@@ -41,7 +41,7 @@ pub enum Caller {
     User {
         name: String,
     },
-    /// No credentials: public routes only.
+    /// No credentials: only routes whose [`Access`] admits anyone.
     Anonymous,
     Peer {
         key_id: String,
@@ -55,7 +55,7 @@ pub enum Caller {
 pub struct ClientIp(pub IpAddr);
 
 /// Who may call a route. Each sub-router of [`super::routes`] declares its routes at one level
-/// and checks it with [`gate`]; unknown paths and methods are at [`Access::User`].
+/// and checks it with its [`Gate`]; unknown paths and methods are at [`Access::User`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Access {
     /// Anyone, without credentials: the web UI, who-am-I, and pairing, which a remote node

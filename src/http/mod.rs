@@ -1,5 +1,5 @@
-//! HTTP owns the API and how it is served: routes and who may call them ([`routes`], checked by
-//! [`auth`]), request limits, JSON errors, byte ranges ([`ranges`]). Every endpoint is
+//! HTTP owns the API and how it is served: routes and who may call them (`routes.rs`, checked
+//! by `auth.rs`), request limits, JSON errors, byte ranges (`ranges.rs`). Every endpoint is
 //! described in docs/api.md; keep the two in step.
 
 pub mod account;

@@ -7,7 +7,7 @@
 //! - [`federated`]: listings asked of peers (Eyrie and CartaNVR), and the all-nodes merge;
 //! - [`files`]: this node's media: one MP4 for any time range, single segments, one recorded
 //!   picture; byte ranges are served by [`super::ranges`];
-//! - [`replay`]: a recorded MJPEG range played back at its pace, and the global bound on how many
+//! - [`replay`](mod@replay): a recorded MJPEG range played back at its pace, and the global bound on how many
 //!   play at once.
 //!
 //! Invariants: every time range is checked here (`end` after `start`, at most [`MAX_LIST_MS`]
