@@ -147,7 +147,7 @@ pub async fn file(
         .ok_or_else(nope)?;
     let vf = crate::media::view::segment_file(&st.layout, st.recorder.open_segments(), &seg)
         .map_err(|_| nope())?;
-    let mut res = super::recordings::serve(&headers, &vf, None);
+    let mut res = super::ranges::serve(&headers, &vf, None);
     super::open_cors(&mut res);
     Ok(res)
 }

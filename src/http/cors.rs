@@ -4,8 +4,8 @@
 //!   credentialed requests: their `Origin` is echoed with `Access-Control-Allow-Credentials`.
 //!   Origins are compared whole (scheme, host, port), never by prefix or substring.
 //! - Token-authenticated media (live, views, segments) may be fetched from any origin without
-//!   credentials: those answers carry `Access-Control-Allow-Origin: *` (see `open_cors`), and a
-//!   preflight for them is answered the same way.
+//!   credentials: those answers carry `Access-Control-Allow-Origin: *` (see `open_cors`), and
+//!   their routes answer a preflight the same way ([`token_preflight`]).
 //! - Any other cross-origin request gets no CORS headers, and its preflight is refused (403).
 
 use std::sync::Arc;
@@ -95,10 +95,6 @@ pub async fn cors(State(st): State<Arc<AppState>>, req: Request, next: Next) -> 
             .headers()
             .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
     if preflight {
-        let wants_read = req
-            .headers()
-            .get(header::ACCESS_CONTROL_REQUEST_METHOD)
-            .is_some_and(|m| m == "GET" || m == "HEAD");
         let mut res = if allowed {
             let mut res = StatusCode::NO_CONTENT.into_response();
             allow_credentialed(res.headers_mut(), &origin);
@@ -112,28 +108,19 @@ pub async fn cors(State(st): State<Arc<AppState>>, req: Request, next: Next) -> 
                 HeaderValue::from_static(ALLOW_HEADERS),
             );
             res
-        } else if wants_read && super::auth::media_route(req.uri().path()) {
-            let mut res = StatusCode::NO_CONTENT.into_response();
-            let h = res.headers_mut();
-            h.insert(
-                header::ACCESS_CONTROL_ALLOW_ORIGIN,
-                HeaderValue::from_static("*"),
-            );
-            h.insert(
-                header::ACCESS_CONTROL_ALLOW_METHODS,
-                HeaderValue::from_static("GET, HEAD"),
-            );
-            h.insert(
-                header::ACCESS_CONTROL_ALLOW_HEADERS,
-                HeaderValue::from_static("range, if-range"),
-            );
-            res
         } else {
-            ApiError(
-                StatusCode::FORBIDDEN,
-                format!("pages of {origin} may not call this node (not a registered node or a configured origin)"),
-            )
-            .into_response()
+            // Any other origin: only a route that declares a preflight of its own (token
+            // media, see `token_preflight`) answers it.
+            let res = next.run(req).await;
+            if res.status().is_success() {
+                res
+            } else {
+                ApiError(
+                    StatusCode::FORBIDDEN,
+                    format!("pages of {origin} may not call this node (not a registered node or a configured origin)"),
+                )
+                .into_response()
+            }
         };
         let h = res.headers_mut();
         h.insert(
@@ -149,6 +136,33 @@ pub async fn cors(State(st): State<Arc<AppState>>, req: Request, next: Next) -> 
     }
     res.headers_mut()
         .append(header::VARY, HeaderValue::from_static("origin"));
+    res
+}
+
+/// The CORS preflight of a token media request, which pages of any origin may make without
+/// credentials: the [`Access::Media`](super::auth::Access::Media) routes declare it beside their
+/// GET ([`super::routes`]). Anything but a preflight to read is 405.
+pub async fn token_preflight(headers: HeaderMap) -> Response {
+    let wants_read = headers
+        .get(header::ACCESS_CONTROL_REQUEST_METHOD)
+        .is_some_and(|m| m == "GET" || m == "HEAD");
+    if !wants_read {
+        return StatusCode::METHOD_NOT_ALLOWED.into_response();
+    }
+    let mut res = StatusCode::NO_CONTENT.into_response();
+    let h = res.headers_mut();
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static("GET, HEAD"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_HEADERS,
+        HeaderValue::from_static("range, if-range"),
+    );
     res
 }
 

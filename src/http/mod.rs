@@ -1,5 +1,6 @@
-//! HTTP owns the API and how it is served: routes, request limits, JSON errors, byte ranges.
-//! Every endpoint is described in docs/api.md; keep the two in step.
+//! HTTP owns the API and how it is served: routes and who may call them (`routes.rs`, checked
+//! by `auth.rs`), request limits, JSON errors, byte ranges (`ranges.rs`). Every endpoint is
+//! described in docs/api.md; keep the two in step.
 
 pub mod account;
 mod auth;
@@ -13,8 +14,10 @@ mod health;
 mod live;
 mod nodes;
 mod pair;
+mod ranges;
 mod recordings;
 mod relay;
+mod routes;
 mod serve;
 pub mod session;
 mod settings;
@@ -22,17 +25,16 @@ mod system;
 mod ui;
 
 pub use cors::origin_setting;
+pub use routes::router;
 pub use serve::serve;
 
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use axum::Router;
-use axum::extract::{DefaultBodyLimit, Request};
+use axum::extract::Request;
 use axum::http::{HeaderValue, StatusCode, header};
-use axum::middleware::{self, Next};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
 use serde_json::json;
 
 use crate::recorder::Recorder;
@@ -151,125 +153,6 @@ async fn json_errors(req: Request, next: Next) -> Response {
         }
     }
     out
-}
-
-async fn not_found() -> ApiError {
-    ApiError::not_found("no such endpoint")
-}
-
-pub fn router(state: Arc<AppState>) -> Router {
-    Router::new()
-        // The web UI (public; the page asks for a login).
-        .route("/", get(ui::index))
-        .route("/assets/{build}/{*file}", get(ui::asset))
-        // Accounts and sessions.
-        .route(
-            "/api/session",
-            get(session::current)
-                .post(session::login)
-                .delete(session::logout),
-        )
-        .route("/api/setup", post(session::setup))
-        .route("/api/account/password", put(session::change_password))
-        .route("/api/health", get(health::health))
-        .route("/api/cameras", get(cameras::list).post(cameras::create))
-        .route(
-            "/api/cameras/{id}",
-            get(cameras::get_one)
-                .put(cameras::update)
-                .delete(cameras::delete)
-                .post(cameras::test_or_405),
-        )
-        .route("/api/cameras/{id}/live", get(live::live))
-        .route("/api/recordings", get(recordings::list))
-        .route("/api/recordings/{camera}/view.mp4", get(recordings::view))
-        .route("/api/recordings/{camera}/frame.jpg", get(recordings::frame))
-        .route(
-            "/api/recordings/{camera}/replay.mjpeg",
-            get(recordings::replay),
-        )
-        .route("/api/recordings/{camera}/{file}", get(cartanvr::file))
-        .route("/api/maintenance/health", get(cartanvr::health))
-        .route("/api/playback/{camera}", get(cartanvr::playback))
-        .route("/api/segments/{file}", get(recordings::segment))
-        .route(
-            "/api/federation/keys",
-            get(federation::list).post(federation::create),
-        )
-        .route(
-            "/api/federation/keys/{id}",
-            axum::routing::delete(federation::revoke),
-        )
-        .route(
-            "/api/system/settings",
-            get(settings::get).put(settings::put),
-        )
-        // Appliance updates (docs/update.md): the image is streamed, so no body limit here.
-        .route(
-            "/api/system/update",
-            get(system::status)
-                .post(system::update)
-                .layer(DefaultBodyLimit::disable()),
-        )
-        .route("/api/system/reboot", post(system::reboot))
-        .route("/api/system/nodes", get(nodes::list).post(nodes::create))
-        .route("/api/system/nodes/test", axum::routing::post(nodes::test))
-        .route(
-            "/api/system/nodes/{id}",
-            get(nodes::get_one).put(nodes::update).delete(nodes::delete),
-        )
-        .route("/api/system/nodes/{id}/media/{*path}", get(relay::media))
-        // Discovery and pairing (docs/federation.md). The first two pairing routes are open to
-        // nodes without a key, so they get their own smaller body limit.
-        .route(
-            "/api/federation/pair",
-            axum::routing::post(pair::ask).layer(DefaultBodyLimit::max(pair::MAX_PAIR_BODY)),
-        )
-        .route(
-            "/api/federation/pair/{id}/collect",
-            axum::routing::post(pair::collect).layer(DefaultBodyLimit::max(pair::MAX_PAIR_BODY)),
-        )
-        .route("/api/federation/pair/requests", get(pair::requests))
-        .route(
-            "/api/federation/pair/requests/{id}/approve",
-            axum::routing::post(pair::approve),
-        )
-        .route(
-            "/api/federation/pair/requests/{id}/reject",
-            axum::routing::post(pair::reject),
-        )
-        .route("/api/system/pairings", get(pair::list).post(pair::start))
-        .route("/api/system/pairings/{id}", get(pair::get_one))
-        .route("/api/system/discover", get(discover::discover))
-        .route("/api/events", get(discover::events))
-        // Local cameras and ONVIF discovery (docs/devices.md).
-        .route("/api/system/devices", get(devices::list))
-        .route(
-            "/api/system/onvif/scan",
-            axum::routing::post(devices::onvif_scan),
-        )
-        .fallback(not_found)
-        .layer(DefaultBodyLimit::max(MAX_BODY))
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            auth::authenticate,
-        ))
-        .layer(middleware::from_fn_with_state(state.clone(), cors::cors))
-        .layer(middleware::from_fn(json_errors))
-        .layer(axum::middleware::map_response(
-            |mut r: Response| async move {
-                r.headers_mut()
-                    .entry(header::CACHE_CONTROL)
-                    .or_insert(HeaderValue::from_static("no-store"));
-                r.headers_mut().insert(
-                    "x-content-type-options",
-                    HeaderValue::from_static("nosniff"),
-                );
-                r
-            },
-        ))
-        .layer(tower_http::trace::TraceLayer::new_for_http())
-        .with_state(state)
 }
 
 /// Whether the caller may fetch `camera`'s media of `kind`: users and peers may; a media token

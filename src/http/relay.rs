@@ -6,13 +6,11 @@
 
 use std::time::Duration;
 
-use axum::Extension;
 use axum::body::Body;
 use axum::extract::{Path, RawQuery};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
 
-use super::auth::Caller;
 use super::{ApiError, ApiResult, State, blocking};
 use crate::federation::client;
 use crate::storage::{MediaMode, NodeKind, NodeRecord};
@@ -122,19 +120,13 @@ fn filtered_query(query: &str) -> String {
 }
 
 /// `GET /api/system/nodes/{id}/media/{*path}`: the peer's `/api/{path}`, streamed through.
+/// For this node's own users only: the route is declared at [`Access::User`](super::auth::Access).
 pub async fn media(
     st: State,
-    Extension(caller): Extension<Caller>,
     Path((node_id, rest)): Path<(String, String)>,
     RawQuery(query): RawQuery,
     req_headers: HeaderMap,
 ) -> ApiResult<Response> {
-    if !matches!(caller, Caller::User { .. }) {
-        return Err(ApiError(
-            StatusCode::FORBIDDEN,
-            "the relay is for this node's own users".into(),
-        ));
-    }
     if media_path(&rest).is_none() {
         return Err(ApiError::bad_request(
             "the relay carries live video (cameras/ID/live), recordings and segments only",

@@ -1,0 +1,122 @@
+//! Recordings over HTTP, one concern per file:
+//!
+//! - this file: `GET /api/recordings`, which picks where a listing comes from by the camera id
+//!   (`ID` this node's, `r-{node}-{camera}` a peer's, `all` every node's), and the checks every
+//!   recordings route shares (a time range, a camera that exists);
+//! - [`local`]: this node's segments and runs of one camera, as a listing;
+//! - [`federated`]: listings asked of peers (Eyrie and CartaNVR), and the all-nodes merge;
+//! - [`files`]: this node's media: one MP4 for any time range, single segments, one recorded
+//!   picture; byte ranges are served by [`super::ranges`];
+//! - [`replay`](mod@replay): a recorded MJPEG range played back at its pace, and the global bound on how many
+//!   play at once.
+//!
+//! Invariants: every time range is checked here (`end` after `start`, at most [`MAX_LIST_MS`]
+//! for a listing) before any index read; a camera id is checked with
+//! [`crate::storage::valid_camera_id`] before it names a file or a query to the index.
+
+mod federated;
+mod files;
+mod local;
+mod replay;
+
+pub use files::{frame, segment, view};
+pub use replay::replay;
+
+use axum::extract::Query;
+use axum::http::HeaderMap;
+use axum::{Extension, Json};
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::auth::Caller;
+use super::{ApiError, ApiResult, State, blocking, parse_time};
+use crate::media::view::ViewError;
+use crate::storage::valid_camera_id;
+
+/// Longest span one listing covers.
+const MAX_LIST_MS: i64 = 31 * 86_400_000;
+
+#[derive(Debug, Deserialize)]
+pub struct RangeQuery {
+    camera: Option<String>,
+    start: Option<String>,
+    end: Option<String>,
+}
+
+pub(super) fn time_range(
+    start: Option<&str>,
+    end: Option<&str>,
+    default_span: i64,
+) -> ApiResult<(i64, i64)> {
+    let end = match end {
+        Some(e) => parse_time("end", e)?,
+        None => jiff::Timestamp::now().as_millisecond(),
+    };
+    let start = match start {
+        Some(s) => parse_time("start", s)?,
+        None => end - default_span,
+    };
+    if end <= start {
+        return Err(ApiError::bad_request("end must be after start"));
+    }
+    Ok((start, end))
+}
+
+pub(super) async fn camera_exists(st: &State, camera: &str) -> ApiResult<()> {
+    if !valid_camera_id(camera) {
+        return Err(ApiError::not_found(format!(
+            "no camera '{}'",
+            camera.escape_debug()
+        )));
+    }
+    let index = st.index.clone();
+    let cam = camera.to_string();
+    let known = blocking(move || {
+        Ok(index.camera(&cam)?.is_some() || index.cameras_with_segments()?.contains(&cam))
+    })
+    .await?;
+    if known {
+        Ok(())
+    } else {
+        Err(ApiError::not_found(format!("no camera '{camera}'")))
+    }
+}
+
+pub(super) fn view_error(e: ViewError) -> ApiError {
+    match e {
+        ViewError::Empty => ApiError::not_found(e.to_string()),
+        ViewError::BadRequest(m) => ApiError::bad_request(m),
+        ViewError::Internal(m) => ApiError::internal(m),
+    }
+}
+
+/// `camera=ID` (this node's), `camera=r-{node}-{camera}` (asked of the node that holds it), or
+/// `camera=all` (every node, in parallel, merged in time order).
+pub async fn list(
+    st: State,
+    Query(q): Query<RangeQuery>,
+    Extension(caller): Extension<Caller>,
+    headers: HeaderMap,
+) -> ApiResult<Json<Value>> {
+    let camera = q
+        .camera
+        .ok_or_else(|| ApiError::bad_request("camera is required (an id, or all)"))?;
+    let (start, end) = time_range(q.start.as_deref(), q.end.as_deref(), 86_400_000)?;
+    if end - start > MAX_LIST_MS {
+        return Err(ApiError::bad_request("a listing spans at most 31 days"));
+    }
+    let peer = matches!(caller, Caller::Peer { .. });
+    if camera == "all" {
+        return federated::all_listing(&st, start, end, &caller, &headers)
+            .await
+            .map(Json);
+    }
+    if let (Some((node, cam)), false) = (federated::parse_remote_id(&camera), peer) {
+        return federated::remote_listing(&st, node, cam, &camera, start, end)
+            .await
+            .map(Json);
+    }
+    camera_exists(&st, &camera).await?;
+    let listing = local::local_listing(&st, camera, start, end, &caller, &headers).await?;
+    Ok(Json(serde_json::to_value(listing).expect("serializes")))
+}
