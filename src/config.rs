@@ -383,7 +383,7 @@ impl Config {
         }
         c.tls_listen = file.http.tls_listen;
         for o in file.http.cors_origins.unwrap_or_default() {
-            match crate::http::origin_setting(&o) {
+            match crate::base::names::origin_setting(&o) {
                 Some(n) => c.cors_origins.push(n),
                 None => {
                     return Err(err(

@@ -273,9 +273,9 @@ async fn run(mut cfg: Config) -> anyhow::Result<()> {
     }
     // Accounts before cameras: the first start hashes a password (argon2) before anything else
     // competes for the CPU.
-    let accounts = http::account::Accounts::load(
+    let accounts = eyrie::accounts::Accounts::load(
         index.clone(),
-        http::session::SessionConfig {
+        eyrie::accounts::SessionConfig {
             idle: cfg.session_idle,
             max: cfg.max_sessions,
             ..Default::default()
@@ -327,7 +327,7 @@ async fn run(mut cfg: Config) -> anyhow::Result<()> {
     tokio::spawn(peers.clone().run());
     let tls = match cfg.tls_listen {
         Some(addr) => {
-            let identity = eyrie::federation::tls::Identity::load_or_create(
+            let identity = eyrie::base::tls::Identity::load_or_create(
                 &layout.root().join("tls"),
                 &eyrie::config::host_name(),
             )?;
@@ -402,7 +402,7 @@ async fn run(mut cfg: Config) -> anyhow::Result<()> {
             Duration::from_secs(600),
         )),
         accounts,
-        session_cookie: http::session::cookie_name(&index.node_id()),
+        session_cookie: http::cookie::cookie_name(&index.node_id()),
         label: std::sync::RwLock::new(cfg.label.clone()),
         cors_origins: cfg.cors_origins.clone(),
         tls_fingerprint: tls.as_ref().map(|t| t.2.clone()),
@@ -455,7 +455,7 @@ async fn run(mut cfg: Config) -> anyhow::Result<()> {
         tracing::info!(%fingerprint, "serving HTTPS on https://{addr}");
         servers.push(tokio::spawn(http::serve(
             l,
-            app.layer(axum::Extension(http::session::Https)),
+            app.layer(axum::Extension(http::cookie::Https)),
             stop.clone(),
             Some(acceptor),
         )));

@@ -24,8 +24,8 @@ use axum::response::{IntoResponse, Response};
 
 use subtle::ConstantTimeEq;
 
-use super::account::Login;
 use super::{ApiError, AppState};
+use crate::accounts::Login;
 use crate::federation::keys::Verdict;
 use std::sync::Arc;
 
@@ -219,7 +219,7 @@ async fn who(
         }
         return Ok(Caller::Token(t));
     }
-    if let Some(id) = super::session::session_cookie(h, &st.session_cookie) {
+    if let Some(id) = super::cookie::session_cookie(h, &st.session_cookie) {
         if let Some(s) = st.accounts.sessions.get(&id) {
             if is_change(method) && !credential_route(method, uri.path()) {
                 let sent = h.get("x-csrf-token").map(|v| v.as_bytes()).unwrap_or(b"");

@@ -7,7 +7,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use quick_xml::escape::escape;
 
 use super::xml::{self, Element};
-use crate::federation::client;
+use crate::base::client;
 
 #[derive(Clone)]
 pub struct Credentials {
@@ -25,7 +25,7 @@ impl std::fmt::Debug for Credentials {
 }
 
 /// Connect timeout, one deadline for the whole exchange, and the answer's size cap.
-pub use crate::federation::client::Limits;
+pub use crate::base::client::Limits;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SoapError {

@@ -15,7 +15,7 @@ use tokio::io::AsyncWriteExt;
 
 use super::System;
 use super::slots::{AbState, Slot};
-use crate::federation::keys::hex;
+use crate::base::hex::{hex, is_hex64};
 
 /// Longest wait for the next piece of the body.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
@@ -91,7 +91,7 @@ pub fn superblock(b: &[u8]) -> Result<Superblock, String> {
 /// Parses `x-eyrie-sha256`: 64 hex digits.
 pub fn parse_sha256(v: &str) -> Result<String, String> {
     let v = v.trim();
-    if v.len() == 64 && v.bytes().all(|c| c.is_ascii_hexdigit()) {
+    if is_hex64(v) {
         Ok(v.to_ascii_lowercase())
     } else {
         Err("x-eyrie-sha256 must be 64 hex digits".into())
