@@ -71,9 +71,7 @@ fn security_header(c: &Credentials, nonce: &[u8], created: &str) -> String {
 pub fn envelope(body: &str, creds: Option<&Credentials>) -> String {
     let header = match creds {
         Some(c) => {
-            let mut nonce = [0u8; 16];
-            ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut nonce)
-                .expect("the system random source works");
+            let nonce: [u8; 16] = crate::base::secret::random_bytes();
             let now = jiff::Timestamp::now();
             let created = now
                 .checked_add(c.clock_offset)
