@@ -8,11 +8,19 @@
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 
-use super::users::AccountError;
 use crate::base::secret::random_bytes;
 
 /// How many characters a password has.
 pub const PASSWORD_CHARS: std::ops::RangeInclusive<usize> = 8..=128;
+
+/// A new password breaks the rules ([`PASSWORD_CHARS`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "a password has {} to {} characters",
+    PASSWORD_CHARS.start(),
+    PASSWORD_CHARS.end()
+)]
+pub struct PasswordRules;
 
 /// An argon2id PHC string for `password` with a fresh random salt.
 pub fn hash_password(password: &str) -> String {
@@ -34,11 +42,11 @@ pub fn verify_password(password: &str, phc: &str) -> bool {
 }
 
 /// Whether `password` may be set: [`PASSWORD_CHARS`] characters.
-pub fn check_password_rules(password: &str) -> Result<(), AccountError> {
+pub fn check_password_rules(password: &str) -> Result<(), PasswordRules> {
     if PASSWORD_CHARS.contains(&password.chars().count()) {
         Ok(())
     } else {
-        Err(AccountError::PasswordRules)
+        Err(PasswordRules)
     }
 }
 

@@ -6,15 +6,16 @@
 //! Invariants: the index is written before the in-memory map, so a user the map knows is
 //! stored; a login's attempt is counted before its password is checked, and given back only on
 //! success; an unknown name is checked against a dummy hash, so timing does not tell which
-//! names exist; at most [`CONCURRENT_HASHES`] argon2 runs at once; a password change ends every
-//! other session of the user and every cached Basic login.
+//! names exist; logins and password changes run at most `CONCURRENT_HASHES` argon2 hashes at
+//! once, off the async threads; a password change ends every other session of the user and
+//! every cached Basic login.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use super::passwords::{PASSWORD_CHARS, check_password_rules, hash_password, verify_password};
+use super::passwords::{PasswordRules, check_password_rules, hash_password, verify_password};
 use super::sessions::{SessionConfig, Sessions};
 use crate::base::secret::{random_hex, same, sha256};
 use crate::base::throttle::Throttle;
@@ -28,19 +29,15 @@ pub const FAILURE_WINDOW: Duration = Duration::from_secs(60);
 const BASIC_TTL: Duration = Duration::from_secs(300);
 const BASIC_CACHE_MAX: usize = 256;
 /// Argon2 with the default parameters uses 19 MiB per hash; this many run at once at most.
-pub const CONCURRENT_HASHES: usize = 2;
+const CONCURRENT_HASHES: usize = 2;
 
 /// Why an account could not be made or changed.
 #[derive(Debug, thiserror::Error)]
 pub enum AccountError {
     #[error("a user name has 1 to 32 characters of a-z, A-Z, 0-9, '.', '_' and '-'")]
     UserName,
-    #[error(
-        "a password has {} to {} characters",
-        PASSWORD_CHARS.start(),
-        PASSWORD_CHARS.end()
-    )]
-    PasswordRules,
+    #[error(transparent)]
+    PasswordRules(#[from] PasswordRules),
     #[error("user '{0}' exists already")]
     Exists(String),
     #[error("user '{0}' no longer exists")]
