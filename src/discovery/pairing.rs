@@ -463,7 +463,7 @@ mod tests {
         }
     }
 
-    fn key(_: &RequestView) -> Result<String, String> {
+    fn key(_: &RequestView) -> Result<String, std::convert::Infallible> {
         Ok("the-key".into())
     }
 
