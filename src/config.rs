@@ -536,7 +536,7 @@ impl Config {
 impl HttpConfig {
     fn check(&mut self) -> Result<(), Refused> {
         for o in &mut self.cors_origins {
-            *o = crate::http::origin_setting(o)
+            *o = crate::base::names::origin_setting(o)
                 .ok_or_else(|| {
                     Invalid::not(
                         o.as_str(),

@@ -166,7 +166,10 @@ fn live_viewers_that_never_read_are_dropped() {
     }
     std::thread::sleep(Duration::from_secs(1));
     let connected = node_sockets(&e);
-    assert!(connected >= idle + 25, "the viewers are connected: {connected} sockets, {idle} idle");
+    assert!(
+        connected >= idle + 25,
+        "the viewers are connected: {connected} sockets, {idle} idle"
+    );
     // Nothing is read from here on. A viewer is dropped once it is 64 frames behind, or its
     // writes have stalled for 20 s, whichever the node sees first.
     let start = Instant::now();

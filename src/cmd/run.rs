@@ -25,12 +25,12 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use eyrie::accounts::Accounts;
 use eyrie::config::{AdminSettings, Config, Overrides};
 use eyrie::discovery::events::Hub;
 use eyrie::discovery::link::Linker;
 use eyrie::federation::keys::KeyStore;
 use eyrie::federation::peers::{Peers, PollConfig};
-use eyrie::http::account::Accounts;
 use eyrie::media::segmenter::{SegmentTarget, SegmenterConfig};
 use eyrie::recorder::Recorder;
 use eyrie::storage::retention::Retention;
@@ -111,7 +111,7 @@ async fn run(mut cfg: Config) -> anyhow::Result<()> {
             MEDIA_TOKEN_LIFE,
         )),
         accounts,
-        session_cookie: http::session::cookie_name(&storage.index.node_id()),
+        session_cookie: http::cookie::cookie_name(&storage.index.node_id()),
         label: std::sync::RwLock::new(cfg.node.label.clone()),
         cors_origins: cfg.http.cors_origins.clone(),
         tls_fingerprint: federation.tls.as_ref().map(|t| t.fingerprint.clone()),
@@ -183,7 +183,7 @@ async fn open_accounts(
 ) -> anyhow::Result<(Arc<Accounts>, Option<String>)> {
     let accounts = Accounts::load(
         index.clone(),
-        http::session::SessionConfig {
+        eyrie::accounts::SessionConfig {
             idle: cfg.auth.session_idle,
             max: cfg.auth.max_sessions,
             ..Default::default()
@@ -294,7 +294,7 @@ fn start_federation(cfg: &Config, storage: &Storage) -> anyhow::Result<Federatio
     tokio::spawn(peers.clone().run());
     let tls = match cfg.http.tls_listen {
         Some(addr) => {
-            let identity = eyrie::federation::tls::Identity::load_or_create(
+            let identity = eyrie::base::tls::Identity::load_or_create(
                 &storage.layout.root().join("tls"),
                 &eyrie::config::host_name(),
             )?;
@@ -437,7 +437,7 @@ async fn serve(
         tracing::info!(%fingerprint, "serving HTTPS on https://{addr}");
         servers.push(tokio::spawn(http::serve(
             l,
-            app.layer(axum::Extension(http::session::Https)),
+            app.layer(axum::Extension(http::cookie::Https)),
             stop.clone(),
             Some(acceptor),
         )));

@@ -13,11 +13,11 @@ use super::events::{Hub, Topic};
 use super::pairing::{
     PairError, PairRequest, Pairing, PairingState, Pairings, RequestView, Requests, random_code,
 };
-use crate::federation::client::{self, FetchError, Limits};
+use crate::base::client::{self, FetchError, Limits};
+use crate::base::secret::random_hex;
 use crate::federation::keys::KeyStore;
-use crate::federation::keys::random_hex;
 use crate::federation::peers::Peers;
-use crate::storage::{Index, MediaMode, NodeKind, NodeRecord};
+use crate::storage::{Index, MediaMode, NodeKind, NodeRecord, StorageError};
 
 /// Largest answer read from the other node during pairing.
 const MAX_ANSWER: usize = 16 * 1024;
@@ -143,7 +143,7 @@ impl Linker {
         id: &str,
         secret: &str,
         from: IpAddr,
-    ) -> Result<Result<(String, RequestView), crate::storage::StorageError>, PairError> {
+    ) -> Result<Result<(String, RequestView), StorageError>, PairError> {
         let r = self
             .requests
             .lock()
@@ -373,14 +373,14 @@ impl Linker {
         label: &str,
         key: &str,
         pin: Option<String>,
-    ) -> anyhow::Result<String> {
+    ) -> Result<String, StoreError> {
         let (index, url, label, key) = (
             self.index.clone(),
             url.to_string(),
             label.to_string(),
             key.to_string(),
         );
-        let node = tokio::task::spawn_blocking(move || -> anyhow::Result<NodeRecord> {
+        let node = tokio::task::spawn_blocking(move || -> Result<NodeRecord, StorageError> {
             let existing = index.nodes()?.into_iter().find(|n| n.url == url);
             let node = match existing {
                 Some(mut n) => {
@@ -455,6 +455,15 @@ impl Linker {
             IpAddr::V6(v6) => format!("{scheme}://[{v6}]:{}", me.port),
         })
     }
+}
+
+/// Why the other node could not be saved as a remote node.
+#[derive(Debug, thiserror::Error)]
+enum StoreError {
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error("the saving task ended: {0}")]
+    Task(#[from] tokio::task::JoinError),
 }
 
 /// How a pairing ended when it did not link.

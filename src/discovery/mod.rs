@@ -21,6 +21,15 @@ use serde::Serialize;
 use events::{Hub, Topic};
 use txt::{Advert, Kind, PeerTxt};
 
+/// Why mDNS could not start, or a name could not be registered.
+#[derive(Debug, thiserror::Error)]
+pub enum DiscoveryError {
+    #[error("mDNS: {0}")]
+    Mdns(#[from] mdns_sd::Error),
+    #[error("the node is stopping")]
+    Stopping,
+}
+
 /// The DNS-SD service type of NVR federation.
 pub const SERVICE_TYPE: &str = "_nvr-federation._tcp.local.";
 /// Most nodes kept in the browse cache; more are ignored (a LAN with more NVRs than this is
@@ -123,7 +132,7 @@ fn now_ms() -> i64 {
 
 impl Discovery {
     /// Starts the responder and the browser. Must run inside a tokio runtime.
-    pub fn start(opts: Options, hub: Arc<Hub>) -> anyhow::Result<Arc<Self>> {
+    pub fn start(opts: Options, hub: Arc<Hub>) -> Result<Arc<Self>, DiscoveryError> {
         let daemon = ServiceDaemon::new()?;
         // No loopback unless listed: a node would hear its own un-renamed name there after a
         // conflict rename on the LAN, and its cache would take that for the other node's.
@@ -194,9 +203,9 @@ impl Discovery {
     }
 
     /// Registers this node's service under `instance`.
-    fn register(&self, instance: &str) -> anyhow::Result<()> {
+    fn register(&self, instance: &str) -> Result<(), DiscoveryError> {
         if self.stopping.load(std::sync::atomic::Ordering::SeqCst) {
-            anyhow::bail!("the node is stopping");
+            return Err(DiscoveryError::Stopping);
         }
         let ip = self.listen.ip();
         let port = self.listen.port();

@@ -10,11 +10,10 @@
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use crate::federation::keys::random_hex;
-use ring::digest::{SHA256, digest};
-use ring::rand::{SecureRandom, SystemRandom};
 use serde::Serialize;
-use subtle::ConstantTimeEq;
+
+use crate::base::secret::{random_bytes, random_hex, same, sha256};
+use crate::base::throttle::Throttle;
 
 /// How long a request waits for approval and collection.
 pub const REQUEST_TTL: Duration = Duration::from_secs(600);
@@ -29,11 +28,8 @@ const KEEP_DECIDED: Duration = Duration::from_secs(600);
 
 /// A uniformly random 6-digit code.
 pub fn random_code() -> String {
-    let rng = SystemRandom::new();
     loop {
-        let mut b = [0u8; 4];
-        rng.fill(&mut b).expect("system random");
-        let n = u32::from_le_bytes(b);
+        let n = u32::from_le_bytes(random_bytes());
         // Reject the top sliver so that every code is equally likely.
         if n < u32::MAX - u32::MAX % 1_000_000 {
             return format!("{:06}", n % 1_000_000);
@@ -48,16 +44,6 @@ pub fn is_code(s: &str) -> bool {
 pub fn is_secret(s: &str) -> bool {
     s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
-
-fn sha256(s: &str) -> [u8; 32] {
-    digest(&SHA256, s.as_bytes())
-        .as_ref()
-        .try_into()
-        .expect("32 bytes")
-}
-
-/// Counts events per address in a sliding minute; refuses past a limit. Bounded memory.
-use crate::federation::throttle::Throttle;
 
 /// What A sends to ask for pairing (already checked by the HTTP layer).
 #[derive(Debug, Clone)]
@@ -255,7 +241,7 @@ impl Requests {
         };
         self.items.push(Incoming {
             view: view.clone(),
-            secret_hash: sha256(&req.secret),
+            secret_hash: sha256(req.secret.as_bytes()),
             created: now,
             decided: None,
             wrong_codes: 0,
@@ -291,7 +277,7 @@ impl Requests {
             RequestState::Rejected => return Err(PairError::Decided("rejected")),
             RequestState::Collected => return Err(PairError::Decided("collected")),
         }
-        if !bool::from(code.as_bytes().ct_eq(r.view.code.as_bytes())) {
+        if !same(code.as_bytes(), r.view.code.as_bytes()) {
             r.wrong_codes += 1;
             if r.wrong_codes >= MAX_WRONG_CODES {
                 r.view.state = RequestState::Rejected;
@@ -335,11 +321,11 @@ impl Requests {
             return Err(PairError::Throttled);
         }
         self.tidy(now);
-        let hash = sha256(secret);
+        let hash = sha256(secret.as_bytes());
         let Some(i) = self.items.iter().position(|r| r.view.id == id) else {
             return Err(PairError::NotFound);
         };
-        if !bool::from(self.items[i].secret_hash.ct_eq(&hash)) {
+        if !same(&self.items[i].secret_hash, &hash) {
             // Counted separately: a stream of wrong secrets closes this address for a while.
             if !self.wrong_secrets.attempt_at(from, now) {
                 return Err(PairError::Throttled);
@@ -477,7 +463,7 @@ mod tests {
         }
     }
 
-    fn key(_: &RequestView) -> Result<String, String> {
+    fn key(_: &RequestView) -> Result<String, std::convert::Infallible> {
         Ok("the-key".into())
     }
 

@@ -98,10 +98,6 @@ fn is_uuid(s: &str) -> bool {
     uuid::Uuid::try_parse(s).is_ok() && s.len() == 36
 }
 
-fn is_fingerprint(s: &str) -> bool {
-    s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
-}
-
 impl PeerTxt {
     /// Reads `(key, value)` pairs as they came off the wire; keys are matched without regard to
     /// case (RFC 6763 §6.4), values that do not have the expected form are dropped.
@@ -116,7 +112,7 @@ impl PeerTxt {
                 "tls" => {
                     t.tls_fingerprint = text(v)
                         .map(|s| s.replace(':', "").to_ascii_lowercase())
-                        .filter(|s| is_fingerprint(s))
+                        .filter(|s| crate::base::hex::is_hex64(s))
                 }
                 "name" => t.name = text(v),
                 _ => {}

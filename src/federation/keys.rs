@@ -6,10 +6,9 @@ use std::net::IpAddr;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use ring::digest::{SHA256, digest};
-use ring::rand::{SecureRandom, SystemRandom};
-use subtle::ConstantTimeEq;
-
+use crate::base::hex::{hex, unhex};
+use crate::base::secret::{random_bytes, same, sha256};
+use crate::base::throttle::Throttle;
 use crate::storage::{FederationKeyRecord, Index, StorageError};
 
 /// Failures one address may make in [`FAILURE_WINDOW`] before it is refused for the rest of it.
@@ -45,41 +44,7 @@ struct Entry {
 pub struct KeyStore {
     index: Arc<Index>,
     keys: RwLock<Vec<Entry>>,
-    failures: super::throttle::Throttle,
-    rng: SystemRandom,
-}
-
-fn sha256(secret: &str) -> [u8; 32] {
-    digest(&SHA256, secret.as_bytes())
-        .as_ref()
-        .try_into()
-        .expect("32 bytes")
-}
-
-/// Lower-case hex of `bytes`.
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// 32 bytes from exactly 64 hex digits; anything else (a sign, other characters, multi-byte
-/// text) is `None`, never a panic.
-pub fn unhex(s: &str) -> Option<[u8; 32]> {
-    if s.len() != 64 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return None;
-    }
-    let mut out = [0u8; 32];
-    for (i, o) in out.iter_mut().enumerate() {
-        *o = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).ok()?;
-    }
-    Some(out)
-}
-
-/// `bytes` random bytes from the system CSPRNG, as hex (ids, secrets, tokens).
-pub fn random_hex(bytes: usize) -> String {
-    let mut b = vec![0u8; bytes];
-    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b)
-        .expect("system random");
-    hex(&b)
+    failures: Throttle,
 }
 
 impl KeyStore {
@@ -95,18 +60,15 @@ impl KeyStore {
         Ok(Arc::new(Self {
             index,
             keys: RwLock::new(keys),
-            failures: super::throttle::Throttle::new(MAX_FAILURES, FAILURE_WINDOW),
-            rng: SystemRandom::new(),
+            failures: Throttle::new(MAX_FAILURES, FAILURE_WINDOW),
         }))
     }
 
     pub fn create(&self, name: &str) -> Result<NewKey, StorageError> {
-        let mut secret = [0u8; 32];
-        let mut id = [0u8; 6];
-        self.rng.fill(&mut secret).expect("system random");
-        self.rng.fill(&mut id).expect("system random");
+        let secret: [u8; 32] = random_bytes();
+        let id: [u8; 6] = random_bytes();
         let key = hex(&secret);
-        let hash = sha256(&key);
+        let hash = sha256(key.as_bytes());
         let record = FederationKeyRecord {
             id: hex(&id),
             name: name.to_string(),
@@ -151,11 +113,11 @@ impl KeyStore {
         if !self.failures.attempt(from) {
             return Verdict::Throttled;
         }
-        let hash = sha256(presented);
+        let hash = sha256(presented.as_bytes());
         let mut found: Option<usize> = None;
         let keys = self.keys.read().unwrap();
         for (i, e) in keys.iter().enumerate() {
-            if bool::from(e.hash.ct_eq(&hash)) {
+            if same(&e.hash, &hash) {
                 found = Some(i);
             }
         }
@@ -239,16 +201,5 @@ mod tests {
         }
         assert!(matches!(ks.verify(&k.key, HOME), Verdict::Throttled));
         assert!(matches!(ks.verify(&k.key, other), Verdict::Valid { .. }));
-    }
-
-    #[test]
-    fn hex_round_trip() {
-        let h = sha256("x");
-        assert_eq!(unhex(&hex(&h)), Some(h));
-        assert_eq!(unhex("zz"), None);
-        // A sign, or multi-byte text of the right length, is not hex (and never panics).
-        assert_eq!(unhex(&format!("+f{}", "0".repeat(62))), None);
-        assert_eq!(unhex(&format!("a\u{e9}{}", "0".repeat(61))), None);
-        assert_eq!(random_hex(16).len(), 32);
     }
 }

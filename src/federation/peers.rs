@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use serde_json::Value;
 
-use super::client::{self, FetchError, Limits};
+use crate::base::client::{self, FetchError, Limits};
 use crate::storage::{Index, NodeKind, NodeRecord, StorageError};
 
 /// Largest answer read from a peer.

@@ -53,7 +53,7 @@ impl MediaTokens {
 
     fn issue_until(&self, camera: &str, kind: Kind, exp: u64) -> String {
         let tag = hmac::sign(&self.key, message(kind, camera, exp).as_bytes());
-        let mac = super::keys::hex(tag.as_ref());
+        let mac = crate::base::hex::hex(tag.as_ref());
         format!("{exp}.{mac}")
     }
 
@@ -68,7 +68,7 @@ impl MediaTokens {
         if exp < now_s() {
             return false;
         }
-        let Some(raw) = super::keys::unhex(mac) else {
+        let Some(raw) = crate::base::hex::unhex(mac) else {
             return false;
         };
         hmac::verify(&self.key, message(kind, camera, exp).as_bytes(), &raw).is_ok()

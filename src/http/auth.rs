@@ -30,8 +30,8 @@ use axum::response::{IntoResponse, Response};
 
 use subtle::ConstantTimeEq;
 
-use super::account::Login;
 use super::{ApiError, AppState};
+use crate::accounts::Login;
 use crate::federation::keys::Verdict;
 use std::sync::Arc;
 
@@ -239,7 +239,7 @@ async fn who(
         }
         return Ok(Caller::Token(t));
     }
-    if let Some(id) = super::session::session_cookie(h, &st.session_cookie) {
+    if let Some(id) = super::cookie::session_cookie(h, &st.session_cookie) {
         if let Some(s) = st.accounts.sessions.get(&id) {
             if is_change(method) && access.needs_csrf() {
                 let sent = h.get("x-csrf-token").map(|v| v.as_bytes()).unwrap_or(b"");
@@ -342,9 +342,8 @@ mod tests {
             ..Default::default()
         });
         Arc::new(AppState {
-            accounts: super::super::account::Accounts::load(index.clone(), Default::default())
-                .unwrap(),
-            session_cookie: super::super::session::cookie_name(&index.node_id()),
+            accounts: crate::accounts::Accounts::load(index.clone(), Default::default()).unwrap(),
+            session_cookie: super::super::cookie::cookie_name(&index.node_id()),
             tokens: Arc::new(crate::federation::tokens::MediaTokens::new(
                 &index.node_secret("media-tokens").unwrap(),
                 Duration::from_secs(600),

@@ -157,13 +157,7 @@ pub fn local_only(scope: Option<&str>, caller: &Caller) -> ApiResult<bool> {
 }
 
 fn check_name(name: &str) -> ApiResult<String> {
-    let name = name.trim();
-    if name.is_empty() || name.chars().count() > 64 || name.chars().any(char::is_control) {
-        return Err(ApiError::bad_request(
-            "name: 1 to 64 characters, no control characters",
-        ));
-    }
-    Ok(name.to_string())
+    crate::base::names::label(name).map_err(|e| ApiError::bad_request(format!("name: {e}")))
 }
 
 fn check_secret(what: &str, v: &str) -> ApiResult<()> {

@@ -16,6 +16,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use super::{ApiError, AppState};
+use crate::base::names::origin_of_url;
 
 /// Methods and headers a credentialed origin may use.
 const ALLOW_METHODS: &str = "GET, HEAD, POST, PUT, DELETE";
@@ -25,24 +26,6 @@ const ALLOW_HEADERS: &str =
 pub const EXPOSE_HEADERS: &str = "content-length, content-range, accept-ranges, etag, x-codec";
 /// How long a browser may cache a preflight answer.
 const MAX_AGE: &str = "600";
-
-/// `scheme://host[:port]` of `url`, normalised (default ports dropped, host lower-cased), or
-/// `None` when it has no tuple origin (`null`, `file:`, garbage).
-pub fn origin_of_url(url: &str) -> Option<String> {
-    let origin = url::Url::parse(url).ok()?.origin();
-    origin.is_tuple().then(|| origin.ascii_serialization())
-}
-
-/// An origin as written in the config (`http://host:port`, nothing after it), normalised.
-pub fn origin_setting(text: &str) -> Option<String> {
-    let u = url::Url::parse(text).ok()?;
-    let bare = u.username().is_empty()
-        && u.password().is_none()
-        && u.path() == "/"
-        && u.query().is_none()
-        && u.fragment().is_none();
-    bare.then(|| origin_of_url(text)).flatten()
-}
 
 /// Whether `origin` is this node as the request addressed it (same-origin requests also carry
 /// `Origin` on POST; they need no CORS).
@@ -186,23 +169,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn origins_compare_whole() {
-        assert_eq!(
-            origin_of_url("http://NVR.local:80/x").as_deref(),
-            Some("http://nvr.local")
-        );
-        assert_eq!(
-            origin_of_url("https://10.0.0.2:8443").as_deref(),
-            Some("https://10.0.0.2:8443")
-        );
-        assert_eq!(origin_of_url("null"), None);
-        assert_eq!(
-            origin_setting("http://ui.example:9000").as_deref(),
-            Some("http://ui.example:9000")
-        );
-        assert_eq!(origin_setting("http://ui.example/app"), None);
-        assert_eq!(origin_setting("*"), None);
-        assert_eq!(origin_of_url("file:///etc/passwd"), None);
+    fn same_origin_compares_whole() {
         let mut h = HeaderMap::new();
         h.insert(header::HOST, "10.0.0.2:8080".parse().unwrap());
         assert!(is_same_origin("http://10.0.0.2:8080", &h));

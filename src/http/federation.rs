@@ -38,12 +38,8 @@ pub async fn list(st: State) -> Json<Vec<KeyView>> {
 }
 
 pub async fn create(st: State, Json(input): Json<NewKeyInput>) -> ApiResult<impl IntoResponse> {
-    let name = input.name.trim().to_string();
-    if name.is_empty() || name.chars().count() > 64 || name.chars().any(char::is_control) {
-        return Err(ApiError::bad_request(
-            "name: 1 to 64 characters, no control characters",
-        ));
-    }
+    let name = crate::base::names::label(&input.name)
+        .map_err(|e| ApiError::bad_request(format!("name: {e}")))?;
     let keys = st.keys.clone();
     let k = blocking(move || Ok(keys.create(&name)?)).await?;
     Ok((

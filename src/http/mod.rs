@@ -2,10 +2,10 @@
 //! by `auth.rs`), request limits, JSON errors, byte ranges (`ranges.rs`). Every endpoint is
 //! described in docs/api.md; keep the two in step.
 
-pub mod account;
 mod auth;
 mod cameras;
 mod cartanvr;
+pub mod cookie;
 mod cors;
 mod devices;
 mod discover;
@@ -24,7 +24,6 @@ mod settings;
 mod system;
 mod ui;
 
-pub use cors::origin_setting;
 pub use routes::router;
 pub use serve::serve;
 
@@ -52,8 +51,8 @@ pub struct AppState {
     pub peers: Arc<crate::federation::peers::Peers>,
     pub tokens: Arc<crate::federation::tokens::MediaTokens>,
     /// People who may log in, and their sessions.
-    pub accounts: Arc<account::Accounts>,
-    /// Name of this node's session cookie ([`session::cookie_name`]).
+    pub accounts: Arc<crate::accounts::Accounts>,
+    /// Name of this node's session cookie ([`cookie::cookie_name`]).
     pub session_cookie: String,
     /// This node's name for people and peers.
     /// Changed by the admin at run time (`PUT /api/system/settings`): read it with

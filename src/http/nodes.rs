@@ -7,6 +7,9 @@ use axum::response::IntoResponse;
 use serde::{Deserialize, Serialize};
 
 use super::{ApiError, ApiResult, AppState, State, blocking, rfc3339};
+use crate::base::hex::is_hex64;
+use crate::base::names;
+use crate::base::secret::random_hex;
 use crate::federation::peers::{PeerStatus, TestResult};
 use crate::storage::{MediaMode, NodeKind, NodeRecord};
 
@@ -67,27 +70,9 @@ pub fn view(st: &AppState, n: NodeRecord) -> NodeView {
     }
 }
 
-/// `http(s)://host[:port][/path]`, no credentials, query or fragment; stored without a
-/// trailing slash.
+/// A node's base URL in its one stored form ([`names::node_url`]).
 pub fn check_url(raw: &str) -> ApiResult<String> {
-    let bad = |m: &str| ApiError::bad_request(format!("url: {m}"));
-    if raw.len() > 512 {
-        return Err(bad("at most 512 characters"));
-    }
-    let u = url::Url::parse(raw.trim()).map_err(|e| bad(&e.to_string()))?;
-    if !matches!(u.scheme(), "http" | "https") {
-        return Err(bad("only http:// and https:// peers"));
-    }
-    if !u.username().is_empty() || u.password().is_some() {
-        return Err(bad("no credentials in the URL: give the key in \"key\""));
-    }
-    if u.query().is_some() || u.fragment().is_some() {
-        return Err(bad("no query or fragment"));
-    }
-    if u.host_str().is_none_or(str::is_empty) {
-        return Err(bad("a host is needed"));
-    }
-    Ok(u.as_str().trim_end_matches('/').to_string())
+    names::node_url(raw).map_err(|e| ApiError::bad_request(format!("url: {e}")))
 }
 
 fn check_pin(p: &str) -> ApiResult<Option<String>> {
@@ -99,7 +84,7 @@ fn check_pin(p: &str) -> ApiResult<Option<String>> {
     if hex.is_empty() {
         return Ok(None);
     }
-    if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+    if !is_hex64(&hex) {
         return Err(ApiError::bad_request(
             "tls_pin: a SHA-256 fingerprint, 64 hex digits",
         ));
@@ -109,13 +94,7 @@ fn check_pin(p: &str) -> ApiResult<Option<String>> {
 
 fn apply(n: &mut NodeRecord, input: NodeInput) -> ApiResult<()> {
     if let Some(label) = input.label {
-        let label = label.trim();
-        if label.is_empty() || label.chars().count() > 64 || label.chars().any(char::is_control) {
-            return Err(ApiError::bad_request(
-                "label: 1 to 64 characters, no control characters",
-            ));
-        }
-        n.label = label.to_string();
+        n.label = names::label(&label).map_err(|e| ApiError::bad_request(format!("label: {e}")))?;
     }
     if let Some(url) = input.url {
         n.url = check_url(&url)?;
@@ -146,11 +125,8 @@ fn new_record(input: NodeInput) -> ApiResult<NodeRecord> {
     if input.url.is_none() {
         return Err(ApiError::bad_request("url is required"));
     }
-    let mut id = [0u8; 6];
-    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut id)
-        .map_err(|_| ApiError::internal("no randomness"))?;
     let mut n = NodeRecord {
-        id: id.iter().map(|b| format!("{b:02x}")).collect(),
+        id: random_hex(6),
         label: String::new(),
         url: String::new(),
         key: None,

@@ -99,12 +99,8 @@ fn check_pair(b: PairBody) -> ApiResult<PairRequest> {
     if uuid::Uuid::try_parse(&b.node_id).is_err() || b.node_id.len() != 36 {
         return Err(ApiError::bad_request("node_id: a UUID"));
     }
-    let label = b.label.trim();
-    if label.is_empty() || label.chars().count() > 64 || label.chars().any(char::is_control) {
-        return Err(ApiError::bad_request(
-            "label: 1 to 64 characters, no control characters",
-        ));
-    }
+    let label = crate::base::names::label(&b.label)
+        .map_err(|e| ApiError::bad_request(format!("label: {e}")))?;
     if !is_code(&b.code) {
         return Err(ApiError::bad_request("code: 6 digits"));
     }
@@ -120,7 +116,7 @@ fn check_pair(b: PairBody) -> ApiResult<PairRequest> {
     };
     Ok(PairRequest {
         node_id: b.node_id.to_ascii_lowercase(),
-        label: label.to_string(),
+        label,
         url: check_url(&b.url)?,
         code: b.code,
         secret: b.secret,

@@ -12,7 +12,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
 
 use super::{ApiError, ApiResult, State, blocking};
-use crate::federation::client;
+use crate::base::client;
 use crate::storage::{MediaMode, NodeKind, NodeRecord};
 
 /// A relayed stream ends when the peer sends nothing for this long (live video sends a

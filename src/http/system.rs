@@ -80,7 +80,7 @@ pub async fn update(
         .get("x-eyrie-sha256")
         .map(|v| parse_sha256(v.to_str().unwrap_or("")))
         .transpose()
-        .map_err(ApiError::bad_request)?;
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
     let length = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());

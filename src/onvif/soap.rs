@@ -7,7 +7,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use quick_xml::escape::escape;
 
 use super::xml::{self, Element};
-use crate::federation::client;
+use crate::base::client;
 
 #[derive(Clone)]
 pub struct Credentials {
@@ -25,7 +25,7 @@ impl std::fmt::Debug for Credentials {
 }
 
 /// Connect timeout, one deadline for the whole exchange, and the answer's size cap.
-pub use crate::federation::client::Limits;
+pub use crate::base::client::Limits;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SoapError {
@@ -71,9 +71,7 @@ fn security_header(c: &Credentials, nonce: &[u8], created: &str) -> String {
 pub fn envelope(body: &str, creds: Option<&Credentials>) -> String {
     let header = match creds {
         Some(c) => {
-            let mut nonce = [0u8; 16];
-            ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut nonce)
-                .expect("the system random source works");
+            let nonce: [u8; 16] = crate::base::secret::random_bytes();
             let now = jiff::Timestamp::now();
             let created = now
                 .checked_add(c.clock_offset)

@@ -145,7 +145,7 @@ fn set_admin_password(data: &Path, user: &str, password: &str) -> Result<(), App
         .map_or_else(|| jiff::Timestamp::now().as_millisecond(), |u| u.created_ms);
     let record = UserRecord {
         name: user.to_string(),
-        password_hash: crate::http::account::hash_password(password),
+        password_hash: crate::accounts::hash_password(password),
         created_ms,
     };
     index

@@ -44,16 +44,33 @@ impl std::fmt::Display for Slot {
     }
 }
 
+/// What is wrong in boot.env or ab.txt.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SlotFileError {
+    #[error("{0:?} is not key=value")]
+    NotKeyValue(String),
+    #[error("slot={0}: not a or b")]
+    NotASlot(String),
+    #[error("{0}={1}: not a, b or empty")]
+    NotASlotOrEmpty(String, String),
+    #[error("{0} is missing")]
+    Missing(&'static str),
+    #[error("{0} is missing or not an absolute device path")]
+    NotADevice(&'static str),
+    #[error("active is empty")]
+    NoActive,
+}
+
 /// `key=value` lines; blank lines and `#` comments skipped, CR (a file edited on Windows)
 /// ignored.
-fn pairs(text: &str) -> impl Iterator<Item = Result<(&str, &str), String>> {
+fn pairs(text: &str) -> impl Iterator<Item = Result<(&str, &str), SlotFileError>> {
     text.lines()
         .map(|l| l.trim_end_matches('\r').trim())
         .filter(|l| !l.is_empty() && !l.starts_with('#'))
         .map(|l| {
             l.split_once('=')
                 .map(|(k, v)| (k.trim(), v.trim()))
-                .ok_or_else(|| format!("{l:?} is not key=value"))
+                .ok_or_else(|| SlotFileError::NotKeyValue(l.to_string()))
         })
 }
 
@@ -76,24 +93,24 @@ impl BootEnv {
             .map_err(|m| FileError::new(path, m))
     }
 
-    fn parse(text: &str) -> Result<BootEnv, String> {
+    fn parse(text: &str) -> Result<BootEnv, SlotFileError> {
         let (mut slot, mut a, mut b) = (None, None, None);
         for kv in pairs(text) {
             match kv? {
                 ("slot", v) => {
-                    slot = Some(Slot::parse(v).ok_or_else(|| format!("slot={v}: not a or b"))?)
+                    slot = Some(Slot::parse(v).ok_or_else(|| SlotFileError::NotASlot(v.into()))?)
                 }
                 ("slot_a", v) => a = Some(PathBuf::from(v)),
                 ("slot_b", v) => b = Some(PathBuf::from(v)),
                 _ => {}
             }
         }
-        let device = |d: Option<PathBuf>, key: &str| match d {
+        let device = |d: Option<PathBuf>, key: &'static str| match d {
             Some(p) if p.is_absolute() => Ok(p),
-            _ => Err(format!("{key} is missing or not an absolute device path")),
+            _ => Err(SlotFileError::NotADevice(key)),
         };
         Ok(BootEnv {
-            slot: slot.ok_or("slot is missing")?,
+            slot: slot.ok_or(SlotFileError::Missing("slot"))?,
             slot_a: device(a, "slot_a")?,
             slot_b: device(b, "slot_b")?,
         })
@@ -139,17 +156,20 @@ impl AbState {
         }
     }
 
-    fn parse(text: &str) -> Result<AbState, String> {
+    fn parse(text: &str) -> Result<AbState, SlotFileError> {
         let mut s = AbState::default();
         for kv in pairs(text) {
             let (k, v) = kv?;
             let slot = if v.is_empty() {
                 None
             } else {
-                Some(Slot::parse(v).ok_or_else(|| format!("{k}={v}: not a, b or empty"))?)
+                Some(
+                    Slot::parse(v)
+                        .ok_or_else(|| SlotFileError::NotASlotOrEmpty(k.into(), v.into()))?,
+                )
             };
             match k {
-                "active" => s.active = slot.ok_or("active is empty")?,
+                "active" => s.active = slot.ok_or(SlotFileError::NoActive)?,
                 "next" => s.next = slot,
                 "trial" => s.trial = slot,
                 "failed" => s.failed = slot,

@@ -15,7 +15,7 @@ use tokio::io::AsyncWriteExt;
 
 use super::System;
 use super::slots::{AbState, Slot};
-use crate::federation::keys::hex;
+use crate::base::hex::{hex, is_hex64};
 
 /// Longest wait for the next piece of the body.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
@@ -33,7 +33,7 @@ pub enum UpdateError {
     #[error("the image ({0}) is larger than slot {1} ({2} bytes)")]
     TooLarge(String, Slot, u64),
     #[error("not a root image: {0}")]
-    BadImage(String),
+    BadImage(#[from] ImageError),
     #[error(
         "x-eyrie-sha256 is {expected} but slot {slot} holds {actual}: the slot will not be booted"
     )]
@@ -64,37 +64,59 @@ pub struct Superblock {
     pub bytes_used: u64,
 }
 
-pub fn superblock(b: &[u8]) -> Result<Superblock, String> {
+/// Why an upload is not a root image.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ImageError {
+    #[error("it does not start with a squashfs superblock (magic \"hsqs\")")]
+    NoSuperblock,
+    #[error("squashfs version {0}, not 4")]
+    Version(u16),
+    #[error("squashfs block size {0} is not sane")]
+    BlockSize(u32),
+    #[error("squashfs size {0} is not sane")]
+    Size(u64),
+    #[error("the squashfs says it is {0} bytes, the request is shorter")]
+    ShorterRequest(u64),
+    #[error("{got} bytes came, the squashfs says it is {claimed}")]
+    Truncated { got: u64, claimed: u64 },
+}
+
+/// x-eyrie-sha256 is not 64 hex digits.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("x-eyrie-sha256 must be 64 hex digits")]
+pub struct BadSha256;
+
+pub fn superblock(b: &[u8]) -> Result<Superblock, ImageError> {
     if b.len() < SUPERBLOCK || &b[..4] != b"hsqs" {
-        return Err("it does not start with a squashfs superblock (magic \"hsqs\")".into());
+        return Err(ImageError::NoSuperblock);
     }
     let u16_at = |o: usize| u16::from_le_bytes([b[o], b[o + 1]]);
     let u32_at = |o: usize| u32::from_le_bytes(b[o..o + 4].try_into().unwrap());
     let u64_at = |o: usize| u64::from_le_bytes(b[o..o + 8].try_into().unwrap());
     let (block_size, block_log, major) = (u32_at(12), u16_at(22), u16_at(28));
     if major != 4 {
-        return Err(format!("squashfs version {major}, not 4"));
+        return Err(ImageError::Version(major));
     }
     if !(4096..=1 << 20).contains(&block_size)
         || !block_size.is_power_of_two()
         || u32::from(block_log) != block_size.trailing_zeros()
     {
-        return Err(format!("squashfs block size {block_size} is not sane"));
+        return Err(ImageError::BlockSize(block_size));
     }
     let bytes_used = u64_at(40);
     if bytes_used < SUPERBLOCK as u64 {
-        return Err(format!("squashfs size {bytes_used} is not sane"));
+        return Err(ImageError::Size(bytes_used));
     }
     Ok(Superblock { bytes_used })
 }
 
 /// Parses `x-eyrie-sha256`: 64 hex digits.
-pub fn parse_sha256(v: &str) -> Result<String, String> {
+pub fn parse_sha256(v: &str) -> Result<String, BadSha256> {
     let v = v.trim();
-    if v.len() == 64 && v.bytes().all(|c| c.is_ascii_hexdigit()) {
+    if is_hex64(v) {
         Ok(v.to_ascii_lowercase())
     } else {
-        Err("x-eyrie-sha256 must be 64 hex digits".into())
+        Err(BadSha256)
     }
 }
 
@@ -151,7 +173,7 @@ impl System {
             head.extend_from_slice(&b[..take]);
             pending.push(b);
         }
-        let sb = superblock(&head).map_err(UpdateError::BadImage)?;
+        let sb = superblock(&head)?;
         if sb.bytes_used > size {
             return Err(UpdateError::TooLarge(
                 format!("squashfs of {} bytes", sb.bytes_used),
@@ -160,10 +182,7 @@ impl System {
             ));
         }
         if length.is_some_and(|n| n < sb.bytes_used) {
-            return Err(UpdateError::BadImage(format!(
-                "the squashfs says it is {} bytes, the request is shorter",
-                sb.bytes_used
-            )));
+            return Err(ImageError::ShorterRequest(sb.bytes_used).into());
         }
         // The slot is about to change: it must not be booted unless this update completes.
         self.set_next(None, Some(slot)).await?;
@@ -195,10 +214,11 @@ impl System {
                 .map_err(|e| io("cannot write", &e))?;
         }
         if written < sb.bytes_used {
-            return Err(UpdateError::BadImage(format!(
-                "{written} bytes came, the squashfs says it is {}",
-                sb.bytes_used
-            )));
+            return Err(ImageError::Truncated {
+                got: written,
+                claimed: sb.bytes_used,
+            }
+            .into());
         }
         out.flush().await.map_err(|e| io("cannot write", &e))?;
         let file = out.into_std().await;
@@ -322,7 +342,7 @@ mod tests {
         assert!(superblock(&v3).is_err());
         let mut other = sb(131072, 4096);
         other[..4].copy_from_slice(b"\x7fELF");
-        assert!(superblock(&other).unwrap_err().contains("hsqs"));
+        assert!(superblock(&other).unwrap_err().to_string().contains("hsqs"));
         assert!(parse_sha256(&"A".repeat(64)).is_ok());
         assert!(parse_sha256("abc").is_err());
     }

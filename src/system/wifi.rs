@@ -4,12 +4,12 @@
 
 use std::num::NonZeroU32;
 
-use crate::federation::keys::hex;
+use crate::base::hex::{hex, is_hex64};
 
 /// The key wpa_supplicant uses for `passphrase` on `ssid`, as 64 hex digits; a `psk` that is
 /// already 64 hex digits is the key itself.
 pub fn derive_psk(ssid: &str, psk: &str) -> String {
-    if psk.len() == 64 && psk.bytes().all(|c| c.is_ascii_hexdigit()) {
+    if is_hex64(psk) {
         return psk.to_ascii_lowercase();
     }
     let mut key = [0u8; 32];
@@ -53,7 +53,7 @@ pub fn stored_key(conf: &str, ssid: &str) -> Option<String> {
     if field("ssid")? != hex(ssid.as_bytes()) {
         return None;
     }
-    field("psk").filter(|k| k.len() == 64 && k.bytes().all(|c| c.is_ascii_hexdigit()))
+    field("psk").filter(|k| is_hex64(k))
 }
 
 #[cfg(test)]

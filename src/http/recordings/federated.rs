@@ -26,8 +26,8 @@ pub(super) fn parse_remote_id(id: &str) -> Option<(&str, &str)> {
 }
 
 /// Limits for asking a peer for recordings (a listing can be long).
-fn search_limits(st: &crate::http::AppState) -> crate::federation::client::Limits {
-    crate::federation::client::Limits {
+fn search_limits(st: &crate::http::AppState) -> crate::base::client::Limits {
+    crate::base::client::Limits {
         connect: st.peers.config().timeout,
         total: st.peers.config().timeout * 2,
         max_body: 8 << 20,
@@ -43,7 +43,7 @@ async fn ask_peer(
         .parse()
         .map_err(|e| format!("bad URL: {e}"))?;
     let key = node.key.clone().unwrap_or_default();
-    let got = crate::federation::client::get(
+    let got = crate::base::client::get(
         &url,
         &[("x-nvr-auth", &key)],
         search_limits(st),

@@ -1,21 +1,24 @@
-//! Accounts: the people who may use the web UI and the admin API, their argon2id password
-//! hashes (stored in the index, never sent in any answer), the one-time setup link of a node
-//! that has no account yet, throttling of failed logins per address, and the cache that keeps
-//! HTTP Basic logins (scripts, `curl -u`) from running argon2 on every request.
+//! The account store: the users in the index with their argon2id password hashes (never sent
+//! in any answer), the one-time setup link of a node that has no account yet, logins throttled
+//! per address, and the cache that keeps HTTP Basic logins (scripts, `curl -u`) from running
+//! argon2 on every request.
+//!
+//! Invariants: the index is written before the in-memory map, so a user the map knows is
+//! stored; a login's attempt is counted before its password is checked, and given back only on
+//! success; an unknown name is checked against a dummy hash, so timing does not tell which
+//! names exist; logins and password changes run at most `CONCURRENT_HASHES` argon2 hashes at
+//! once, off the async threads; a password change ends every other session of the user and
+//! every cached Basic login.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use argon2::Argon2;
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use ring::digest::{SHA256, digest};
-use ring::rand::{SecureRandom, SystemRandom};
-use subtle::ConstantTimeEq;
-
-use super::session::{SessionConfig, Sessions};
-use crate::federation::keys::random_hex;
+use super::passwords::{PasswordRules, check_password_rules, hash_password, verify_password};
+use super::sessions::{SessionConfig, Sessions};
+use crate::base::secret::{random_hex, same, sha256};
+use crate::base::throttle::Throttle;
 use crate::storage::{Index, StorageError, UserRecord};
 
 /// Failed logins one address may make in [`FAILURE_WINDOW`] before it is refused for the rest
@@ -28,9 +31,22 @@ const BASIC_CACHE_MAX: usize = 256;
 /// Argon2 with the default parameters uses 19 MiB per hash; this many run at once at most.
 const CONCURRENT_HASHES: usize = 2;
 
-pub const PASSWORD_CHARS: std::ops::RangeInclusive<usize> = 8..=128;
-
-pub use crate::federation::throttle::Throttle;
+/// Why an account could not be made or changed.
+#[derive(Debug, thiserror::Error)]
+pub enum AccountError {
+    #[error("a user name has 1 to 32 characters of a-z, A-Z, 0-9, '.', '_' and '-'")]
+    UserName,
+    #[error(transparent)]
+    PasswordRules(#[from] PasswordRules),
+    #[error("user '{0}' exists already")]
+    Exists(String),
+    #[error("user '{0}' no longer exists")]
+    Gone(String),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error("hashing the password: {0}")]
+    Hashing(#[from] tokio::task::JoinError),
+}
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum Login {
@@ -54,38 +70,8 @@ pub struct Accounts {
     dummy_hash: std::sync::OnceLock<String>,
 }
 
-/// An argon2id PHC string for `password` with a fresh random salt.
-pub fn hash_password(password: &str) -> String {
-    let mut salt = [0u8; 16];
-    SystemRandom::new().fill(&mut salt).expect("system random");
-    let salt = SaltString::encode_b64(&salt).expect("16 bytes is a valid salt");
-    Argon2::default()
-        .hash_password(password.as_bytes(), &salt)
-        .expect("argon2 with default parameters")
-        .to_string()
-}
-
-fn verify_password(password: &str, phc: &str) -> bool {
-    PasswordHash::new(phc).is_ok_and(|h| {
-        Argon2::default()
-            .verify_password(password.as_bytes(), &h)
-            .is_ok()
-    })
-}
-
-pub fn check_password_rules(password: &str) -> Result<(), String> {
-    let n = password.chars().count();
-    if !PASSWORD_CHARS.contains(&n) {
-        return Err(format!(
-            "a password has {} to {} characters",
-            PASSWORD_CHARS.start(),
-            PASSWORD_CHARS.end()
-        ));
-    }
-    Ok(())
-}
-
-pub fn check_user_name(name: &str) -> Result<(), String> {
+/// Whether `name` may be a user name: 1 to 32 of a-z, A-Z, 0-9, '.', '_' and '-'.
+pub fn check_user_name(name: &str) -> Result<(), AccountError> {
     let ok = (1..=32).contains(&name.len())
         && name
             .chars()
@@ -93,7 +79,7 @@ pub fn check_user_name(name: &str) -> Result<(), String> {
     if ok {
         Ok(())
     } else {
-        Err("a user name has 1 to 32 characters of a-z, A-Z, 0-9, '.', '_' and '-'".into())
+        Err(AccountError::UserName)
     }
 }
 
@@ -123,10 +109,7 @@ impl Accounts {
     /// First start: creates the admin from the configuration, or else makes the secret of a
     /// one-time setup link and returns it (to be printed in the log). Nothing when an account
     /// exists already.
-    pub fn first_start(
-        &self,
-        admin: Option<(&str, &str)>,
-    ) -> Result<Option<String>, anyhow::Error> {
+    pub fn first_start(&self, admin: Option<(&str, &str)>) -> Result<Option<String>, AccountError> {
         if self.has_users() {
             if admin.is_some() {
                 tracing::info!(
@@ -155,11 +138,11 @@ impl Accounts {
         secret: &str,
         name: &str,
         password: &str,
-    ) -> Result<bool, anyhow::Error> {
+    ) -> Result<bool, AccountError> {
         let mut setup = self.setup.lock().unwrap();
         let matches = setup
             .as_deref()
-            .is_some_and(|s| bool::from(s.as_bytes().ct_eq(secret.as_bytes())));
+            .is_some_and(|s| same(s.as_bytes(), secret.as_bytes()));
         if !matches || self.has_users() {
             return Ok(false);
         }
@@ -168,16 +151,16 @@ impl Accounts {
         Ok(true)
     }
 
-    fn create(&self, name: &str, password: &str) -> Result<(), anyhow::Error> {
-        check_user_name(name).map_err(anyhow::Error::msg)?;
-        check_password_rules(password).map_err(anyhow::Error::msg)?;
+    fn create(&self, name: &str, password: &str) -> Result<(), AccountError> {
+        check_user_name(name)?;
+        check_password_rules(password)?;
         let user = UserRecord {
             name: name.to_string(),
             password_hash: hash_password(password),
             created_ms: jiff::Timestamp::now().as_millisecond(),
         };
         if !self.index.put_user(&user, true)? {
-            anyhow::bail!("user '{name}' exists already");
+            return Err(AccountError::Exists(name.to_string()));
         }
         self.users.write().unwrap().insert(user.name.clone(), user);
         Ok(())
@@ -224,10 +207,7 @@ impl Accounts {
     /// Checks an `Authorization: Basic` value; a header verified in the last few minutes is
     /// answered from a cache keyed by its hash.
     pub async fn basic(self: &Arc<Self>, header_value: &str, from: IpAddr) -> Login {
-        let key: [u8; 32] = digest(&SHA256, header_value.as_bytes())
-            .as_ref()
-            .try_into()
-            .expect("32 bytes");
+        let key = sha256(header_value.as_bytes());
         if let Some((user, at)) = self.basic.lock().unwrap().get(&key) {
             if at.elapsed() < BASIC_TTL {
                 return Login::Valid(user.clone());
@@ -263,8 +243,8 @@ impl Accounts {
         new: &str,
         from: IpAddr,
         keep_session: Option<&str>,
-    ) -> Result<Login, anyhow::Error> {
-        check_password_rules(new).map_err(anyhow::Error::msg)?;
+    ) -> Result<Login, AccountError> {
+        check_password_rules(new)?;
         match self.login(name, current, from).await {
             Login::Valid(_) => {}
             other => return Ok(other),
@@ -280,7 +260,7 @@ impl Accounts {
             .unwrap()
             .get(name)
             .cloned()
-            .ok_or_else(|| anyhow::anyhow!("user '{name}' no longer exists"))?;
+            .ok_or_else(|| AccountError::Gone(name.to_string()))?;
         user.password_hash = hash;
         self.index.put_user(&user, false)?;
         self.users.write().unwrap().insert(name.to_string(), user);
@@ -318,16 +298,6 @@ mod tests {
     }
 
     const HOME: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
-
-    #[test]
-    fn passwords_are_stored_as_argon2id_hashes() {
-        let h = hash_password("correct horse");
-        assert!(h.starts_with("$argon2id$"), "{h}");
-        assert!(!h.contains("correct horse"));
-        assert!(verify_password("correct horse", &h));
-        assert!(!verify_password("correct hors", &h));
-        assert_ne!(h, hash_password("correct horse"), "salted");
-    }
 
     #[tokio::test]
     async fn first_start_from_config_or_a_one_time_link() {

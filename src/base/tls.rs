@@ -1,16 +1,43 @@
-//! TLS between nodes, on rustls with the ring provider. A node that serves HTTPS makes a
-//! self-signed certificate at first start (rcgen) and keeps it in its data directory; peers pin
-//! it by the SHA-256 fingerprint of its DER encoding: trusted on first use (and shown to the
-//! admin), checked on every connection after, never accepted by turning verification off.
+//! TLS on rustls with the ring provider, with certificates pinned instead of signed by an
+//! authority. A node that serves HTTPS makes a self-signed certificate at first start (rcgen)
+//! and keeps it in its data directory ([`Identity`]); a client pins the other side by the
+//! SHA-256 fingerprint of its DER encoding ([`PinVerifier`]).
+//!
+//! Invariants: a pinned certificate is trusted on first use (and shown to the admin), checked
+//! on every connection after, never accepted by turning verification off; handshake signatures
+//! are always verified. The private key file is written mode 0600 before the certificate.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use ring::digest::{SHA256, digest};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{CryptoProvider, verify_tls12_signature, verify_tls13_signature};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, SignatureScheme};
+
+use super::hex::hex;
+use super::secret::sha256;
+
+/// Why this node's TLS identity could not be made or loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("making a certificate: {0}")]
+    Generate(#[from] rcgen::Error),
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("TLS configuration: {0}")]
+    Config(#[from] rustls::Error),
+}
+
+fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> TlsError + '_ {
+    move |source| TlsError::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
 
 fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
@@ -18,11 +45,7 @@ fn provider() -> Arc<CryptoProvider> {
 
 /// Lowercase hex SHA-256 of a certificate's DER bytes.
 pub fn fingerprint(cert: &[u8]) -> String {
-    digest(&SHA256, cert)
-        .as_ref()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex(&sha256(cert))
 }
 
 /// This node's certificate and key, made at first start under `dir`.
@@ -33,7 +56,7 @@ pub struct Identity {
 }
 
 impl Identity {
-    pub fn load_or_create(dir: &Path, host: &str) -> anyhow::Result<Self> {
+    pub fn load_or_create(dir: &Path, host: &str) -> Result<Self, TlsError> {
         let (cert_path, key_path) = (dir.join("cert.der"), dir.join("key.der"));
         let (cert, key) = match (std::fs::read(&cert_path), std::fs::read(&key_path)) {
             (Ok(c), Ok(k)) => (c, k),
@@ -48,10 +71,10 @@ impl Identity {
                 let made = rcgen::generate_simple_self_signed(names)?;
                 let cert = made.cert.der().to_vec();
                 let key = made.signing_key.serialize_der();
-                std::fs::create_dir_all(dir)?;
+                std::fs::create_dir_all(dir).map_err(io_error(dir))?;
                 // The key first, private to its owner, then the certificate that names it.
-                write_private(&key_path, &key)?;
-                std::fs::write(&cert_path, &cert)?;
+                write_private(&key_path, &key).map_err(io_error(&key_path))?;
+                std::fs::write(&cert_path, &cert).map_err(io_error(&cert_path))?;
                 tracing::info!(fingerprint = %fingerprint(&cert), "made a TLS certificate");
                 (cert, key)
             }
@@ -63,7 +86,7 @@ impl Identity {
         })
     }
 
-    pub fn server_config(&self) -> anyhow::Result<rustls::ServerConfig> {
+    pub fn server_config(&self) -> Result<rustls::ServerConfig, TlsError> {
         let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(self.key.clone()));
         let mut cfg = rustls::ServerConfig::builder_with_provider(provider())
             .with_safe_default_protocol_versions()?

@@ -1,5 +1,5 @@
 //! Per-address rate limits, the one mechanism behind every "too many tries" answer: wrong
-//! federation keys, wrong passwords, pairing requests and wrong pairing secrets.
+//! passwords (every login), wrong federation keys, pairing requests and wrong pairing secrets.
 //!
 //! An attempt takes its slot *before* the thing it guards is checked ([`Throttle::attempt`]),
 //! so tries sent at once cannot all pass before the first failure counts; a success may give

@@ -1,6 +1,10 @@
-//! Outbound HTTP to peers, with every limit a dead, slow or hostile peer could test: a connect
-//! timeout, one deadline for the whole exchange, and a cap on the response body (an endless
-//! body is cut off at the cap, never buffered past it).
+//! The one outbound HTTP client: Eyrie's requests to peers (federation, pairing, relayed media)
+//! and to cameras (ONVIF SOAP) all go through it.
+//!
+//! Invariants: every limit a dead, slow or hostile server could test is set by the caller and
+//! kept here: a connect timeout, one deadline for the whole exchange, and a cap on the response
+//! body (an endless body is cut off at the cap, never buffered past it). HTTPS is always
+//! certificate-pinned ([`super::tls::PinVerifier`]), never unverified.
 
 use std::time::{Duration, Instant};
 
