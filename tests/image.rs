@@ -1,16 +1,16 @@
 //! The appliance images (docs/image.md): `image/build` makes each board's SD-card image from
-//! Debian's arm64 or armhf packages, and the qemu-aarch64 one boots under `qemu-system-aarch64 -M virt`
-//! (TCG) as a card would: first boot grows the data partition and makes root slot B, Eyrie
-//! answers through a forwarded port, a camera survives power cuts, a `vivid` camera in the
-//! guest records segments the host decodes with ffprobe, an update through the API lands in
-//! slot B and runs after the reboot the API starts, and the initramfs follows `/boot/ab.txt`
-//! (docs/update.md) back to the good slot when a trial fails. The Raspberry Pi images are
-//! checked on the file: partition table, boot files, `config.txt`/`cmdline.txt`, an Eyrie of
-//! the board's architecture in the root; the rpi3 one also boots in QEMU's raspi3b. The 32-bit
+//! Debian's arm64 or armhf packages, and the qemu-aarch64 one boots under
+//! `qemu-system-aarch64 -M virt` (TCG) as a card would: first boot grows the data partition and
+//! makes root slot B, Eyrie answers through a forwarded port, a camera survives power cuts, a
+//! `vivid` camera in the guest records segments the host decodes with ffprobe, an update through
+//! the API lands in slot B and runs after the reboot the API starts, and the initramfs follows
+//! `/boot/ab.txt` (docs/update.md) back to the good slot when a trial fails. The 32-bit
 //! qemu-armv7 image boots once under `qemu-system-arm -M virt`: Eyrie starts, its demo camera
-//! records, and a segment fetched through the forwarded port decodes. Needs the packages tests/run
-//! installs and Debian's package archive; skips with a reason outside CI when tools are
-//! missing, never under CI.
+//! records, and a segment fetched through the forwarded port decodes. The Raspberry Pi images
+//! are checked on the file: partition table, boot files, `config.txt`/`cmdline.txt`, an Eyrie of
+//! the board's architecture in the root; the rpi3 one also boots in QEMU's raspi3b. Needs the
+//! packages tests/run installs and Debian's package archive; skips with a reason outside CI when
+//! tools are missing, never under CI.
 
 mod common;
 
