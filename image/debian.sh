@@ -1,10 +1,10 @@
-# Debian arm64 packages for the image, fetched without root: a private apt configuration
-# (own sources list, state and cache under the build's cache directory, the host's Debian
-# archive keyring), `apt-get download`, `dpkg-deb -x`. Sourced by image/build.
+# Debian packages of the board's architecture (ARCH: arm64, armhf) for the image, fetched
+# without root: a private apt configuration (own sources list, state and cache under the
+# build's cache directory, the host's Debian archive keyring), `apt-get download`, `dpkg-deb -x`. Sourced by image/build.
 #
-# Needs: CACHE (directory kept between builds).
+# Needs: CACHE (directory kept between builds), ARCH.
 
-APT_DIR="$CACHE/apt"
+APT_DIR="$CACHE/apt/$ARCH"
 DEB_DIR="$CACHE/debs"
 KEYRING=${EYRIE_KEYRING:-/usr/share/keyrings/debian-archive-keyring.gpg}
 MIRROR=${EYRIE_DEBIAN_MIRROR:-http://deb.debian.org/debian}
@@ -20,7 +20,7 @@ deb [signed-by=$KEYRING] $SECURITY_MIRROR bookworm-security main non-free-firmwa
 SRC
   : >"$APT_DIR/status"
   APT_OPTS=(
-    -o "APT::Architecture=arm64" -o "APT::Architectures=arm64"
+    -o "APT::Architecture=$ARCH" -o "APT::Architectures=$ARCH"
     -o "Dir::Etc::SourceList=$APT_DIR/sources.list" -o "Dir::Etc::SourceParts=-"
     -o "Dir::Etc::Preferences=$APT_DIR/etc/preferences" -o "Dir::Etc::PreferencesParts=$APT_DIR/etc/preferences.d"
     -o "Dir::Etc::Parts=$APT_DIR/etc/apt.conf.d"
@@ -32,7 +32,7 @@ SRC
   # Indexes are refreshed at most once a day: a rebuild the same day is offline.
   local stamp="$APT_DIR/updated"
   if [ -z "$(find "$stamp" -mmin -1440 2>/dev/null)" ]; then
-    log "apt-get update (arm64, bookworm + updates + security)"
+    log "apt-get update ($ARCH, bookworm + updates + security)"
     apt-get "${APT_OPTS[@]}" update -qq || die "apt-get update failed"
     touch "$stamp"
   fi
@@ -65,7 +65,7 @@ fetch() {
   printf '%s\n' "${out[@]}"
 }
 
-# The versioned package a metapackage (linux-image-arm64) stands for.
+# The versioned package a metapackage (linux-image-arm64, linux-image-armmp) stands for.
 kernel_package() {
   apt-cache "${APT_OPTS[@]}" depends "$1" | awk '/Depends: linux-image-[0-9]/ {print $2; exit}'
 }

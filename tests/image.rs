@@ -1,14 +1,16 @@
 //! The appliance images (docs/image.md): `image/build` makes each board's SD-card image from
-//! Debian's arm64 packages, and the qemu-aarch64 one boots under `qemu-system-aarch64 -M virt`
-//! (TCG) as a card would: first boot grows the data partition and makes root slot B, Eyrie
-//! answers through a forwarded port, a camera survives power cuts, a `vivid` camera in the
-//! guest records segments the host decodes with ffprobe, an update through the API lands in
-//! slot B and runs after the reboot the API starts, and the initramfs follows `/boot/ab.txt`
-//! (docs/update.md) back to the good slot when a trial fails. The Raspberry Pi images are
-//! checked on the file: partition table, boot files, `config.txt`/`cmdline.txt`, an aarch64
-//! Eyrie in the root; the rpi3 one also boots in QEMU's raspi3b. Needs the packages tests/run
-//! installs and Debian's package archive; skips with a reason outside CI when tools are
-//! missing, never under CI.
+//! Debian's arm64 or armhf packages, and the qemu-aarch64 one boots under
+//! `qemu-system-aarch64 -M virt` (TCG) as a card would: first boot grows the data partition and
+//! makes root slot B, Eyrie answers through a forwarded port, a camera survives power cuts, a
+//! `vivid` camera in the guest records segments the host decodes with ffprobe, an update through
+//! the API lands in slot B and runs after the reboot the API starts, and the initramfs follows
+//! `/boot/ab.txt` (docs/update.md) back to the good slot when a trial fails. The 32-bit
+//! qemu-armv7 image boots once under `qemu-system-arm -M virt`: Eyrie starts, its demo camera
+//! records, and a segment fetched through the forwarded port decodes. The Raspberry Pi images
+//! are checked on the file: partition table, boot files, `config.txt`/`cmdline.txt`, an Eyrie of
+//! the board's architecture in the root; the rpi3 one also boots in QEMU's raspi3b. Needs the
+//! packages tests/run installs and Debian's package archive; skips with a reason outside CI when
+//! tools are missing, never under CI.
 
 mod common;
 
@@ -21,7 +23,7 @@ use serde_json::Value;
 
 use common::{free_port, json_request};
 
-const ADMIN: &str = "admin:eyrie-test-password"; // board/qemu-aarch64/eyrie.toml
+const ADMIN: &str = "admin:eyrie-test-password"; // board/qemu-*/eyrie.toml
 const MIB: u64 = 1024 * 1024;
 
 fn repo() -> PathBuf {
@@ -37,26 +39,54 @@ fn missing(what: &str) -> bool {
 }
 
 fn have_tools(tools: &[&str]) -> bool {
-    for tool in tools {
+    tools.iter().all(|tool| {
         let found = Command::new("sh")
             .args(["-c", &format!("command -v {tool}")])
             .stdout(Stdio::null())
             .status()
             .is_ok_and(|s| s.success());
-        if !found && missing(tool) {
-            return false;
-        }
+        found || !missing(tool)
+    })
+}
+
+/// What Eyrie is built for on a board's architecture (board.conf's ARCH, image/build).
+struct Arch {
+    rust_target: &'static str,
+    linker: &'static str,
+    /// How file(1) names such a program.
+    elf: &'static str,
+}
+
+const ARM64: Arch = Arch {
+    rust_target: "aarch64-unknown-linux-gnu",
+    linker: "aarch64-linux-gnu-gcc",
+    elf: "ARM aarch64",
+};
+const ARMHF: Arch = Arch {
+    rust_target: "armv7-unknown-linux-gnueabihf",
+    linker: "arm-linux-gnueabihf-gcc",
+    elf: "ARM, EABI5",
+};
+
+/// The build tools, the cross linker and a Rust for the architecture: rustup's target or
+/// Debian's rustc with its standard library (libstd-rust-web-dev:arm64/armhf).
+fn can_build(arch: &Arch) -> bool {
+    if !have_tools(BUILD_TOOLS) || !have_tools(&[arch.linker]) {
+        return false;
     }
-    // The aarch64 Eyrie: rustup's target or Debian's rustc with its arm64 standard library.
     let rustup = Command::new("rustup")
         .args(["target", "list", "--installed"])
         .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("aarch64-unknown-linux-gnu"));
-    let debian = Path::new("/usr/lib/rustlib/aarch64-unknown-linux-gnu").exists();
-    if !(rustup || debian) && missing("an aarch64 Rust target (docs/cross.md)") {
-        return false;
-    }
-    true
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains(arch.rust_target));
+    let debian = Path::new("/usr/lib/rustlib")
+        .join(arch.rust_target)
+        .exists();
+    rustup
+        || debian
+        || !missing(&format!(
+            "a {} Rust target (docs/cross.md)",
+            arch.rust_target
+        ))
 }
 
 const BUILD_TOOLS: &[&str] = &[
@@ -72,7 +102,6 @@ const BUILD_TOOLS: &[&str] = &[
     "cpio",
     "flock",
     "file",
-    "aarch64-linux-gnu-gcc",
 ];
 
 /// `image/build <board>` into a fresh directory (the package cache under target/image is
@@ -187,7 +216,35 @@ fn set_ab(img: &Path, dir: &Path, text: &str) {
     mtools("mcopy", img, &["-o", f.to_str().unwrap(), "::ab.txt"]);
 }
 
-/// A running qemu-aarch64 guest booted from `disk`, its console in a file.
+/// QEMU's `virt` machine as one of the QEMU boards (board/qemu-*) runs on it.
+struct Machine {
+    qemu: &'static str,
+    /// `-M`.
+    machine: &'static str,
+    cpu: &'static str,
+    /// More devices the board has.
+    devices: &'static [&'static str],
+}
+
+const QEMU_AARCH64: Machine = Machine {
+    qemu: "qemu-system-aarch64",
+    machine: "virt",
+    cpu: "cortex-a72",
+    // A hardware watchdog, as the Pis have (bcm2835_wdt).
+    devices: &["-device", "i6300esb"],
+};
+// No watchdog: Debian's armhf kernel has no driver for one on this machine (board.conf).
+const QEMU_ARMV7: Machine = Machine {
+    qemu: "qemu-system-arm",
+    // The PCI host's ECAM and MMIO windows below 4 GiB, where a kernel without LPAE (armmp)
+    // reaches them: otherwise the virtio PCI disk and NIC are not found.
+    machine: "virt,highmem=off",
+    cpu: "cortex-a15",
+    devices: &[],
+};
+
+/// A running guest of a QEMU board booted from `disk` with the kernel and initramfs in `dir`,
+/// its console in a file.
 struct Vm {
     child: Child,
     console: PathBuf,
@@ -195,11 +252,20 @@ struct Vm {
 }
 
 impl Vm {
-    fn boot(dir: &Path, disk: &Path, name: &str, cmdline: &str) -> Vm {
+    fn boot(machine: &Machine, dir: &Path, disk: &Path, name: &str, cmdline: &str) -> Vm {
         let port = free_port();
         let console = dir.join(format!("console-{name}.log"));
-        let child = Command::new("qemu-system-aarch64")
-            .args(["-M", "virt", "-cpu", "cortex-a72", "-m", "512", "-smp", "2"])
+        let child = Command::new(machine.qemu)
+            .args([
+                "-M",
+                machine.machine,
+                "-cpu",
+                machine.cpu,
+                "-m",
+                "512",
+                "-smp",
+                "2",
+            ])
             // TCG: KVM guests hang on this CI machine (see tests/vivid.rs), and the host is x86.
             .args([
                 "-accel",
@@ -226,13 +292,12 @@ impl Vm {
                 "user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:{port}-:8080"
             ))
             .args(["-device", "virtio-net-pci,netdev=n0"])
-            // A hardware watchdog, as the Pis have (bcm2835_wdt).
-            .args(["-device", "i6300esb"])
+            .args(machine.devices)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
-            .expect("starting qemu-system-aarch64");
+            .unwrap_or_else(|e| panic!("starting {}: {e}", machine.qemu));
         Vm {
             child,
             console,
@@ -280,6 +345,52 @@ impl Vm {
         }
     }
 
+    /// The URL of the first closed segment of `camera`, waiting up to 2 minutes for one.
+    fn closed_segment(&self, camera: &str) -> String {
+        let started = Instant::now();
+        loop {
+            let (_, list) = self.call("GET", &format!("/api/recordings?camera={camera}"), None);
+            let closed = list["segments"].as_array().and_then(|s| {
+                s.iter()
+                    .find(|s| s["state"] == "closed")
+                    .map(|s| s["url"].as_str().unwrap().to_string())
+            });
+            if let Some(url) = closed {
+                return url;
+            }
+            let (_, cam) = self.call("GET", &format!("/api/cameras/{camera}"), None);
+            assert!(
+                started.elapsed() < Duration::from_secs(120),
+                "no closed segment from {camera}: {cam:#}\nconsole:\n{}",
+                self.console()
+            );
+            std::thread::sleep(Duration::from_secs(1));
+        }
+    }
+
+    /// Fetches a segment into `mp4` on the host and reads it with ffprobe, counting frames.
+    fn probe(&self, segment: &str, mp4: &Path) -> Value {
+        std::fs::write(mp4, self.get_bytes(segment)).unwrap();
+        let probe = Command::new("ffprobe")
+            .args([
+                "-v",
+                "error",
+                "-count_frames",
+                "-show_streams",
+                "-of",
+                "json",
+            ])
+            .arg(mp4)
+            .output()
+            .expect("ffprobe");
+        assert!(
+            probe.status.success(),
+            "{}",
+            String::from_utf8_lossy(&probe.stderr)
+        );
+        serde_json::from_slice(&probe.stdout).unwrap()
+    }
+
     /// Pulls the plug: no shutdown, as when a card's power goes.
     fn power_cut(mut self) -> String {
         let _ = self.child.kill();
@@ -297,9 +408,7 @@ impl Drop for Vm {
 
 #[test]
 fn qemu_image_boots_keeps_cameras_and_switches_slots() {
-    let mut tools = BUILD_TOOLS.to_vec();
-    tools.extend(["qemu-system-aarch64", "mtype"]);
-    if !have_tools(&tools) {
+    if !can_build(&ARM64) || !have_tools(&["qemu-system-aarch64", "mtype"]) {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
@@ -337,7 +446,7 @@ fn qemu_image_boots_keeps_cameras_and_switches_slots() {
         .unwrap();
 
     // First boot: grows data, makes slot B at the end, Eyrie comes up.
-    let mut vm = Vm::boot(dir, &disk, "1", "");
+    let mut vm = Vm::boot(&QEMU_AARCH64, dir, &disk, "1", "");
     let started = Instant::now();
     let (_, health) = vm.wait_healthy();
     let boot_s = started.elapsed().as_secs_f64();
@@ -390,7 +499,7 @@ fn qemu_image_boots_keeps_cameras_and_switches_slots() {
     // Second boot, told to try slot B, which holds no root yet: the initramfs falls back to
     // slot A at once and says so in ab.txt. The vivid module is asked for on the command line.
     set_ab(&disk, dir, "active=a\nnext=b\ntrial=\nfailed=\n");
-    let mut vm = Vm::boot(dir, &disk, "2", "eyrie.modules=vivid");
+    let mut vm = Vm::boot(&QEMU_AARCH64, dir, &disk, "2", "eyrie.modules=vivid");
     let (s, _) = vm.wait_healthy();
     eprintln!("second boot to /api/health: {s:.1} s");
     let console = vm.console();
@@ -440,45 +549,8 @@ fn qemu_image_boots_keeps_cameras_and_switches_slots() {
         Some(&serde_json::json!({"id": "vivid", "name": "Vivid", "source": source}).to_string()),
     );
     assert_eq!(status, 201, "{v:#}");
-    let started = Instant::now();
-    let segment = loop {
-        let (_, list) = vm.call("GET", "/api/recordings?camera=vivid", None);
-        let closed = list["segments"].as_array().and_then(|s| {
-            s.iter()
-                .find(|s| s["state"] == "closed")
-                .map(|s| s["url"].as_str().unwrap().to_string())
-        });
-        if let Some(url) = closed {
-            break url;
-        }
-        let (_, cam) = vm.call("GET", "/api/cameras/vivid", None);
-        assert!(
-            started.elapsed() < Duration::from_secs(120),
-            "no closed segment from vivid: {cam:#}\nconsole:\n{}",
-            vm.console()
-        );
-        std::thread::sleep(Duration::from_secs(1));
-    };
-    let mp4 = dir.join("vivid.mp4");
-    std::fs::write(&mp4, vm.get_bytes(&segment)).unwrap();
-    let probe = Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-count_frames",
-            "-show_streams",
-            "-of",
-            "json",
-        ])
-        .arg(&mp4)
-        .output()
-        .expect("ffprobe");
-    assert!(
-        probe.status.success(),
-        "{}",
-        String::from_utf8_lossy(&probe.stderr)
-    );
-    let probe: Value = serde_json::from_slice(&probe.stdout).unwrap();
+    let segment = vm.closed_segment("vivid");
+    let probe = vm.probe(&segment, &dir.join("vivid.mp4"));
     let stream = &probe["streams"][0];
     assert_eq!(stream["codec_name"], "mjpeg", "{probe:#}");
     assert_eq!(
@@ -550,7 +622,7 @@ fn qemu_image_boots_keeps_cameras_and_switches_slots() {
     );
 
     // Slot B on trial: Eyrie comes up from it and confirms it.
-    let mut vm = Vm::boot(dir, &disk, "3", "");
+    let mut vm = Vm::boot(&QEMU_AARCH64, dir, &disk, "3", "");
     vm.wait_healthy();
     assert!(
         vm.console().contains("root slot b (/dev/vda3)"),
@@ -600,7 +672,7 @@ fn qemu_image_boots_keeps_cameras_and_switches_slots() {
         &["-o", bad.to_str().unwrap(), "::eyrie.toml"],
     );
     set_ab(&disk, dir, "active=b\nnext=a\ntrial=\nfailed=\n");
-    let mut vm = Vm::boot(dir, &disk, "4", "");
+    let mut vm = Vm::boot(&QEMU_AARCH64, dir, &disk, "4", "");
     let started = Instant::now();
     while vm.child.try_wait().unwrap().is_none() {
         assert!(
@@ -623,7 +695,7 @@ fn qemu_image_boots_keeps_cameras_and_switches_slots() {
         &disk,
         &["-o", bad.to_str().unwrap(), "::eyrie.toml"],
     );
-    let mut vm = Vm::boot(dir, &disk, "5", "");
+    let mut vm = Vm::boot(&QEMU_AARCH64, dir, &disk, "5", "");
     vm.wait_healthy();
     let console = vm.power_cut();
     assert!(
@@ -652,7 +724,7 @@ fn qemu_image_boots_keeps_cameras_and_switches_slots() {
         &["-o", bad.to_str().unwrap(), "::eyrie.toml"],
     );
     set_ab(&disk, dir, "active=b\nnext=a\ntrial=\nfailed=a\n");
-    let mut vm = Vm::boot(dir, &disk, "6", "eyrie.confirm_timeout=20");
+    let mut vm = Vm::boot(&QEMU_AARCH64, dir, &disk, "6", "eyrie.confirm_timeout=20");
     vm.wait_healthy();
     let started = Instant::now();
     while vm.child.try_wait().unwrap().is_none() {
@@ -672,32 +744,153 @@ fn qemu_image_boots_keeps_cameras_and_switches_slots() {
     assert_eq!(key(&boot_file(&disk, "ab.txt"), "trial"), "a");
 }
 
+/// The 32-bit board: the qemu-armv7 image (Debian's armhf kernel and libraries, Eyrie built
+/// for armv7-unknown-linux-gnueabihf) boots once under `qemu-system-arm -M virt` (TCG, a
+/// Cortex-A15): Eyrie starts, the demo camera (kernel command line `eyrie.demo`) records, and
+/// a closed segment fetched through the loopback-only forwarded port decodes with ffprobe.
+#[test]
+fn qemu_armv7_image_boots_and_records() {
+    if !can_build(&ARMHF) || !have_tools(&["qemu-system-arm", "mtype", "ffprobe"]) {
+        return;
+    }
+    let started = Instant::now();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let img = build("qemu-armv7", &dir.join("out"));
+    let apparent = std::fs::metadata(&img).unwrap().len();
+    assert!(apparent <= 128 * MIB, "image is {apparent} bytes");
+
+    // The binary image/build put in the root (its tree stays in out/work): 32-bit ARM, and
+    // small enough for the slot with room to spare.
+    let eyrie = dir.join("out/work/root/usr/bin/eyrie");
+    let size = std::fs::metadata(&eyrie).unwrap().len();
+    let file = Command::new("file").arg(&eyrie).output().unwrap();
+    let file = String::from_utf8_lossy(&file.stdout);
+    assert!(file.contains(ARMHF.elf), "{file}");
+    assert!(size < 10 * MIB, "the armv7 Eyrie is {size} bytes");
+    eprintln!(
+        "armv7 Eyrie: {size} bytes ({:.1} MiB)",
+        size as f64 / MIB as f64
+    );
+
+    for f in ["vmlinuz", "initrd.img"] {
+        let dest = dir.join(f);
+        mtools("mcopy", &img, &[&format!("::{f}"), dest.to_str().unwrap()]);
+    }
+    // A card with room for slot B and a data partition the demo camera can record on.
+    let disk = dir.join("disk.img");
+    std::fs::copy(&img, &disk).unwrap();
+    File::options()
+        .write(true)
+        .open(&disk)
+        .unwrap()
+        .set_len(384 * MIB)
+        .unwrap();
+
+    let mut vm = Vm::boot(&QEMU_ARMV7, dir, &disk, "armv7", "eyrie.demo");
+    let (boot_s, health) = vm.wait_healthy();
+    eprintln!("qemu-armv7: boot to /api/health under TCG: {boot_s:.1} s");
+    let console = vm.console();
+    assert!(console.contains("root slot a (/dev/vda2)"), "{console}");
+    assert!(
+        console.contains("first boot: data partition grows"),
+        "{console}"
+    );
+    assert_eq!(health["label"], "eyrie-3456", "{health:#}");
+    let (_, settings) = vm.call("GET", "/api/system/settings", None);
+    assert_eq!(settings["segment_seconds"], 10, "{settings:#}");
+
+    let segment = vm.closed_segment("demo");
+    let probe = vm.probe(&segment, &dir.join("demo.mp4"));
+    let stream = &probe["streams"][0];
+    assert_eq!(stream["codec_name"], "h264", "{probe:#}");
+    assert_eq!(
+        (stream["width"].as_u64(), stream["height"].as_u64()),
+        (Some(640), Some(360)),
+        "{probe:#}"
+    );
+    let frames: u64 = stream["nb_read_frames"].as_str().unwrap().parse().unwrap();
+    assert!(frames > 0, "{probe:#}");
+    let (_, health) = vm.call("GET", "/api/health", None);
+    let cam = health["cameras"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "demo")
+        .unwrap_or_else(|| panic!("no demo camera in health: {health:#}"));
+    assert_eq!(cam["state"], "recording", "{cam:#}");
+    eprintln!(
+        "qemu-armv7: {frames} frames in {segment}; health: {cam}; whole test {:.0} s",
+        started.elapsed().as_secs_f64()
+    );
+    let console = vm.power_cut();
+    assert!(!console.contains("panicked"), "{console}");
+}
+
+/// What a Raspberry Pi card holds, checked on the file.
+struct Pi {
+    board: &'static str,
+    arch: &'static Arch,
+    firmware: &'static [&'static str],
+    dtbs: &'static [&'static str],
+    /// config.txt's `arm_64bit`: the firmware starts a 64-bit kernel or a 32-bit one.
+    arm_64bit: &'static str,
+    /// The serial console on the GPIO header.
+    console: &'static str,
+    /// Files in the root beyond Eyrie, init, wpa_supplicant and the camera modules.
+    root: &'static [&'static str],
+}
+
+const PIS: &[Pi] = &[
+    Pi {
+        board: "rpi4",
+        arch: &ARM64,
+        firmware: &["start4.elf", "fixup4.dat"],
+        dtbs: &[
+            "bcm2711-rpi-4-b.dtb",
+            "bcm2711-rpi-400.dtb",
+            "bcm2711-rpi-cm4-io.dtb",
+        ],
+        arm_64bit: "1",
+        console: "console=ttyS1,115200",
+        root: &["brcmfmac.ko", "/lib/firmware/brcm/brcmfmac43455-sdio.bin"],
+    },
+    Pi {
+        board: "rpi3",
+        arch: &ARM64,
+        firmware: &["bootcode.bin", "start.elf", "fixup.dat"],
+        dtbs: &[
+            "bcm2837-rpi-3-b.dtb",
+            "bcm2837-rpi-3-b-plus.dtb",
+            "bcm2837-rpi-zero-2-w.dtb",
+        ],
+        arm_64bit: "1",
+        console: "console=ttyS1,115200",
+        root: &["brcmfmac.ko", "/lib/firmware/brcm/brcmfmac43455-sdio.bin"],
+    },
+    // 32-bit, Debian's armhf kernel; the Pi 2's header UART is the PL011 (no Bluetooth on it).
+    Pi {
+        board: "rpi2",
+        arch: &ARMHF,
+        firmware: &["bootcode.bin", "start.elf", "fixup.dat"],
+        dtbs: &["bcm2836-rpi-2-b.dtb"],
+        arm_64bit: "0",
+        console: "console=ttyAMA0,115200",
+        root: &["smsc95xx.ko"],
+    },
+];
+
 #[test]
 fn raspberry_pi_images() {
-    if !have_tools(BUILD_TOOLS) || !have_tools(&["mtype", "mdir", "qemu-system-aarch64"]) {
+    if !can_build(&ARM64)
+        || !can_build(&ARMHF)
+        || !have_tools(&["mtype", "mdir", "qemu-system-aarch64"])
+    {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
-    for (board, firmware, dtbs) in [
-        (
-            "rpi4",
-            &["start4.elf", "fixup4.dat"][..],
-            &[
-                "bcm2711-rpi-4-b.dtb",
-                "bcm2711-rpi-400.dtb",
-                "bcm2711-rpi-cm4-io.dtb",
-            ][..],
-        ),
-        (
-            "rpi3",
-            &["bootcode.bin", "start.elf", "fixup.dat"][..],
-            &[
-                "bcm2837-rpi-3-b.dtb",
-                "bcm2837-rpi-3-b-plus.dtb",
-                "bcm2837-rpi-zero-2-w.dtb",
-            ][..],
-        ),
-    ] {
+    for pi in PIS {
+        let board = pi.board;
         let img = build(board, &tmp.path().join(board));
         let apparent = std::fs::metadata(&img).unwrap().len();
         assert!(apparent <= 128 * MIB, "{board}: image is {apparent} bytes");
@@ -720,16 +913,16 @@ fn raspberry_pi_images() {
             "eyrie.toml",
             "ab.txt",
         ];
-        want.extend(firmware);
-        want.extend(dtbs);
+        want.extend(pi.firmware);
+        want.extend(pi.dtbs);
         for f in want {
             assert!(
                 files.iter().any(|x| x == f),
                 "{board}: {f} on the boot partition: {files:?}"
             );
         }
-        // config.txt: 64-bit, the kernel and initramfs that are on the partition, upstream
-        // device trees (Debian's kernel).
+        // config.txt: 64- or 32-bit, the kernel and initramfs that are on the partition,
+        // upstream device trees (Debian's kernel).
         let config = boot_file(&img, "config.txt");
         let settings = keys(&config);
         let get = |k: &str| {
@@ -739,7 +932,7 @@ fn raspberry_pi_images() {
                 .map(|(_, v)| v.as_str())
                 .unwrap_or_else(|| panic!("{board}: config.txt has no {k}:\n{config}"))
         };
-        assert_eq!(get("arm_64bit"), "1");
+        assert_eq!(get("arm_64bit"), pi.arm_64bit, "{board}");
         assert_eq!(get("upstream_kernel"), "1");
         assert!(files.iter().any(|f| f == get("kernel")), "{config}");
         let initramfs = config
@@ -767,13 +960,11 @@ fn raspberry_pi_images() {
             1,
             "{board}: {cmdline:?}"
         );
-        assert!(
-            cmdline.contains("console=ttyS1,115200"),
-            "{board}: {cmdline}"
-        );
+        assert!(cmdline.contains(pi.console), "{board}: {cmdline}");
         assert!(!cmdline.contains("root="), "{board}: {cmdline}");
 
-        // The root: an aarch64 Eyrie, the board's modules and Wi-Fi firmware.
+        // The root: an Eyrie of the board's architecture, the board's modules and Wi-Fi
+        // firmware.
         let squashfs = tmp
             .path()
             .join(board)
@@ -784,15 +975,14 @@ fn raspberry_pi_images() {
             .output()
             .unwrap();
         let listing = String::from_utf8_lossy(&listing.stdout);
-        for want in [
+        let every = [
             "/usr/bin/eyrie",
             "/sbin/init",
             "/sbin/wpa_supplicant",
             "uvcvideo.ko",
-            "brcmfmac.ko",
             "bcm2835-v4l2.ko",
-            "/lib/firmware/brcm/brcmfmac43455-sdio.bin",
-        ] {
+        ];
+        for want in every.iter().chain(pi.root) {
             assert!(listing.contains(want), "{board}: {want} in the root");
         }
         let x = tmp.path().join(format!("{board}-root"));
@@ -811,7 +1001,7 @@ fn raspberry_pi_images() {
             .output()
             .unwrap();
         let file = String::from_utf8_lossy(&file.stdout);
-        assert!(file.contains("ARM aarch64"), "{board}: {file}");
+        assert!(file.contains(pi.arch.elf), "{board}: {file}");
 
         if board == "rpi3" {
             boot_raspi3b(tmp.path(), &img, &cmdline);
