@@ -3,6 +3,7 @@
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
+/// Asks process `pid` to stop (SIGTERM, by kill(1), so that no unsafe code is needed here).
 pub fn unsafe_sigterm(pid: u32) {
     let _ = Command::new("kill")
         .arg("-TERM")
@@ -10,6 +11,7 @@ pub fn unsafe_sigterm(pid: u32) {
         .status();
 }
 
+/// The child's exit status, or None when it has not exited within `limit`.
 pub fn wait_timeout(child: &mut Child, limit: Duration) -> Option<std::process::ExitStatus> {
     let start = Instant::now();
     loop {
