@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::base::names;
+
 /// The settings Eyrie runs with: one field per section of `eyrie.toml`, each deserialised
 /// straight from its table. A missing key or table keeps the built-in default
 /// (`#[serde(default)]`), an unknown one is an error (`deny_unknown_fields`); what serde cannot
@@ -325,9 +327,19 @@ trait At<T> {
     fn at(self, key: &'static str) -> Result<T, Refused>;
 }
 
-impl<T> At<T> for Result<T, Invalid> {
+impl<T, E: Into<Invalid>> At<T> for Result<T, E> {
     fn at(self, key: &'static str) -> Result<T, Refused> {
-        self.map_err(|problem| Refused { key, problem })
+        self.map_err(|problem| Refused {
+            key,
+            problem: problem.into(),
+        })
+    }
+}
+
+/// A name refused by the shared checks of [`names`] (a node label).
+impl From<names::Invalid> for Invalid {
+    fn from(e: names::Invalid) -> Self {
+        Self::Expected(e.0)
     }
 }
 
@@ -420,17 +432,6 @@ fn within(value: u64, range: RangeInclusive<u64>) -> Result<u64, Invalid> {
     }
 }
 
-/// A node label: trimmed, 1 to 64 characters, no control characters.
-pub fn label(text: &str) -> Result<String, Invalid> {
-    let label = text.trim();
-    if label.is_empty() || label.chars().count() > 64 || label.chars().any(char::is_control) {
-        return Err(Invalid::Expected(
-            "1 to 64 characters, no control characters",
-        ));
-    }
-    Ok(label.to_string())
-}
-
 /// A segment length in seconds, within [`SEGMENT_SECONDS`].
 pub fn segment_target(seconds: u64) -> Result<Duration, Invalid> {
     within(seconds, SEGMENT_SECONDS).map(Duration::from_secs)
@@ -462,7 +463,7 @@ impl AdminSettings {
 
     /// Checks every value as the config file's would be.
     pub fn validate(&self) -> Result<(), Refused> {
-        label(&self.label).at("label")?;
+        names::label(&self.label).at("label")?;
         segment_target(self.segment_seconds).at("segment_seconds")?;
         if self.budget_bytes == Some(0) {
             return Err(Invalid::Expected(
@@ -519,7 +520,7 @@ impl Config {
     fn check(&mut self) -> Result<(), Refused> {
         self.http.check()?;
         self.recording.check()?;
-        self.node.label = label(&self.node.label).at("node.label")?;
+        self.node.label = names::label(&self.node.label).at("node.label")?;
         self.federation.check()?;
         self.discovery.check()?;
         self.auth.check()?;

@@ -137,8 +137,9 @@ pub struct Frame {
     pub new_params: Option<Arc<VideoParams>>,
 }
 
+/// Stream parameters for the tests of any module.
 #[cfg(test)]
-pub(crate) mod tests {
+pub(crate) mod testing {
     use super::*;
 
     /// A real 640x360 High-profile SPS/PPS pair, as x264 writes it.
@@ -159,6 +160,12 @@ pub(crate) mod tests {
         });
         VideoParams::from_entry(entry).unwrap()
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::h264_params;
+    use super::*;
 
     #[test]
     fn codec_strings() {

@@ -1,11 +1,11 @@
 //! The API's contract: camera management, credentials never returned, and bad input answered
 //! with a clear JSON 4xx while nothing is written and the process stays up.
 
-mod common;
+mod support;
 
 use std::time::Duration;
 
-use common::*;
+use support::*;
 
 #[test]
 fn cameras_crud_and_credentials_are_write_only() {
@@ -68,11 +68,31 @@ fn cameras_crud_and_credentials_are_write_only() {
 fn bad_input_gets_a_clear_4xx_and_changes_nothing() {
     let mut e = Eyrie::start("", &["--demo"]);
     let before = e.get("/api/cameras");
+    for (method, path, body, want) in bad_requests() {
+        let (status, v) = e.request(method, &path, body.as_deref());
+        assert_eq!(status, want, "{method} {path}: {v}");
+        let msg = v["error"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{method} {path}: no error message: {v}"));
+        assert!(!msg.is_empty());
+    }
+    assert!(e.alive(), "eyrie died; log:\n{}", e.log());
+    assert_eq!(
+        e.get("/api/cameras").as_array().unwrap().len(),
+        before.as_array().unwrap().len()
+    );
+    let recordings = std::fs::read_dir(e.dir.join("data/recordings")).map_or(0, |d| d.count());
+    assert!(recordings <= 1, "only the demo camera records");
+}
+
+/// The requests of [`bad_input_gets_a_clear_4xx_and_changes_nothing`] against a `--demo` node:
+/// `(method, path, body, status it must get)`.
+fn bad_requests() -> Vec<(&'static str, String, Option<String>, u16)> {
     let huge = format!(
         r#"{{"name": "x", "source": "rtsp://h/{}"}}"#,
         "a".repeat(200_000)
     );
-    let cases: Vec<(&str, String, Option<String>, u16)> = vec![
+    vec![
         ("GET", "/api/cameras/nope".into(), None, 404),
         (
             "GET",
@@ -181,22 +201,7 @@ fn bad_input_gets_a_clear_4xx_and_changes_nothing() {
         ("POST", "/api/cameras".into(), Some(huge), 413),
         ("PATCH", "/api/cameras/demo".into(), Some("{}".into()), 405),
         ("GET", "/api/nothing-here".into(), None, 404),
-    ];
-    for (method, path, body, want) in cases {
-        let (status, v) = e.request(method, &path, body.as_deref());
-        assert_eq!(status, want, "{method} {path}: {v}");
-        let msg = v["error"]
-            .as_str()
-            .unwrap_or_else(|| panic!("{method} {path}: no error message: {v}"));
-        assert!(!msg.is_empty());
-    }
-    assert!(e.alive(), "eyrie died; log:\n{}", e.log());
-    assert_eq!(
-        e.get("/api/cameras").as_array().unwrap().len(),
-        before.as_array().unwrap().len()
-    );
-    let recordings = std::fs::read_dir(e.dir.join("data/recordings")).map_or(0, |d| d.count());
-    assert!(recordings <= 1, "only the demo camera records");
+    ]
 }
 
 #[test]

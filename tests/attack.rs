@@ -1,15 +1,15 @@
 //! Attacks on a running node, each asserting the bound that holds it (docs/security.md): the
 //! attacker on 127.0.0.1, the admin on 127.0.0.2, and the admin's page must keep answering.
 
-mod common;
+mod support;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
-use common::{ADMIN_PASSWORD, ADMIN_USER, Eyrie};
 use socket2::{Domain, Socket, Type};
+use support::{ADMIN_PASSWORD, ADMIN_USER, Eyrie};
 
 /// A TCP connection to `port` from the loopback address `from`, with a receive buffer of
 /// `rcvbuf` bytes when given (a client that reads nothing then pins little on its own side).

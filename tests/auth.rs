@@ -1,12 +1,12 @@
 //! Accounts over real HTTP: what needs a login, sessions with CSRF, Basic credentials,
 //! throttling, the one-time setup link, password changes, and hashes that never leave.
 
-mod common;
+mod support;
 
 use std::time::Duration;
 
-use common::*;
 use serde_json::Value;
+use support::*;
 
 /// `(status, headers we look at, JSON body or Null)` of a raw request without harness credentials.
 fn call(
@@ -350,7 +350,7 @@ fn first_start_without_a_password_prints_a_one_time_setup_link() {
 
 #[test]
 fn over_https_the_session_cookie_is_secure() {
-    if !have_tool("python3") {
+    if !tools::require(&["python3"]) {
         return;
     }
     let tls_port = free_port();

@@ -1,8 +1,8 @@
 //! `POST /api/cameras/test`: a source is tried before it is saved, with a clear answer.
 
-mod common;
+mod support;
 
-use common::*;
+use support::*;
 
 #[test]
 fn a_source_is_tried_before_saving() {

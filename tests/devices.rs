@@ -4,11 +4,11 @@
 //! is an error state that says why, and a second camera on one device is refused. The frame logic is tested
 //! against a fake device in src/capture/v4l2/tests.rs.
 
-mod common;
+mod support;
 
 use std::time::Duration;
 
-use common::*;
+use support::*;
 
 #[test]
 fn lists_devices_and_reports_a_missing_one() {

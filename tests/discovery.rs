@@ -3,20 +3,15 @@
 //! HTTP API. Pairing's refusals (wrong code, wrong secret, replay, expiry) are checked against an
 //! Eyrie on loopback, where no multicast is involved.
 
-#[allow(dead_code)]
-#[path = "support/appliance.rs"]
-mod appliance;
-mod common;
-#[path = "support/netns.rs"]
-mod netns;
+mod support;
 
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use appliance::Appliance;
-use common::*;
-use netns::*;
+use support::appliance::Appliance;
+use support::netns::*;
+use support::*;
 
 const DISCOVERY_ON: &str = "[discovery]\nenabled = true\n";
 
@@ -228,10 +223,12 @@ fn a_killed_node_leaves_the_list_after_its_ttl() {
 #[test]
 fn avahi_sees_eyrie_and_eyrie_sees_avahi() {
     if !can_use_namespaces()
-        || !have_tool("avahi-daemon")
-        || !have_tool("avahi-browse")
-        || !have_tool("avahi-publish")
-        || !have_tool("dbus-daemon")
+        || !tools::require(&[
+            "avahi-daemon",
+            "avahi-browse",
+            "avahi-publish",
+            "dbus-daemon",
+        ])
     {
         return;
     }
@@ -383,14 +380,40 @@ fn two_namespaced_nodes_pair_through_the_api_and_share_cameras() {
         v["nodes"][0]["node_id"] == b_id.as_str()
     });
 
+    let (node, approved) = a_pairs_with_b(&a, &b, (&a_id, &b_id), (&a_events, &b_events));
+    a_shows_b_linked(&a, &b_id, &node);
+    b_links_back(&a, &b, &b_id, &approved);
+    // Linked both ways, still one remote camera each (no loops).
+    std::thread::sleep(Duration::from_secs(2));
+    for e in [&a, &b] {
+        let cams = e.get("/api/cameras");
+        assert_eq!(cams.as_array().unwrap().len(), 2, "{cams}");
+    }
+    // Pairing again with a linked node is refused.
+    let (s, v) = a.request(
+        "POST",
+        "/api/system/pairings",
+        Some(&json!({ "url": b.url() }).to_string()),
+    );
+    assert_eq!(s, 409, "{v}");
+}
+
+/// Step of [`two_namespaced_nodes_pair_through_the_api_and_share_cameras`]: A pairs with the
+/// discovered B (ids and event streams of both given); the id of B's node at A and B's answer.
+fn a_pairs_with_b(
+    a: &NsEyrie,
+    b: &NsEyrie,
+    (a_id, b_id): (&str, &str),
+    (a_events, b_events): (&Events, &Events),
+) -> (String, Value) {
     // A starts from the discovered entry and shows a code; B's admin sees the request, but not
     // the code: they must type what A's page shows.
-    let (pairing, code) = start_pairing(&a, &json!({ "node_id": b_id }));
+    let (pairing, code) = start_pairing(a, &json!({ "node_id": b_id }));
     b_events.wait_for("pair_requests", Duration::from_secs(10), |v| {
         v.as_array()
-            .is_some_and(|l| l.iter().any(|r| r["node_id"] == a_id.as_str()))
+            .is_some_and(|l| l.iter().any(|r| r["node_id"] == a_id))
     });
-    let req = pending_request(&b, &a_id);
+    let req = pending_request(b, a_id);
     assert!(req.get("code").is_none(), "{req}");
     assert_eq!(req["label"], "House");
     assert_eq!(req["url"], a.url());
@@ -408,7 +431,7 @@ fn two_namespaced_nodes_pair_through_the_api_and_share_cameras() {
         Some(&json!({ "code": code, "link_back": true }).to_string()),
     );
     assert_eq!(s, 200, "{approved}");
-    let linked = wait_linked(&a, &pairing);
+    let linked = wait_linked(a, &pairing);
     a_events.wait_for("pairings", Duration::from_secs(5), |v| {
         v.as_array().is_some_and(|l| {
             l.iter()
@@ -422,6 +445,11 @@ fn two_namespaced_nodes_pair_through_the_api_and_share_cameras() {
     assert_eq!(n["has_key"], true);
     assert!(!n.to_string().contains(&code));
 
+    (node, approved)
+}
+
+/// Step: A's cameras show B's, and discovery marks B linked as `node`.
+fn a_shows_b_linked(a: &NsEyrie, b_id: &str, node: &str) {
     // A's aggregated cameras show B's demo camera.
     a.wait_until("shows B's camera", Duration::from_secs(15), || {
         a.get("/api/cameras")
@@ -432,17 +460,18 @@ fn two_namespaced_nodes_pair_through_the_api_and_share_cameras() {
     });
     // Discovery now says B is linked.
     a.wait_until("marks B linked", Duration::from_secs(5), || {
-        seen(&a).iter().any(|n| {
-            n["node_id"] == b_id.as_str()
-                && n["linked"] == true
-                && n["linked_node"] == node.as_str()
-        })
+        seen(a)
+            .iter()
+            .any(|n| n["node_id"] == b_id && n["linked"] == true && n["linked_node"] == node)
     });
+}
 
+/// Step: B's link back (asked with `approved`), approved by A's admin with its code.
+fn b_links_back(a: &NsEyrie, b: &NsEyrie, b_id: &str, approved: &Value) {
     // The link back: B asked A the same way; A's admin approves B's code.
     let back = approved["link_back"].clone();
     let back_id = back["id"].as_str().unwrap().to_string();
-    let back_req = pending_request(&a, &b_id);
+    let back_req = pending_request(a, b_id);
     assert!(back_req.get("code").is_none(), "{back_req}");
     let (s, v) = a.request(
         "POST",
@@ -453,7 +482,7 @@ fn two_namespaced_nodes_pair_through_the_api_and_share_cameras() {
         Some(&json!({ "code": back["code"] }).to_string()),
     );
     assert_eq!(s, 200, "{v}");
-    wait_linked(&b, &back_id);
+    wait_linked(b, &back_id);
     b.wait_until("shows A's camera", Duration::from_secs(15), || {
         b.get("/api/cameras")
             .as_array()
@@ -461,19 +490,6 @@ fn two_namespaced_nodes_pair_through_the_api_and_share_cameras() {
             .iter()
             .any(|c| c["remote"] == true && c["node_label"] == "House")
     });
-    // Linked both ways, still one remote camera each (no loops).
-    std::thread::sleep(Duration::from_secs(2));
-    for e in [&a, &b] {
-        let cams = e.get("/api/cameras");
-        assert_eq!(cams.as_array().unwrap().len(), 2, "{cams}");
-    }
-    // Pairing again with a linked node is refused.
-    let (s, v) = a.request(
-        "POST",
-        "/api/system/pairings",
-        Some(&json!({ "url": b.url() }).to_string()),
-    );
-    assert_eq!(s, 409, "{v}");
 }
 
 #[test]
@@ -584,53 +600,7 @@ fn pairing_refuses_wrong_codes_wrong_secrets_replays_and_expired_requests() {
     assert_eq!(s, 202, "{stale}");
     let stale_id = stale["id"].as_str().unwrap().to_string();
 
-    let s1 = secret();
-    let (s, v) = ask(&b, NODE_A, "123456", &s1);
-    assert_eq!(s, 202, "{v}");
-    assert_eq!(v["status"], "pending");
-    assert_eq!(v["node_id"], b.get("/api/health")["node_id"]);
-    let id = v["id"].as_str().unwrap().to_string();
-
-    // Before approval: pending for the right secret, refused for a wrong one.
-    let (s, v) = collect(&b, &id, &s1);
-    assert_eq!((s, v["status"].as_str()), (202, Some("pending")), "{v}");
-    let wrong = "0".repeat(64);
-    let (s, v) = collect(&b, &id, &wrong);
-    assert_eq!(
-        (s, v["status"].as_str()),
-        (401, Some("wrong_secret")),
-        "{v}"
-    );
-    assert!(v["error"].is_string());
-
-    // A wrong code is refused and the request stays pending.
-    let (s, v) = decide(&b, &id, "approve", json!({ "code": "654321" }));
-    assert_eq!((s, v["status"].as_str()), (400, Some("wrong_code")), "{v}");
-    let (s, v) = decide(&b, &id, "approve", json!({ "code": "123456" }));
-    assert_eq!(s, 200, "{v}");
-    assert_eq!(v["request"]["state"], "approved");
-
-    // A wrong secret still gets nothing after approval; the right one gets the key once.
-    let (s, v) = collect(&b, &id, &wrong);
-    assert_eq!(s, 401, "{v}");
-    let (s, v) = collect(&b, &id, &s1);
-    assert_eq!((s, v["status"].as_str()), (200, Some("approved")), "{v}");
-    let key = v["key"].as_str().unwrap().to_string();
-    let (s, v) = collect(&b, &id, &s1);
-    assert_eq!((s, v["status"].as_str()), (410, Some("collected")), "{v}");
-    assert!(!v.to_string().contains(&key));
-    // The key is a real federation key, listed under A's label, stored only hashed.
-    let status = ureq::get(&b.url("/api/cameras"))
-        .set("X-NVR-Auth", &key)
-        .call()
-        .map(|r| r.status())
-        .unwrap_or(0);
-    assert_eq!(status, 200);
-    let keys = b.get("/api/federation/keys");
-    assert_eq!(keys[0]["name"], "paired: House");
-    let db = std::fs::read(b.dir.join("data/eyrie.redb")).unwrap();
-    assert!(!db.windows(key.len()).any(|w| w == key.as_bytes()));
-    assert!(!db.windows(s1.len()).any(|w| w == s1.as_bytes()));
+    let s1 = a_request_is_approved_with_its_code_and_collected_once(&b);
 
     // A rejected request hands out nothing.
     let s2 = secret();
@@ -657,14 +627,75 @@ fn pairing_refuses_wrong_codes_wrong_secrets_replays_and_expired_requests() {
         "{listed}"
     );
 
+    unknown_and_malformed_asks_are_refused_then_throttled(&b, &s1);
+    assert!(b.try_get("/api/health").is_some(), "the node stays up");
+}
+
+/// Step of [`pairing_refuses_wrong_codes_wrong_secrets_replays_and_expired_requests`]: A's
+/// request, refused with a wrong code or secret, approved with the right code, collected once;
+/// the request's secret.
+fn a_request_is_approved_with_its_code_and_collected_once(b: &Eyrie) -> String {
+    let s1 = secret();
+    let (s, v) = ask(b, NODE_A, "123456", &s1);
+    assert_eq!(s, 202, "{v}");
+    assert_eq!(v["status"], "pending");
+    assert_eq!(v["node_id"], b.get("/api/health")["node_id"]);
+    let id = v["id"].as_str().unwrap().to_string();
+
+    // Before approval: pending for the right secret, refused for a wrong one.
+    let (s, v) = collect(b, &id, &s1);
+    assert_eq!((s, v["status"].as_str()), (202, Some("pending")), "{v}");
+    let wrong = "0".repeat(64);
+    let (s, v) = collect(b, &id, &wrong);
+    assert_eq!(
+        (s, v["status"].as_str()),
+        (401, Some("wrong_secret")),
+        "{v}"
+    );
+    assert!(v["error"].is_string());
+
+    // A wrong code is refused and the request stays pending.
+    let (s, v) = decide(b, &id, "approve", json!({ "code": "654321" }));
+    assert_eq!((s, v["status"].as_str()), (400, Some("wrong_code")), "{v}");
+    let (s, v) = decide(b, &id, "approve", json!({ "code": "123456" }));
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["request"]["state"], "approved");
+
+    // A wrong secret still gets nothing after approval; the right one gets the key once.
+    let (s, v) = collect(b, &id, &wrong);
+    assert_eq!(s, 401, "{v}");
+    let (s, v) = collect(b, &id, &s1);
+    assert_eq!((s, v["status"].as_str()), (200, Some("approved")), "{v}");
+    let key = v["key"].as_str().unwrap().to_string();
+    let (s, v) = collect(b, &id, &s1);
+    assert_eq!((s, v["status"].as_str()), (410, Some("collected")), "{v}");
+    assert!(!v.to_string().contains(&key));
+    // The key is a real federation key, listed under A's label, stored only hashed.
+    let status = ureq::get(&b.url("/api/cameras"))
+        .set("X-NVR-Auth", &key)
+        .call()
+        .map(|r| r.status())
+        .unwrap_or(0);
+    assert_eq!(status, 200);
+    let keys = b.get("/api/federation/keys");
+    assert_eq!(keys[0]["name"], "paired: House");
+    let db = std::fs::read(b.dir.join("data/eyrie.redb")).unwrap();
+    assert!(!db.windows(key.len()).any(|w| w == key.as_bytes()));
+    assert!(!db.windows(s1.len()).any(|w| w == s1.as_bytes()));
+    s1
+}
+
+/// Step: unknown ids and malformed bodies are refused; one address asking over and over is
+/// throttled.
+fn unknown_and_malformed_asks_are_refused_then_throttled(b: &Eyrie, s1: &str) {
     // Unknown ids and malformed bodies.
-    assert_eq!(collect(&b, "000000000000", &s1).0, 404);
-    assert_eq!(collect(&b, "../../x", &s1).0, 404);
-    let (s, v) = ask(&b, "not-a-uuid", "123456", &secret());
+    assert_eq!(collect(b, "000000000000", s1).0, 404);
+    assert_eq!(collect(b, "../../x", s1).0, 404);
+    let (s, v) = ask(b, "not-a-uuid", "123456", &secret());
     assert_eq!(s, 400, "{v}");
-    let (s, v) = ask(&b, NODE_A, "12345", &secret());
+    let (s, v) = ask(b, NODE_A, "12345", &secret());
     assert_eq!(s, 400, "{v}");
-    let (s, v) = ask(&b, NODE_A, "123456", "short");
+    let (s, v) = ask(b, NODE_A, "123456", "short");
     assert_eq!(s, 400, "{v}");
     let big = json!({ "node_id": NODE_A, "label": "x".repeat(8000), "url": "http://a",
                       "code": "123456", "secret": secret() });
@@ -676,10 +707,9 @@ fn pairing_refuses_wrong_codes_wrong_secrets_replays_and_expired_requests() {
     // One address asking over and over is throttled.
     let mut last = 0;
     for i in 0..12 {
-        last = ask(&b, NODE_A, "333333", &format!("{:064x}", i)).0;
+        last = ask(b, NODE_A, "333333", &format!("{:064x}", i)).0;
     }
     assert_eq!(last, 429);
-    assert!(b.try_get("/api/health").is_some(), "the node stays up");
 }
 
 #[test]
@@ -849,10 +879,7 @@ fn a_label_changed_in_settings_is_announced_at_once() {
 #[test]
 fn an_appliance_is_reachable_by_its_host_name() {
     if !can_use_namespaces()
-        || !have_tool("avahi-daemon")
-        || !have_tool("avahi-resolve")
-        || !have_tool("dbus-daemon")
-        || !have_tool("unshare")
+        || !tools::require(&["avahi-daemon", "avahi-resolve", "dbus-daemon", "unshare"])
     {
         return;
     }

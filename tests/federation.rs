@@ -1,10 +1,10 @@
 //! Federation keys over real HTTP: shown once, stored hashed, read-only, revocable, throttled.
 
-mod common;
+mod support;
 
 use std::time::Duration;
 
-use common::*;
+use support::*;
 
 fn with_key(e: &Eyrie, method: &str, path: &str, header: (&str, &str)) -> u16 {
     let req = ureq::request(method, &e.url(path)).set(header.0, header.1);
@@ -491,7 +491,7 @@ fn relay_mode_streams_a_peers_media_through_this_node() {
         run_url.starts_with(&format!("{relay}/recordings/demo/view.mp4?start=")),
         "{run_url}"
     );
-    if have_tool("ffmpeg") {
+    if tools::require(&["ffmpeg"]) {
         let file = a.download(run_url, "relayed.mp4");
         assert_decodes(&file);
     }
@@ -599,7 +599,7 @@ fn media_plays_straight_from_the_peer_with_tokens_and_search_spans_nodes() {
     );
     let (status, cors) = status_of(&run_url);
     assert_eq!((status, cors.as_deref()), (200, Some("*")));
-    if have_tool("ffmpeg") {
+    if tools::require(&["ffmpeg"]) {
         let resp = ureq::get(&run_url).call().unwrap();
         let file = a.dir.join("remote-view.mp4");
         std::io::copy(
@@ -702,7 +702,7 @@ fn eyrie_answers_the_calls_a_cartanvr_node_makes() {
     let url = format!("{}{file}?api_key={key}", e.url(""));
     let resp = ureq::get(&url).call().unwrap();
     assert_eq!(resp.content_type(), "video/mp4");
-    if have_tool("ffmpeg") {
+    if tools::require(&["ffmpeg"]) {
         let out = e.dir.join("carta.mp4");
         std::io::copy(
             &mut resp.into_reader(),

@@ -12,7 +12,7 @@
 //! packages tests/run installs and Debian's package archive; skips with a reason outside CI when
 //! tools are missing, never under CI.
 
-mod common;
+mod support;
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use common::{free_port, json_request};
+use support::{free_port, json_request};
 
 const ADMIN: &str = "admin:eyrie-test-password"; // board/qemu-*/eyrie.toml
 const MIB: u64 = 1024 * 1024;

@@ -3,17 +3,15 @@
 //! other, joined by a veth pair with 10.77.x.x addresses that exist only there. Multicast never
 //! reaches the host's own interfaces. Needs root (skips with a reason outside CI).
 
-mod common;
-#[path = "support/onvif.rs"]
-mod onvif_support;
+mod support;
 
 use std::os::fd::AsFd;
 use std::process::Command;
 use std::time::Duration;
 
-use common::*;
-use onvif_support::Responder;
 use serde_json::Value;
+use support::onvif::Responder;
+use support::*;
 
 fn is_root() -> bool {
     let root = rustix::process::geteuid().is_root();
@@ -122,7 +120,7 @@ fn error_of(d: &Value) -> String {
 
 #[test]
 fn finds_cameras_reads_their_streams_and_records_one() {
-    if !is_root() || !have_rtsp_server() {
+    if !is_root() || !rtsp::available() {
         return;
     }
     let net = Pair::new();

@@ -1,12 +1,12 @@
 //! The recorder end to end: a real GStreamer RTSP server, real eyrie processes, and ffmpeg
 //! decoding what Eyrie wrote.
 
-mod common;
+mod support;
 
 use std::time::{Duration, Instant};
 
-use common::*;
 use serde_json::Value;
+use support::*;
 
 const TEN_SECOND_SEGMENTS: &str = "[recording]\nsegment_seconds = 10\n";
 /// One frame at the test server's 15 fps.
@@ -37,7 +37,7 @@ fn check_segment(e: &Eyrie, seg: &Value, name: &str) {
 /// Records from `mount` until two segments are closed, then checks every closed segment and a
 /// view spanning all of them.
 fn record_and_check(codec: &str) {
-    if !have_rtsp_server() {
+    if !rtsp::available() {
         return;
     }
     let rtsp = RtspServer::start(free_port(), &[]);
@@ -348,7 +348,7 @@ fn records_h265_from_rtsp() {
 
 #[test]
 fn reconnects_after_the_camera_restarts_and_shows_the_gap() {
-    if !have_rtsp_server() {
+    if !rtsp::available() {
         return;
     }
     let port = free_port();
@@ -387,7 +387,7 @@ fn reconnects_after_the_camera_restarts_and_shows_the_gap() {
 /// soon as it answers, and a run that delivered frames does not grow the backoff).
 #[test]
 fn a_flapping_camera_is_back_within_two_seconds_every_time() {
-    if !have_rtsp_server() {
+    if !rtsp::available() {
         return;
     }
     let port = free_port();
@@ -423,7 +423,7 @@ fn a_flapping_camera_is_back_within_two_seconds_every_time() {
 
 #[test]
 fn kill_9_loses_at_most_two_seconds() {
-    if !have_rtsp_server() {
+    if !rtsp::available() {
         return;
     }
     let rtsp = RtspServer::start(free_port(), &[]);
@@ -529,7 +529,7 @@ fn walk(dir: &std::path::Path) -> u64 {
 
 #[test]
 fn live_stream_starts_at_a_key_frame_and_decodes() {
-    if !have_tool("ffmpeg") {
+    if !tools::require(&["ffmpeg"]) {
         return;
     }
     let e = Eyrie::start(TEN_SECOND_SEGMENTS, &["--demo"]);
@@ -579,7 +579,7 @@ fn live_stream_starts_at_a_key_frame_and_decodes() {
 
 #[test]
 fn authenticates_and_records_over_udp_too() {
-    if !have_rtsp_server() {
+    if !rtsp::available() {
         return;
     }
     let rtsp = RtspServer::start(
@@ -634,10 +634,7 @@ impl Tmpfs {
             .status()
             .is_ok_and(|s| s.success());
         if !ok {
-            if std::env::var("CI").as_deref() == Ok("true") {
-                panic!("mounting a tmpfs failed under CI (CI runs as root)");
-            }
-            eprintln!("SKIP: mounting a small tmpfs needs root");
+            tools::unmet("mounting a small tmpfs needs root");
             return None;
         }
         Some(Tmpfs(at.to_path_buf()))
@@ -655,7 +652,7 @@ impl Drop for Tmpfs {
 
 #[test]
 fn a_full_disk_frees_the_oldest_and_recording_goes_on() {
-    if !have_rtsp_server() {
+    if !rtsp::available() {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();

@@ -7,23 +7,15 @@
 //! command that leaves a marker), for Settings → System's update and restart.
 //! Screenshots go to target/ui-artifacts.
 
-#[allow(dead_code)]
-#[path = "support/appliance.rs"]
-mod appliance;
-mod common;
-#[allow(dead_code)]
-#[path = "support/netns.rs"]
-mod netns;
-#[path = "support/onvif.rs"]
-mod onvif_support;
+mod support;
 
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-use common::*;
-use onvif_support::Responder;
+use support::onvif::Responder;
+use support::*;
 
 /// The camera password of the ONVIF test devices (characters that need escaping in XML).
 const ONVIF_PASSWORD: &str = "s3cret & <pw>";
@@ -44,7 +36,7 @@ impl OnvifLan {
     /// None (the browser test skips that part, saying why) without root, iproute2 or the RTSP
     /// server; never under CI, where those checks panic instead.
     fn start() -> Option<OnvifLan> {
-        if !netns::can_use_namespaces() || !have_rtsp_server() {
+        if !netns::can_use_namespaces() || !rtsp::available() {
             return None;
         }
         let lan = netns::Lan::new(2);
@@ -131,18 +123,12 @@ fn appliance_node() -> Option<(appliance::Appliance, Eyrie, PathBuf)> {
 }
 
 fn have_ui_tools(dir: &std::path::Path) -> bool {
-    if !have_tool("node") || !have_tool("chromium") {
-        return false;
-    }
-    let ok = dir.join("node_modules/playwright-core").is_dir()
-        && dir.join("node_modules/axe-core").is_dir();
-    if !ok {
-        if std::env::var("CI").as_deref() == Ok("true") {
-            panic!("tests/ui/node_modules is missing under CI (tests/run runs npm ci)");
-        }
-        eprintln!("SKIP: run `npm ci` in tests/ui first (tests/run does)");
-    }
-    ok
+    tools::require(&["node", "chromium"])
+        && (dir.join("node_modules/playwright-core").is_dir()
+            && dir.join("node_modules/axe-core").is_dir()
+            || tools::unmet(
+                "tests/ui/node_modules: run `npm ci` in tests/ui first (tests/run does)",
+            ))
 }
 
 #[test]

@@ -2,18 +2,16 @@
 //! (tests/support/appliance.rs: the A/B slot "devices" are regular files, a temporary directory
 //! plays /boot and /run/eyrie). The image is a real squashfs from mksquashfs.
 
-#[path = "support/appliance.rs"]
-mod appliance;
-mod common;
+mod support;
 
 use std::io::{Read, Write};
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use appliance::Appliance;
-use common::*;
 use serde_json::Value;
+use support::appliance::Appliance;
+use support::*;
 
 const SLOT_SIZE: u64 = 1 << 20;
 

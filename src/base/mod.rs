@@ -7,5 +7,7 @@ pub mod client;
 pub mod hex;
 pub mod names;
 pub mod secret;
+#[cfg(test)]
+pub mod testing;
 pub mod throttle;
 pub mod tls;

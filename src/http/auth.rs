@@ -28,8 +28,6 @@ use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use subtle::ConstantTimeEq;
-
 use super::{ApiError, AppState};
 use crate::accounts::Login;
 use crate::federation::keys::Verdict;
@@ -243,7 +241,7 @@ async fn who(
         if let Some(s) = st.accounts.sessions.get(&id) {
             if is_change(method) && access.needs_csrf() {
                 let sent = h.get("x-csrf-token").map(|v| v.as_bytes()).unwrap_or(b"");
-                if !bool::from(sent.ct_eq(s.csrf.as_bytes())) {
+                if !crate::base::secret::same(sent, s.csrf.as_bytes()) {
                     return Err(forbidden("missing or wrong X-CSRF-Token (reload the page)"));
                 }
                 // Browsers share cookies between the ports of a host, and CORS may let a

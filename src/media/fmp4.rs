@@ -27,7 +27,31 @@ pub enum Mp4Error {
     #[error("io: {0}")]
     Io(#[from] std::io::Error),
     #[error("{0}")]
-    Invalid(String),
+    Invalid(#[from] Malformed),
+}
+
+/// What makes bytes not an fMP4 file as Eyrie writes them.
+#[derive(Debug, thiserror::Error)]
+pub enum Malformed {
+    #[error("fragment is not one traf with one trun")]
+    NotOneTrun,
+    #[error(
+        "{} box of {len} bytes at {at} is too large",
+        String::from_utf8_lossy(kind)
+    )]
+    TooLarge { kind: [u8; 4], len: u64, at: u64 },
+    #[error("mdat at {0} without a moof")]
+    MdatWithoutMoof(u64),
+    #[error("no moov box")]
+    NoMoov,
+    #[error("box {} has size {size}", String::from_utf8_lossy(kind))]
+    BoxSize { kind: [u8; 4], size: u64 },
+    #[error("fragment at {offset}: samples need {need} bytes, mdat holds {holds}")]
+    SampleBytes { offset: u64, need: u64, holds: u64 },
+    #[error("no video track")]
+    NoVideo,
+    #[error(transparent)]
+    Params(#[from] crate::video::ParamsError),
 }
 
 pub type Result<T> = std::result::Result<T, Mp4Error>;
@@ -238,9 +262,7 @@ pub fn rewrite_moof(moof: &[u8], seq: u32, decode_time: u64) -> Result<Vec<u8>> 
 fn single_traf(m: &mut Moof) -> Result<&mut Traf> {
     match m.traf.as_mut_slice() {
         [t] if t.trun.len() == 1 => Ok(t),
-        _ => Err(Mp4Error::Invalid(
-            "fragment is not one traf with one trun".into(),
-        )),
+        _ => Err(Malformed::NotOneTrun.into()),
     }
 }
 
@@ -309,10 +331,12 @@ pub fn scan<R: Read + Seek>(r: &mut R, limit: u64) -> Result<Scan> {
         }
         let needs_body = matches!(&kind, b"ftyp" | b"moov" | b"moof");
         if needs_body && box_len > MAX_META_BOX {
-            return Err(Mp4Error::Invalid(format!(
-                "{} box of {box_len} bytes at {pos} is too large",
-                String::from_utf8_lossy(&kind)
-            )));
+            return Err(Malformed::TooLarge {
+                kind,
+                len: box_len,
+                at: pos,
+            }
+            .into());
         }
         match &kind {
             b"ftyp" | b"moov" if fragments.is_empty() && pending_moof.is_none() => {
@@ -333,7 +357,7 @@ pub fn scan<R: Read + Seek>(r: &mut R, limit: u64) -> Result<Scan> {
             }
             b"mdat" => {
                 let Some((moof_pos, moof)) = pending_moof.take() else {
-                    return Err(Mp4Error::Invalid(format!("mdat at {pos} without a moof")));
+                    return Err(Malformed::MdatWithoutMoof(pos).into());
                 };
                 fragments.push(fragment_info(moof_pos, &moof, box_len, header_len)?);
             }
@@ -341,7 +365,7 @@ pub fn scan<R: Read + Seek>(r: &mut R, limit: u64) -> Result<Scan> {
         }
         pos += box_len;
     }
-    let params = params.ok_or_else(|| Mp4Error::Invalid("no moov box".into()))?;
+    let params = params.ok_or(Malformed::NoMoov)?;
     let valid_len = fragments
         .last()
         .map(FragmentInfo::end)
@@ -375,10 +399,7 @@ fn read_box_header<R: Read>(r: &mut R, remaining: u64) -> Result<Option<([u8; 4]
         n => (8, n),
     };
     if size < header_len {
-        return Err(Mp4Error::Invalid(format!(
-            "box {} has size {size}",
-            String::from_utf8_lossy(&kind)
-        )));
+        return Err(Malformed::BoxSize { kind, size }.into());
     }
     Ok(Some((kind, header_len, size)))
 }
@@ -406,10 +427,12 @@ fn fragment_info(
         }
     }
     if size + mdat_header != mdat_len {
-        return Err(Mp4Error::Invalid(format!(
-            "fragment at {offset}: samples need {size} bytes, mdat holds {}",
-            mdat_len - mdat_header
-        )));
+        return Err(Malformed::SampleBytes {
+            offset,
+            need: size,
+            holds: mdat_len - mdat_header,
+        }
+        .into());
     }
     let starts_with_key = trun
         .entries
@@ -433,17 +456,16 @@ fn params_of(moov: &Moov) -> Result<VideoParams> {
         .trak
         .iter()
         .find(|t| t.mdia.hdlr.handler == FourCC::new(b"vide"))
-        .ok_or_else(|| Mp4Error::Invalid("no video track".into()))?;
-    VideoParams::from_track(trak).map_err(|e| Mp4Error::Invalid(e.0))
+        .ok_or(Malformed::NoVideo)?;
+    Ok(VideoParams::from_track(trak).map_err(Malformed::from)?)
 }
 
+/// Files and pictures for the tests of any module that reads or writes fMP4.
 #[cfg(test)]
-pub(crate) mod tests {
+pub(crate) mod testing {
     use super::*;
-    use std::io::Cursor;
 
-    pub use crate::video::tests::h264_params;
-
+    /// An fMP4 file of `params` with one fragment per entry of `frags` (samples of 0xAB bytes).
     pub fn write_file(params: &VideoParams, frags: &[Vec<SampleMeta>]) -> Vec<u8> {
         let mut f = init_segment(params, None).to_vec();
         let mut t = 0;
@@ -456,6 +478,58 @@ pub(crate) mod tests {
         }
         f
     }
+
+    /// `n` real JPEG pictures, `w`x`h`, as ffmpeg encodes them (distinct test-pattern frames).
+    pub fn ffmpeg_jpegs(n: usize, w: u16, h: u16) -> Vec<Vec<u8>> {
+        let dir = tempfile::tempdir().unwrap();
+        let st = std::process::Command::new("ffmpeg")
+            .args(["-v", "error", "-f", "lavfi", "-i"])
+            .arg(format!("testsrc=size={w}x{h}:rate=10"))
+            .args(["-frames:v", &n.to_string(), "-c:v", "mjpeg", "-q:v", "5"])
+            .arg(dir.path().join("f%03d.jpg"))
+            .status()
+            .expect("ffmpeg runs");
+        assert!(st.success());
+        (1..=n)
+            .map(|i| std::fs::read(dir.path().join(format!("f{i:03}.jpg"))).unwrap())
+            .collect()
+    }
+
+    /// What ffprobe says of the file's video stream: codec name and frames decoded.
+    pub fn ffprobe(path: &std::path::Path) -> (String, u64) {
+        let out = std::process::Command::new("ffprobe")
+            .args(["-v", "error", "-count_frames", "-select_streams", "v:0"])
+            .args([
+                "-show_entries",
+                "stream=codec_name,nb_read_frames",
+                "-of",
+                "csv=p=0",
+            ])
+            .arg(path)
+            .output()
+            .expect("ffprobe runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8(out.stdout).unwrap();
+        let (codec, n) = text.trim().split_once(',').expect("codec,frames");
+        (codec.to_string(), n.parse().unwrap())
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::testing::write_file;
+    use super::*;
+    use crate::video::testing::h264_params;
+    use std::io::Cursor;
+
+    // src/capture's tests still import these from here; they move to `testing` and
+    // `base::testing` with capture's next change (kept so that capture is untouched now).
+    pub use super::testing::{ffmpeg_jpegs, ffprobe};
+    pub use crate::base::testing::have;
 
     fn gop(n: usize) -> Vec<SampleMeta> {
         (0..n)
@@ -531,63 +605,6 @@ pub(crate) mod tests {
         let s2 = scan(&mut Cursor::new(&out), out.len() as u64).unwrap();
         assert_eq!(s2.fragments[0].decode_time, 1 << 40);
         assert_eq!(s2.fragments[0].samples, 5);
-    }
-
-    /// Under CI every tool must be there; elsewhere a test without it says why and skips.
-    pub fn have(tool: &str) -> bool {
-        let found = std::process::Command::new(tool)
-            .arg("-version")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if !found {
-            assert!(
-                std::env::var("CI").as_deref() != Ok("true"),
-                "{tool} is required under CI (tests/run installs it)"
-            );
-            eprintln!("SKIP: {tool} is not installed (tests/run installs it)");
-        }
-        found
-    }
-
-    /// `n` real JPEG pictures, `w`x`h`, as ffmpeg encodes them (distinct test-pattern frames).
-    pub fn ffmpeg_jpegs(n: usize, w: u16, h: u16) -> Vec<Vec<u8>> {
-        let dir = tempfile::tempdir().unwrap();
-        let st = std::process::Command::new("ffmpeg")
-            .args(["-v", "error", "-f", "lavfi", "-i"])
-            .arg(format!("testsrc=size={w}x{h}:rate=10"))
-            .args(["-frames:v", &n.to_string(), "-c:v", "mjpeg", "-q:v", "5"])
-            .arg(dir.path().join("f%03d.jpg"))
-            .status()
-            .expect("ffmpeg runs");
-        assert!(st.success());
-        (1..=n)
-            .map(|i| std::fs::read(dir.path().join(format!("f{i:03}.jpg"))).unwrap())
-            .collect()
-    }
-
-    /// What ffprobe says of the file's video stream: codec name and frames decoded.
-    pub fn ffprobe(path: &std::path::Path) -> (String, u64) {
-        let out = std::process::Command::new("ffprobe")
-            .args(["-v", "error", "-count_frames", "-select_streams", "v:0"])
-            .args([
-                "-show_entries",
-                "stream=codec_name,nb_read_frames",
-                "-of",
-                "csv=p=0",
-            ])
-            .arg(path)
-            .output()
-            .expect("ffprobe runs");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let text = String::from_utf8(out.stdout).unwrap();
-        let (codec, n) = text.trim().split_once(',').expect("codec,frames");
-        (codec.to_string(), n.parse().unwrap())
     }
 
     #[test]

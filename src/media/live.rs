@@ -179,7 +179,7 @@ impl LiveHub {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::video::{Frame, tests::h264_params};
+    use crate::video::{Frame, testing::h264_params};
 
     fn tf(pts: i64, key: bool) -> TimedFrame {
         TimedFrame {

@@ -181,8 +181,8 @@ pub(crate) fn remove_empty_dirs(root: &Path) {
 mod tests {
     use super::*;
     use crate::media::fmp4::SampleMeta;
-    use crate::media::fmp4::tests::write_file;
-    use crate::video::tests::h264_params;
+    use crate::media::fmp4::testing::write_file;
+    use crate::video::testing::h264_params;
 
     fn gop() -> Vec<SampleMeta> {
         (0..15)

@@ -461,7 +461,7 @@ fn write_with_retry(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::video::tests::h264_params;
+    use crate::video::testing::h264_params;
 
     struct NoGuard;
     impl DiskGuard for NoGuard {

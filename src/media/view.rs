@@ -52,14 +52,45 @@ pub struct VirtualFile {
     etag: String,
 }
 
+/// Why a view or picture cannot be served. [`ViewError::is_bad_request`] tells the asker's
+/// mistakes (a range or a camera that cannot be viewed so) from this node's faults.
 #[derive(Debug, thiserror::Error)]
 pub enum ViewError {
     #[error("no recordings in that time range")]
     Empty,
+    #[error("end must be after start")]
+    Backwards,
+    #[error("a view spans at most {} hours; ask for a shorter range", MAX_VIEW_MS / 3_600_000)]
+    TooLong,
+    #[error("pictures are served for MJPEG recordings; play this camera's view.mp4")]
+    NotMjpeg,
+    #[error("bad camera id in index")]
+    BadCameraId,
+    #[error(transparent)]
+    Index(#[from] crate::storage::StorageError),
+    /// A segment file that does not scan.
+    #[error("{}: {source}", path.display())]
+    Segment {
+        path: PathBuf,
+        source: fmp4::Mp4Error,
+    },
+    #[error(transparent)]
+    Mp4(#[from] fmp4::Mp4Error),
+    #[error(transparent)]
+    Atom(#[from] mp4_atom::Error),
+    /// A fragment whose samples cannot be pictures.
     #[error("{0}")]
-    BadRequest(String),
-    #[error("{0}")]
-    Internal(String),
+    Fragment(&'static str),
+    /// The blocking task building it failed.
+    #[error(transparent)]
+    Task(#[from] tokio::task::JoinError),
+}
+
+impl ViewError {
+    /// Whether the request asked for what cannot be served (400), not a fault here.
+    pub fn is_bad_request(&self) -> bool {
+        matches!(self, Self::Backwards | Self::TooLong | Self::NotMjpeg)
+    }
 }
 
 impl VirtualFile {
@@ -152,7 +183,7 @@ pub fn segment_file(
 ) -> Result<VirtualFile, ViewError> {
     let path = layout
         .segment_path(&seg.camera, seg.start_ms)
-        .ok_or_else(|| ViewError::Internal("bad camera id in index".into()))?;
+        .ok_or(ViewError::BadCameraId)?;
     let len = servable_len(seg, open).ok_or(ViewError::Empty)?;
     let mut h = std::hash::DefaultHasher::new();
     (seg.row.id, len).hash(&mut h);
@@ -178,17 +209,12 @@ pub fn build_view(
     end_ms: i64,
 ) -> Result<VirtualFile, ViewError> {
     if end_ms <= start_ms {
-        return Err(ViewError::BadRequest("end must be after start".into()));
+        return Err(ViewError::Backwards);
     }
     if end_ms - start_ms > MAX_VIEW_MS {
-        return Err(ViewError::BadRequest(format!(
-            "a view spans at most {} hours; ask for a shorter range",
-            MAX_VIEW_MS / 3_600_000
-        )));
+        return Err(ViewError::TooLong);
     }
-    let segs = index
-        .segments(camera, start_ms, end_ms)
-        .map_err(|e| ViewError::Internal(e.to_string()))?;
+    let segs = index.segments(camera, start_ms, end_ms)?;
     let mut init: Option<Bytes> = None;
     let mut params = None;
     let mut chosen: Vec<(PathBuf, FragmentInfo)> = Vec::new();
@@ -199,7 +225,7 @@ pub fn build_view(
         };
         let path = layout
             .segment_path(&seg.camera, seg.start_ms)
-            .ok_or_else(|| ViewError::Internal("bad camera id in index".into()))?;
+            .ok_or(ViewError::BadCameraId)?;
         let scan = match std::fs::File::open(&path)
             .map_err(fmp4::Mp4Error::from)
             .and_then(|mut f| fmp4::scan(&mut f, len))
@@ -270,14 +296,12 @@ pub fn build_view(
                 .collect(),
         };
         let mut b = Vec::new();
-        sidx.encode(&mut b)
-            .map_err(|e| ViewError::Internal(e.to_string()))?;
+        sidx.encode(&mut b)?;
         parts.push(Part::Mem(Bytes::from(b)));
     }
     let mut t = 0u64;
     for (i, (path, f)) in chosen.iter().enumerate() {
-        let moof = fmp4::rewrite_moof(&f.moof, i as u32 + 1, t)
-            .map_err(|e| ViewError::Internal(e.to_string()))?;
+        let moof = fmp4::rewrite_moof(&f.moof, i as u32 + 1, t)?;
         debug_assert_eq!(moof.len() as u64, f.moof_len);
         parts.push(Part::Mem(Bytes::from(moof)));
         parts.push(Part::File {
@@ -321,33 +345,33 @@ pub fn mjpeg_pictures(
     let len = servable_len(seg, open).ok_or(ViewError::Empty)?;
     let path = layout
         .segment_path(&seg.camera, seg.start_ms)
-        .ok_or_else(|| ViewError::Internal("bad camera id in index".into()))?;
+        .ok_or(ViewError::BadCameraId)?;
     let scan = std::fs::File::open(&path)
         .map_err(fmp4::Mp4Error::from)
         .and_then(|mut f| fmp4::scan(&mut f, len))
-        .map_err(|e| ViewError::Internal(format!("{}: {e}", path.display())))?;
+        .map_err(|source| ViewError::Segment {
+            path: path.clone(),
+            source,
+        })?;
     if scan.params.codec != Codec::Mjpeg {
-        return Err(ViewError::BadRequest(
-            "pictures are served for MJPEG recordings; play this camera's view.mp4".into(),
-        ));
+        return Err(ViewError::NotMjpeg);
     }
     let first_ticks = scan.fragments.first().map_or(0, |f| f.decode_time);
     let mut out = Vec::new();
     for frag in &scan.fragments {
-        let moof = <mp4_atom::Moof as mp4_atom::Decode>::decode(&mut &frag.moof[..])
-            .map_err(|e| ViewError::Internal(e.to_string()))?;
+        let moof = <mp4_atom::Moof as mp4_atom::Decode>::decode(&mut &frag.moof[..])?;
         let trun = moof
             .traf
             .first()
             .and_then(|t| t.trun.first())
-            .ok_or_else(|| ViewError::Internal("fragment without samples".into()))?;
+            .ok_or_else(|| ViewError::Fragment("fragment without samples"))?;
         let mut offset = frag.offset + trun.data_offset.unwrap_or(0).max(0) as u64;
         let mut t = frag.decode_time;
         for e in &trun.entries {
             let size = e.size.unwrap_or(0) as u64;
             let ticks = e.duration.unwrap_or(0) as u64;
             if size == 0 || size > MAX_FRAME_BYTES || offset + size > frag.end() {
-                return Err(ViewError::Internal("bad sample in fragment".into()));
+                return Err(ViewError::Fragment("bad sample in fragment"));
             }
             let media_ms = (t.saturating_sub(first_ticks) * 1000 / TIMESCALE as u64) as i64;
             out.push(Picture {
@@ -372,9 +396,7 @@ pub fn mjpeg_frame(
     camera: &str,
     at_ms: i64,
 ) -> Result<(PathBuf, u64, u64), ViewError> {
-    let segs = index
-        .segments(camera, at_ms, at_ms + 1)
-        .map_err(|e| ViewError::Internal(e.to_string()))?;
+    let segs = index.segments(camera, at_ms, at_ms + 1)?;
     let seg = segs.first().ok_or(ViewError::Empty)?;
     let (path, _, pictures) = mjpeg_pictures(layout, open, seg)?;
     // The picture whose span holds `at`, or the last one before it.

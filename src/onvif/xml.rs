@@ -24,8 +24,39 @@ fn local(qname: &[u8]) -> String {
     }
 }
 
+/// Why a camera's answer is not a document [`parse`] accepts.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum XmlError {
+    /// quick-xml found the text not well-formed at byte `at`.
+    #[error("not well-formed XML at byte {at}: {why}")]
+    Syntax { at: u64, why: String },
+    /// A part (an attribute, its value, text, CDATA, an entity or character reference) that
+    /// does not decode.
+    #[error("bad {what}: {why}")]
+    Bad { what: &'static str, why: String },
+    #[error("unknown entity &{0};")]
+    UnknownEntity(String),
+    /// Elements that do not make one tree.
+    #[error("{0}")]
+    Shape(&'static str),
+    /// Past [`MAX_DEPTH`] or [`MAX_ELEMENTS`].
+    #[error("{0}")]
+    TooLarge(&'static str),
+    #[error("DTDs are not accepted")]
+    Dtd,
+}
+
+impl XmlError {
+    fn bad(what: &'static str, why: impl std::fmt::Display) -> Self {
+        Self::Bad {
+            what,
+            why: why.to_string(),
+        }
+    }
+}
+
 /// Parses `text` into its root element.
-pub fn parse(text: &str) -> Result<Element, String> {
+pub fn parse(text: &str) -> Result<Element, XmlError> {
     let mut reader = quick_xml::Reader::from_str(text);
     let cfg = reader.config_mut();
     // Not trimmed here: an entity splits text into pieces whose spaces matter ("a &amp; b").
@@ -34,13 +65,13 @@ pub fn parse(text: &str) -> Result<Element, String> {
     let mut stack: Vec<Element> = Vec::new();
     let mut count = 0usize;
     let mut root = None;
-    let open = |e: &quick_xml::events::BytesStart| -> Result<Element, String> {
+    let open = |e: &quick_xml::events::BytesStart| -> Result<Element, XmlError> {
         let mut attrs = Vec::new();
         for a in e.attributes() {
-            let a = a.map_err(|e| format!("bad attribute: {e}"))?;
+            let a = a.map_err(|e| XmlError::bad("attribute", e))?;
             let v = a
                 .normalized_value(quick_xml::XmlVersion::Implicit1_0)
-                .map_err(|e| format!("bad attribute value: {e}"))?;
+                .map_err(|e| XmlError::bad("attribute value", e))?;
             attrs.push((local(a.key.as_ref()), v.into_owned()));
         }
         Ok(Element {
@@ -50,27 +81,27 @@ pub fn parse(text: &str) -> Result<Element, String> {
         })
     };
     loop {
-        let ev = reader.read_event().map_err(|e| {
-            format!(
-                "not well-formed XML at byte {}: {e}",
-                reader.error_position()
-            )
+        let ev = reader.read_event().map_err(|e| XmlError::Syntax {
+            at: reader.error_position(),
+            why: e.to_string(),
         })?;
         match ev {
             Event::Start(_) | Event::Empty(_) if root.is_some() => {
-                return Err("content after the root element".into());
+                return Err(XmlError::Shape("content after the root element"));
             }
             Event::Start(e) => {
                 count += 1;
                 if stack.len() >= MAX_DEPTH || count > MAX_ELEMENTS {
-                    return Err("XML nested too deep or too many elements".into());
+                    return Err(XmlError::TooLarge(
+                        "XML nested too deep or too many elements",
+                    ));
                 }
                 stack.push(open(&e)?);
             }
             Event::Empty(e) => {
                 count += 1;
                 if count > MAX_ELEMENTS {
-                    return Err("XML has too many elements".into());
+                    return Err(XmlError::TooLarge("XML has too many elements"));
                 }
                 let el = open(&e)?;
                 match stack.last_mut() {
@@ -79,20 +110,20 @@ pub fn parse(text: &str) -> Result<Element, String> {
                 }
             }
             Event::End(_) => {
-                let el = stack.pop().ok_or("unbalanced end tag")?;
+                let el = stack.pop().ok_or(XmlError::Shape("unbalanced end tag"))?;
                 match stack.last_mut() {
                     Some(parent) => parent.children.push(el),
                     None => root = Some(el),
                 }
             }
             Event::Text(t) => {
-                let s = t.decode().map_err(|e| format!("bad text: {e}"))?;
+                let s = t.decode().map_err(|e| XmlError::bad("text", e))?;
                 if let Some(el) = stack.last_mut() {
                     el.text.push_str(&s);
                 }
             }
             Event::CData(t) => {
-                let s = t.decode().map_err(|e| format!("bad CDATA: {e}"))?;
+                let s = t.decode().map_err(|e| XmlError::bad("CDATA", e))?;
                 if let Some(el) = stack.last_mut() {
                     el.text.push_str(&s);
                 }
@@ -101,26 +132,26 @@ pub fn parse(text: &str) -> Result<Element, String> {
                 let resolved = match r.resolve_char_ref() {
                     Ok(Some(c)) => c.to_string(),
                     Ok(None) => {
-                        let name = r.decode().map_err(|e| format!("bad entity: {e}"))?;
+                        let name = r.decode().map_err(|e| XmlError::bad("entity", e))?;
                         quick_xml::escape::resolve_predefined_entity(&name)
-                            .ok_or_else(|| format!("unknown entity &{name};"))?
+                            .ok_or_else(|| XmlError::UnknownEntity(name.to_string()))?
                             .to_string()
                     }
-                    Err(e) => return Err(format!("bad character reference: {e}")),
+                    Err(e) => return Err(XmlError::bad("character reference", e)),
                 };
                 if let Some(el) = stack.last_mut() {
                     el.text.push_str(&resolved);
                 }
             }
-            Event::DocType(_) => return Err("DTDs are not accepted".into()),
+            Event::DocType(_) => return Err(XmlError::Dtd),
             Event::Decl(_) | Event::PI(_) | Event::Comment(_) => {}
             Event::Eof => break,
         }
     }
     if !stack.is_empty() {
-        return Err("XML ends inside an element".into());
+        return Err(XmlError::Shape("XML ends inside an element"));
     }
-    root.ok_or_else(|| "no XML element".into())
+    root.ok_or(XmlError::Shape("no XML element"))
 }
 
 impl Element {
@@ -196,6 +227,6 @@ mod tests {
             assert!(parse(bad).is_err(), "{bad}");
         }
         let deep = "<a>".repeat(100) + &"</a>".repeat(100);
-        assert!(parse(&deep).unwrap_err().contains("deep"));
+        assert!(parse(&deep).unwrap_err().to_string().contains("deep"));
     }
 }

@@ -574,9 +574,7 @@ impl Index {
             match existing {
                 Some(s) => s,
                 None => {
-                    let mut s = [0u8; 32];
-                    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut s)
-                        .expect("system random");
+                    let s = crate::base::secret::random_bytes::<32>();
                     meta.insert(key.as_str(), s.as_slice())?;
                     s
                 }

@@ -72,7 +72,7 @@ impl Appliance {
 /// A real root image: mksquashfs of a small tree whose `bin/eyrie` is `payload`, written to
 /// `dir/root.squashfs`. None (skip) without squashfs-tools.
 pub fn squashfs(dir: &Path, payload: &[u8]) -> Option<(PathBuf, Vec<u8>)> {
-    if !crate::common::have_tool("mksquashfs") {
+    if !super::tools::require(&["mksquashfs"]) {
         return None;
     }
     let src = dir.join("rootfs");

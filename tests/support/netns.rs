@@ -17,28 +17,9 @@ use serde_json::Value;
 
 const PREFIX: &str = "eyt";
 
-/// Whether namespaces can be made here: root and iproute2. Under CI they must be.
+/// Whether namespaces can be made here: root and iproute2 (see `tools` for when not).
 pub fn can_use_namespaces() -> bool {
-    let root = rustix::process::geteuid().is_root();
-    let ip = Command::new("ip")
-        .arg("-V")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if root && ip {
-        return true;
-    }
-    let why = if root {
-        "iproute2 (ip) is not installed"
-    } else {
-        "network namespaces need root"
-    };
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("{why}: required under CI (tests/run installs iproute2; CI runs as root)");
-    }
-    eprintln!("SKIP: {why}");
-    false
+    super::tools::root() && super::tools::require(&["ip"])
 }
 
 /// Runs `ip args…`, panicking with its error output on failure.
@@ -210,7 +191,7 @@ pub fn in_ns<T: Send>(ns: &str, f: impl FnOnce() -> T + Send) -> T {
 
 /// `(status, JSON)` of a request made from inside `ns`; None when nothing answers.
 pub fn request_in(ns: &str, method: &str, url: &str, body: Option<&str>) -> Option<(u16, Value)> {
-    in_ns(ns, || super::common::json_request(method, url, body))
+    in_ns(ns, || super::json_request(method, url, body))
 }
 
 /// An Eyrie running in a namespace of a [`Lan`], on port 8080 of every address there, with
@@ -250,8 +231,8 @@ impl NsEyrie {
                 "[node]\nlabel = \"{label}\"\n[federation]\npoll_interval_seconds = 1\n\
                  request_timeout_seconds = 2\n[auth]\nadmin_user = \"{}\"\n\
                  admin_password = \"{}\"\n{extra}",
-                super::common::ADMIN_USER,
-                super::common::ADMIN_PASSWORD,
+                super::ADMIN_USER,
+                super::ADMIN_PASSWORD,
             ),
         )
         .unwrap();
@@ -304,8 +285,8 @@ impl NsEyrie {
     pub fn admin_url(path: &str) -> String {
         format!(
             "http://{}:{}@127.0.0.1:{}{path}",
-            super::common::ADMIN_USER,
-            super::common::ADMIN_PASSWORD,
+            super::ADMIN_USER,
+            super::ADMIN_PASSWORD,
             Self::PORT
         )
     }

@@ -85,8 +85,8 @@ pub(super) async fn camera_exists(st: &State, camera: &str) -> ApiResult<()> {
 pub(super) fn view_error(e: ViewError) -> ApiError {
     match e {
         ViewError::Empty => ApiError::not_found(e.to_string()),
-        ViewError::BadRequest(m) => ApiError::bad_request(m),
-        ViewError::Internal(m) => ApiError::internal(m),
+        e if e.is_bad_request() => ApiError::bad_request(e.to_string()),
+        e => ApiError::internal(e),
     }
 }
 

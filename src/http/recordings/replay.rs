@@ -107,8 +107,7 @@ impl Replay {
             let got = tokio::task::spawn_blocking(move || {
                 pictures_in(&layout, &open, &seg, range.0, range.1)
             })
-            .await
-            .map_err(|e| ViewError::Internal(e.to_string()))?;
+            .await?;
             let (path, init, pics) = match got {
                 Ok(g) => g,
                 // Deleted by retention a moment ago: go on with the next one.
