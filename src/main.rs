@@ -105,7 +105,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Devices { capture, source } => {
             use eyrie::capture::v4l2;
-            let devices = eyrie::capture::v4l2_kernel::list();
+            let devices = eyrie::capture::v4l2::list::list();
             let requests = match &source {
                 Some(s) => match url::Url::parse(s)
                     .map_err(|e| e.to_string())
@@ -126,7 +126,7 @@ fn main() -> ExitCode {
                 .map(|n| {
                     requests
                         .iter()
-                        .map(|r| eyrie::capture::v4l2_kernel::trial(r, n))
+                        .map(|r| eyrie::capture::v4l2::trial::trial(r, n))
                         .collect()
                 })
                 .unwrap_or_default();
@@ -135,7 +135,7 @@ fn main() -> ExitCode {
                 Some(_) => serde_json::json!({ "captures": trials }),
                 None => serde_json::json!({
                     "devices": devices,
-                    "encoders": eyrie::capture::v4l2_kernel::m2m_encoders(),
+                    "encoders": eyrie::capture::v4l2::list::m2m_encoders(),
                     "captures": trials,
                 }),
             };
@@ -167,7 +167,7 @@ fn main() -> ExitCode {
                 eprintln!("eyrie: --codec is a four-character code like H264, not '{codec}'");
                 return ExitCode::from(2);
             };
-            let t = eyrie::capture::v4l2_m2m::encode_trial(
+            let t = eyrie::capture::v4l2::trial::encode_trial(
                 &req,
                 coded,
                 pictures,

@@ -6,8 +6,6 @@
 mod file;
 mod rtsp;
 pub mod v4l2;
-pub mod v4l2_kernel;
-pub mod v4l2_m2m;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -142,11 +140,8 @@ pub fn source_for(cam: &CameraRecord) -> Result<Arc<dyn Source>, SourceError> {
     Ok(match url.scheme() {
         "file" => Arc::new(FileSource::new(url.to_file_path().expect("validated"))),
         "v4l2" => Arc::new(
-            v4l2::V4l2Source::new(
-                v4l2::parse(&url)?,
-                Arc::new(v4l2_kernel::KernelDevice::open),
-            )
-            .with_hw(Arc::new(v4l2_m2m::h264_encoder)),
+            v4l2::V4l2Source::new(v4l2::parse(&url)?, Arc::new(v4l2::KernelDevice::open))
+                .with_hw(Arc::new(v4l2::m2m::h264_encoder)),
         ),
         _ => Arc::new(RtspSource::new(
             url,

@@ -21,10 +21,25 @@ use serde::Serialize;
 use super::{CaptureError, FRAME_TIMEOUT, Opened, Source, SourceError};
 use crate::video::{Frame, TIMESCALE, VideoParams};
 
+mod camera;
 pub mod encode;
+mod kernel;
+pub mod list;
 pub mod m2m;
+#[allow(
+    non_camel_case_types,
+    non_upper_case_globals,
+    non_snake_case,
+    dead_code,
+    clippy::all
+)]
+mod sys;
+pub mod trial;
+
+pub use camera::KernelDevice;
 pub use encode::EncodeConfig;
 use encode::{Counters, Offer, RawEncoder};
+pub use list::{DeviceInfo, M2mEncoder, assess, format_encoder, m2m_inputs, stable_name};
 
 pub const H264: [u8; 4] = *b"H264";
 pub const MJPEG: [u8; 4] = *b"MJPG";
@@ -195,6 +210,18 @@ pub struct FormatInfo {
     /// How a camera streaming this format is recorded (`camera-h264`, `camera-mjpeg`,
     /// `software-mjpeg`), or `None` when it cannot be; set by the listing.
     pub encoder: Option<&'static str>,
+}
+
+impl FormatInfo {
+    /// A format as a device lists it, with how a camera streaming it is recorded.
+    pub fn new(fourcc: String, description: String, sizes: Vec<SizeInfo>) -> Self {
+        Self {
+            encoder: format_encoder(&fourcc),
+            fourcc,
+            description,
+            sizes,
+        }
+    }
 }
 
 /// The format, size and rate a device streams in.
@@ -968,107 +995,6 @@ impl Source for V4l2Source {
                 .boxed();
             Ok(Opened { params, frames })
         })
-    }
-}
-
-/// Capture devices on this machine and what they offer (`GET /api/system/devices`).
-#[derive(Debug, Clone, Serialize)]
-pub struct DeviceInfo {
-    pub path: String,
-    /// A name for the same device that survives unplugging (`/dev/v4l/by-id/...`), if udev
-    /// made one; use it as the camera source.
-    pub stable_path: Option<String>,
-    pub name: String,
-    pub driver: String,
-    pub bus: String,
-    pub formats: Vec<FormatInfo>,
-    /// Whether Eyrie can record it (H.264 or MJPEG as they come, YUYV or NV12 encoded to
-    /// MJPEG), how (`encoder`, as in health, for the mode chosen when the source names none),
-    /// and a note for people.
-    pub recordable: bool,
-    pub encoder: Option<&'static str>,
-    pub note: Option<String>,
-}
-
-/// How a camera streaming `fourcc` is recorded, for the listing.
-pub fn format_encoder(fourcc: &str) -> Option<&'static str> {
-    let fourcc: [u8; 4] = format!("{fourcc:<4}").as_bytes().try_into().ok()?;
-    recordable(&Mode {
-        fourcc,
-        width: 0,
-        height: 0,
-        fps: 0,
-    })
-    .ok()
-}
-
-/// A V4L2 memory-to-memory device that encodes raw pictures to H.264 (`GET
-/// /api/system/devices`), found by what it does, not by its path: raw pictures in on its
-/// OUTPUT queue, H.264 out of its CAPTURE queue (Raspberry Pi's `bcm2835-codec`).
-#[derive(Debug, Clone, Serialize)]
-pub struct M2mEncoder {
-    pub path: String,
-    pub name: String,
-    pub driver: String,
-    /// The raw formats Eyrie's cameras stream that it takes (YUYV, NV12).
-    pub takes: Vec<String>,
-    pub makes: String,
-    /// Whether cameras use it: always (a camera streaming a raw format it takes encodes
-    /// through it unless its source says `encoder=software`).
-    pub used: bool,
-}
-
-/// Whether a memory-to-memory device with these OUTPUT (raw in) and CAPTURE (coded out)
-/// formats is an encoder to `coded` (H264 for cameras) for the raw formats cameras stream; the
-/// ones it takes.
-pub fn m2m_inputs(output: &[String], capture: &[String], coded: &str) -> Option<Vec<String>> {
-    if !capture.iter().any(|f| f == coded) {
-        return None;
-    }
-    let takes: Vec<String> = output
-        .iter()
-        .filter(|f| matches!(f.as_str(), "YUYV" | "NV12"))
-        .cloned()
-        .collect();
-    (!takes.is_empty()).then_some(takes)
-}
-
-/// The stable name udev gave `dev`, if any.
-pub fn stable_name(dev: &Path) -> Option<String> {
-    let real = std::fs::canonicalize(dev).ok()?;
-    for dir in ["/dev/v4l/by-id", "/dev/v4l/by-path"] {
-        let Ok(entries) = std::fs::read_dir(dir) else {
-            continue;
-        };
-        for e in entries.flatten().take(256) {
-            if std::fs::canonicalize(e.path()).ok().as_ref() == Some(&real) {
-                return Some(e.path().display().to_string());
-            }
-        }
-    }
-    None
-}
-
-/// What the listing says about a device's formats: whether a camera on it records (with the
-/// mode chosen when the source names none), how, and a note for people.
-pub fn assess(formats: &[FormatInfo]) -> (bool, Option<&'static str>, Option<String>) {
-    match choose(formats, &Request::any("")) {
-        Err(e) => (false, None, Some(e)),
-        Ok(mode) => match recordable(&mode) {
-            Ok(how @ "software-mjpeg") => (
-                true,
-                Some(how),
-                Some(format!(
-                    "uncompressed {}: encoded to MJPEG in software, {} pictures a second at \
-                     quality {} unless the source sets encode_fps and quality",
-                    fourcc_str(&mode.fourcc),
-                    encode::DEFAULT_ENCODE_FPS,
-                    encode::DEFAULT_QUALITY
-                )),
-            ),
-            Ok(how) => (true, Some(how), None),
-            Err(e) => (false, None, Some(e)),
-        },
     }
 }
 
