@@ -7,8 +7,10 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use super::camera::KernelDevice;
+use super::device::{Device, Encoder, FormatInfo, choose, fourcc_str, recordable};
+use super::encode;
 use super::kernel::{Node, Queue};
-use super::{Device, FormatInfo, Mode, Request, choose, encode, fourcc_str, recordable};
+use super::request::Request;
 
 /// Capture devices on this machine and what they offer (`GET /api/system/devices`).
 #[derive(Debug, Clone, Serialize)]
@@ -25,20 +27,8 @@ pub struct DeviceInfo {
     /// MJPEG), how (`encoder`, as in health, for the mode chosen when the source names none),
     /// and a note for people.
     pub recordable: bool,
-    pub encoder: Option<&'static str>,
+    pub encoder: Option<Encoder>,
     pub note: Option<String>,
-}
-
-/// How a camera streaming `fourcc` is recorded, for the listing.
-pub fn format_encoder(fourcc: &str) -> Option<&'static str> {
-    let fourcc: [u8; 4] = format!("{fourcc:<4}").as_bytes().try_into().ok()?;
-    recordable(&Mode {
-        fourcc,
-        width: 0,
-        height: 0,
-        fps: 0,
-    })
-    .ok()
 }
 
 /// A V4L2 memory-to-memory device that encodes raw pictures to H.264 (`GET
@@ -90,24 +80,39 @@ pub fn stable_name(dev: &Path) -> Option<String> {
 
 /// What the listing says about a device's formats: whether a camera on it records (with the
 /// mode chosen when the source names none), how, and a note for people.
-pub fn assess(formats: &[FormatInfo]) -> (bool, Option<&'static str>, Option<String>) {
-    match choose(formats, &Request::any("")) {
-        Err(e) => (false, None, Some(e)),
-        Ok(mode) => match recordable(&mode) {
-            Ok(how @ "software-mjpeg") => (
-                true,
-                Some(how),
-                Some(format!(
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Assessment {
+    pub recordable: bool,
+    pub encoder: Option<Encoder>,
+    pub note: Option<String>,
+}
+
+/// The [`Assessment`] of a device offering `formats`.
+pub fn assess(formats: &[FormatInfo]) -> Assessment {
+    let no = |note: String| Assessment {
+        recordable: false,
+        encoder: None,
+        note: Some(note),
+    };
+    let mode = match choose(formats, &Request::any("")) {
+        Ok(mode) => mode,
+        Err(e) => return no(e),
+    };
+    match recordable(&mode) {
+        Ok(encoder) => Assessment {
+            recordable: true,
+            note: (encoder == Encoder::SoftwareMjpeg).then(|| {
+                format!(
                     "uncompressed {}: encoded to MJPEG in software, {} pictures a second at \
                      quality {} unless the source sets encode_fps and quality",
                     fourcc_str(&mode.fourcc),
                     encode::DEFAULT_ENCODE_FPS,
                     encode::DEFAULT_QUALITY
-                )),
-            ),
-            Ok(how) => (true, Some(how), None),
-            Err(e) => (false, None, Some(e)),
+                )
+            }),
+            encoder: Some(encoder),
         },
+        Err(e) => no(e),
     }
 }
 
@@ -187,7 +192,11 @@ pub fn list() -> Vec<DeviceInfo> {
         }
         let caps = node.caps.clone();
         let formats = KernelDevice::from_node(node).formats().unwrap_or_default();
-        let (recordable, encoder, note) = assess(&formats);
+        let Assessment {
+            recordable,
+            encoder,
+            note,
+        } = assess(&formats);
         out.push(DeviceInfo {
             stable_path: stable_name(&path),
             path: path.display().to_string(),

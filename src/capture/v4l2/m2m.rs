@@ -23,7 +23,9 @@ use std::time::{Duration, Instant};
 use super::encode::{Counters, Offer, RawEncoder, RawFormat};
 use super::kernel::{self, Done, Mapping, Node, Queue, ioctl, zeroed};
 use super::sys::*;
-use super::{Buffer, FrameSender, H264, HwStarted, Mode, fourcc_str, sequence_gap};
+use super::{
+    Buffer, Encoder, FrameSender, H264, HwEncoder, HwStarted, Mode, fourcc_str, sequence_gap,
+};
 use crate::capture::CaptureError;
 
 /// Buffers on each queue: pictures that can wait in the encoder, and coded frames in flight.
@@ -62,7 +64,7 @@ impl KernelM2m {
         out: tokio::sync::mpsc::Sender<Result<Buffer, CaptureError>>,
         dropped: Arc<AtomicU64>,
         counters: Arc<Counters>,
-    ) -> Result<(Self, String), String> {
+    ) -> Result<(Self, Encoder), String> {
         Self::start_io(path, mode, coded, out, dropped, counters)
             .map_err(|e| format!("{} ({}): {e}", path.display(), fourcc_str(&coded)))
     }
@@ -74,7 +76,7 @@ impl KernelM2m {
         out: tokio::sync::mpsc::Sender<Result<Buffer, CaptureError>>,
         dropped: Arc<AtomicU64>,
         counters: Arc<Counters>,
-    ) -> io::Result<(Self, String)> {
+    ) -> io::Result<(Self, Encoder)> {
         let format = RawFormat::of(mode.fourcc).ok_or_else(|| {
             io::Error::other(format!("{} is not YUYV or NV12", fourcc_str(&mode.fourcc)))
         })?;
@@ -185,7 +187,10 @@ impl KernelM2m {
                 .name("m2m-coded".into())
                 .spawn(move || coded_frames(fd, capture, coded_buffers, out, stop))?
         };
-        let name = format!("v4l2-m2m:{driver} ({})", path.display());
+        let name = Encoder::M2m {
+            driver,
+            path: path.display().to_string(),
+        };
         Ok((
             Self {
                 slots: Slots::new(buffers.len() as u32),
@@ -406,8 +411,13 @@ pub fn h264_encoder(
         .into_iter()
         .find(|e| e.takes.contains(&raw))?;
     Some(
-        KernelM2m::start(Path::new(&found.path), mode, H264, out, dropped, counters)
-            .map(|(m, name)| (Box::new(m) as Box<dyn RawEncoder>, H264, name)),
+        KernelM2m::start(Path::new(&found.path), mode, H264, out, dropped, counters).map(
+            |(m, name)| HwEncoder {
+                encoder: Box::new(m),
+                coded: H264,
+                name,
+            },
+        ),
     )
 }
 

@@ -165,7 +165,7 @@ fn encode_trial_into(
         dropped.clone(),
         counters.clone(),
     )?;
-    t.encoder = name;
+    t.encoder = name.to_string();
     t.multiplanar = enc.multiplanar();
     // Frames are taken as they come, as a camera's are, so the encoder is never held up; in a
     // burst, only once all pictures were offered, like a recorder that fell behind.
