@@ -18,7 +18,7 @@ use crate::video::{Frame, VideoParams};
 
 pub use file::FileSource;
 pub use rtsp::RtspSource;
-pub use spec::{Login, SourceError, SourceKind, SourceSpec, open, split_credentials};
+pub use spec::{Login, SourceError, SourceKind, SourceSpec, Split, open, split_credentials};
 
 /// Longest wait for DESCRIBE/SETUP/PLAY, and for any frame once playing.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);

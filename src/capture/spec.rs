@@ -126,17 +126,27 @@ pub fn open(spec: &SourceSpec) -> Arc<dyn Source> {
     }
 }
 
-/// Splits credentials out of a source URL: returns the URL without them and the user/password.
-pub fn split_credentials(
-    source: &str,
-) -> Result<(String, Option<String>, Option<String>), SourceError> {
+/// A source URL as given, split: the URL without credentials, and the credentials it held.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Split {
+    pub url: String,
+    pub username: Option<String>,
+    pub password: Option<String>,
+}
+
+/// Splits credentials out of a source URL (percent-decoded).
+pub fn split_credentials(source: &str) -> Result<Split, SourceError> {
     let mut url =
         url::Url::parse(source).map_err(|e| SourceError(format!("source is not a URL ({e})")))?;
     let user = (!url.username().is_empty()).then(|| percent_decode(url.username()));
     let pass = url.password().map(percent_decode);
     let _ = url.set_username("");
     let _ = url.set_password(None);
-    Ok((url.to_string(), user, pass))
+    Ok(Split {
+        url: url.to_string(),
+        username: user,
+        password: pass,
+    })
 }
 
 fn percent_decode(s: &str) -> String {
@@ -152,11 +162,19 @@ mod tests {
 
     #[test]
     fn credentials_are_split_out() {
-        let (url, u, p) = split_credentials("rtsp://ad%40min:p%3Ass@cam.local:554/s1").unwrap();
+        let Split {
+            url,
+            username: u,
+            password: p,
+        } = split_credentials("rtsp://ad%40min:p%3Ass@cam.local:554/s1").unwrap();
         assert_eq!(url, "rtsp://cam.local:554/s1");
         assert_eq!(u.as_deref(), Some("ad@min"));
         assert_eq!(p.as_deref(), Some("p:ss"));
-        let (url, u, p) = split_credentials("rtsp://cam/x").unwrap();
+        let Split {
+            url,
+            username: u,
+            password: p,
+        } = split_credentials("rtsp://cam/x").unwrap();
         assert_eq!((url.as_str(), u, p), ("rtsp://cam/x", None, None));
     }
 

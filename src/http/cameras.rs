@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::auth::Caller;
 use super::{ApiError, ApiResult, State, blocking, rfc3339};
-use crate::capture::{Login, SourceSpec, split_credentials};
+use crate::capture::{Login, SourceSpec, Split, split_credentials};
 use crate::federation::tokens::Kind;
 use crate::recorder::CameraStatus;
 use crate::storage::{CameraRecord, Transport, valid_camera_id};
@@ -181,7 +181,11 @@ fn apply(cam: &mut CameraRecord, input: CameraInput) -> ApiResult<()> {
         cam.name = check_name(&name)?;
     }
     if let Some(source) = input.source {
-        let (bare, user, pass) = split_credentials(&source)
+        let Split {
+            url: bare,
+            username: user,
+            password: pass,
+        } = split_credentials(&source)
             .map_err(|e| ApiError::bad_request(format!("source: {e}")))?;
         cam.source = SourceSpec::parse(&bare)
             .map_err(|e| ApiError::bad_request(format!("source: {e}")))?
@@ -481,7 +485,11 @@ pub async fn test_or_405(
             "POST is for /api/cameras (create) and /api/cameras/test".into(),
         ));
     }
-    let (bare, user, pass) = split_credentials(&input.source)
+    let Split {
+        url: bare,
+        username: user,
+        password: pass,
+    } = split_credentials(&input.source)
         .map_err(|e| ApiError::bad_request(format!("source: {e}")))?;
     let spec =
         SourceSpec::parse(&bare).map_err(|e| ApiError::bad_request(format!("source: {e}")))?;

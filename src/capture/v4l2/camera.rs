@@ -17,9 +17,10 @@ const MAX_RATES: usize = 16;
 /// Buffers the driver fills in turn.
 const BUFFERS: u32 = 4;
 
+/// A camera node and, once streaming, its mapped buffers (unmapped before the node closes).
 pub struct KernelDevice {
-    node: Node,
     buffers: Vec<Mapping>,
+    node: Node,
 }
 
 impl KernelDevice {
@@ -176,7 +177,11 @@ impl Device for KernelDevice {
                 if left.is_zero() {
                     return Err(io::Error::new(io::ErrorKind::TimedOut, "VIDIOC_DQBUF"));
                 }
-                kernel::wait(fd, left)?;
+                let (_, pollerr) = kernel::wait(fd, left)?;
+                if pollerr {
+                    // Nothing to dequeue and the driver flags the stream: it stopped.
+                    return Err(io::Error::other("the driver stopped the stream (POLLERR)"));
+                }
                 continue;
             };
             let mapping = self.buffers.get_mut(done.index as usize).ok_or_else(|| {
