@@ -196,7 +196,14 @@ impl Recorder {
         let status = Arc::new(Status::new(CameraState::Connecting));
         let live = LiveHub::new();
         let cancel = CancellationToken::new();
-        let source = match capture::source_for(cam) {
+        let source = capture::SourceSpec::parse(&cam.source).map(|spec| {
+            capture::open(&spec.with_login(capture::Login {
+                username: cam.username.clone(),
+                password: cam.password.clone(),
+                udp: cam.transport == crate::storage::Transport::Udp,
+            }))
+        });
+        let source = match source {
             Ok(s) => s,
             Err(e) => {
                 status.set(CameraState::Error, Some(e.0));

@@ -3,7 +3,7 @@
 
 use std::process::ExitCode;
 
-use eyrie::capture::{v4l2, v4l2_kernel};
+use eyrie::capture::v4l2;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -16,7 +16,7 @@ pub struct Args {
 }
 
 pub fn main(Args { capture, source }: Args) -> ExitCode {
-    let devices = v4l2_kernel::list();
+    let devices = v4l2::list::list();
     let requests = match &source {
         Some(s) => match super::v4l2_source(s) {
             Ok(r) => vec![r],
@@ -31,14 +31,14 @@ pub fn main(Args { capture, source }: Args) -> ExitCode {
             .collect(),
     };
     let trials: Vec<_> = capture
-        .map(|n| requests.iter().map(|r| v4l2_kernel::trial(r, n)).collect())
+        .map(|n| requests.iter().map(|r| v4l2::trial::trial(r, n)).collect())
         .unwrap_or_default();
     // With --source, just that source's trial: the listing is for finding one.
     let out = match source {
         Some(_) => serde_json::json!({ "captures": trials }),
         None => serde_json::json!({
             "devices": devices,
-            "encoders": v4l2_kernel::m2m_encoders(),
+            "encoders": v4l2::list::m2m_encoders(),
             "captures": trials,
         }),
     };

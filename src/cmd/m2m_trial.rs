@@ -39,7 +39,7 @@ pub fn main(args: Args) -> ExitCode {
         );
         return super::usage_error();
     };
-    let t = eyrie::capture::v4l2_m2m::encode_trial(
+    let t = eyrie::capture::v4l2::trial::encode_trial(
         &req,
         coded,
         args.pictures,

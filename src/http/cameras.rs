@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::auth::Caller;
 use super::{ApiError, ApiResult, State, blocking, rfc3339};
-use crate::capture::{split_credentials, validate_source};
+use crate::capture::{Login, SourceSpec, Split, split_credentials};
 use crate::federation::tokens::Kind;
 use crate::recorder::CameraStatus;
 use crate::storage::{CameraRecord, Transport, valid_camera_id};
@@ -175,10 +175,15 @@ fn apply(cam: &mut CameraRecord, input: CameraInput) -> ApiResult<()> {
         cam.name = check_name(&name)?;
     }
     if let Some(source) = input.source {
-        let (bare, user, pass) = split_credentials(&source)
+        let Split {
+            url: bare,
+            username: user,
+            password: pass,
+        } = split_credentials(&source)
             .map_err(|e| ApiError::bad_request(format!("source: {e}")))?;
-        cam.source =
-            validate_source(&bare).map_err(|e| ApiError::bad_request(format!("source: {e}")))?;
+        cam.source = SourceSpec::parse(&bare)
+            .map_err(|e| ApiError::bad_request(format!("source: {e}")))?
+            .to_string();
         if user.is_some() {
             cam.username = user;
             cam.password = pass;
@@ -295,7 +300,7 @@ pub async fn get_one(
 /// A local device feeds one camera: a second camera on it is refused (at run time it would be
 /// in error anyway).
 fn check_device_free(index: &crate::storage::Index, cam: &CameraRecord) -> ApiResult<()> {
-    use crate::capture::v4l2::device_of;
+    let device_of = |source: &str| SourceSpec::parse(source).ok()?.device();
     let Some(dev) = device_of(&cam.source) else {
         return Ok(());
     };
@@ -474,10 +479,14 @@ pub async fn test_or_405(
             "POST is for /api/cameras (create) and /api/cameras/test".into(),
         ));
     }
-    let (bare, user, pass) = split_credentials(&input.source)
+    let Split {
+        url: bare,
+        username: user,
+        password: pass,
+    } = split_credentials(&input.source)
         .map_err(|e| ApiError::bad_request(format!("source: {e}")))?;
-    let source =
-        validate_source(&bare).map_err(|e| ApiError::bad_request(format!("source: {e}")))?;
+    let spec =
+        SourceSpec::parse(&bare).map_err(|e| ApiError::bad_request(format!("source: {e}")))?;
     let stored = match input.id.filter(|i| valid_camera_id(i)) {
         Some(id) => {
             let index = st.index.clone();
@@ -490,23 +499,17 @@ pub async fn test_or_405(
             check_secret(what, v)?;
         }
     }
-    let cam = CameraRecord {
-        id: "test".into(),
-        name: "test".into(),
-        source,
-        username: user
-            .or(input.username.filter(|u| !u.is_empty()))
-            .or_else(|| stored.as_ref().and_then(|c| c.username.clone())),
-        password: pass
-            .or(input.password.filter(|p| !p.is_empty()))
-            .or_else(|| stored.as_ref().and_then(|c| c.password.clone())),
-        transport: input.transport.unwrap_or(Transport::Tcp),
-        enabled: true,
-        retention_days: None,
-        created_ms: 0,
-    };
-    let src = crate::capture::source_for(&cam)
-        .map_err(|e| ApiError::bad_request(format!("source: {e}")))?;
+    let src = crate::capture::open(
+        &spec.with_login(Login {
+            username: user
+                .or(input.username.filter(|u| !u.is_empty()))
+                .or_else(|| stored.as_ref().and_then(|c| c.username.clone())),
+            password: pass
+                .or(input.password.filter(|p| !p.is_empty()))
+                .or_else(|| stored.as_ref().and_then(|c| c.password.clone())),
+            udp: input.transport == Some(Transport::Udp),
+        }),
+    );
     let started = std::time::Instant::now();
     let tried = tokio::time::timeout(TEST_TIMEOUT, async {
         let mut opened = src.open().await?;

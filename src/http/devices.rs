@@ -24,8 +24,8 @@ const LIST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 pub async fn list() -> ApiResult<Json<DeviceList>> {
     let listing = tokio::task::spawn_blocking(|| {
         (
-            crate::capture::v4l2_kernel::list(),
-            crate::capture::v4l2_kernel::m2m_encoders(),
+            crate::capture::v4l2::list::list(),
+            crate::capture::v4l2::list::m2m_encoders(),
         )
     });
     match tokio::time::timeout(LIST_TIMEOUT, listing).await {

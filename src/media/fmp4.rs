@@ -520,16 +520,12 @@ pub(crate) mod testing {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
-    use super::testing::write_file;
+mod tests {
+    use super::testing::{ffmpeg_jpegs, ffprobe, write_file};
     use super::*;
+    use crate::base::testing::have;
     use crate::video::testing::h264_params;
     use std::io::Cursor;
-
-    // src/capture's tests still import these from here; they move to `testing` and
-    // `base::testing` with capture's next change (kept so that capture is untouched now).
-    pub use super::testing::{ffmpeg_jpegs, ffprobe};
-    pub use crate::base::testing::have;
 
     fn gop(n: usize) -> Vec<SampleMeta> {
         (0..n)

@@ -373,10 +373,11 @@ async fn stream_uri(
     let uri = answer
         .text_at(&["MediaUri", "Uri"])
         .ok_or("GetStreamUri: the answer has no MediaUri/Uri")?;
-    let (bare, _, _) = crate::capture::split_credentials(&uri)
-        .map_err(|e| format!("GetStreamUri: '{}': {e}", clean(&uri, 100)))?;
-    match crate::capture::validate_source(&bare) {
-        Ok(v) if v.starts_with("rtsp") => Ok(v),
+    let bare = crate::capture::split_credentials(&uri)
+        .map_err(|e| format!("GetStreamUri: '{}': {e}", clean(&uri, 100)))?
+        .url;
+    match crate::capture::SourceSpec::parse(&bare) {
+        Ok(v) if matches!(v.kind(), crate::capture::SourceKind::Rtsp(_)) => Ok(v.to_string()),
         Ok(_) => Err(format!(
             "GetStreamUri: '{}' is not an rtsp:// URI",
             clean(&bare, 100)

@@ -281,7 +281,7 @@ pub enum Offer {
 }
 
 /// What encodes a raw camera's pictures: software MJPEG, or a kernel memory-to-memory encoder
-/// (v4l2_m2m.rs). Offered every picture by the device thread, it never makes it wait.
+/// (m2m.rs). Offered every picture by the device thread, it never makes it wait.
 pub trait RawEncoder: Send {
     fn offer(&mut self, buf: Buffer) -> Offer;
     /// The memory of a picture the encoder is done with, if there is one.

@@ -2,11 +2,18 @@
 //! dropped frames, unplug and replug, one camera per device.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicUsize};
-use std::sync::mpsc;
+use std::io;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::Duration;
 
+use futures::StreamExt;
+
+use super::encode::{Offer, RawEncoder};
 use super::*;
-use crate::media::fmp4::tests::have;
+use crate::base::testing::have;
+use crate::capture::{Source, SourceError};
 
 /// Key-frame-only pictures (MJPEG) as one fragment of an fMP4 file, each `duration` long, and
 /// what ffprobe reads in it: (codec, frames).
@@ -31,7 +38,7 @@ fn probe_pictures(
     let dir = tempfile::tempdir().unwrap();
     let mp4 = dir.path().join("pictures.mp4");
     std::fs::write(&mp4, &file).unwrap();
-    crate::media::fmp4::tests::ffprobe(&mp4)
+    crate::media::fmp4::testing::ffprobe(&mp4)
 }
 
 const SPS: &[u8] = &[
@@ -215,19 +222,41 @@ fn chooses_a_recordable_mode() {
     assert!(e.contains("25 fps"), "{e}");
     // MJPEG is recorded as it comes; raw formats are chosen last and encoded in software.
     let mjpg = choose(&webcam(), &url("v4l2:///dev/video0?format=MJPG").unwrap()).unwrap();
-    assert_eq!(recordable(&mjpg), Ok("camera-mjpeg"));
-    assert_eq!(assess(&webcam()[..2]), (true, Some("camera-mjpeg"), None));
-    let (ok, how, note) = assess(&webcam()[..1]);
-    assert!(ok && how == Some("software-mjpeg"));
+    assert_eq!(recordable(&mjpg), Ok(super::Encoder::CameraMjpeg));
+    assert_eq!(
+        assess(&webcam()[..2]),
+        Assessment {
+            recordable: true,
+            encoder: Some(super::Encoder::CameraMjpeg),
+            note: None
+        }
+    );
+    let Assessment {
+        recordable: ok,
+        encoder: how,
+        note,
+    } = assess(&webcam()[..1]);
+    assert!(ok && how == Some(super::Encoder::SoftwareMjpeg));
     assert!(
         note.unwrap()
             .contains("uncompressed YUYV: encoded to MJPEG in software")
     );
-    assert_eq!(assess(&webcam()), (true, Some("camera-h264"), None));
-    assert_eq!(format_encoder("NV12"), Some("software-mjpeg"));
-    assert_eq!(format_encoder("H264"), Some("camera-h264"));
+    assert_eq!(
+        assess(&webcam()),
+        Assessment {
+            recordable: true,
+            encoder: Some(super::Encoder::CameraH264),
+            note: None
+        }
+    );
+    assert_eq!(format_encoder("NV12"), Some(super::Encoder::SoftwareMjpeg));
+    assert_eq!(format_encoder("H264"), Some(super::Encoder::CameraH264));
     assert_eq!(format_encoder("GREY"), None);
-    let (ok, how, note) = assess(&[grey()]);
+    let Assessment {
+        recordable: ok,
+        encoder: how,
+        note,
+    } = assess(&[grey()]);
     assert!(!ok && how.is_none());
     assert!(note.unwrap().contains("GREY is not a format Eyrie records"));
     assert!(choose(&[], &any).is_err());
@@ -452,6 +481,26 @@ async fn one_device_feeds_one_camera() {
     assert!(opening.await.unwrap().is_ok());
 }
 
+/// Encoders are written on the wire (health, the device listing) as they always were.
+#[test]
+fn encoders_keep_their_names() {
+    for (e, name) in [
+        (super::Encoder::CameraH264, "camera-h264"),
+        (super::Encoder::CameraMjpeg, "camera-mjpeg"),
+        (super::Encoder::SoftwareMjpeg, "software-mjpeg"),
+        (
+            super::Encoder::M2m {
+                driver: "bcm2835-codec".into(),
+                path: "/dev/video11".into(),
+            },
+            "v4l2-m2m:bcm2835-codec (/dev/video11)",
+        ),
+    ] {
+        assert_eq!(e.to_string(), name);
+        assert_eq!(serde_json::to_value(&e).unwrap(), serde_json::json!(name));
+    }
+}
+
 fn grey() -> FormatInfo {
     FormatInfo {
         fourcc: "GREY".into(),
@@ -578,7 +627,7 @@ async fn device_mjpeg_makes_a_decodable_mp4() {
     if !have("ffmpeg") || !have("ffprobe") {
         return;
     }
-    let jpegs = crate::media::fmp4::tests::ffmpeg_jpegs(20, 320, 240);
+    let jpegs = crate::media::fmp4::testing::ffmpeg_jpegs(20, 320, 240);
     let cam = FormatInfo {
         fourcc: "MJPG".into(),
         description: "Motion-JPEG".into(),
@@ -1094,11 +1143,14 @@ async fn a_raw_camera_records_an_m2m_encoders_h264() {
             tx,
             sequence: 0,
         };
-        Some(Ok((
-            Box::new(enc) as Box<dyn RawEncoder>,
-            H264,
-            "v4l2-m2m:test (/dev/video98)".to_string(),
-        )))
+        Some(Ok(HwEncoder {
+            encoder: Box::new(enc),
+            coded: H264,
+            name: super::Encoder::M2m {
+                driver: "test".into(),
+                path: "/dev/video98".into(),
+            },
+        }))
     });
     let (rig, open) = rig(vec![raw_format("YUYV", 160, 120)]);
     let src = V4l2Source::new(url("v4l2:///dev/video60").unwrap(), open).with_hw(hw);
