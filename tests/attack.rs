@@ -185,3 +185,361 @@ fn live_viewers_that_never_read_are_dropped() {
     eprintln!("30 non-reading viewers dropped after {:?}", start.elapsed());
     drop(viewers);
 }
+
+// ---- Keys, tokens, CORS, pairing and logins (issue 14: items 4, 5, 7, 14, 15) ----
+
+/// One HTTP/1.1 request from the loopback address `from`, answered with `connection: close`:
+/// `(status, lower-cased head, body)`. Fails the test when nothing answers within 10 s.
+fn call_from(
+    from: &str,
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&str>,
+) -> (u16, String, String) {
+    let mut s = connect_from(from, port, None);
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut req =
+        format!("{method} {path} HTTP/1.1\r\nhost: 127.0.0.1:{port}\r\nconnection: close\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    if let Some(b) = body {
+        req.push_str(&format!(
+            "content-type: application/json\r\ncontent-length: {}\r\n\r\n{b}",
+            b.len()
+        ));
+    } else {
+        req.push_str("\r\n");
+    }
+    s.write_all(req.as_bytes()).unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw)
+        .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+    let text = String::from_utf8_lossy(&raw).to_string();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .get(9..12)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("{method} {path}: no status in {head:?}"));
+    (status, head.to_ascii_lowercase(), body.to_string())
+}
+
+/// The admin's call from 127.0.0.2 with Basic credentials: `(status, JSON body or Null)`.
+fn admin_call(port: u16, method: &str, path: &str, body: Option<&str>) -> (u16, serde_json::Value) {
+    let auth = basic();
+    let (s, _, b) = call_from(
+        "127.0.0.2",
+        port,
+        method,
+        path,
+        &[("authorization", &auth)],
+        body,
+    );
+    (
+        s,
+        serde_json::from_str(&b).unwrap_or(serde_json::Value::Null),
+    )
+}
+
+/// A live stream request from the attacker's address, its head read: the open stream.
+fn open_live(port: u16, path: &str, headers: &[(&str, &str)]) -> TcpStream {
+    let mut s = connect_from("127.0.0.1", port, None);
+    let mut req = format!("GET {path} HTTP/1.1\r\nhost: 127.0.0.1:{port}\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut head = [0u8; 12];
+    s.read_exact(&mut head).unwrap();
+    assert_eq!(&head, b"HTTP/1.1 200", "{path}");
+    s
+}
+
+/// Reads `s` until the server ends it; how long that took, or None if it still streams after
+/// `limit`.
+fn until_ended(s: &mut TcpStream, limit: Duration) -> Option<Duration> {
+    let start = Instant::now();
+    s.set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let mut buf = vec![0u8; 64 * 1024];
+    while start.elapsed() < limit {
+        match s.read(&mut buf) {
+            Ok(0) => return Some(start.elapsed()),
+            Ok(_) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(_) => return Some(start.elapsed()),
+        }
+    }
+    None
+}
+
+/// A peer's live streams, opened with its key and with a token issued under it, end within a
+/// second of the key's revocation, and the token opens nothing any more.
+#[test]
+fn revoking_a_key_ends_its_streams_and_tokens_at_once() {
+    let e = Eyrie::start("", &["--demo"]);
+    e.wait_until("records the demo camera", Duration::from_secs(30), || {
+        e.camera_status("demo")["state"] == "recording"
+    });
+    let (s, k) = admin_call(
+        e.port,
+        "POST",
+        "/api/federation/keys",
+        Some(r#"{"name": "peer"}"#),
+    );
+    assert_eq!(s, 201, "{k}");
+    let (key, id) = (k["key"].as_str().unwrap(), k["id"].as_str().unwrap());
+    let auth = [("x-nvr-auth", key)];
+    let (s, _, cams) = call_from("127.0.0.1", e.port, "GET", "/api/cameras", &auth, None);
+    assert_eq!(s, 200, "{cams}");
+    let cams: serde_json::Value = serde_json::from_str(&cams).unwrap();
+    let live_url = cams[0]["live_url"].as_str().unwrap();
+    let live_path = &live_url[live_url.find("/api/").unwrap()..];
+    assert!(live_path.contains("?token="), "{live_path}");
+
+    let mut with_key = open_live(e.port, "/api/cameras/demo/live", &auth);
+    let mut with_token = open_live(e.port, live_path, &[]);
+    // Both are streaming: nothing ends them in a second and a half of their own.
+    assert_eq!(
+        until_ended(&mut with_key, Duration::from_millis(1500)),
+        None
+    );
+    assert_eq!(
+        until_ended(&mut with_token, Duration::from_millis(100)),
+        None
+    );
+
+    let (s, _) = admin_call(
+        e.port,
+        "DELETE",
+        &format!("/api/federation/keys/{id}"),
+        None,
+    );
+    assert_eq!(s, 204);
+    for (what, stream) in [("key", &mut with_key), ("token", &mut with_token)] {
+        let took = until_ended(stream, Duration::from_secs(3));
+        assert!(
+            took.is_some_and(|t| t < Duration::from_millis(1500)),
+            "the stream opened with the {what} still runs ({took:?})"
+        );
+    }
+    assert_eq!(
+        head_status(e.port, live_path),
+        401,
+        "a token of a revoked key"
+    );
+}
+
+/// The status of a GET from the attacker's address, read from the head alone (a stream
+/// need not end).
+fn head_status(port: u16, path: &str) -> u16 {
+    let mut s = connect_from("127.0.0.1", port, None);
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nhost: 127.0.0.1:{port}\r\n\r\n").unwrap();
+    let mut head = [0u8; 12];
+    s.read_exact(&mut head).unwrap();
+    String::from_utf8_lossy(&head[9..12]).parse().unwrap()
+}
+
+/// A media token opens media in the one spelling the node wrote, and in no other: not with its
+/// hex in upper case, nor with a leading `0` or `+` on its expiry.
+#[test]
+fn tokens_open_media_in_their_one_spelling_only() {
+    let e = Eyrie::start("", &["--demo"]);
+    e.wait_until("records the demo camera", Duration::from_secs(30), || {
+        e.camera_status("demo")["state"] == "recording"
+    });
+    let (s, k) = admin_call(
+        e.port,
+        "POST",
+        "/api/federation/keys",
+        Some(r#"{"name": "peer"}"#),
+    );
+    assert_eq!(s, 201, "{k}");
+    let auth = [("x-nvr-auth", k["key"].as_str().unwrap())];
+    let (s, _, cams) = call_from("127.0.0.1", e.port, "GET", "/api/cameras", &auth, None);
+    assert_eq!(s, 200, "{cams}");
+    let cams: serde_json::Value = serde_json::from_str(&cams).unwrap();
+    let live_url = cams[0]["live_url"].as_str().unwrap();
+    let (path, token) = live_url[live_url.find("/api/").unwrap()..]
+        .split_once("?token=")
+        .unwrap();
+    assert_eq!(head_status(e.port, &format!("{path}?token={token}")), 200);
+    let (exp, rest) = token.split_once('.').unwrap();
+    for other in [
+        format!("{exp}.{}", rest.to_uppercase()),
+        format!("0{exp}.{rest}"),
+        format!("%2B{exp}.{rest}"),
+    ] {
+        assert_eq!(
+            head_status(e.port, &format!("{path}?token={other}")),
+            401,
+            "{other}"
+        );
+    }
+}
+
+/// A registered peer's page, with the admin's session cookie, gets no CORS grant: it cannot
+/// read the CSRF token, the keys, the nodes or the cameras' sources.
+#[test]
+fn a_peer_page_reads_nothing_with_the_admins_cookie() {
+    let e = Eyrie::start("", &["--demo"]);
+    let peer = "http://127.0.0.9:8080";
+    let body = format!(
+        r#"{{"label": "peer", "url": "{peer}", "key": "{}"}}"#,
+        "ab".repeat(32)
+    );
+    let (s, v) = admin_call(e.port, "POST", "/api/system/nodes", Some(&body));
+    assert_eq!(s, 201, "{v}");
+    let login = format!(r#"{{"username": "{ADMIN_USER}", "password": "{ADMIN_PASSWORD}"}}"#);
+    let (s, head, _) = call_from(
+        "127.0.0.2",
+        e.port,
+        "POST",
+        "/api/session",
+        &[],
+        Some(&login),
+    );
+    assert_eq!(s, 200);
+    let cookie = head
+        .lines()
+        .find_map(|l| l.strip_prefix("set-cookie: "))
+        .and_then(|c| c.split(';').next())
+        .unwrap()
+        .to_string();
+    for path in [
+        "/api/session",
+        "/api/federation/keys",
+        "/api/system/nodes",
+        "/api/cameras",
+    ] {
+        let (s, head, body) = call_from(
+            "127.0.0.1",
+            e.port,
+            "GET",
+            path,
+            &[("cookie", &cookie), ("origin", peer)],
+            None,
+        );
+        assert_eq!(s, 200, "{path}: {body}");
+        assert!(
+            !head.contains("access-control-allow-origin")
+                && !head.contains("access-control-allow-credentials"),
+            "{path} grants the peer's page a read:\n{head}"
+        );
+        let (s, head, _) = call_from(
+            "127.0.0.1",
+            e.port,
+            "OPTIONS",
+            path,
+            &[("origin", peer), ("access-control-request-method", "GET")],
+            None,
+        );
+        assert_eq!(s, 403, "{path} preflight:\n{head}");
+    }
+}
+
+/// Anonymous pairing requests from twelve addresses (three each, the most one address may hold)
+/// overfill the book; a real request from another address still gets in, the admin sees it,
+/// and more crowding from fresh addresses does not push it out.
+#[test]
+fn pairing_requests_cannot_be_crowded_out() {
+    let e = Eyrie::start("", &[]);
+    let mut n = 0u32;
+    let mut ask = |from: &str, label: &str| {
+        n += 1;
+        let body = format!(
+            r#"{{"node_id": "{n:08}-3707-4f3b-a6e7-0e2e33353208", "label": "{label}", "url": "http://{from}:8080", "code": "123456", "secret": "{}"}}"#,
+            "ab".repeat(32)
+        );
+        let (s, _, b) = call_from(
+            from,
+            e.port,
+            "POST",
+            "/api/federation/pair",
+            &[],
+            Some(&body),
+        );
+        (
+            s,
+            serde_json::from_str::<serde_json::Value>(&b).unwrap_or_default(),
+        )
+    };
+    for i in 10..22 {
+        for _ in 0..3 {
+            let (s, b) = ask(&format!("127.0.0.{i}"), "crowd");
+            assert_eq!(s, 202, "{b}");
+        }
+    }
+    let (s, real) = ask("127.0.0.50", "real");
+    assert_eq!(s, 202, "the real request: {real}");
+    let real_id = real["id"].as_str().unwrap().to_string();
+    let listed = |port| {
+        let (s, v) = admin_call(port, "GET", "/api/federation/pair/requests", None);
+        assert_eq!(s, 200);
+        v.as_array().unwrap().clone()
+    };
+    assert!(listed(e.port).iter().any(|r| r["id"] == real_id.as_str()));
+    for i in 100..140 {
+        let _ = ask(&format!("127.0.0.{i}"), "crowd");
+    }
+    let now = listed(e.port);
+    assert!(now.len() <= 32);
+    assert!(
+        now.iter().any(|r| r["id"] == real_id.as_str()),
+        "the request the admin saw was pushed out"
+    );
+}
+
+/// Twenty addresses guessing the admin's password for 6 s: the guesses actually checked stay
+/// within one per address plus the user's budget, and the admin, from an address with no
+/// failures, logs in at once in the middle of it.
+#[test]
+fn many_addresses_guessing_are_bounded_and_the_admin_gets_in() {
+    let e = Eyrie::start("", &[]);
+    let port = e.port;
+    let wrong = format!(r#"{{"username": "{ADMIN_USER}", "password": "not-the-password"}}"#);
+    let start = Instant::now();
+    let guessers: Vec<_> = (10..30)
+        .map(|i| {
+            let wrong = wrong.clone();
+            std::thread::spawn(move || {
+                let from = format!("127.0.0.{i}");
+                let mut checked = 0;
+                while start.elapsed() < Duration::from_secs(6) {
+                    let (s, _, b) =
+                        call_from(&from, port, "POST", "/api/session", &[], Some(&wrong));
+                    match s {
+                        401 => checked += 1,
+                        429 => std::thread::sleep(Duration::from_millis(50)),
+                        _ => panic!("{s}: {b}"),
+                    }
+                }
+                checked
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_secs(3));
+    let login = format!(r#"{{"username": "{ADMIN_USER}", "password": "{ADMIN_PASSWORD}"}}"#);
+    let t = Instant::now();
+    let (s, _, b) = call_from("127.0.0.2", port, "POST", "/api/session", &[], Some(&login));
+    let took = t.elapsed();
+    let checked: u32 = guessers.into_iter().map(|g| g.join().unwrap()).sum();
+    let elapsed = start.elapsed().as_secs();
+    eprintln!("{checked} guesses checked in {elapsed} s; the admin logged in in {took:?}");
+    assert_eq!(s, 200, "the admin's login during the attack: {b}");
+    assert!(took < Duration::from_secs(3), "the admin waited {took:?}");
+    // One per address, the user's burst of 5, one per 2 s after it (and a second of slack).
+    assert!(
+        u64::from(checked) <= 20 + 5 + elapsed / 2 + 1,
+        "{checked} guesses checked in {elapsed} s"
+    );
+}

@@ -3,6 +3,16 @@
 //! per address, and the cache that keeps HTTP Basic logins (scripts, `curl -u`) from running
 //! argon2 on every request.
 //!
+//! Logins are throttled in two tiers (docs/security.md, "Logins"):
+//!
+//! 1. Per address: [`MAX_FAILURES`] failures in [`FAILURE_WINDOW`], then 429 for the rest of it.
+//! 2. An address that has failed (or has a try in flight) in its window spends the user name's
+//!    budget ([`USER_BURST`], then one per [`USER_EVERY`]) and the node's
+//!    ([`GLOBAL_BURST`], then one per [`GLOBAL_EVERY`]); spent, it gets 429 without a check.
+//!    An address with no failure in its window is checked at once, budgets untouched: so
+//!    many addresses guessing together get one guess each per window plus the budgets, and the
+//!    admin typing the right password from a clean address is never held back by them.
+//!
 //! Invariants: the index is written before the in-memory map, so a user the map knows is
 //! stored; a login's attempt is counted before its password is checked, and given back only on
 //! success; an unknown name is checked against a dummy hash, so timing does not tell which
@@ -18,13 +28,21 @@ use std::time::{Duration, Instant};
 use super::passwords::{PasswordRules, check_password_rules, hash_password, verify_password};
 use super::sessions::{SessionConfig, Sessions};
 use crate::base::secret::{random_hex, same, sha256};
-use crate::base::throttle::Throttle;
+use crate::base::throttle::{Budget, Throttle};
 use crate::storage::{Index, StorageError, UserRecord};
 
 /// Failed logins one address may make in [`FAILURE_WINDOW`] before it is refused for the rest
 /// of it.
 pub const MAX_FAILURES: u32 = 5;
 pub const FAILURE_WINDOW: Duration = Duration::from_secs(60);
+/// Tries for one user name from addresses that failed lately: this many at once, then one
+/// per [`USER_EVERY`].
+pub const USER_BURST: u32 = 5;
+pub const USER_EVERY: Duration = Duration::from_secs(2);
+/// Tries in all from addresses that failed lately: this many at once, then one per
+/// [`GLOBAL_EVERY`].
+pub const GLOBAL_BURST: u32 = 10;
+pub const GLOBAL_EVERY: Duration = Duration::from_secs(1);
 /// How long a verified `Authorization: Basic` header is trusted without running argon2 again.
 const BASIC_TTL: Duration = Duration::from_secs(300);
 const BASIC_CACHE_MAX: usize = 256;
@@ -52,7 +70,11 @@ pub enum AccountError {
 pub enum Login {
     Valid(String),
     Invalid,
+    /// This address failed too often lately.
     Throttled,
+    /// Too many wrong passwords lately for this user or in all (from many addresses): not
+    /// checked; an address with no recent failure is still checked.
+    Busy,
 }
 
 pub struct Accounts {
@@ -62,6 +84,8 @@ pub struct Accounts {
     /// Secret of the one-time setup link, while no account exists.
     setup: Mutex<Option<String>>,
     throttle: Throttle,
+    per_user: Budget<String>,
+    global: Budget<()>,
     /// SHA-256 of a verified Basic header → (user, when verified).
     basic: Mutex<HashMap<[u8; 32], (String, Instant)>>,
     hashing: tokio::sync::Semaphore,
@@ -96,6 +120,8 @@ impl Accounts {
             sessions: Sessions::new(sessions),
             setup: Mutex::new(None),
             throttle: Throttle::new(MAX_FAILURES, FAILURE_WINDOW),
+            per_user: Budget::new(USER_BURST, USER_EVERY),
+            global: Budget::new(GLOBAL_BURST, GLOBAL_EVERY),
             basic: Mutex::new(HashMap::new()),
             hashing: tokio::sync::Semaphore::new(CONCURRENT_HASHES),
             dummy_hash: std::sync::OnceLock::new(),
@@ -169,8 +195,17 @@ impl Accounts {
     /// Checks a name and password (argon2 off the async threads, a few at a time); failures
     /// count against `from`.
     pub async fn login(self: &Arc<Self>, name: &str, password: &str, from: IpAddr) -> Login {
-        if !self.throttle.attempt(from) {
+        let Some(before) = self.throttle.take(from) else {
             return Login::Throttled;
+        };
+        if before > 0 {
+            // This address failed lately: it spends the shared budgets (the module header).
+            let key: String = name.chars().take(64).collect();
+            if !(self.per_user.take(&key) && self.global.take(&())) {
+                self.throttle.refund(from);
+                tracing::warn!(%from, "login refused: too many wrong passwords lately");
+                return Login::Busy;
+            }
         }
         let hash = self
             .users
@@ -339,6 +374,33 @@ mod tests {
         );
         assert_eq!(
             a.login("admin", "the-password", other).await,
+            Login::Valid("admin".into())
+        );
+    }
+
+    #[tokio::test]
+    async fn many_addresses_share_a_budget_and_a_clean_address_still_gets_in() {
+        let (_d, a) = accounts();
+        a.first_start(Some(("admin", "the-password"))).unwrap();
+        let mut checked = 0;
+        let start = Instant::now();
+        for i in 0..20u8 {
+            let from = IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 0, i));
+            for _ in 0..MAX_FAILURES {
+                match a.login("admin", "nope", from).await {
+                    Login::Invalid => checked += 1,
+                    Login::Busy => {}
+                    other => panic!("{other:?}"),
+                }
+            }
+        }
+        // One clean try per address, the user's burst, and one per interval since.
+        let refilled = (start.elapsed().as_secs_f64() / USER_EVERY.as_secs_f64()).ceil() as u32;
+        assert!(checked <= 20 + USER_BURST + refilled, "{checked}");
+        assert!(checked >= 20, "every clean address is checked: {checked}");
+        let clean = IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 1, 1));
+        assert_eq!(
+            a.login("admin", "the-password", clean).await,
             Login::Valid("admin".into())
         );
     }

@@ -104,11 +104,12 @@ async fn run(mut cfg: Config) -> anyhow::Result<()> {
         layout: storage.layout,
         recorder: recording.recorder.clone(),
         retention: recording.retention,
-        keys: federation.keys,
+        keys: federation.keys.clone(),
         peers: federation.peers,
         tokens: Arc::new(eyrie::federation::tokens::MediaTokens::new(
             &storage.index.node_secret("media-tokens")?,
             MEDIA_TOKEN_LIFE,
+            federation.keys,
         )),
         accounts,
         session_cookie: http::cookie::cookie_name(&storage.index.node_id()),

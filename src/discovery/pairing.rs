@@ -6,6 +6,13 @@
 //! creates the key at that moment and hands it over exactly once. Requests expire after
 //! [`REQUEST_TTL`] (10 minutes by default). This file holds the state machines of both sides;
 //! the HTTP endpoints are in src/http/pair.rs and the protocol in docs/federation.md.
+//!
+//! Anyone on the LAN may ask, so B's book of requests cannot be crowded out: one address (an
+//! IPv6 /64 counts as one, as in every throttle) holds at most [`MAX_PENDING_PER_ADDRESS`]
+//! pending requests, and a full book makes room by dropping a pending request of the address
+//! that holds the most, those the admin has not yet been shown first, oldest first. So a new
+//! request from an address with fewer pending requests than the busiest one always gets in, and
+//! one the admin has seen goes only after every unseen one of an equally busy address.
 
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
@@ -13,13 +20,13 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::base::secret::{random_bytes, random_hex, same, sha256};
-use crate::base::throttle::Throttle;
+use crate::base::throttle::{Throttle, counted_as};
 
 /// How long a request waits for approval and collection.
 pub const REQUEST_TTL: Duration = Duration::from_secs(600);
 /// Requests one node holds at once (pending or recently decided).
 pub const MAX_REQUESTS: usize = 32;
-/// Pending requests from one address at once.
+/// Pending requests from one address (IPv6: one /64) at once.
 const MAX_PENDING_PER_ADDRESS: usize = 3;
 /// Wrong codes an admin may type before the request is rejected.
 const MAX_WRONG_CODES: u8 = 3;
@@ -92,6 +99,8 @@ struct Incoming {
     created: Instant,
     decided: Option<Instant>,
     wrong_codes: u8,
+    /// Whether the admin's list has shown it.
+    seen: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -200,28 +209,52 @@ impl Requests {
                 && r.view.from == from
                 && r.view.state == RequestState::Pending
         };
+        let group = counted_as(from);
+        let pending_of = |items: &[Incoming], g: IpAddr| {
+            items
+                .iter()
+                .filter(|r| counted_as(r.view.from) == g && r.view.state == RequestState::Pending)
+                .count()
+        };
         let pending_here = self
             .items
             .iter()
             .filter(|r| {
-                r.view.from == from && r.view.state == RequestState::Pending && !replaces(r)
+                counted_as(r.view.from) == group
+                    && r.view.state == RequestState::Pending
+                    && !replaces(r)
             })
             .count();
         if pending_here >= MAX_PENDING_PER_ADDRESS {
             return Err(PairError::Throttled);
         }
-        if self.items.len() >= MAX_REQUESTS {
-            // Make room by forgetting the oldest decided request, never a pending one.
-            match self
+        if self.items.len() >= MAX_REQUESTS && !self.items.iter().any(replaces) {
+            // Make room: the oldest decided request, else a pending one of the busiest address
+            // (unseen before seen, oldest first), if that address holds more than this one.
+            let decided = self
                 .items
                 .iter()
                 .enumerate()
                 .filter(|(_, r)| r.decided.is_some())
                 .min_by_key(|(_, r)| r.decided)
-                .map(|(i, _)| i)
-            {
+                .map(|(i, _)| i);
+            let crowding = || {
+                self.items
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, r)| r.view.state == RequestState::Pending)
+                    .map(|(i, r)| {
+                        let held = pending_of(&self.items, counted_as(r.view.from));
+                        (i, (held, !r.seen, std::cmp::Reverse(r.created)))
+                    })
+                    .max_by_key(|(_, rank)| *rank)
+                    .filter(|(_, (held, unseen, _))| *held > pending_here + 1 || *unseen)
+                    .map(|(i, _)| i)
+            };
+            match decided.or_else(crowding) {
                 Some(i) => {
-                    self.items.remove(i);
+                    let gone = self.items.remove(i);
+                    tracing::info!(from = %gone.view.from, "pairing request dropped to make room");
                 }
                 None => return Err(PairError::Full),
             }
@@ -245,13 +278,21 @@ impl Requests {
             created: now,
             decided: None,
             wrong_codes: 0,
+            seen: false,
         });
         Ok(view)
     }
 
+    /// The admin's list: every request shown here counts as seen.
     pub fn list(&mut self, now: Instant) -> Vec<RequestView> {
         self.tidy(now);
-        self.items.iter().map(|r| r.view.clone()).collect()
+        self.items
+            .iter_mut()
+            .map(|r| {
+                r.seen = true;
+                r.view.clone()
+            })
+            .collect()
     }
 
     fn find(&mut self, id: &str) -> Result<&mut Incoming, PairError> {
@@ -612,16 +653,43 @@ mod tests {
             r.submit(distinct(), A, t, 0).unwrap_err(),
             PairError::Throttled
         );
-        // Many addresses: the book fills, then refuses rather than dropping pending requests.
-        let mut refused = false;
-        for i in 0..(MAX_REQUESTS as u8) {
-            let from = IpAddr::V4(Ipv4Addr::new(10, 1, 0, i));
-            if r.submit(distinct(), from, t, 0) == Err(PairError::Full) {
-                refused = true;
+        // An IPv6 host is one address for its whole /64.
+        for i in 0..MAX_PENDING_PER_ADDRESS {
+            let v6 = IpAddr::V6(format!("fd00:1:2:3::{}", i + 1).parse().unwrap());
+            r.submit(distinct(), v6, t, 0).unwrap();
+        }
+        let same64 = IpAddr::V6("fd00:1:2:3:ffff::9".parse().unwrap());
+        assert_eq!(
+            r.submit(distinct(), same64, t, 0).unwrap_err(),
+            PairError::Throttled
+        );
+        // Twelve addresses fill the book three times over: it stays bounded.
+        for i in 0..12u8 {
+            for _ in 0..MAX_PENDING_PER_ADDRESS {
+                let from = IpAddr::V4(Ipv4Addr::new(10, 1, 0, i));
+                r.submit(distinct(), from, t, 0).unwrap();
             }
         }
-        assert!(refused);
         assert_eq!(r.list(t).len(), MAX_REQUESTS);
+        // A real request still gets in, and once the admin has seen it, fresh addresses
+        // crowding in drop the others' requests, never it.
+        let real = r
+            .submit(distinct(), IpAddr::V4(Ipv4Addr::new(10, 9, 9, 9)), t, 0)
+            .unwrap();
+        assert!(r.list(t).iter().any(|v| v.id == real.id));
+        for i in 0..64u8 {
+            let from = IpAddr::V4(Ipv4Addr::new(10, 3, 0, i));
+            r.submit(distinct(), from, t, 0).unwrap();
+        }
+        let listed = r.list(t);
+        assert_eq!(listed.len(), MAX_REQUESTS);
+        assert!(listed.iter().any(|v| v.id == real.id));
+        // A book full of seen requests, one per address: refused, nothing dropped.
+        assert_eq!(
+            r.submit(distinct(), IpAddr::V4(Ipv4Addr::new(10, 4, 0, 1)), t, 0)
+                .unwrap_err(),
+            PairError::Full
+        );
         // One address sending many requests is throttled whatever their content.
         let other = IpAddr::V4(Ipv4Addr::new(10, 2, 0, 1));
         let throttle = Throttle::new(10, Duration::from_secs(60));

@@ -1,6 +1,10 @@
 //! Federation keys: 256 random bits, shown once at creation, stored only as a SHA-256 hash (the
 //! secret has full entropy, so a fast hash is enough), checked against every stored hash in
 //! constant time, revocable at once. Repeated failures from one address are throttled.
+//!
+//! Revoking a key ends what it opened: requests presenting it fail from then on, media tokens
+//! issued under it stop checking ([`super::tokens`]), and responses still streaming for it
+//! (live video) end when [`KeyStore::revoked`] fires.
 
 use std::net::IpAddr;
 use std::sync::{Arc, RwLock};
@@ -45,6 +49,8 @@ pub struct KeyStore {
     index: Arc<Index>,
     keys: RwLock<Vec<Entry>>,
     failures: Throttle,
+    /// Bumped on every revocation; [`KeyStore::revoked`] waits on it.
+    revocations: tokio::sync::watch::Sender<u64>,
 }
 
 impl KeyStore {
@@ -61,6 +67,7 @@ impl KeyStore {
             index,
             keys: RwLock::new(keys),
             failures: Throttle::new(MAX_FAILURES, FAILURE_WINDOW),
+            revocations: tokio::sync::watch::Sender::new(0),
         }))
     }
 
@@ -99,11 +106,35 @@ impl KeyStore {
         v
     }
 
-    /// Removes a key; requests presenting it fail from now on.
+    /// Removes a key; requests presenting it and tokens issued under it fail from now on, and
+    /// whatever waits on [`Self::revoked`] for it is woken.
     pub fn revoke(&self, id: &str) -> Result<bool, StorageError> {
         let existed = self.index.delete_federation_key(id)?;
         self.keys.write().unwrap().retain(|e| e.record.id != id);
+        self.revocations.send_modify(|n| *n = n.wrapping_add(1));
         Ok(existed)
+    }
+
+    /// Whether key `id` exists (is not revoked).
+    pub fn is_live(&self, id: &str) -> bool {
+        self.keys.read().unwrap().iter().any(|e| e.record.id == id)
+    }
+
+    /// Resolves once key `id` is revoked (at once if it is gone already): a long response
+    /// opened with the key ends on it.
+    pub fn revoked(self: &Arc<Self>, id: &str) -> impl Future<Output = ()> + Send + 'static {
+        // Subscribed before the first look, so a revocation in between is not missed.
+        let mut changes = self.revocations.subscribe();
+        let me = self.clone();
+        let id = id.to_string();
+        async move {
+            while me.is_live(&id) {
+                if changes.changed().await.is_err() {
+                    // The store is gone: nothing will be revoked any more.
+                    std::future::pending::<()>().await;
+                }
+            }
+        }
     }
 
     /// Checks a presented secret. Every stored hash is compared, in constant time, whatever
@@ -189,6 +220,24 @@ mod tests {
         assert!(ks.revoke(&k.id).unwrap());
         assert!(matches!(ks.verify(&k.key, HOME), Verdict::Invalid));
         assert!(!ks.revoke(&k.id).unwrap());
+    }
+
+    #[tokio::test]
+    async fn revoked_fires_for_its_key_only() {
+        let (_dir, ks) = store();
+        let a = ks.create("a").unwrap();
+        let b = ks.create("b").unwrap();
+        let mut on_a = Box::pin(ks.revoked(&a.id));
+        let mut on_b = Box::pin(ks.revoked(&b.id));
+        let soon = Duration::from_millis(50);
+        assert!(tokio::time::timeout(soon, &mut on_a).await.is_err());
+        assert!(ks.revoke(&b.id).unwrap());
+        assert!(tokio::time::timeout(soon, &mut on_a).await.is_err());
+        tokio::time::timeout(soon, &mut on_b).await.unwrap();
+        assert!(ks.revoke(&a.id).unwrap());
+        tokio::time::timeout(soon, &mut on_a).await.unwrap();
+        // A key revoked before anyone waits: at once.
+        tokio::time::timeout(soon, ks.revoked(&a.id)).await.unwrap();
     }
 
     #[test]

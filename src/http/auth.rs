@@ -48,6 +48,19 @@ pub enum Caller {
     Token(String),
 }
 
+impl Caller {
+    /// The federation key this caller's request stands on: a peer's, or the one a media token
+    /// was issued under. Revoking it ends the request's stream; tokens issued for this caller
+    /// carry it.
+    pub fn key_id(&self) -> Option<&str> {
+        match self {
+            Caller::Peer { key_id } => Some(key_id),
+            Caller::Token(t) => crate::federation::tokens::MediaTokens::key_of(t),
+            Caller::User { .. } | Caller::Anonymous => None,
+        }
+    }
+}
+
 /// The address a request came from (for throttling), put in every request's extensions.
 #[derive(Debug, Clone, Copy)]
 pub struct ClientIp(pub IpAddr);
@@ -115,6 +128,8 @@ impl Gate {
 const LOG_IN_FIRST: &str = "log in first (a session, or HTTP Basic credentials)";
 const PEERS_ONLY_READ: &str = "a federation key only reads cameras, health and recordings";
 const TOKENS_ONLY_MEDIA: &str = "media tokens open live video and recordings only, to read";
+/// A login refused by the budgets shared by all addresses ([`crate::accounts::users`]).
+pub(super) const BUSY: &str = "too many wrong passwords lately; try again in a few seconds (an address with no failures is let through)";
 
 fn query_token(uri: &axum::http::Uri) -> Option<String> {
     url::form_urlencoded::parse(uri.query()?.as_bytes())
@@ -269,6 +284,9 @@ async fn who(
                 "too many wrong passwords from this address; try again in a minute".into(),
             )
             .into_response()),
+            Login::Busy => {
+                Err(ApiError(StatusCode::TOO_MANY_REQUESTS, BUSY.into()).into_response())
+            }
             Login::Invalid => Err(unauthorized("wrong user name or password")),
         };
     }
@@ -345,6 +363,7 @@ mod tests {
             tokens: Arc::new(crate::federation::tokens::MediaTokens::new(
                 &index.node_secret("media-tokens").unwrap(),
                 Duration::from_secs(600),
+                keys.clone(),
             )),
             index,
             layout,

@@ -246,7 +246,7 @@ pub async fn list(
             let mut v = view(&st, c);
             if matches!(caller, Caller::Peer { .. }) {
                 v.source = None;
-                let token = st.tokens.issue(&v.id, Kind::Live);
+                let token = st.tokens.issue(&v.id, Kind::Live, caller.key_id());
                 v.live_url = format!(
                     "{}{}?token={token}",
                     origin.as_deref().unwrap_or(""),

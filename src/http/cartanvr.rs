@@ -74,6 +74,7 @@ pub async fn playback(
     st: State,
     Path(camera): Path<String>,
     Query(q): Query<PlaybackQuery>,
+    axum::Extension(caller): axum::Extension<super::auth::Caller>,
 ) -> ApiResult<Json<Value>> {
     let id = camera.strip_prefix("cam_").unwrap_or(&camera).to_string();
     if !valid_camera_id(&id) {
@@ -104,7 +105,7 @@ pub async fn playback(
         Ok(index.segments(&cam, start, end)?)
     })
     .await?;
-    let token = st.tokens.issue(&id, Kind::Recording);
+    let token = st.tokens.issue(&id, Kind::Recording, caller.key_id());
     let files: Vec<Value> = segs
         .into_iter()
         .filter(|s| s.row.state != SegmentState::Open && s.row.end_ms > start)

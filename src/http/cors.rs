@@ -1,8 +1,12 @@
 //! CORS: which other origins' pages may call this node, and how.
 //!
-//! - Origins of the registered remote nodes and `http.cors_origins` from the config may make
+//! - Only origins in `http.cors_origins` (the admin named them in the config) may make
 //!   credentialed requests: their `Origin` is echoed with `Access-Control-Allow-Credentials`.
 //!   Origins are compared whole (scheme, host, port), never by prefix or substring.
+//! - Registered remote nodes' pages get nothing more than strangers: a peer's page needs no
+//!   credentials here (its node reads this one with a federation key, and its browser fetches
+//!   media with tokens), and with the admin's cookie it could otherwise read what only the admin
+//!   may (the CSRF token, keys, camera sources). So a turned peer's page reads nothing.
 //! - Token-authenticated media (live, views, segments) may be fetched from any origin without
 //!   credentials: those answers carry `Access-Control-Allow-Origin: *` (see `open_cors`), and
 //!   their routes answer a preflight the same way ([`token_preflight`]).
@@ -38,22 +42,9 @@ fn is_same_origin(origin: &str, headers: &HeaderMap) -> bool {
         .any(|s| origin_of_url(&format!("{s}://{host}")).as_deref() == Some(origin))
 }
 
-/// Whether pages of `origin` may make credentialed requests here.
-async fn credentialed(st: &Arc<AppState>, origin: &str) -> bool {
-    if st.cors_origins.iter().any(|o| o == origin) {
-        return true;
-    }
-    let peers = st.peers.clone();
-    let origin = origin.to_string();
-    tokio::task::spawn_blocking(move || {
-        peers.nodes().is_ok_and(|nodes| {
-            nodes
-                .iter()
-                .any(|n| origin_of_url(&n.url).as_deref() == Some(origin.as_str()))
-        })
-    })
-    .await
-    .unwrap_or(false)
+/// Whether pages of `origin` may make credentialed requests here: the configured origins only.
+fn credentialed(st: &AppState, origin: &str) -> bool {
+    st.cors_origins.iter().any(|o| o == origin)
 }
 
 pub async fn cors(State(st): State<Arc<AppState>>, req: Request, next: Next) -> Response {
@@ -69,7 +60,7 @@ pub async fn cors(State(st): State<Arc<AppState>>, req: Request, next: Next) -> 
         return next.run(req).await;
     }
     let allowed = match &origin {
-        Some(o) => credentialed(&st, o).await,
+        Some(o) => credentialed(&st, o),
         None => false,
     };
     let origin = origin.unwrap_or_else(|| "this origin".into());
@@ -100,7 +91,7 @@ pub async fn cors(State(st): State<Arc<AppState>>, req: Request, next: Next) -> 
             } else {
                 ApiError(
                     StatusCode::FORBIDDEN,
-                    format!("pages of {origin} may not call this node (not a registered node or a configured origin)"),
+                    format!("pages of {origin} may not call this node (not in http.cors_origins)"),
                 )
                 .into_response()
             }

@@ -2,13 +2,16 @@
 //! frames since the last key frame, then each frame as it arrives), for Media Source Extensions
 //! via `fetch()` streaming. The codec string is in the `X-Codec` header. An MJPEG camera's is
 //! `multipart/x-mixed-replace` instead, one JPEG per part, for an `<img>`.
+//!
+//! A stream opened with a federation key, or with a token issued under one, ends as soon as
+//! that key is revoked ([`until_revoked`]).
 
 use axum::Extension;
 use axum::body::Body;
 use axum::extract::Path;
 use axum::http::{StatusCode, header};
 use axum::response::Response;
-use futures::StreamExt;
+use futures::{Stream, StreamExt};
 use tokio::sync::broadcast::error::RecvError;
 
 use super::auth::Caller;
@@ -68,14 +71,45 @@ pub async fn live(
             }
         }
     });
+    let body = until_revoked(&st, &caller, head.chain(tail));
     let mut res = Response::builder()
         .header(header::CONTENT_TYPE, sub.content_type)
         .header(header::CACHE_CONTROL, "no-store")
         .header("x-codec", sub.codec)
-        .body(Body::from_stream(head.chain(tail)))
+        .body(body)
         .unwrap();
     if cors {
         open_cors(&mut res);
     }
     Ok(res)
+}
+
+/// The body of a long response to `caller`: `stream`, cut off with an error (so the connection
+/// closes at once, nothing queued flushed) when the federation key the caller stands on is
+/// revoked.
+pub(super) fn until_revoked<S>(st: &super::AppState, caller: &Caller, stream: S) -> Body
+where
+    S: Stream<Item = std::io::Result<bytes::Bytes>> + Send + 'static,
+{
+    let Some(key) = caller.key_id() else {
+        return Body::from_stream(stream);
+    };
+    let revoked = st.keys.revoked(key);
+    let cut = futures::stream::once(revoked)
+        .map(|()| Err(std::io::Error::other("the federation key was revoked")));
+    // Whichever comes first: the stream's end, or the revocation's error.
+    let mut done = false;
+    let body = futures::stream::select(
+        stream
+            .map(Some)
+            .chain(futures::stream::once(async { None })),
+        cut.map(Some),
+    )
+    .take_while(move |item| {
+        let go = !done && item.is_some();
+        done |= matches!(item, None | Some(Err(_)));
+        std::future::ready(go)
+    })
+    .filter_map(std::future::ready);
+    Body::from_stream(body)
 }

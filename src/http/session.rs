@@ -38,6 +38,7 @@ fn refused(login: Login) -> ApiError {
             StatusCode::TOO_MANY_REQUESTS,
             "too many wrong passwords from this address; try again in a minute".into(),
         ),
+        Login::Busy => ApiError(StatusCode::TOO_MANY_REQUESTS, super::auth::BUSY.into()),
         _ => ApiError(
             StatusCode::UNAUTHORIZED,
             "wrong user name or password".into(),
@@ -164,7 +165,7 @@ pub async fn change_password(
         .map_err(ApiError::internal)?
     {
         Login::Valid(_) => Ok(StatusCode::NO_CONTENT),
-        Login::Throttled => Err(refused(Login::Throttled)),
+        refusal @ (Login::Throttled | Login::Busy) => Err(refused(refusal)),
         Login::Invalid => Err(ApiError(
             StatusCode::FORBIDDEN,
             "the current password is wrong".into(),

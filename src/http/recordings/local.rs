@@ -134,7 +134,7 @@ pub(super) async fn local_listing(
     // A peer's browser fetches these from this node directly: absolute, with a media token.
     if matches!(caller, Caller::Peer { .. }) {
         let origin = origin_of(headers).unwrap_or_default();
-        let token = st.tokens.issue(&camera, Kind::Recording);
+        let token = st.tokens.issue(&camera, Kind::Recording, caller.key_id());
         for s in &mut out {
             s.url = format!("{origin}{}?token={token}", s.url);
         }

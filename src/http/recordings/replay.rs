@@ -6,7 +6,6 @@
 //! stream.
 
 use axum::Extension;
-use axum::body::Body;
 use axum::extract::{Path, Query};
 use axum::http::{StatusCode, header};
 use axum::response::Response;
@@ -236,7 +235,7 @@ pub async fn replay(
         )
         .header(header::CACHE_CONTROL, "no-store")
         .header("x-codec", "jpeg")
-        .body(Body::from_stream(body))
+        .body(crate::http::live::until_revoked(&st, &caller, body))
         .unwrap();
     if cors {
         open_cors(&mut res);
