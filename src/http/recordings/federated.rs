@@ -448,3 +448,37 @@ pub(super) async fn all_listing(
         truncated,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_peers_lists_are_cut_while_parsed_and_unknown_fields_skipped() {
+        let mut json = String::from(r#"{"junk": [[1, 2], {"deep": [3]}], "runs": ["#);
+        for i in 0..MAX_PEER_ITEMS + 5 {
+            json.push_str(&format!(
+                r#"{{"camera": "c", "start_ms": {i}, "x": [1, 2]}},"#
+            ));
+        }
+        json.push_str(r#"{"camera": "c"}], "segments": [{"id": 1, "url": "/u"}]}"#);
+        let l: PeerListing = serde_json::from_str(&json).unwrap();
+        assert_eq!(l.runs.items.len(), MAX_PEER_ITEMS);
+        assert!(l.runs.cut);
+        assert_eq!(l.runs.items[7].start_ms, Some(7));
+        assert_eq!(l.segments.items.len(), 1);
+        assert!(!l.segments.cut);
+        // Only the fields this node knows go on, as they came.
+        let out = serde_json::to_value(&l.segments.items[0]).unwrap();
+        assert_eq!(out, serde_json::json!({"id": 1, "url": "/u"}));
+        // A wrong type is an error for the whole answer, not a guess.
+        assert!(serde_json::from_str::<PeerListing>(r#"{"runs": [{"start_ms": "x"}]}"#).is_err());
+        assert!(
+            serde_json::from_str::<PeerListing>("{}")
+                .unwrap()
+                .runs
+                .items
+                .is_empty()
+        );
+    }
+}

@@ -138,3 +138,35 @@ pub async fn list(
     let listing = local::local_listing(&st, camera, start, end, &caller, &headers).await?;
     Ok(Json(listing).into_response())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused(start: &str, end: &str, limit: i64) -> String {
+        let e = time_range(Some(start), Some(end), 0, (limit, "a view")).unwrap_err();
+        assert_eq!(e.0, axum::http::StatusCode::BAD_REQUEST, "{start}..{end}");
+        e.1
+    }
+
+    #[test]
+    fn time_ranges_cannot_wrap_past_their_limit() {
+        let now = jiff::Timestamp::now().as_millisecond().to_string();
+        let six_h = 6 * 3_600_000;
+        // i64::MIN - now wraps to a small positive span in a release build.
+        assert!(refused(&i64::MIN.to_string(), &now, six_h).contains("start"));
+        assert!(refused("0", &i64::MAX.to_string(), six_h).contains("end"));
+        assert!(refused("-1", "1000", six_h).contains("1970"));
+        assert!(refused("-9999-01-01T00:00:00Z", &now, six_h).contains("start"));
+        assert!(refused("0", "999999999999", six_h).contains("6 hours"));
+        assert!(refused("1000", "1000", six_h).contains("after start"));
+        assert!(refused("0", &(31 * 86_400_001i64).to_string(), MAX_LIST_MS).contains("31 days"));
+        assert_eq!(
+            time_range(Some("1000"), Some("2000"), 0, (six_h, "a view")).unwrap(),
+            (1000, 2000)
+        );
+        // Defaults: now, and the span before it.
+        let (s, e) = time_range(None, None, 3_600_000, (six_h, "a view")).unwrap();
+        assert_eq!(e - s, 3_600_000);
+    }
+}
