@@ -543,3 +543,204 @@ fn many_addresses_guessing_are_bounded_and_the_admin_gets_in() {
         "{checked} guesses checked in {elapsed} s"
     );
 }
+
+// ---- Memory a hostile peer or a long range can cost (issue 14: High 1, High 2, Medium 6) ----
+
+/// Peak and current resident memory of the node, in MiB (`VmHWM`, `VmRSS`).
+fn peak_and_rss_mib(e: &Eyrie) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", e.child.id())).unwrap();
+    let field = |name: &str| -> u64 {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .unwrap()
+            / 1024
+    };
+    (field("VmHWM:"), field("VmRSS:"))
+}
+
+fn node_threads(e: &Eyrie) -> usize {
+    std::fs::read_dir(format!("/proc/{}/task", e.child.id()))
+        .unwrap()
+        .count()
+}
+
+fn now_ms() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis()
+}
+
+/// A hostile peer answers every listing with 8 MiB of tiny runs. Six listings through it
+/// (`camera=all` and the peer's camera) keep the node's peak memory within 64 MiB of idle, give
+/// it back, and the answers say they were cut.
+#[test]
+fn a_hostile_peers_listings_cost_bounded_memory() {
+    let mut runs = String::from(r#"{"runs":["#);
+    while runs.len() < (8 << 20) - 64 {
+        runs.push_str(r#"{"camera":"c","start_ms":1},"#);
+    }
+    runs.push_str(r#"{"camera":"c","start_ms":1}]}"#);
+    let runs = std::sync::Arc::new(runs);
+    let answer = runs.clone();
+    let peer = support::FakePeer::start(move |path, _| {
+        if path.starts_with("/api/recordings") {
+            support::Reply::Body(200, answer.to_string())
+        } else {
+            support::Reply::Body(404, "{}".into())
+        }
+    });
+    let mut e = Eyrie::start("", &[]);
+    let body = format!(
+        r#"{{"label": "hostile", "url": "{}", "key": "k"}}"#,
+        peer.url()
+    );
+    let (s, v) = e.request("POST", "/api/system/nodes", Some(&body));
+    assert_eq!(s, 201, "{v}");
+    let node = v["id"].as_str().unwrap().to_string();
+    let (_, idle) = peak_and_rss_mib(&e);
+    let mut listings = Vec::new();
+    for i in 0..6 {
+        let path = if i % 2 == 0 {
+            "/api/recordings?camera=all".to_string()
+        } else {
+            format!("/api/recordings?camera=r-{node}-c")
+        };
+        let listing = e.get(&path);
+        let runs = listing["runs"].as_array().map(Vec::len);
+        listings.push((path, listing["truncated"].clone(), runs));
+    }
+    let (peak, after) = peak_and_rss_mib(&e);
+    eprintln!("idle {idle} MiB, peak {peak} MiB, after {after} MiB");
+    assert!(
+        peak < idle + 64,
+        "peak RSS {peak} MiB after six listings from a hostile peer (idle {idle} MiB)"
+    );
+    assert!(
+        after < idle + 32,
+        "RSS {after} MiB stays after the listings (idle {idle} MiB)"
+    );
+    for (path, truncated, runs) in listings {
+        assert_eq!(truncated, true, "{path}: the answer says it was cut");
+        assert!(runs.is_some_and(|n| n <= 20_000), "{path}: {runs:?} runs");
+    }
+    assert!(e.alive());
+    drop(runs);
+}
+
+/// Times that overflow `end - start` (i64::MIN) would wrap past the 6 h and 31 day limits in
+/// a release build (and panic in a debug one): every route that takes a range answers 400, and
+/// the node stays up and answers the admin from another address.
+#[test]
+fn overflowing_time_ranges_are_refused() {
+    let mut e = Eyrie::start("", &["--demo"]);
+    let (s, v) = e.request(
+        "POST",
+        "/api/federation/keys",
+        Some(r#"{"name": "attacker"}"#),
+    );
+    assert_eq!(s, 201, "{v}");
+    let key = v["key"].as_str().unwrap().to_string();
+    let now = now_ms();
+    let min = i64::MIN;
+    let with_key = |e: &Eyrie, path: &str| -> u16 {
+        match ureq::get(&e.anon_url(path))
+            .set("X-NVR-Auth", &key)
+            .timeout(Duration::from_secs(15))
+            .call()
+        {
+            Ok(r) => r.status(),
+            Err(ureq::Error::Status(s, _)) => s,
+            Err(err) => panic!("{path}: no answer ({err}); log:\n{}", e.log()),
+        }
+    };
+    for path in [
+        format!("/api/recordings/demo/view.mp4?start={min}&end={now}"),
+        format!("/api/recordings/demo/replay.mjpeg?start={min}&end={now}"),
+        format!("/api/recordings?camera=demo&start={min}&end={now}"),
+        format!("/api/recordings?camera=all&start={min}&end={now}"),
+        format!("/api/recordings/demo/frame.jpg?at={min}"),
+        format!("/api/playback/cam_demo?start={min}&end={now}"),
+        format!("/api/recordings/demo/view.mp4?start=0&end={}", i64::MAX),
+        "/api/recordings/demo/view.mp4?start=-9999-01-01T00:00:00Z&end=9999-01-01T00:00:00Z"
+            .to_string(),
+    ] {
+        assert_eq!(with_key(&e, &path), 400, "{path}");
+        let (s, v) = e.request("GET", &path, None);
+        assert_eq!(s, 400, "{path}: {v}");
+        assert!(e.alive(), "{path} took the node down; log:\n{}", e.log());
+    }
+    assert!(admin_health(e.port).is_some(), "the admin is answered");
+}
+
+/// 250 `view.mp4` downloads at once with one media token, from ten addresses (each under the
+/// per-address connection limit), none reading: at most 4 are served (the token's share of the
+/// node's 8), the rest refused with 503 and `Retry-After`; memory and threads stay bounded and
+/// the admin is answered from another address meanwhile.
+#[test]
+fn concurrent_views_are_bounded() {
+    let e = Eyrie::start("", &["--demo"]);
+    let (s, v) = e.request("POST", "/api/federation/keys", Some(r#"{"name": "peer"}"#));
+    assert_eq!(s, 201, "{v}");
+    let key = v["key"].as_str().unwrap().to_string();
+    // A run long enough that its view does not fit in the socket buffers of a client that
+    // reads nothing (the demo records about 32 KB/s).
+    let mut url = String::new();
+    e.wait_until("has recorded 1 MiB", Duration::from_secs(90), || {
+        let listing: serde_json::Value = ureq::get(&e.anon_url("/api/recordings?camera=demo"))
+            .set("X-NVR-Auth", &key)
+            .call()
+            .unwrap()
+            .into_json()
+            .unwrap();
+        let Some(run) = listing["runs"].as_array().and_then(|r| r.last()) else {
+            return false;
+        };
+        url = run["url"].as_str().unwrap().to_string();
+        run["bytes"].as_u64().unwrap_or(0) > 1 << 20
+    });
+    let path = &url[url.find("/api/").unwrap()..];
+    assert!(path.contains("token="), "{path}");
+    let idle_rss = rss_mib(&e);
+    let idle_threads = node_threads(&e);
+    let mut clients = Vec::new();
+    for i in 0..250 {
+        let from = format!("127.0.1.{}", 1 + i % 10);
+        let mut s = connect_from(&from, e.port, Some(4096));
+        let _ = write!(s, "GET {path} HTTP/1.1\r\nhost: x\r\n\r\n");
+        clients.push(s);
+    }
+    let (mut served, mut refused) = (0, 0);
+    for s in &mut clients {
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut head = [0u8; 12];
+        match s.read_exact(&mut head) {
+            Ok(()) if &head == b"HTTP/1.1 200" => served += 1,
+            Ok(()) if &head == b"HTTP/1.1 503" => {
+                let mut rest = [0u8; 512];
+                let n = s.read(&mut rest).unwrap_or(0);
+                let text = String::from_utf8_lossy(&rest[..n]).to_ascii_lowercase();
+                assert!(text.contains("retry-after:"), "{text}");
+                refused += 1;
+            }
+            other => panic!("{other:?} {:?}", String::from_utf8_lossy(&head)),
+        }
+    }
+    eprintln!("{served} served, {refused} refused");
+    assert!(served <= 4, "{served} views served at once with one token");
+    assert!(refused >= 240, "{refused} refused");
+    let took = admin_health(e.port).expect("the admin is answered meanwhile");
+    assert!(took < Duration::from_secs(3), "admin answered in {took:?}");
+    let (rss, threads) = (rss_mib(&e), node_threads(&e));
+    assert!(
+        rss < idle_rss + 64,
+        "RSS went from {idle_rss} MiB to {rss} MiB"
+    );
+    assert!(
+        threads < idle_threads + 32,
+        "threads went from {idle_threads} to {threads}"
+    );
+    drop(clients);
+}

@@ -66,6 +66,7 @@ fn carta_time(name: &str, v: &str) -> ApiResult<i64> {
             .ok()
             .and_then(|d| d.to_zoned(jiff::tz::TimeZone::UTC).ok())
             .map(|z| z.timestamp().as_millisecond())
+            .filter(|ms| super::TIME_DOMAIN_MS.contains(ms))
             .ok_or(e)
     })
 }
@@ -89,9 +90,12 @@ pub async fn playback(
     };
     let start = match &q.start {
         Some(v) => carta_time("start", v)?,
-        None => end - 86_400_000,
+        None => end.saturating_sub(86_400_000),
     };
-    if end <= start || end - start > 31 * 86_400_000 {
+    if end
+        .checked_sub(start)
+        .is_none_or(|span| span <= 0 || span > 31 * 86_400_000)
+    {
         return Err(ApiError::bad_request(
             "start must be before end, at most 31 days apart",
         ));

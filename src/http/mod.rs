@@ -196,18 +196,29 @@ pub fn origin_of(headers: &axum::http::HeaderMap) -> Option<String> {
     Some(format!("http://{authority}"))
 }
 
-/// Parses a time given as RFC 3339 or as epoch milliseconds.
+/// Times a request may name, in epoch ms: 1970 (a board without a clock records there until
+/// it has one) up to, not including, 2200. Differences of two such times never overflow.
+pub const TIME_DOMAIN_MS: std::ops::Range<i64> = 0..7_258_118_400_000;
+
+/// Parses a time given as RFC 3339 or as epoch milliseconds, within [`TIME_DOMAIN_MS`].
 pub fn parse_time(name: &str, v: &str) -> ApiResult<i64> {
-    if let Ok(ms) = v.parse::<i64>() {
-        return Ok(ms);
+    let ms = match v.parse::<i64>() {
+        Ok(ms) => ms,
+        Err(_) => v
+            .parse::<jiff::Timestamp>()
+            .map(|t| t.as_millisecond())
+            .map_err(|_| {
+                ApiError::bad_request(format!(
+                    "{name}: '{v}' is neither RFC 3339 (2024-05-01T12:00:00Z) nor epoch milliseconds"
+                ))
+            })?,
+    };
+    if !TIME_DOMAIN_MS.contains(&ms) {
+        return Err(ApiError::bad_request(format!(
+            "{name}: '{v}' is outside 1970-01-01..2200-01-01"
+        )));
     }
-    v.parse::<jiff::Timestamp>()
-        .map(|t| t.as_millisecond())
-        .map_err(|_| {
-            ApiError::bad_request(format!(
-                "{name}: '{v}' is neither RFC 3339 (2024-05-01T12:00:00Z) nor epoch milliseconds"
-            ))
-        })
+    Ok(ms)
 }
 
 pub fn rfc3339(ms: i64) -> String {

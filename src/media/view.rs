@@ -6,10 +6,15 @@
 //! A view of `[start, end)` is the init segment (with the total duration), a `sidx` listing
 //! every fragment, then the chosen fragments of every segment in time order, renumbered onto
 //! one continuous timeline: gaps between runs are closed up, never padded.
+//!
+//! Memory: a view keeps a table of its fragments (where each `moof` and `mdat` is, about 100
+//! bytes a fragment, at most [`MAX_VIEW_FRAGMENTS`]) and its `sidx`; each `moof` is read and
+//! renumbered as the body is sent, so a long view costs a few MiB, never its fragments' headers.
 
 use std::hash::{Hash, Hasher};
 use std::io::SeekFrom;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use futures::StreamExt;
@@ -26,13 +31,26 @@ use crate::video::{Codec, TIMESCALE};
 pub const MAX_VIEW_MS: i64 = 6 * 3600 * 1000;
 const CHUNK: usize = 64 * 1024;
 
+/// Most fragments one view holds: its table is about 100 bytes a fragment, so a view costs at
+/// most a few MiB however long it is (and every view gets a `sidx`, whose count is 16 bits).
+pub const MAX_VIEW_FRAGMENTS: usize = u16::MAX as usize;
+
 #[derive(Debug, Clone)]
 enum Part {
     Mem(Bytes),
     File {
-        path: PathBuf,
+        path: Arc<Path>,
         offset: u64,
         len: u64,
+    },
+    /// A fragment's `moof`, read from its file and renumbered as the body is sent (so a view
+    /// keeps no `moof` in memory); [`build_view`] checked that the rewrite keeps its length.
+    Moof {
+        path: Arc<Path>,
+        offset: u64,
+        len: u32,
+        seq: u32,
+        decode_time: u64,
     },
 }
 
@@ -41,6 +59,7 @@ impl Part {
         match self {
             Part::Mem(b) => b.len() as u64,
             Part::File { len, .. } => *len,
+            Part::Moof { len, .. } => u64::from(*len),
         }
     }
 }
@@ -62,6 +81,8 @@ pub enum ViewError {
     Backwards,
     #[error("a view spans at most {} hours; ask for a shorter range", MAX_VIEW_MS / 3_600_000)]
     TooLong,
+    #[error("that range holds more than {MAX_VIEW_FRAGMENTS} fragments; ask for a shorter range")]
+    TooManyFragments,
     #[error("pictures are served for MJPEG recordings; play this camera's view.mp4")]
     NotMjpeg,
     #[error("bad camera id in index")]
@@ -89,7 +110,10 @@ pub enum ViewError {
 impl ViewError {
     /// Whether the request asked for what cannot be served (400), not a fault here.
     pub fn is_bad_request(&self) -> bool {
-        matches!(self, Self::Backwards | Self::TooLong | Self::NotMjpeg)
+        matches!(
+            self,
+            Self::Backwards | Self::TooLong | Self::TooManyFragments | Self::NotMjpeg
+        )
     }
 }
 
@@ -116,26 +140,65 @@ impl VirtualFile {
             let from = start.max(p_start) - p_start;
             let to = end.min(p_end) - p_start;
             pieces.push(match part {
-                Part::Mem(b) => Part::Mem(b.slice(from as usize..to as usize)),
-                Part::File { path, offset, .. } => Part::File {
-                    path: path.clone(),
-                    offset: offset + from,
-                    len: to - from,
-                },
+                Part::Mem(b) => (Part::Mem(b.slice(from as usize..to as usize)), 0..0),
+                Part::File { path, offset, .. } => (
+                    Part::File {
+                        path: path.clone(),
+                        offset: offset + from,
+                        len: to - from,
+                    },
+                    0..0,
+                ),
+                Part::Moof { .. } => (part.clone(), from as usize..to as usize),
             });
         }
         futures::stream::iter(pieces)
-            .flat_map(|p| match p {
+            .flat_map(|(p, slice)| match p {
                 Part::Mem(b) => futures::stream::once(async move { Ok(b) }).boxed(),
                 Part::File { path, offset, len } => file_range(path, offset, len),
+                Part::Moof {
+                    path,
+                    offset,
+                    len,
+                    seq,
+                    decode_time,
+                } => futures::stream::once(async move {
+                    let moof = read_moof(&path, offset, len, seq, decode_time).await?;
+                    Ok(moof.slice(slice))
+                })
+                .boxed(),
             })
             .boxed()
     }
 }
 
-fn file_range(path: PathBuf, offset: u64, len: u64) -> BoxStream<'static, std::io::Result<Bytes>> {
+/// The `moof` of `len` bytes at `offset` of `path`, renumbered to `seq` at `decode_time`.
+async fn read_moof(
+    path: &Path,
+    offset: u64,
+    len: u32,
+    seq: u32,
+    decode_time: u64,
+) -> std::io::Result<Bytes> {
+    let mut f = tokio::fs::File::open(path).await?;
+    f.seek(SeekFrom::Start(offset)).await?;
+    let mut moof = vec![0u8; len as usize];
+    f.read_exact(&mut moof).await?;
+    let moof = fmp4::rewrite_moof(&moof, seq, decode_time).map_err(std::io::Error::other)?;
+    if moof.len() != len as usize {
+        // The file changed since the view was built.
+        return Err(std::io::Error::other("fragment changed size"));
+    }
+    Ok(Bytes::from(moof))
+}
+
+fn file_range(
+    path: Arc<Path>,
+    offset: u64,
+    len: u64,
+) -> BoxStream<'static, std::io::Result<Bytes>> {
     struct St {
-        path: PathBuf,
+        path: Arc<Path>,
         file: Option<tokio::fs::File>,
         pos: u64,
         left: u64,
@@ -189,7 +252,7 @@ pub fn segment_file(
     (seg.row.id, len).hash(&mut h);
     Ok(VirtualFile {
         parts: vec![Part::File {
-            path,
+            path: path.into(),
             offset: 0,
             len,
         }],
@@ -211,13 +274,21 @@ pub fn build_view(
     if end_ms <= start_ms {
         return Err(ViewError::Backwards);
     }
-    if end_ms - start_ms > MAX_VIEW_MS {
+    // Checked: the difference of two far-apart i64 times wraps in a release build.
+    if end_ms
+        .checked_sub(start_ms)
+        .is_none_or(|span| span > MAX_VIEW_MS)
+    {
         return Err(ViewError::TooLong);
     }
     let segs = index.segments(camera, start_ms, end_ms)?;
     let mut init: Option<Bytes> = None;
     let mut params = None;
-    let mut chosen: Vec<(PathBuf, FragmentInfo)> = Vec::new();
+    // The fragments' parts (each `moof` and `mdat`), their `sidx` references, and the media
+    // time so far: about 100 bytes a fragment, nothing of the fragments themselves.
+    let mut body: Vec<Part> = Vec::new();
+    let mut refs: Vec<SegmentReference> = Vec::new();
+    let mut t = 0u64;
     let mut ids = Vec::new();
     for seg in &segs {
         let Some(len) = servable_len(seg, open) else {
@@ -249,10 +320,12 @@ pub fn build_view(
         ids.push((seg.row.id, len));
         // Each fragment's wall-clock span, from the segment's start and its media time.
         let first_ticks = scan.fragments.first().map_or(0, |f| f.decode_time);
-        let ms = |ticks: u64| (ticks * 1000 / TIMESCALE as u64) as i64;
+        let ms = |ticks: u64| (ticks.saturating_mul(1000) / TIMESCALE as u64) as i64;
         let overlaps = |f: &FragmentInfo| {
-            let f_start = seg.start_ms + ms(f.decode_time.saturating_sub(first_ticks));
-            f_start < end_ms && f_start + ms(f.duration) > start_ms
+            let f_start = seg
+                .start_ms
+                .saturating_add(ms(f.decode_time.saturating_sub(first_ticks)));
+            f_start < end_ms && f_start.saturating_add(ms(f.duration)) > start_ms
         };
         let Some(first) = scan.fragments.iter().position(overlaps) else {
             continue;
@@ -263,54 +336,60 @@ pub fn build_view(
             .iter()
             .rposition(|f| f.starts_with_key)
             .unwrap_or(0);
-        chosen.extend(
-            scan.fragments[begin..=last]
-                .iter()
-                .map(|f| (path.clone(), f.clone())),
-        );
+        if refs.len() + (last + 1 - begin) > MAX_VIEW_FRAGMENTS {
+            return Err(ViewError::TooManyFragments);
+        }
+        let path: Arc<Path> = path.into();
+        for f in &scan.fragments[begin..=last] {
+            let seq = refs.len() as u32 + 1;
+            // Renumbered here once to check it keeps its length; sent renumbered again.
+            let moof = fmp4::rewrite_moof(&f.moof, seq, t)?;
+            let moof_len = u32::try_from(f.moof_len)
+                .ok()
+                .filter(|n| *n as usize == moof.len())
+                .ok_or(ViewError::Fragment("a fragment changes size renumbered"))?;
+            body.push(Part::Moof {
+                path: path.clone(),
+                offset: f.offset,
+                len: moof_len,
+                seq,
+                decode_time: t,
+            });
+            body.push(Part::File {
+                path: path.clone(),
+                offset: f.offset + f.moof_len,
+                len: f.mdat_len,
+            });
+            refs.push(SegmentReference {
+                reference_type: false,
+                referenced_size: (f.moof_len + f.mdat_len) as u32,
+                subsegment_duration: f.duration as u32,
+                starts_with_sap: f.starts_with_key,
+                sap_type: if f.starts_with_key { 1 } else { 0 },
+                sap_delta_time: 0,
+            });
+            t += f.duration;
+        }
     }
     let (Some(_), Some(params)) = (init, params) else {
         return Err(ViewError::Empty);
     };
-    if chosen.is_empty() {
+    if refs.is_empty() {
         return Err(ViewError::Empty);
     }
-    let duration: u64 = chosen.iter().map(|(_, f)| f.duration).sum();
-    let mut parts = vec![Part::Mem(fmp4::init_segment(&params, Some(duration)))];
-    if chosen.len() <= u16::MAX as usize {
-        let sidx = Sidx {
-            reference_id: 1,
-            timescale: TIMESCALE,
-            earliest_presentation_time: 0,
-            first_offset: 0,
-            references: chosen
-                .iter()
-                .map(|(_, f)| SegmentReference {
-                    reference_type: false,
-                    referenced_size: (f.moof_len + f.mdat_len) as u32,
-                    subsegment_duration: f.duration as u32,
-                    starts_with_sap: f.starts_with_key,
-                    sap_type: if f.starts_with_key { 1 } else { 0 },
-                    sap_delta_time: 0,
-                })
-                .collect(),
-        };
-        let mut b = Vec::new();
-        sidx.encode(&mut b)?;
-        parts.push(Part::Mem(Bytes::from(b)));
-    }
-    let mut t = 0u64;
-    for (i, (path, f)) in chosen.iter().enumerate() {
-        let moof = fmp4::rewrite_moof(&f.moof, i as u32 + 1, t)?;
-        debug_assert_eq!(moof.len() as u64, f.moof_len);
-        parts.push(Part::Mem(Bytes::from(moof)));
-        parts.push(Part::File {
-            path: path.clone(),
-            offset: f.offset + f.moof_len,
-            len: f.mdat_len,
-        });
-        t += f.duration;
-    }
+    let sidx = Sidx {
+        reference_id: 1,
+        timescale: TIMESCALE,
+        earliest_presentation_time: 0,
+        first_offset: 0,
+        references: refs,
+    };
+    let mut b = Vec::new();
+    sidx.encode(&mut b)?;
+    let mut parts = Vec::with_capacity(body.len() + 2);
+    parts.push(Part::Mem(fmp4::init_segment(&params, Some(t))));
+    parts.push(Part::Mem(Bytes::from(b)));
+    parts.append(&mut body);
     let len = parts.iter().map(Part::len).sum();
     let mut h = std::hash::DefaultHasher::new();
     (camera, start_ms, end_ms, &ids).hash(&mut h);
@@ -396,7 +475,7 @@ pub fn mjpeg_frame(
     camera: &str,
     at_ms: i64,
 ) -> Result<(PathBuf, u64, u64), ViewError> {
-    let segs = index.segments(camera, at_ms, at_ms + 1)?;
+    let segs = index.segments(camera, at_ms, at_ms.saturating_add(1))?;
     let seg = segs.first().ok_or(ViewError::Empty)?;
     let (path, _, pictures) = mjpeg_pictures(layout, open, seg)?;
     // The picture whose span holds `at`, or the last one before it.

@@ -1,19 +1,173 @@
 //! Recordings of other nodes: one peer camera's listing asked of the node that holds it
 //! (Eyrie's `/api/recordings`, or CartaNVR's `/api/playback` turned into a listing of ours), and
-//! `camera=all`, every node's runs merged in time order. Peers' answers are bounded
-//! ([`search_limits`], [`MAX_CARTANVR_FILES`], 100 000 runs per node); media URLs of relayed
-//! nodes are rewritten to this node's relay. A peer asking never gets other peers' recordings
-//! (no loops, and only this node's own data goes to a key).
+//! `camera=all`, every node's runs merged in time order. Media URLs of relayed nodes are
+//! rewritten to this node's relay. A peer asking never gets other peers' recordings (no loops,
+//! and only this node's own data goes to a key).
+//!
+//! Invariants (a hostile peer's answer costs a bounded amount of memory): an answer is at most
+//! [`search_limits`]' bytes, read in one block (given back to the system when freed); it is
+//! parsed straight into [`Item`]s, never into a `serde_json::Value` tree, so a field this node
+//! does not know is skipped without being built, and a list keeps at most [`MAX_PEER_ITEMS`]
+//! items (the rest is skipped as it is parsed, and the answer says `truncated`). A merged
+//! listing keeps at most [`MAX_MERGED_RUNS`] runs.
+
+use std::marker::PhantomData;
 
 use axum::http::{HeaderMap, StatusCode};
-use serde_json::Value;
+use serde::de::{DeserializeOwned, IgnoredAny, SeqAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize};
 
 use super::local::local_listing;
 use crate::http::auth::Caller;
 use crate::http::{ApiError, ApiResult, State, blocking, rfc3339};
 
-/// Most files read from one CartaNVR playback answer.
-const MAX_CARTANVR_FILES: usize = 10_000;
+/// Most items (segments, or runs) read from one list of one peer's answer.
+pub(super) const MAX_PEER_ITEMS: usize = 20_000;
+/// Most runs in a `camera=all` listing; the earliest are kept.
+pub(super) const MAX_MERGED_RUNS: usize = 20_000;
+
+/// A segment or a run as nodes list them (one type for both: each field is present when the
+/// peer sent it). Only these fields are read from a peer, and passed on.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+pub(super) struct Item {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) id: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) camera: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) start: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) end: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) start_ms: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) end_ms: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) duration_s: Option<f64>,
+    /// A run's segment count.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) segments: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) bytes: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) frames: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) key_frames: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) codec: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) width: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) height: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) state: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) run: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) url: Option<String>,
+    /// Set by this node in a merged or relayed listing, never read from a peer.
+    #[serde(skip_deserializing, skip_serializing_if = "Option::is_none")]
+    pub(super) node_id: Option<String>,
+    #[serde(skip_deserializing, skip_serializing_if = "Option::is_none")]
+    pub(super) node_label: Option<String>,
+    #[serde(skip_deserializing, skip_serializing_if = "Option::is_none")]
+    pub(super) remote: Option<bool>,
+}
+
+/// A JSON array read with at most [`MAX_PEER_ITEMS`] items kept: the rest are skipped as they
+/// are parsed (nothing of them is built), and `cut` says so.
+#[derive(Debug)]
+pub(super) struct Capped<T> {
+    pub(super) items: Vec<T>,
+    pub(super) cut: bool,
+}
+
+impl<T> Default for Capped<T> {
+    fn default() -> Self {
+        Capped {
+            items: Vec::new(),
+            cut: false,
+        }
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Capped<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Seq<T>(PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for Seq<T> {
+            type Value = Capped<T>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an array")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Capped<T>, A::Error> {
+                let mut out = Capped::default();
+                while out.items.len() < MAX_PEER_ITEMS {
+                    match seq.next_element()? {
+                        Some(item) => out.items.push(item),
+                        None => return Ok(out),
+                    }
+                }
+                while seq.next_element::<IgnoredAny>()?.is_some() {
+                    out.cut = true;
+                }
+                Ok(out)
+            }
+        }
+        d.deserialize_seq(Seq(PhantomData))
+    }
+}
+
+/// A peer's `/api/recordings` answer, as far as this node reads it.
+#[derive(Debug, Default, Deserialize)]
+struct PeerListing {
+    #[serde(default)]
+    segments: Capped<Item>,
+    #[serde(default)]
+    runs: Capped<Item>,
+}
+
+/// A listing of a peer's camera as this node answers it.
+#[derive(Debug, Serialize)]
+pub(super) struct RemoteListing {
+    camera: String,
+    start: String,
+    end: String,
+    segments: Vec<Item>,
+    runs: Vec<Item>,
+    node_id: String,
+    node_label: String,
+    remote: bool,
+    /// The peer listed more than [`MAX_PEER_ITEMS`]: the rest is left out.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    truncated: bool,
+}
+
+/// Every node's runs, as `camera=all` answers.
+#[derive(Debug, Serialize)]
+pub(super) struct AllListing {
+    camera: &'static str,
+    start: String,
+    end: String,
+    runs: Vec<Item>,
+    errors: Vec<serde_json::Value>,
+    /// More runs than [`MAX_MERGED_RUNS`], or a peer listed more than [`MAX_PEER_ITEMS`].
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    truncated: bool,
+}
+
+/// One file of a CartaNVR playback answer.
+#[derive(Debug, Deserialize)]
+struct CartaFile {
+    file: Option<String>,
+    timestamp: Option<i64>,
+    duration: Option<f64>,
+}
+
+/// A peer's error answer.
+#[derive(Debug, Deserialize)]
+struct PeerError {
+    error: Option<String>,
+}
 
 /// `r-{12 hex}-{camera}` → (node id, camera id on that node).
 pub(super) fn parse_remote_id(id: &str) -> Option<(&str, &str)> {
@@ -34,11 +188,13 @@ fn search_limits(st: &crate::http::AppState) -> crate::base::client::Limits {
     }
 }
 
-async fn ask_peer(
+/// Asks a peer and reads its answer as a `T` (an error answer as its message), within
+/// [`search_limits`].
+async fn ask_peer<T: DeserializeOwned>(
     st: &crate::http::AppState,
     node: &crate::storage::NodeRecord,
     path_and_query: &str,
-) -> Result<Value, String> {
+) -> Result<T, String> {
     let url: url::Url = format!("{}{path_and_query}", node.url)
         .parse()
         .map_err(|e| format!("bad URL: {e}"))?;
@@ -51,12 +207,15 @@ async fn ask_peer(
     )
     .await
     .map_err(|e| e.to_string())?;
-    let v: Value = serde_json::from_slice(&got.body).map_err(|e| format!("invalid JSON: {e}"))?;
     if got.status != 200 {
-        let msg = v["error"].as_str().unwrap_or("error").to_string();
+        let msg = serde_json::from_slice::<PeerError>(&got.body)
+            .ok()
+            .and_then(|e| e.error)
+            .unwrap_or_else(|| "error".into());
+        let msg: String = msg.chars().take(200).collect();
         return Err(format!("HTTP {}: {msg}", got.status));
     }
-    Ok(v)
+    serde_json::from_slice(&got.body).map_err(|e| format!("invalid answer: {e}"))
 }
 
 async fn find_node(st: &State, id: &str) -> ApiResult<crate::storage::NodeRecord> {
@@ -76,42 +235,43 @@ pub(super) async fn remote_listing(
     full_id: &str,
     start: i64,
     end: i64,
-) -> ApiResult<Value> {
+) -> ApiResult<RemoteListing> {
     let node = find_node(st, node_id).await?;
-    let mut v = match node.kind {
+    let listing = match node.kind {
         crate::storage::NodeKind::Eyrie => {
             let q: String = url::form_urlencoded::Serializer::new(String::new())
                 .append_pair("camera", cam)
                 .append_pair("start", &start.to_string())
                 .append_pair("end", &end.to_string())
                 .finish();
-            ask_peer(st, &node, &format!("/api/recordings?{q}")).await
+            ask_peer::<PeerListing>(st, &node, &format!("/api/recordings?{q}")).await
         }
         crate::storage::NodeKind::Cartanvr => cartanvr_listing(st, &node, cam, start, end).await,
     }
     .map_err(|e| ApiError(StatusCode::BAD_GATEWAY, format!("node {}: {e}", node.label)))?;
-    if !v.is_object() {
-        return Err(ApiError(
-            StatusCode::BAD_GATEWAY,
-            format!("node {}: not a listing", node.label),
-        ));
-    }
+    let PeerListing {
+        mut segments,
+        mut runs,
+    } = listing;
     if crate::http::relay::relayed(&node) {
-        for list in ["segments", "runs"] {
-            if let Some(items) = v[list].as_array_mut() {
-                for item in items {
-                    let url = item["url"].as_str().unwrap_or_default();
-                    item["url"] = crate::http::relay::rewrite_url(&node, url)
-                        .map_or(Value::Null, Value::from);
-                }
-            }
+        for item in segments.items.iter_mut().chain(runs.items.iter_mut()) {
+            item.url = item
+                .url
+                .as_deref()
+                .and_then(|u| crate::http::relay::rewrite_url(&node, u));
         }
     }
-    v["camera"] = full_id.into();
-    v["node_id"] = node.id.clone().into();
-    v["node_label"] = node.label.clone().into();
-    v["remote"] = true.into();
-    Ok(v)
+    Ok(RemoteListing {
+        camera: full_id.to_string(),
+        start: rfc3339(start),
+        end: rfc3339(end),
+        truncated: segments.cut || runs.cut,
+        segments: segments.items,
+        runs: runs.items,
+        node_id: node.id.clone(),
+        node_label: node.label.clone(),
+        remote: true,
+    })
 }
 
 /// A CartaNVR node's recordings of `cam` as a listing of ours: its
@@ -124,51 +284,59 @@ async fn cartanvr_listing(
     cam: &str,
     start: i64,
     end: i64,
-) -> Result<Value, String> {
-    let got = ask_peer(
+) -> Result<PeerListing, String> {
+    let files: Capped<CartaFile> = ask_peer(
         st,
         node,
         &format!("/api/playback/cam_{cam}?start={start}&end={end}"),
     )
     .await?;
-    let files = got.as_array().ok_or("playback: not a JSON array")?;
     let base = node.url.trim_end_matches('/');
-    let mut segments = Vec::new();
-    for f in files.iter().take(MAX_CARTANVR_FILES) {
-        let (Some(file), Some(ts)) = (f["file"].as_str(), f["timestamp"].as_i64()) else {
-            continue;
+    let item = |f: &CartaFile| {
+        let (Some(file), Some(ts)) = (f.file.as_deref(), f.timestamp) else {
+            return None;
         };
         if !file.starts_with("/api/recordings/") || file.contains('?') {
-            continue;
+            return None;
         }
-        let duration_s = f["duration"].as_f64().filter(|d| *d >= 0.0).unwrap_or(0.0);
-        let end_ms = ts + (duration_s * 1000.0) as i64;
-        segments.push(serde_json::json!({
-            "start": rfc3339(ts),
-            "end": rfc3339(end_ms),
-            "start_ms": ts,
-            "end_ms": end_ms,
-            "duration_s": duration_s,
-            "url": format!("{base}{file}"),
-        }));
-    }
-    segments.sort_by_key(|s| s["start_ms"].as_i64());
+        let duration_s = f.duration.filter(|d| *d >= 0.0).unwrap_or(0.0);
+        // Saturating: a peer's numbers are not trusted to stay in range.
+        let end_ms = ts.saturating_add((duration_s * 1000.0) as i64);
+        Some(Item {
+            start: Some(rfc3339(ts)),
+            end: Some(rfc3339(end_ms)),
+            start_ms: Some(ts),
+            end_ms: Some(end_ms),
+            duration_s: Some(duration_s),
+            url: Some(format!("{base}{file}")),
+            ..Item::default()
+        })
+    };
+    let mut segments: Vec<Item> = files.items.iter().filter_map(item).collect();
+    segments.sort_by_key(|s| s.start_ms);
     let runs = segments.clone();
-    Ok(serde_json::json!({
-        "start": rfc3339(start),
-        "end": rfc3339(end),
-        "segments": segments,
-        "runs": runs,
-    }))
+    Ok(PeerListing {
+        segments: Capped {
+            items: segments,
+            cut: files.cut,
+        },
+        runs: Capped {
+            items: runs,
+            cut: files.cut,
+        },
+    })
 }
 
+/// Every camera of every node: this node's runs, and each enabled peer's (asked in parallel),
+/// merged in time order, at most [`MAX_MERGED_RUNS`] of them (the earliest; `truncated` says
+/// when there were more); a node that could not be read is listed in `errors`.
 pub(super) async fn all_listing(
     st: &State,
     start: i64,
     end: i64,
     caller: &Caller,
     headers: &HeaderMap,
-) -> ApiResult<Value> {
+) -> ApiResult<AllListing> {
     let index = st.index.clone();
     let cams = blocking(move || {
         let mut ids: Vec<String> = index.cameras()?.into_iter().map(|c| c.id).collect();
@@ -180,18 +348,19 @@ pub(super) async fn all_listing(
         Ok(ids)
     })
     .await?;
-    let mut runs: Vec<Value> = Vec::new();
-    let mut errors: Vec<Value> = Vec::new();
+    let mut runs: Vec<Item> = Vec::new();
+    let mut errors: Vec<serde_json::Value> = Vec::new();
+    let mut truncated = false;
     let me = st.index.node_id().to_string();
     for cam in cams {
         let listing = local_listing(st, cam.clone(), start, end, caller, headers).await?;
         for r in listing.runs {
-            let mut v = serde_json::to_value(r).expect("serializes");
-            v["camera"] = cam.clone().into();
-            v["node_id"] = me.clone().into();
-            v["node_label"] = st.label().into();
-            v["remote"] = false.into();
-            runs.push(v);
+            let mut r = Item::from(r);
+            r.camera = Some(cam.clone());
+            r.node_id = Some(me.clone());
+            r.node_label = Some(st.label().to_string());
+            r.remote = Some(false);
+            runs.push(r);
         }
     }
     if !matches!(caller, Caller::Peer { .. }) {
@@ -204,12 +373,9 @@ pub(super) async fn all_listing(
         let path = format!("/api/recordings?camera=all&start={start}&end={end}");
         let answers = futures::future::join_all(nodes.iter().map(|n| async {
             match n.kind {
-                crate::storage::NodeKind::Eyrie => ask_peer(st, n, &path).await.and_then(|v| {
-                    v["runs"]
-                        .as_array()
-                        .cloned()
-                        .ok_or_else(|| "no runs in the answer".to_string())
-                }),
+                crate::storage::NodeKind::Eyrie => {
+                    ask_peer::<PeerListing>(st, n, &path).await.map(|l| l.runs)
+                }
                 crate::storage::NodeKind::Cartanvr => {
                     // CartaNVR answers per camera: ask for each camera it listed.
                     let cams: Vec<String> = st
@@ -223,11 +389,17 @@ pub(super) async fn all_listing(
                         cams.iter().map(|c| cartanvr_listing(st, n, c, start, end)),
                     )
                     .await;
-                    let mut runs = Vec::new();
+                    let mut runs = Capped::default();
                     for (cam, listing) in cams.iter().zip(per_cam) {
-                        for mut r in listing?["runs"].as_array().cloned().unwrap_or_default() {
-                            r["camera"] = cam.clone().into();
-                            runs.push(r);
+                        let listing = listing?;
+                        runs.cut |= listing.runs.cut;
+                        for mut r in listing.runs.items {
+                            if runs.items.len() == MAX_PEER_ITEMS {
+                                runs.cut = true;
+                                break;
+                            }
+                            r.camera = Some(cam.clone());
+                            runs.items.push(r);
                         }
                     }
                     Ok(runs)
@@ -238,18 +410,20 @@ pub(super) async fn all_listing(
         for (n, answer) in nodes.iter().zip(answers) {
             match answer {
                 Ok(list) => {
-                    for mut r in list.into_iter().take(100_000) {
-                        let Some(cam) = r["camera"].as_str().map(str::to_string) else {
+                    truncated |= list.cut;
+                    for mut r in list.items {
+                        let Some(cam) = r.camera.take() else {
                             continue;
                         };
-                        r["camera"] = format!("r-{}-{cam}", n.id).into();
-                        r["node_id"] = n.id.clone().into();
-                        r["node_label"] = n.label.clone().into();
-                        r["remote"] = true.into();
+                        r.camera = Some(format!("r-{}-{cam}", n.id));
+                        r.node_id = Some(n.id.clone());
+                        r.node_label = Some(n.label.clone());
+                        r.remote = Some(true);
                         if crate::http::relay::relayed(n) {
-                            let url = r["url"].as_str().unwrap_or_default();
-                            r["url"] = crate::http::relay::rewrite_url(n, url)
-                                .map_or(Value::Null, Value::from);
+                            r.url = r
+                                .url
+                                .as_deref()
+                                .and_then(|u| crate::http::relay::rewrite_url(n, u));
                         }
                         runs.push(r);
                     }
@@ -260,12 +434,51 @@ pub(super) async fn all_listing(
             }
         }
     }
-    runs.sort_by_key(|r| r["start_ms"].as_i64().unwrap_or(0));
-    Ok(serde_json::json!({
-        "camera": "all",
-        "start": rfc3339(start),
-        "end": rfc3339(end),
-        "runs": runs,
-        "errors": errors,
-    }))
+    runs.sort_by_key(|r| r.start_ms.unwrap_or(0));
+    if runs.len() > MAX_MERGED_RUNS {
+        runs.truncate(MAX_MERGED_RUNS);
+        truncated = true;
+    }
+    Ok(AllListing {
+        camera: "all",
+        start: rfc3339(start),
+        end: rfc3339(end),
+        runs,
+        errors,
+        truncated,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_peers_lists_are_cut_while_parsed_and_unknown_fields_skipped() {
+        let mut json = String::from(r#"{"junk": [[1, 2], {"deep": [3]}], "runs": ["#);
+        for i in 0..MAX_PEER_ITEMS + 5 {
+            json.push_str(&format!(
+                r#"{{"camera": "c", "start_ms": {i}, "x": [1, 2]}},"#
+            ));
+        }
+        json.push_str(r#"{"camera": "c"}], "segments": [{"id": 1, "url": "/u"}]}"#);
+        let l: PeerListing = serde_json::from_str(&json).unwrap();
+        assert_eq!(l.runs.items.len(), MAX_PEER_ITEMS);
+        assert!(l.runs.cut);
+        assert_eq!(l.runs.items[7].start_ms, Some(7));
+        assert_eq!(l.segments.items.len(), 1);
+        assert!(!l.segments.cut);
+        // Only the fields this node knows go on, as they came.
+        let out = serde_json::to_value(&l.segments.items[0]).unwrap();
+        assert_eq!(out, serde_json::json!({"id": 1, "url": "/u"}));
+        // A wrong type is an error for the whole answer, not a guess.
+        assert!(serde_json::from_str::<PeerListing>(r#"{"runs": [{"start_ms": "x"}]}"#).is_err());
+        assert!(
+            serde_json::from_str::<PeerListing>("{}")
+                .unwrap()
+                .runs
+                .items
+                .is_empty()
+        );
+    }
 }

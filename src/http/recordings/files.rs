@@ -1,15 +1,17 @@
 //! This node's recorded media: `view.mp4` (one MP4 for any time range, built from the index
 //! without copying), single segments, and one recorded MJPEG picture. Each answers users and
 //! peers, or a media token for exactly its camera ([`media_access`]); byte ranges and ETags are
-//! [`crate::http::ranges::serve`]'s.
+//! [`crate::http::ranges::serve`]'s. Views being sent at once are bounded by [`MAX_VIEWS`], per
+//! caller by [`MAX_VIEWS_PER_CALLER`].
 
 use axum::Extension;
 use axum::body::Body;
 use axum::extract::{Path, Query};
 use axum::http::{HeaderMap, header};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
+use super::slots::{Slots, hold};
 use super::{camera_exists, time_range, view_error};
 use crate::federation::tokens::Kind;
 use crate::http::auth::Caller;
@@ -18,6 +20,13 @@ use crate::http::{
     ApiError, ApiResult, State, blocking, media_access, open_cors, parse_time, rfc3339,
 };
 use crate::media::view;
+
+/// Most `view.mp4` answers being built or sent at once on the node, and for one caller (a
+/// user, a peer key, a media token). Each holds a connection, open files and its view's
+/// fragment table while it streams.
+pub const MAX_VIEWS: usize = 8;
+pub const MAX_VIEWS_PER_CALLER: usize = 4;
+static VIEWS: Slots = Slots::new("views", MAX_VIEWS, MAX_VIEWS_PER_CALLER);
 
 #[derive(Debug, Deserialize)]
 pub struct ViewQuery {
@@ -35,8 +44,18 @@ pub async fn view(
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     let cors = media_access(&st, &caller, &camera, Kind::Recording)?;
-    let (start, end) = time_range(q.start.as_deref(), q.end.as_deref(), 3_600_000)?;
+    let (start, end) = time_range(
+        q.start.as_deref(),
+        q.end.as_deref(),
+        3_600_000,
+        (view::MAX_VIEW_MS, "a view"),
+    )?;
     camera_exists(&st, &camera).await?;
+    // Taken before the view is built, held until its body is sent or dropped.
+    let slot = match VIEWS.take(&caller) {
+        Ok(slot) => slot,
+        Err(refused) => return Ok(refused.into_response()),
+    };
     let index = st.index.clone();
     let layout = st.layout.clone();
     let open = st.recorder.open_segments().clone();
@@ -49,7 +68,7 @@ pub async fn view(
         .download
         .is_some()
         .then(|| format!("{camera}-{}.mp4", rfc3339(start).replace(':', "")));
-    let mut res = serve(&headers, &file, name.as_deref());
+    let mut res = hold(serve(&headers, &file, name.as_deref()), slot);
     if cors {
         open_cors(&mut res);
     }

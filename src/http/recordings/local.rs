@@ -150,3 +150,24 @@ pub(super) async fn local_listing(
         runs,
     })
 }
+
+impl From<RunOut> for super::federated::Item {
+    fn from(r: RunOut) -> Self {
+        super::federated::Item {
+            start: Some(r.start),
+            end: Some(r.end),
+            start_ms: Some(r.start_ms),
+            end_ms: Some(r.end_ms),
+            segments: Some(r.segments as u64),
+            bytes: Some(r.bytes),
+            // As the listing spells it (serde's lowercase name).
+            codec: serde_json::to_value(r.codec)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string)),
+            width: Some(r.width.into()),
+            height: Some(r.height.into()),
+            url: Some(r.url),
+            ..Default::default()
+        }
+    }
+}

@@ -1,16 +1,16 @@
 //! `replay.mjpeg`: a recorded MJPEG range played as `multipart/x-mixed-replace` at its recorded
 //! pace. Each replay holds a connection and a file for as long as its range lasts, so at most
-//! [`MAX_REPLAYS`] play at once on the whole node: the count is a process-wide atomic, taken
-//! before the stream starts and given back when its [`ReplaySlot`] drops (range over, or the
-//! client gone). A picture is shown for at most [`MAX_PICTURE_S`], so a gap never stalls a
+//! [`MAX_REPLAYS`] play at once on the whole node: a [`Slot`] of [`REPLAYS`], taken before the
+//! stream starts and given back when it drops (range over, or the client gone). A picture is shown for at most [`MAX_PICTURE_S`], so a gap never stalls a
 //! stream.
 
 use axum::Extension;
 use axum::extract::{Path, Query};
-use axum::http::{StatusCode, header};
-use axum::response::Response;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
+use super::slots::{Slot, Slots};
 use super::{camera_exists, time_range, view_error};
 use crate::federation::tokens::Kind;
 use crate::http::auth::Caller;
@@ -30,27 +30,7 @@ pub const MAX_REPLAYS: usize = 8;
 /// Longest a single recorded picture is shown for in a replay (a stalled camera's gap).
 const MAX_PICTURE_S: u64 = 5;
 
-static REPLAYS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-
-/// One of the [`MAX_REPLAYS`] replay slots, given back when the stream is dropped: when the
-/// range ends or the client goes away (the server drops the body then).
-struct ReplaySlot;
-
-impl ReplaySlot {
-    fn take() -> Option<ReplaySlot> {
-        use std::sync::atomic::Ordering::SeqCst;
-        REPLAYS
-            .fetch_update(SeqCst, SeqCst, |n| (n < MAX_REPLAYS).then_some(n + 1))
-            .ok()
-            .map(|_| ReplaySlot)
-    }
-}
-
-impl Drop for ReplaySlot {
-    fn drop(&mut self) {
-        REPLAYS.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
-    }
-}
+static REPLAYS: Slots = Slots::new("replays", MAX_REPLAYS, MAX_REPLAYS);
 
 /// Where a replay stands: the segments still to play, and the pictures left of the current one.
 struct Replay {
@@ -64,7 +44,7 @@ struct Replay {
     start_ms: i64,
     end_ms: i64,
     due: tokio::time::Instant,
-    _slot: ReplaySlot,
+    _slot: Slot,
 }
 
 /// The pictures of `seg` that show during `[start_ms, end_ms)`. Blocking.
@@ -185,25 +165,17 @@ pub async fn replay(
 ) -> ApiResult<Response> {
     let cors = media_access(&st, &caller, &camera, Kind::Recording)?;
     let (start_ms, end_ms) = match (q.start.as_deref(), q.end.as_deref()) {
-        (Some(s), Some(e)) => time_range(Some(s), Some(e), 0)?,
+        (Some(s), Some(e)) => time_range(Some(s), Some(e), 0, (view::MAX_VIEW_MS, "a replay"))?,
         _ => return Err(ApiError::bad_request("start and end are required")),
     };
-    if end_ms - start_ms > view::MAX_VIEW_MS {
-        return Err(ApiError::bad_request(format!(
-            "a replay spans at most {} hours; ask for a shorter range",
-            view::MAX_VIEW_MS / 3_600_000
-        )));
-    }
     camera_exists(&st, &camera).await?;
     let index = st.index.clone();
     let cam = camera.clone();
     let segs = blocking(move || Ok(index.segments(&cam, start_ms, end_ms)?)).await?;
-    let slot = ReplaySlot::take().ok_or_else(|| {
-        ApiError(
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("{MAX_REPLAYS} replays are playing already; try again when one ends"),
-        )
-    })?;
+    let slot = match REPLAYS.take(&caller) {
+        Ok(slot) => slot,
+        Err(refused) => return Ok(refused.into_response()),
+    };
     let mut replay = Replay {
         layout: st.layout.clone(),
         open: st.recorder.open_segments().clone(),
