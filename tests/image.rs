@@ -21,32 +21,13 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use support::{free_port, json_request};
+use support::{free_port, json_request, tools};
 
 const ADMIN: &str = "admin:eyrie-test-password"; // board/qemu-*/eyrie.toml
 const MIB: u64 = 1024 * 1024;
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn missing(what: &str) -> bool {
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("{what} is required under CI (tests/run installs it)");
-    }
-    eprintln!("SKIP: {what} is missing (tests/run installs it)");
-    true
-}
-
-fn have_tools(tools: &[&str]) -> bool {
-    tools.iter().all(|tool| {
-        let found = Command::new("sh")
-            .args(["-c", &format!("command -v {tool}")])
-            .stdout(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        found || !missing(tool)
-    })
 }
 
 /// What Eyrie is built for on a board's architecture (board.conf's ARCH, image/build).
@@ -71,7 +52,7 @@ const ARMHF: Arch = Arch {
 /// The build tools, the cross linker and a Rust for the architecture: rustup's target or
 /// Debian's rustc with its standard library (libstd-rust-web-dev:arm64/armhf).
 fn can_build(arch: &Arch) -> bool {
-    if !have_tools(BUILD_TOOLS) || !have_tools(&[arch.linker]) {
+    if !tools::require(BUILD_TOOLS) || !tools::require(&[arch.linker]) {
         return false;
     }
     let rustup = Command::new("rustup")
@@ -83,8 +64,8 @@ fn can_build(arch: &Arch) -> bool {
         .exists();
     rustup
         || debian
-        || !missing(&format!(
-            "a {} Rust target (docs/cross.md)",
+        || tools::unmet(&format!(
+            "a {} Rust target is not installed (docs/cross.md)",
             arch.rust_target
         ))
 }
@@ -408,7 +389,7 @@ impl Drop for Vm {
 
 #[test]
 fn qemu_image_boots_keeps_cameras_and_switches_slots() {
-    if !can_build(&ARM64) || !have_tools(&["qemu-system-aarch64", "mtype"]) {
+    if !can_build(&ARM64) || !tools::require(&["qemu-system-aarch64", "mtype"]) {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
@@ -750,7 +731,7 @@ fn qemu_image_boots_keeps_cameras_and_switches_slots() {
 /// a closed segment fetched through the loopback-only forwarded port decodes with ffprobe.
 #[test]
 fn qemu_armv7_image_boots_and_records() {
-    if !can_build(&ARMHF) || !have_tools(&["qemu-system-arm", "mtype", "ffprobe"]) {
+    if !can_build(&ARMHF) || !tools::require(&["qemu-system-arm", "mtype", "ffprobe"]) {
         return;
     }
     let started = Instant::now();
@@ -884,7 +865,7 @@ const PIS: &[Pi] = &[
 fn raspberry_pi_images() {
     if !can_build(&ARM64)
         || !can_build(&ARMHF)
-        || !have_tools(&["mtype", "mdir", "qemu-system-aarch64"])
+        || !tools::require(&["mtype", "mdir", "qemu-system-aarch64"])
     {
         return;
     }

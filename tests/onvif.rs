@@ -13,17 +13,6 @@ use serde_json::Value;
 use support::onvif::Responder;
 use support::*;
 
-fn is_root() -> bool {
-    let root = rustix::process::geteuid().is_root();
-    if !root {
-        if std::env::var("CI").as_deref() == Ok("true") {
-            panic!("network namespace tests need root under CI (CI runs as root)");
-        }
-        eprintln!("SKIP: network namespaces need root");
-    }
-    root
-}
-
 fn ip(args: &[&str]) {
     let out = Command::new("ip").args(args).output().expect("running ip");
     assert!(
@@ -120,7 +109,7 @@ fn error_of(d: &Value) -> String {
 
 #[test]
 fn finds_cameras_reads_their_streams_and_records_one() {
-    if !is_root() || !rtsp::available() {
+    if !tools::root() || !rtsp::available() {
         return;
     }
     let net = Pair::new();

@@ -4,28 +4,35 @@
 //! a virtio serial port into a host file) and real ffprobe reads them here. Needs the packages tests/run installs; skips
 //! with a reason outside CI when they are missing, never under CI.
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use support::tools;
 
-fn missing(what: &str) -> bool {
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("{what} is required under CI (tests/run installs it)");
-    }
-    eprintln!("SKIP: {what} is missing (tests/run installs it)");
-    true
+/// An installed kernel that has the vivid module.
+struct Kernel {
+    vmlinuz: PathBuf,
+    /// Its /lib/modules directory.
+    modules: PathBuf,
+    version: String,
 }
 
-/// The installed kernel that has the vivid module: (vmlinuz, module directory).
-fn kernel() -> Option<(PathBuf, PathBuf)> {
+/// The installed kernel that has the vivid module.
+fn kernel() -> Option<Kernel> {
     let mut found = None;
     for e in std::fs::read_dir("/lib/modules").ok()?.flatten() {
-        let ver = e.file_name().to_string_lossy().to_string();
-        let vmlinuz = PathBuf::from(format!("/boot/vmlinuz-{ver}"));
+        let version = e.file_name().to_string_lossy().to_string();
+        let vmlinuz = PathBuf::from(format!("/boot/vmlinuz-{version}"));
         if vmlinuz.exists() && e.path().join("modules.dep").exists() {
-            found = Some((vmlinuz, e.path()));
+            found = Some(Kernel {
+                vmlinuz,
+                modules: e.path(),
+                version,
+            });
         }
     }
     found
@@ -56,8 +63,18 @@ fn json(out: &Path, name: &str) -> Value {
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name} is not JSON ({e}): {text}"))
 }
 
-/// What ffprobe reads in an MP4: codec, width, height, frames decoded, duration in seconds.
-fn probe(path: &Path) -> (String, u64, u64, u64, f64) {
+/// What ffprobe reads in an MP4 or a JPEG.
+struct Probe {
+    codec: String,
+    width: u64,
+    height: u64,
+    /// Frames decoded.
+    frames: u64,
+    /// Duration in seconds.
+    seconds: f64,
+}
+
+fn probe(path: &Path) -> Probe {
     let out = Command::new("ffprobe")
         .args(["-v", "error", "-count_frames", "-select_streams", "v:0"])
         .args([
@@ -83,50 +100,65 @@ fn probe(path: &Path) -> (String, u64, u64, u64, f64) {
             .or(x.as_f64())
             .unwrap()
     };
-    (
-        st["codec_name"].as_str().unwrap().to_string(),
-        st["width"].as_u64().unwrap(),
-        st["height"].as_u64().unwrap(),
-        num(&st["nb_read_frames"]) as u64,
+    Probe {
+        codec: st["codec_name"].as_str().unwrap().to_string(),
+        width: st["width"].as_u64().unwrap(),
+        height: st["height"].as_u64().unwrap(),
+        frames: num(&st["nb_read_frames"]) as u64,
         // A single picture has no duration.
-        v["format"]["duration"]
+        seconds: v["format"]["duration"]
             .as_str()
             .and_then(|d| d.parse().ok())
             .unwrap_or(0.0),
-    )
+    }
 }
 
 #[test]
 fn lists_and_opens_a_vivid_camera() {
-    for tool in [
+    let Some(kernel) = needs() else {
+        return;
+    };
+    let vicodec = build_vicodec(&kernel);
+    let tmp = tempfile::tempdir().unwrap();
+    let initrd = build_initramfs(tmp.path(), &kernel, &vicodec);
+    let dir = boot(tmp.path(), &kernel, &initrd);
+
+    let devices = json(&dir, "DEVICES");
+    lists_vivid(&devices);
+    trial_capture_streams(&dir);
+    lists_raw_formats_as_software_mjpeg(&devices);
+    vicodec_encodes_through_m2m(&dir);
+    let health = json(&dir, "HEALTH");
+    eprintln!("health: {health:#}");
+    let cams = health["cameras"].as_array().unwrap();
+    raw_cameras_record(cams);
+    grey_is_an_error(&dir, cams);
+    forced_m2m_without_encoder_is_an_error(&dir, cams);
+    segments_probe_as_mjpeg(&dir);
+    frame_and_live_are_jpeg(&dir);
+}
+
+/// The machine has what the test needs (see the module header): the installed kernel, or
+/// `None` when the test skips.
+fn needs() -> Option<Kernel> {
+    if !tools::require(&[
         "qemu-system-x86_64",
         "cpio",
         "ldd",
         "strip",
         "ffprobe",
         "tar",
-    ] {
-        let found = Command::new("sh")
-            .args(["-c", &format!("command -v {tool}")])
-            .stdout(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if !found && missing(tool) {
-            return;
-        }
+    ]) {
+        return None;
     }
-    if !Path::new("/bin/busybox").exists() && missing("busybox-static") {
-        return;
+    if !(Path::new("/bin/busybox").exists() || tools::unmet("busybox-static is not installed")) {
+        return None;
     }
-    let Some((vmlinuz, modules)) = kernel().or_else(|| {
-        missing("a Debian kernel (linux-image-amd64)");
-        None
-    }) else {
-        return;
+    let Some(kernel) = kernel() else {
+        tools::unmet("a Debian kernel (linux-image-amd64) is not installed");
+        return None;
     };
-
-    // vicodec and v4l2-mem2mem, which Debian's kernel does not build, built for it (cached).
-    let version = modules.file_name().unwrap().to_str().unwrap().to_string();
+    // vicodec and v4l2-mem2mem, which Debian's kernel does not build, are built for it.
     let have_source = std::fs::read_dir("/usr/src").is_ok_and(|d| {
         d.flatten().any(|e| {
             let n = e.file_name();
@@ -134,20 +166,33 @@ fn lists_and_opens_a_vivid_camera() {
             n.starts_with("linux-source-") && n.ends_with(".tar.xz")
         })
     });
-    if !have_source && missing("linux-source-6.1 (the kernel's sources, for vicodec)") {
-        return;
+    if !(have_source
+        || tools::unmet("linux-source-6.1 (the kernel's sources, for vicodec) is not installed"))
+    {
+        return None;
     }
-    if !modules.join("build").exists() && missing(&format!("linux-headers-{version}")) {
-        return;
+    if !(kernel.modules.join("build").exists()
+        || tools::unmet(&format!(
+            "linux-headers-{} is not installed",
+            kernel.version
+        )))
+    {
+        return None;
     }
+    Some(kernel)
+}
+
+/// vicodec and v4l2-mem2mem built for the kernel (cached under target/vicodec): their directory.
+fn build_vicodec(kernel: &Kernel) -> PathBuf {
+    let version = &kernel.version;
     let vicodec = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("target/vicodec")
-        .join(&version);
+        .join(version);
     let built = Command::new(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/tests/support/build_vicodec.sh"
     ))
-    .arg(&version)
+    .arg(version)
     .arg(&vicodec)
     .output()
     .unwrap();
@@ -157,10 +202,14 @@ fn lists_and_opens_a_vivid_camera() {
         String::from_utf8_lossy(&built.stdout),
         String::from_utf8_lossy(&built.stderr)
     );
+    vicodec
+}
 
-    // The initramfs: busybox, vivid and the modules it needs, vicodec, eyrie and its libraries.
-    let tmp = tempfile::tempdir().unwrap();
-    let root = tmp.path().join("root");
+/// The initramfs in `tmp`: busybox, vivid and the modules it needs, vicodec, eyrie and its
+/// libraries. Returns the cpio file.
+fn build_initramfs(tmp: &Path, kernel: &Kernel, vicodec: &Path) -> PathBuf {
+    let modules = &kernel.modules;
+    let root = tmp.join("root");
     for d in ["bin", "proc", "sys", "dev", "tmp"] {
         std::fs::create_dir_all(root.join(d)).unwrap();
     }
@@ -214,7 +263,7 @@ fn lists_and_opens_a_vivid_camera() {
         "[recording]\nsegment_seconds = 10\n[storage]\nmin_free = 0\n[auth]\nadmin_user = \"admin\"\nadmin_password = \"eyrie-test-password\"\n",
     )
     .unwrap();
-    let initrd = tmp.path().join("initrd.cpio");
+    let initrd = tmp.join("initrd.cpio");
     let ok = Command::new("sh")
         .arg("-c")
         .arg(format!(
@@ -226,10 +275,14 @@ fn lists_and_opens_a_vivid_camera() {
         .unwrap()
         .success();
     assert!(ok, "building the initramfs");
+    initrd
+}
 
-    // Boot it; the console is the serial port, results come as a tar stream on a virtio serial
-    // port into a file. No network device: nothing leaves the VM.
-    let results = tmp.path().join("results.tar");
+/// Boots the guest once; the console is the serial port, results come as a tar stream on a
+/// virtio serial port into a file. No network device: nothing leaves the VM. Returns the
+/// directory the results are unpacked into.
+fn boot(tmp: &Path, kernel: &Kernel, initrd: &Path) -> PathBuf {
+    let results = tmp.join("results.tar");
     let mut qemu = Command::new("qemu-system-x86_64")
         // TCG, not KVM: on this CI machine (itself a Firecracker VM) a KVM guest hangs in the
         // kernel's decompressor, with QEMU 7.2 and 10.0 alike; TCG boots this in seconds.
@@ -243,9 +296,9 @@ fn lists_and_opens_a_vivid_camera() {
             "stdio",
         ])
         .arg("-kernel")
-        .arg(&vmlinuz)
+        .arg(&kernel.vmlinuz)
         .arg("-initrd")
-        .arg(&initrd)
+        .arg(initrd)
         .args(["-append", "console=ttyS0 panic=-1 quiet"])
         .args(["-device", "virtio-serial-pci", "-chardev"])
         .arg(format!("file,id=results,path={}", results.display()))
@@ -272,7 +325,7 @@ fn lists_and_opens_a_vivid_camera() {
         "console:\n{console}\nqemu: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let dir = tmp.path().join("out");
+    let dir = tmp.join("out");
     std::fs::create_dir(&dir).unwrap();
     let ok = Command::new("tar")
         .arg("-xf")
@@ -287,19 +340,32 @@ fn lists_and_opens_a_vivid_camera() {
     );
     let log = std::fs::read_to_string(dir.join("LOG")).unwrap_or_default();
     eprintln!("eyrie's log in the VM:\n{log}");
+    dir
+}
 
-    let devices = json(&dir, "DEVICES");
+/// vivid's first capture node in the listing.
+fn vivid(devices: &Value) -> &Value {
+    &devices["devices"][0]
+}
+
+/// A format vivid offers, by FourCC.
+fn format<'a>(vivid: &'a Value, fourcc: &str) -> Option<&'a Value> {
+    vivid["formats"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["fourcc"] == fourcc)
+}
+
+/// The listing: vivid's four capture nodes, YUYV among the first one's formats with sizes.
+fn lists_vivid(devices: &Value) {
     let list = devices["devices"].as_array().unwrap();
     // vivid's four capture nodes; vicodec's M2M nodes are no cameras.
     assert_eq!(list.len(), 4, "{devices:#}");
     let vivid = &list[0];
     assert_eq!(vivid["path"], "/dev/video0");
     assert_eq!(vivid["driver"], "vivid");
-    let formats = vivid["formats"].as_array().unwrap();
-    let yuyv = formats
-        .iter()
-        .find(|f| f["fourcc"] == "YUYV")
-        .unwrap_or_else(|| panic!("vivid offers YUYV: {vivid:#}"));
+    let yuyv = format(vivid, "YUYV").unwrap_or_else(|| panic!("vivid offers YUYV: {vivid:#}"));
     eprintln!("vivid's YUYV as Eyrie lists it: {yuyv}");
     let sizes = yuyv["sizes"].as_array().unwrap();
     assert!(!sizes.is_empty(), "{yuyv:#}");
@@ -309,8 +375,11 @@ fn lists_and_opens_a_vivid_camera() {
             .all(|s| s["width"].as_u64().unwrap() > 0 && !s["fps"].as_array().unwrap().is_empty()),
         "{yuyv:#}"
     );
-    // Streaming from the driver: buffers of the mode's size, timestamps on the monotonic clock.
-    let trial = json(&dir, "TRIAL");
+}
+
+/// Streaming from the driver: buffers of the mode's size, timestamps on the monotonic clock.
+fn trial_capture_streams(dir: &Path) {
+    let trial = json(dir, "TRIAL");
     let t = &trial["captures"][0];
     eprintln!("trial capture from vivid: {t}");
     assert_eq!(t["error"], Value::Null, "{t:#}");
@@ -329,8 +398,12 @@ fn lists_and_opens_a_vivid_camera() {
     let ahead = t["max_ahead_us"].as_i64().unwrap();
     assert!(ahead.abs() < 1_000_000, "{t:#}");
     assert!(t["dropped"].is_u64());
+}
 
-    // vivid makes raw pictures only: listed as recordable through software MJPEG.
+/// vivid makes raw pictures only: listed as recordable through software MJPEG, GREY not at
+/// all, and no H.264 M2M encoder.
+fn lists_raw_formats_as_software_mjpeg(devices: &Value) {
+    let vivid = vivid(devices);
     assert_eq!(vivid["recordable"], true, "{vivid:#}");
     assert_eq!(vivid["encoder"], "software-mjpeg", "{vivid:#}");
     assert!(
@@ -340,28 +413,30 @@ fn lists_and_opens_a_vivid_camera() {
             .contains("encoded to MJPEG in software"),
         "{vivid:#}"
     );
-    assert_eq!(yuyv["encoder"], "software-mjpeg");
-    let nv12 = formats.iter().find(|f| f["fourcc"] == "NV12");
+    assert_eq!(format(vivid, "YUYV").unwrap()["encoder"], "software-mjpeg");
+    let nv12 = format(vivid, "NV12");
     assert_eq!(
         nv12.unwrap_or_else(|| panic!("vivid offers NV12: {vivid:#}"))["encoder"],
         "software-mjpeg"
     );
-    let grey = formats.iter().find(|f| f["fourcc"] == "GREY").unwrap();
+    let grey = format(vivid, "GREY").unwrap();
     assert_eq!(grey["encoder"], Value::Null);
     // Neither vivid nor vicodec (loaded: it makes FWHT) is an H.264 memory-to-memory encoder;
     // the listing says what it found: nothing here.
     assert_eq!(devices["encoders"], serde_json::json!([]), "{devices:#}");
+}
 
-    // vivid's pictures through vicodec's stateful encoder, on single- and multi-planar queues.
-    // The burst offers thirty at once and takes the frames only after: what the encoder's
-    // buffers and the frame channel hold is encoded, the rest dropped and counted, never queued
-    // without bound.
+/// vivid's pictures through vicodec's stateful encoder, on single- and multi-planar queues.
+/// The burst offers thirty at once and takes the frames only after: what the encoder's
+/// buffers and the frame channel hold is encoded, the rest dropped and counted, never queued
+/// without bound.
+fn vicodec_encodes_through_m2m(dir: &Path) {
     for (name, raw, multiplanar) in [
         ("m2m-single", "YUYV", false),
         ("m2m-multi", "NV12", true),
         ("m2m-burst", "YUYV", true),
     ] {
-        let t = json(&dir, &format!("{name}.json"));
+        let t = json(dir, &format!("{name}.json"));
         let log = std::fs::read_to_string(dir.join(format!("{name}.log"))).unwrap_or_default();
         eprintln!("{name}: {t}");
         assert_eq!(t["error"], Value::Null, "{name}: {t:#}\n{log}");
@@ -427,14 +502,17 @@ fn lists_and_opens_a_vivid_camera() {
             );
         }
     }
+}
 
-    // Health: each raw camera records, through the software encoder, with its counters.
-    let health = json(&dir, "HEALTH");
-    eprintln!("health: {health:#}");
-    let cams = health["cameras"].as_array().unwrap();
-    let cam = |id: &str| cams.iter().find(|c| c["id"] == id).unwrap().clone();
+/// A camera's health, by id.
+fn cam(cams: &[Value], id: &str) -> Value {
+    cams.iter().find(|c| c["id"] == id).unwrap().clone()
+}
+
+/// Health: each raw camera records, through the software encoder, with its counters.
+fn raw_cameras_record(cams: &[Value]) {
     for (id, rate) in [("yuyv", 4.0), ("nv12", 2.0)] {
-        let c = cam(id);
+        let c = cam(cams, id);
         assert_eq!(c["state"], "recording", "{c:#}");
         assert_eq!(c["codec"], "mjpeg", "{c:#}");
         assert_eq!(c["encoder"], "software-mjpeg", "{c:#}");
@@ -448,10 +526,16 @@ fn lists_and_opens_a_vivid_camera() {
         assert!((share - rate / 10.0).abs() < 0.1, "{id}: {share} {c:#}");
         assert!(c["dropped_frames"].is_u64(), "{c:#}");
     }
-    // A raw format Eyrie does not encode: the camera is in error saying why (between retries,
-    // which list vivid's many formats slowly in this VM, it shows `connecting` with the error
-    // kept); eyrie stays up (it answered everything after it).
-    for grey in [json(&dir, "CAMERA_GREY")["status"].clone(), cam("grey")] {
+}
+
+/// A raw format Eyrie does not encode: the camera is in error saying why (between retries,
+/// which list vivid's many formats slowly in this VM, it shows `connecting` with the error
+/// kept); eyrie stays up (it answered everything after it).
+fn grey_is_an_error(dir: &Path, cams: &[Value]) {
+    for grey in [
+        json(dir, "CAMERA_GREY")["status"].clone(),
+        cam(cams, "grey"),
+    ] {
         assert!(
             grey["state"] == "error" || grey["state"] == "connecting",
             "{grey:#}"
@@ -460,9 +544,14 @@ fn lists_and_opens_a_vivid_camera() {
         assert!(err.contains("GREY is not a format Eyrie records"), "{err}");
         assert_eq!(grey["frames"], 0);
     }
+}
 
-    // Forced to an M2M H.264 encoder where there is none: an error naming why, not vicodec.
-    for forced in [json(&dir, "CAMERA_FORCED")["status"].clone(), cam("forced")] {
+/// Forced to an M2M H.264 encoder where there is none: an error naming why, not vicodec.
+fn forced_m2m_without_encoder_is_an_error(dir: &Path, cams: &[Value]) {
+    for forced in [
+        json(dir, "CAMERA_FORCED")["status"].clone(),
+        cam(cams, "forced"),
+    ] {
         let err = forced["last_error"].as_str().unwrap_or_default();
         assert!(
             err.contains("no memory-to-memory encoder that takes YUYV to H.264"),
@@ -470,11 +559,19 @@ fn lists_and_opens_a_vivid_camera() {
         );
         assert_eq!(forced["frames"], 0);
     }
+}
 
-    // The segments, out of the VM: MJPEG at vivid's size, frames at the configured rate.
+/// The segments, out of the VM: MJPEG at vivid's size, frames at the configured rate.
+fn segments_probe_as_mjpeg(dir: &Path) {
     for (id, rate) in [("yuyv", 4.0), ("nv12", 2.0)] {
         let mp4 = dir.join(format!("segment-{id}.mp4"));
-        let (codec, w, h, frames, seconds) = probe(&mp4);
+        let Probe {
+            codec,
+            width: w,
+            height: h,
+            frames,
+            seconds,
+        } = probe(&mp4);
         eprintln!("{id}: {codec} {w}x{h}, {frames} frames in {seconds:.2} s");
         assert_eq!((codec.as_str(), w, h), ("mjpeg", 640, 360), "{id}");
         assert!(
@@ -489,9 +586,18 @@ fn lists_and_opens_a_vivid_camera() {
             "{id}: {frames} frames in {seconds} s at {rate}/s"
         );
     }
+}
 
-    // The recorded picture a second into the first segment: a JPEG ffprobe reads at the size.
-    let (codec, w, h, frames, _) = probe(&dir.join("frame.jpg"));
+/// The recorded picture a second into the first segment: a JPEG ffprobe reads at the size;
+/// live: multipart JPEG parts.
+fn frame_and_live_are_jpeg(dir: &Path) {
+    let Probe {
+        codec,
+        width: w,
+        height: h,
+        frames,
+        ..
+    } = probe(&dir.join("frame.jpg"));
     assert_eq!((codec.as_str(), w, h, frames), ("mjpeg", 640, 360, 1));
     // Live: multipart JPEG parts.
     let live = std::fs::read(dir.join("live")).unwrap();
