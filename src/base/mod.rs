@@ -7,5 +7,6 @@ pub mod client;
 pub mod hex;
 pub mod names;
 pub mod secret;
+pub mod text;
 pub mod throttle;
 pub mod tls;

@@ -130,9 +130,11 @@ fn json(f: &client::Fetched) -> Result<Value, PollError> {
     }
 }
 
+/// A string the peer sent (a name, a state, a codec…), cleaned of control and bidi characters
+/// where it enters ([`crate::base::text::clean`]), so nothing downstream sees them.
 fn text(v: &Value) -> Option<String> {
     match v {
-        Value::String(s) => Some(s.chars().take(200).collect()),
+        Value::String(s) => Some(crate::base::text::clean(s, 200)),
         Value::Number(n) => Some(n.to_string()),
         _ => None,
     }

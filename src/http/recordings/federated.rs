@@ -53,7 +53,7 @@ async fn ask_peer(
     .map_err(|e| e.to_string())?;
     let v: Value = serde_json::from_slice(&got.body).map_err(|e| format!("invalid JSON: {e}"))?;
     if got.status != 200 {
-        let msg = v["error"].as_str().unwrap_or("error").to_string();
+        let msg = crate::base::text::clean(v["error"].as_str().unwrap_or("error"), 200);
         return Err(format!("HTTP {}: {msg}", got.status));
     }
     Ok(v)
@@ -96,14 +96,12 @@ pub(super) async fn remote_listing(
             format!("node {}: not a listing", node.label),
         ));
     }
-    if crate::http::relay::relayed(&node) {
-        for list in ["segments", "runs"] {
-            if let Some(items) = v[list].as_array_mut() {
-                for item in items {
-                    let url = item["url"].as_str().unwrap_or_default();
-                    item["url"] = crate::http::relay::rewrite_url(&node, url)
-                        .map_or(Value::Null, Value::from);
-                }
+    for list in ["segments", "runs"] {
+        if let Some(items) = v[list].as_array_mut() {
+            for item in items {
+                let url = item["url"].as_str().unwrap_or_default();
+                item["url"] =
+                    crate::http::relay::peer_media_url(&node, url).map_or(Value::Null, Value::from);
             }
         }
     }
@@ -246,11 +244,9 @@ pub(super) async fn all_listing(
                         r["node_id"] = n.id.clone().into();
                         r["node_label"] = n.label.clone().into();
                         r["remote"] = true.into();
-                        if crate::http::relay::relayed(n) {
-                            let url = r["url"].as_str().unwrap_or_default();
-                            r["url"] = crate::http::relay::rewrite_url(n, url)
-                                .map_or(Value::Null, Value::from);
-                        }
+                        let url = r["url"].as_str().unwrap_or_default();
+                        r["url"] = crate::http::relay::peer_media_url(n, url)
+                            .map_or(Value::Null, Value::from);
                         runs.push(r);
                     }
                 }
