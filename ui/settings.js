@@ -185,13 +185,19 @@ async function cameras(panel, ctx) {
         });
         const edit = h('button', { type: 'button', onclick: () => mount(area, cameraForm(c, ctx, finish)) }, 'Edit');
         const remove = h('button.danger', { type: 'button' }, 'Delete');
+        // Poll now, rather than wait for the backoff of a node that was unreachable.
+        const check = h('button', { type: 'button' }, 'Check now');
+        check.addEventListener('click', async () => {
+          const ok = await act(check, async () => { await post(`/api/system/nodes/${n.id}/check`); return true; });
+          if (ok) await reload();
+        });
         remove.addEventListener('click', () => mount(area, deleteCamera(c, ctx, finish)));
         return h('tr',
           h('td', c.name, h('br'), h('small.muted', c.id)),
           h('td', h('code.wrap', c.source || '')),
           h('td', h('span.status', { dataset: { state: c.status?.state } }, c.status?.state), c.status?.last_error ? h('small.muted', h('br'), c.status.last_error) : null),
           h('td', toggle),
-          h('td.actions', edit, remove));
+          h('td.actions', n.enabled ? check : null, edit, remove));
       }))) : h('p.muted', 'No cameras yet.'));
   }
   async function finish(changed) {
@@ -364,7 +370,7 @@ async function nodes(panel, ctx) {
         });
         return h('tr', { dataset: { node: n.label } },
           h('td', h('strong', n.label), h('br'), h('small.muted', n.url), n.kind === 'cartanvr' ? h('small', ' (CartaNVR)') : null),
-          h('td', h('span.status', { dataset: { state } }, !n.enabled ? 'disabled' : st.online ? `online, ${st.latency_ms} ms` : 'offline'),
+          h('td', h('span.status', { dataset: { state } }, !n.enabled ? 'disabled' : st.online ? `online, ${st.latency_ms ?? '–'} ms` : 'offline'),
             h('br'), h('small.muted', `last seen ${ago(st.last_seen)}, ${st.cameras ?? 0} camera(s)`),
             st.last_error ? [h('br'), h('small.error', st.last_error)] : null),
           h('td', n.media_mode),
