@@ -369,3 +369,46 @@ fn a_peers_slow_error_answer_is_cut_off_at_the_peer_deadline() {
     );
     assert!(status >= 500, "{status} {body}");
 }
+
+/// A pairing request as another node would send it, naming `url` as its own.
+fn pair_request(url: &str) -> String {
+    serde_json::json!({
+        "node_id": "6b1d4f5e-2c7a-4e53-9a1d-0f4b7c9e2a11",
+        "label": "stranger",
+        "url": url,
+        "code": "123456",
+        "secret": "ab".repeat(32),
+    })
+    .to_string()
+}
+
+#[test]
+fn a_pairing_request_names_only_an_origin_to_link_back_to() {
+    let e = Eyrie::start("", &[]);
+    let anon = |body: &str| {
+        common::json_request("POST", &e.anon_url("/api/federation/pair"), Some(body))
+            .expect("an answer")
+    };
+    // Link-back would POST wherever the request said: a path, a query or credentials are refused.
+    for bad in [
+        "http://127.0.0.1:9/api/system/settings",
+        "http://127.0.0.1:9/?x=1",
+        "http://u:p@127.0.0.1:9",
+        "http://127.0.0.1:9/#frag",
+    ] {
+        let (s, v) = anon(&pair_request(bad));
+        assert_eq!(s, 400, "{bad}: {v}");
+    }
+    let (s, v) = anon(&pair_request("http://127.0.0.1:9/"));
+    assert_eq!(s, 202, "{v}");
+    // The admin sees the address the link back would go to.
+    let reqs = e.get("/api/federation/pair/requests");
+    let urls: Vec<&str> = reqs
+        .as_array()
+        .or_else(|| reqs["requests"].as_array())
+        .unwrap()
+        .iter()
+        .map(|r| r["url"].as_str().unwrap())
+        .collect();
+    assert_eq!(urls, ["http://127.0.0.1:9"], "{reqs}");
+}
