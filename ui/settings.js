@@ -185,19 +185,13 @@ async function cameras(panel, ctx) {
         });
         const edit = h('button', { type: 'button', onclick: () => mount(area, cameraForm(c, ctx, finish)) }, 'Edit');
         const remove = h('button.danger', { type: 'button' }, 'Delete');
-        // Poll now, rather than wait for the backoff of a node that was unreachable.
-        const check = h('button', { type: 'button' }, 'Check now');
-        check.addEventListener('click', async () => {
-          const ok = await act(check, async () => { await post(`/api/system/nodes/${n.id}/check`); return true; });
-          if (ok) await reload();
-        });
         remove.addEventListener('click', () => mount(area, deleteCamera(c, ctx, finish)));
         return h('tr',
           h('td', c.name, h('br'), h('small.muted', c.id)),
           h('td', h('code.wrap', c.source || '')),
           h('td', h('span.status', { dataset: { state: c.status?.state } }, c.status?.state), c.status?.last_error ? h('small.muted', h('br'), c.status.last_error) : null),
           h('td', toggle),
-          h('td.actions', n.enabled ? check : null, edit, remove));
+          h('td.actions', edit, remove));
       }))) : h('p.muted', 'No cameras yet.'));
   }
   async function finish(changed) {
@@ -362,6 +356,12 @@ async function nodes(panel, ctx) {
         const st = n.status || {};
         const state = !n.enabled ? 'disabled' : st.online ? (st.stale ? 'stale' : 'recording') : 'offline';
         const edit = h('button', { type: 'button', onclick: () => mount(area, nodeForm(n, ctx, finish)) }, 'Edit');
+        // Poll now, rather than wait for the backoff of a node that was unreachable.
+        const check = h('button', { type: 'button' }, 'Check now');
+        check.addEventListener('click', async () => {
+          const ok = await act(check, async () => { await post(`/api/system/nodes/${n.id}/check`); return true; });
+          if (ok) await reload();
+        });
         const remove = h('button.danger', { type: 'button' }, 'Delete');
         remove.addEventListener('click', async () => {
           if (!confirm(`Stop reading "${n.label}"? Its cameras disappear from this node's pages.`)) return;
@@ -374,7 +374,7 @@ async function nodes(panel, ctx) {
             h('br'), h('small.muted', `last seen ${ago(st.last_seen)}, ${st.cameras ?? 0} camera(s)`),
             st.last_error ? [h('br'), h('small.error', st.last_error)] : null),
           h('td', n.media_mode),
-          h('td.actions', edit, remove));
+          h('td.actions', n.enabled ? check : null, edit, remove));
       }))) : h('p.muted', 'No remote nodes yet.'));
   }
   async function finish(changed) {
