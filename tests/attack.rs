@@ -744,3 +744,230 @@ fn concurrent_views_are_bounded() {
     );
     drop(clients);
 }
+
+// ---- A hostile peer (issue 14 items 9, 10, 13): what it sends is cleaned, checked and bounded.
+
+/// Every string inside `v`.
+fn strings_in(v: &serde_json::Value, out: &mut Vec<String>) {
+    match v {
+        serde_json::Value::String(s) => out.push(s.clone()),
+        serde_json::Value::Array(a) => a.iter().for_each(|v| strings_in(v, out)),
+        serde_json::Value::Object(o) => o.values().for_each(|v| strings_in(v, out)),
+        _ => {}
+    }
+}
+
+/// The characters a peer's strings must lose: C0/C1 controls and bidi controls.
+fn unsafe_char(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}'
+        )
+}
+
+/// Has `e` read the peer at `url` (key "k", media `mode`); returns the remote node's id.
+fn reading_peer(e: &Eyrie, url: &str, mode: &str) -> String {
+    let body =
+        format!(r#"{{"label": "hostile", "url": "{url}", "key": "k", "media_mode": "{mode}"}}"#);
+    let (s, v) = e.request("POST", "/api/system/nodes", Some(&body));
+    assert_eq!(s, 201, "{v}");
+    v["id"].as_str().unwrap().to_string()
+}
+
+const FAST_PEERS: &str = "[federation]\npoll_interval_seconds = 1\nrequest_timeout_seconds = 2\n";
+
+#[test]
+fn a_peers_strings_are_cleaned_and_its_media_urls_stay_on_its_origin() {
+    use support::{FakePeer, Reply};
+    let e = Eyrie::start(FAST_PEERS, &[]);
+    let own = e.port;
+    let peer_port = std::sync::Arc::new(std::sync::atomic::AtomicU16::new(0));
+    let port_seen = peer_port.clone();
+    let peer = FakePeer::start(move |path, _| {
+        let me = format!(
+            "http://127.0.0.1:{}",
+            port_seen.load(std::sync::atomic::Ordering::Relaxed)
+        );
+        let hostile_urls = format!(
+            r#"{{"url": "javascript:alert(1)", "camera": "cam", "start_ms": 1, "end_ms": 2}},
+               {{"url": "http://evil.example/api/segments/1.mp4", "camera": "cam", "start_ms": 2, "end_ms": 3}},
+               {{"url": "http://127.0.0.1:{own}/api/segments/1.mp4", "camera": "cam", "start_ms": 3, "end_ms": 4}},
+               {{"url": "{me}/api/federation/keys", "camera": "cam", "start_ms": 4, "end_ms": 5}},
+               {{"url": "{me}/api/recordings/cam/view.mp4?start=5&end=6&token=t", "camera": "cam", "start_ms": 5, "end_ms": 6}}"#
+        );
+        let body = if path.starts_with("/api/health") {
+            r#"{"node_id": "bad0bad0bad0", "version": "1.0\u0007\u202e", "cameras": [{"state": "recording"}]}"#.to_string()
+        } else if path.starts_with("/api/cameras") {
+            r#"[{"id": "cam", "name": "Gar\u0000age\u0007\u202etxt.exe\u2066", "enabled": true,
+                 "status": {"state": "recor\u001bding\u200f"}, "codec": "h264\u0085"}]"#
+                .to_string()
+        } else if path.starts_with("/api/recordings") {
+            format!(r#"{{"segments": [{hostile_urls}], "runs": [{hostile_urls}]}}"#)
+        } else {
+            return Reply::Body(404, "{}".into());
+        };
+        Reply::Body(200, body)
+    });
+    peer_port.store(peer.port, std::sync::atomic::Ordering::Relaxed);
+    let id = reading_peer(&e, &peer.url(), "direct");
+    let remote = || {
+        e.get("/api/cameras")
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["remote"] == true)
+            .cloned()
+    };
+    e.wait_until("lists the peer's camera", Duration::from_secs(10), || {
+        remote().is_some()
+    });
+    let cam = remote().unwrap();
+    assert_eq!(cam["name"], "Garagetxt.exe", "{cam}");
+    assert_eq!(cam["status"]["state"], "recording", "{cam}");
+    for path in ["/api/cameras", "/api/health", "/api/system/nodes"] {
+        let mut all = Vec::new();
+        strings_in(&e.get(path), &mut all);
+        for s in all {
+            assert!(!s.chars().any(unsafe_char), "{path}: {s:?}");
+        }
+    }
+
+    // Media URLs in direct mode: only media paths on the peer's own origin reach a page.
+    let peer_origin = peer.url();
+    for listing in [
+        format!("/api/recordings?camera=r-{id}-cam"),
+        "/api/recordings?camera=all".to_string(),
+    ] {
+        let v = e.get(&listing);
+        let mut urls = Vec::new();
+        for list in ["segments", "runs"] {
+            for item in v[list].as_array().into_iter().flatten() {
+                if let Some(u) = item["url"].as_str() {
+                    urls.push(u.to_string());
+                }
+            }
+        }
+        assert!(
+            urls.iter()
+                .any(|u| u.starts_with(&format!("{peer_origin}/api/recordings/cam/view.mp4"))),
+            "{listing}: the peer's own media URL is kept: {v}"
+        );
+        for u in &urls {
+            assert!(
+                u.starts_with(&format!("{peer_origin}/api/recordings/")),
+                "{listing}: {u} reached the page"
+            );
+        }
+    }
+}
+
+/// A peer on loopback that answers `/api/segments/…` with a 500 whose 60-byte body comes one
+/// byte a second, and everything else with a 404.
+fn slow_error_peer() -> (u16, std::sync::Arc<std::sync::atomic::AtomicBool>) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let stopped = stop.clone();
+    std::thread::spawn(move || {
+        for s in listener.incoming() {
+            let Ok(mut s) = s else { continue };
+            let stopped = stopped.clone();
+            std::thread::spawn(move || {
+                s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") && head.len() < 16384 {
+                    match s.read(&mut byte) {
+                        Ok(1) => head.push(byte[0]),
+                        _ => return,
+                    }
+                }
+                if !String::from_utf8_lossy(&head).contains(" /api/segments/") {
+                    let _ = s.write_all(
+                        b"HTTP/1.1 404 X\r\ncontent-type: application/json\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}",
+                    );
+                    return;
+                }
+                let _ = s.write_all(
+                    b"HTTP/1.1 500 X\r\ncontent-type: text/plain\r\ncontent-length: 60\r\nconnection: close\r\n\r\n",
+                );
+                for _ in 0..60 {
+                    if stopped.load(Ordering::Relaxed) || s.write_all(b"x").is_err() {
+                        return;
+                    }
+                    std::thread::sleep(Duration::from_secs(1));
+                }
+            });
+        }
+    });
+    (port, stop)
+}
+
+#[test]
+fn a_peers_slow_error_answer_is_cut_off_at_the_peer_deadline() {
+    let e = Eyrie::start(FAST_PEERS, &[]);
+    let (port, stop) = slow_error_peer();
+    let id = reading_peer(&e, &format!("http://127.0.0.1:{port}"), "relay");
+    let t = Instant::now();
+    let answer = ureq::get(&e.url(&format!("/api/system/nodes/{id}/media/segments/1.mp4")))
+        .timeout(Duration::from_secs(90))
+        .call();
+    let (status, body) = match answer {
+        Ok(r) => (r.status(), r.into_string().unwrap_or_default()),
+        Err(ureq::Error::Status(s, r)) => (s, r.into_string().unwrap_or_default()),
+        Err(e) => panic!("{e}"),
+    };
+    let took = t.elapsed();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    eprintln!("relayed error: {status} {body:?} after {took:?}");
+    assert!(
+        took < Duration::from_secs(8),
+        "the relayed error took {took:?} ({status} {body})"
+    );
+    assert!(status >= 500, "{status} {body}");
+}
+
+/// A pairing request as another node would send it, naming `url` as its own.
+fn pair_request(url: &str) -> String {
+    serde_json::json!({
+        "node_id": "6b1d4f5e-2c7a-4e53-9a1d-0f4b7c9e2a11",
+        "label": "stranger",
+        "url": url,
+        "code": "123456",
+        "secret": "ab".repeat(32),
+    })
+    .to_string()
+}
+
+#[test]
+fn a_pairing_request_names_only_an_origin_to_link_back_to() {
+    let e = Eyrie::start("", &[]);
+    let anon = |body: &str| {
+        support::json_request("POST", &e.anon_url("/api/federation/pair"), Some(body))
+            .expect("an answer")
+    };
+    // Link-back would POST wherever the request said: a path, a query or credentials are refused.
+    for bad in [
+        "http://127.0.0.1:9/api/system/settings",
+        "http://127.0.0.1:9/?x=1",
+        "http://u:p@127.0.0.1:9",
+        "http://127.0.0.1:9/#frag",
+    ] {
+        let (s, v) = anon(&pair_request(bad));
+        assert_eq!(s, 400, "{bad}: {v}");
+    }
+    let (s, v) = anon(&pair_request("http://127.0.0.1:9/"));
+    assert_eq!(s, 202, "{v}");
+    // The admin sees the address the link back would go to.
+    let reqs = e.get("/api/federation/pair/requests");
+    let urls: Vec<&str> = reqs
+        .as_array()
+        .or_else(|| reqs["requests"].as_array())
+        .unwrap()
+        .iter()
+        .map(|r| r["url"].as_str().unwrap())
+        .collect();
+    assert_eq!(urls, ["http://127.0.0.1:9"], "{reqs}");
+}

@@ -1007,3 +1007,199 @@ fn recorded_mjpeg_replays_from_a_peer_directly_and_through_the_relay() {
     assert_eq!(resp.content_type(), "image/jpeg");
     assert!(read_all(resp.into_reader()).starts_with(&[0xFF, 0xD8]));
 }
+
+/// A minimal Eyrie peer on a fixed loopback port that can go away (nothing listening, so
+/// connections are refused, as when a node is powered off) and come back on the same port.
+struct Flapper {
+    port: u16,
+    stop: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
+}
+
+impl Flapper {
+    fn new() -> Flapper {
+        Flapper {
+            port: free_port(),
+            stop: None,
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    fn up(&mut self) {
+        use std::io::{Read, Write};
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let started = std::time::Instant::now();
+        let listener = loop {
+            match std::net::TcpListener::bind(("127.0.0.1", self.port)) {
+                Ok(l) => break l,
+                Err(e) if started.elapsed() < Duration::from_secs(10) => {
+                    eprintln!("binding {}: {e}", self.port);
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                Err(e) => panic!("binding {}: {e}", self.port),
+            }
+        };
+        listener.set_nonblocking(true).unwrap();
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        self.stop = Some(stop.clone());
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                let Ok((mut s, _)) = listener.accept() else {
+                    std::thread::sleep(Duration::from_millis(10));
+                    continue;
+                };
+                s.set_nonblocking(false).unwrap();
+                s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") && head.len() < 16384 {
+                    match s.read(&mut byte) {
+                        Ok(1) => head.push(byte[0]),
+                        _ => break,
+                    }
+                }
+                let head = String::from_utf8_lossy(&head);
+                let path = head.split_whitespace().nth(1).unwrap_or("/");
+                let (status, body) = if path.starts_with("/api/health") {
+                    (
+                        200,
+                        r#"{"node_id": "f1a9f1a9f1a9", "version": "0", "cameras": []}"#,
+                    )
+                } else if path.starts_with("/api/cameras") {
+                    (200, "[]")
+                } else {
+                    (404, "{}")
+                };
+                let _ = write!(
+                    s,
+                    "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            }
+        });
+    }
+
+    fn down(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Flapper {
+    fn drop(&mut self) {
+        self.down();
+    }
+}
+
+fn node_online(e: &Eyrie, id: &str) -> bool {
+    e.get(&format!("/api/system/nodes/{id}"))["status"]["online"] == true
+}
+
+#[test]
+fn a_node_that_comes_back_is_seen_at_once_and_old_numbers_say_their_age() {
+    let a = node("A");
+    let mut peer = Flapper::new();
+    peer.up();
+    let body = format!(
+        r#"{{"label": "flapper", "url": "{}", "key": "k"}}"#,
+        peer.url()
+    );
+    let (s, v) = a.request("POST", "/api/system/nodes", Some(&body));
+    assert_eq!(s, 201, "{v}");
+    let id = v["id"].as_str().unwrap().to_string();
+    a.wait_until("sees the peer", Duration::from_secs(10), || {
+        node_online(&a, &id)
+    });
+
+    // Down long enough for the failure backoff to grow to 16 s.
+    peer.down();
+    a.wait_until("marks the peer offline", Duration::from_secs(10), || {
+        !node_online(&a, &id)
+    });
+    std::thread::sleep(Duration::from_secs(16));
+    // Its last numbers are shown with their age, and no latency of an answer that never came.
+    let health = a.get("/api/health");
+    let n = &health["nodes"][0];
+    assert_eq!(n["reachable"], false, "{n}");
+    assert!(n["latency_ms"].is_null(), "{n}");
+    assert!(n["last_seen_age_s"].as_u64().unwrap() >= 15, "{n}");
+    let status = &a.get(&format!("/api/system/nodes/{id}"))["status"];
+    assert!(
+        status["last_seen_age_s"].as_u64().unwrap() >= 15,
+        "{status}"
+    );
+    assert!(status["latency_ms"].is_null(), "{status}");
+
+    // Back: seen within about one poll interval, whatever the backoff had grown to.
+    peer.up();
+    let back = std::time::Instant::now();
+    a.wait_until("sees the peer back", Duration::from_secs(4), || {
+        node_online(&a, &id)
+    });
+    eprintln!("the peer was seen back after {:?}", back.elapsed());
+    let n = a.get("/api/health")["nodes"][0].clone();
+    assert!(n["last_seen_age_s"].as_u64().unwrap() <= 2, "{n}");
+
+    // A re-check asked through the API polls at once and answers the fresh status.
+    peer.down();
+    a.wait_until("marks the peer offline", Duration::from_secs(10), || {
+        !node_online(&a, &id)
+    });
+    peer.up();
+    let (s, v) = a.request("POST", &format!("/api/system/nodes/{id}/check"), None);
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["status"]["online"], true, "{v}");
+    assert_eq!(
+        a.request("POST", "/api/system/nodes/0123456789ab/check", None)
+            .0,
+        404
+    );
+}
+
+#[test]
+fn a_node_cannot_be_added_twice_nor_add_itself() {
+    let a = node("A");
+    let b = node("B");
+    let b_id = link(&a, &b, "Shop");
+    a.wait_until("sees B", Duration::from_secs(10), || node_online(&a, &b_id));
+    let add = |url: &str, key: &str| {
+        a.request(
+            "POST",
+            "/api/system/nodes",
+            Some(&format!(r#"{{"url": "{url}", "key": "{key}"}}"#)),
+        )
+    };
+    // The same URL again.
+    let (s, v) = add(&format!("{}/", b.url("")), &issue_key(&b, "again"));
+    assert_eq!(s, 409, "{v}");
+    assert!(v["error"].as_str().unwrap().contains("Shop"), "{v}");
+    // The same node under another name: told apart by its node id.
+    let (s, v) = add(
+        &format!("http://localhost:{}", b.port),
+        &issue_key(&b, "other"),
+    );
+    assert_eq!(s, 409, "{v}");
+    let msg = v["error"].as_str().unwrap();
+    assert!(msg.contains("Shop") && msg.contains("node id"), "{v}");
+    // This node itself.
+    let (s, v) = add(&a.url(""), &issue_key(&a, "me"));
+    assert_eq!(s, 400, "{v}");
+    assert!(v["error"].as_str().unwrap().contains("itself"), "{v}");
+    // Moving a node onto another's URL is refused the same way.
+    let c = node("C");
+    let c_id = link(&a, &c, "Garage");
+    let (s, v) = a.request(
+        "PUT",
+        &format!("/api/system/nodes/{c_id}"),
+        Some(&format!(r#"{{"url": "{}"}}"#, b.url(""))),
+    );
+    assert_eq!(s, 409, "{v}");
+    assert_eq!(a.get("/api/system/nodes").as_array().unwrap().len(), 2);
+    std::thread::sleep(Duration::from_secs(2));
+    let remote = cameras(&a).into_iter().filter(|c| c["remote"] == true);
+    assert_eq!(remote.count(), 2, "one card per node");
+}

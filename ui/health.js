@@ -1,8 +1,9 @@
 // Health: a widget per node (this one and every remote node): reachable, latency, last seen,
 // disk used of total, cameras recording of total, uptime, CPU and temperature when reported.
-// Refreshed every few seconds.
+// An unreachable node's numbers are its last ones: they are marked with their age, and a
+// "Check now" button asks this node to poll it at once. Refreshed every few seconds.
 
-import { get } from './api.js';
+import { get, post } from './api.js';
 import { h, mount, bytes, duration, ago } from './dom.js';
 
 function bar(used, total, label) {
@@ -50,12 +51,26 @@ function local(hl) {
       c.last_error ? h('small.muted', ` ${c.last_error}`) : null))) : null);
 }
 
-function remote(n) {
+function remote(n, reload, notify) {
   const hh = n; // the peer's numbers come flattened into its entry
   const state = !n.reachable ? 'offline' : n.stale ? 'stale' : 'recording';
+  const old = (!n.reachable || n.stale) && n.last_seen_age_s !== null && n.last_seen_age_s !== undefined;
+  const check = n.reachable ? null : h('button', { type: 'button' }, 'Check now');
+  check?.addEventListener('click', async () => {
+    check.disabled = true;
+    try {
+      await post(`/api/system/nodes/${n.id}/check`);
+      await reload();
+    } catch (e) {
+      notify(`Cannot check ${n.label}: ${e.message}`, 'error');
+      check.disabled = false;
+    }
+  });
   return h('article.card.node', { dataset: { node: n.label } },
     h('h2', n.label, ' ', h('span.badge', 'remote')),
     h('span.status', { dataset: { state } }, n.reachable ? (n.stale ? 'stale' : 'reachable') : 'unreachable'),
+    check,
+    old ? h('p.muted.age', `Last numbers, from ${duration(n.last_seen_age_s)} ago`) : null,
     bar(hh.disk_used_bytes, hh.disk_total_bytes, 'Disk'),
     h('dl',
       row('Latency', n.latency_ms !== null && n.latency_ms !== undefined ? `${n.latency_ms} ms` : '–'),
@@ -76,7 +91,7 @@ export async function render(main, { notify }) {
   async function load() {
     try {
       const hl = await get('/api/health');
-      mount(grid, local(hl), (hl.nodes || []).map(remote));
+      mount(grid, local(hl), (hl.nodes || []).map((n) => remote(n, load, notify)));
       updated.textContent = `Updated ${new Date().toLocaleTimeString()}`;
       failing = false;
     } catch (e) {

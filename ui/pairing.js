@@ -284,7 +284,7 @@ export function pairingSections(ctx, { addManually, linked }) {
       },
       field(`Type the code ${r.label} shows`, code,
         `Read it on ${r.label}'s own page (Settings → Remote nodes). This node never shows it: typing it proves the request came from there, not from another device using that name. A wrong code three times rejects the request.`)[0],
-      h('div.field.check', back, h('label', { for: back.id }, `Also link back: this node reads ${r.label} too (its admin approves that the same way)`)),
+      h('div.field.check', back, h('label', { for: back.id }, `Also link back: this node reads ${r.label} too, at ${r.url} (its admin approves that the same way)`)),
       err,
       h('div.buttons', approve, reject)));
     } else if (r.state === 'collected') {

@@ -356,6 +356,12 @@ async function nodes(panel, ctx) {
         const st = n.status || {};
         const state = !n.enabled ? 'disabled' : st.online ? (st.stale ? 'stale' : 'recording') : 'offline';
         const edit = h('button', { type: 'button', onclick: () => mount(area, nodeForm(n, ctx, finish)) }, 'Edit');
+        // Poll now, rather than wait for the backoff of a node that was unreachable.
+        const check = h('button', { type: 'button' }, 'Check now');
+        check.addEventListener('click', async () => {
+          const ok = await act(check, async () => { await post(`/api/system/nodes/${n.id}/check`); return true; });
+          if (ok) await reload();
+        });
         const remove = h('button.danger', { type: 'button' }, 'Delete');
         remove.addEventListener('click', async () => {
           if (!confirm(`Stop reading "${n.label}"? Its cameras disappear from this node's pages.`)) return;
@@ -364,11 +370,11 @@ async function nodes(panel, ctx) {
         });
         return h('tr', { dataset: { node: n.label } },
           h('td', h('strong', n.label), h('br'), h('small.muted', n.url), n.kind === 'cartanvr' ? h('small', ' (CartaNVR)') : null),
-          h('td', h('span.status', { dataset: { state } }, !n.enabled ? 'disabled' : st.online ? `online, ${st.latency_ms} ms` : 'offline'),
+          h('td', h('span.status', { dataset: { state } }, !n.enabled ? 'disabled' : st.online ? `online, ${st.latency_ms ?? '–'} ms` : 'offline'),
             h('br'), h('small.muted', `last seen ${ago(st.last_seen)}, ${st.cameras ?? 0} camera(s)`),
             st.last_error ? [h('br'), h('small.error', st.last_error)] : null),
           h('td', n.media_mode),
-          h('td.actions', edit, remove));
+          h('td.actions', n.enabled ? check : null, edit, remove));
       }))) : h('p.muted', 'No remote nodes yet.'));
   }
   async function finish(changed) {

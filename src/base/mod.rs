@@ -9,5 +9,6 @@ pub mod names;
 pub mod secret;
 #[cfg(test)]
 pub mod testing;
+pub mod text;
 pub mod throttle;
 pub mod tls;

@@ -59,6 +59,17 @@ pub struct Linker {
     ttl: Duration,
 }
 
+/// A node's URL in the one form Eyrie advertises when it asks to pair (`http(s)://host[:port]`,
+/// normalised; no credentials, path, query or fragment), or `None`. Approving a request with
+/// link-back makes this node connect there, so a stranger may name nothing more.
+pub fn advertised_url(raw: &str) -> Option<String> {
+    if raw.len() > crate::base::names::URL_BYTES {
+        return None;
+    }
+    crate::base::names::origin_setting(raw.trim())
+        .filter(|u| u.starts_with("http://") || u.starts_with("https://"))
+}
+
 fn now_ms() -> i64 {
     jiff::Timestamp::now().as_millisecond()
 }
@@ -497,4 +508,32 @@ fn message(v: &Value, status: u16) -> String {
         .take(200)
         .collect();
     format!("the other node answered HTTP {status}: {m}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::advertised_url;
+
+    #[test]
+    fn pairing_requests_name_an_origin_only() {
+        assert_eq!(
+            advertised_url("http://10.0.0.2:8080").as_deref(),
+            Some("http://10.0.0.2:8080")
+        );
+        assert_eq!(
+            advertised_url("https://[fd00::2]:8443/").as_deref(),
+            Some("https://[fd00::2]:8443")
+        );
+        for bad in [
+            "http://10.0.0.2:8080/api/system/settings",
+            "http://10.0.0.2:8080/?x=1",
+            "http://10.0.0.2:8080/#x",
+            "http://u:p@10.0.0.2:8080",
+            "ftp://10.0.0.2",
+            "javascript:alert(1)",
+            "",
+        ] {
+            assert_eq!(advertised_url(bad), None, "{bad}");
+        }
+    }
 }

@@ -87,6 +87,10 @@ pub struct PeerStatus {
     failures: u32,
     #[serde(skip)]
     next_poll: Option<Instant>,
+    /// While backing off from a peer that could not be connected to: when to try a bare TCP
+    /// connect, which brings the full poll forward as soon as the peer answers again.
+    #[serde(skip)]
+    next_probe: Option<Instant>,
 }
 
 pub struct Peers {
@@ -120,6 +124,8 @@ pub enum PollError {
     Malformed(String),
     #[error("that URL is this node itself")]
     IsSelf,
+    #[error("this is the same node (node id {0}) as another remote node in the list")]
+    Duplicate(String),
 }
 
 fn json(f: &client::Fetched) -> Result<Value, PollError> {
@@ -130,9 +136,11 @@ fn json(f: &client::Fetched) -> Result<Value, PollError> {
     }
 }
 
+/// A string the peer sent (a name, a state, a codec…), cleaned of control and bidi characters
+/// where it enters ([`crate::base::text::clean`]), so nothing downstream sees them.
 fn text(v: &Value) -> Option<String> {
     match v {
-        Value::String(s) => Some(s.chars().take(200).collect()),
+        Value::String(s) => Some(crate::base::text::clean(s, 200)),
         Value::Number(n) => Some(n.to_string()),
         _ => None,
     }
@@ -253,6 +261,26 @@ async fn poll_once(node: &NodeRecord, self_id: &str, limits: Limits) -> Result<L
         latency,
         tls_fingerprint: h.tls_fingerprint,
     })
+}
+
+/// Whether something accepts TCP connections at `url`'s host and port within `limit`: the cheap
+/// check that a peer which was unreachable is back.
+async fn answers(url: &str, limit: Duration) -> bool {
+    let Ok(u) = url::Url::parse(url) else {
+        return false;
+    };
+    let (Some(host), Some(port)) = (u.host(), u.port_or_known_default()) else {
+        return false;
+    };
+    let host = match host {
+        url::Host::Domain(d) => d.to_string(),
+        url::Host::Ipv4(a) => a.to_string(),
+        url::Host::Ipv6(a) => a.to_string(),
+    };
+    matches!(
+        tokio::time::timeout(limit, tokio::net::TcpStream::connect((host.as_str(), port))).await,
+        Ok(Ok(_))
+    )
 }
 
 /// Whether `url` lies on the origin of `base` (scheme, host and port), so a peer can only send
@@ -396,36 +424,38 @@ impl Peers {
                 }
             };
             let now = Instant::now();
-            let due: Vec<NodeRecord> = {
+            // (node, probe first): a peer due for its poll is polled; one backing off after a
+            // failed connect is probed each interval and polled at once if it answers.
+            let due: Vec<(NodeRecord, bool)> = {
                 let s = self.status.read().unwrap();
                 nodes
                     .into_iter()
                     .filter(|n| n.enabled)
-                    .filter(|n| {
-                        s.get(&n.id)
-                            .and_then(|p| p.next_poll)
-                            .is_none_or(|t| t <= now)
+                    .filter_map(|n| match s.get(&n.id) {
+                        Some(p) if p.next_poll.is_some_and(|t| t > now) => {
+                            p.next_probe.is_some_and(|t| t <= now).then_some((n, true))
+                        }
+                        _ => Some((n, false)),
                     })
                     .collect()
             };
-            let polls = due.into_iter().map(|node| {
+            let polls = due.into_iter().map(|(node, probe)| {
                 let me = self.clone();
                 async move {
-                    let r = poll_once(&node, &me.self_id, me.cfg.limits()).await;
-                    let first_pin = match (&r, &node.tls_pin) {
-                        (Ok(l), None) => l.tls_fingerprint.clone(),
-                        _ => None,
-                    };
-                    me.record(&node.id, r);
-                    if let Some(pin) = first_pin {
-                        me.pin_first_use(node, pin).await;
+                    if probe && !answers(&node.url, me.cfg.timeout).await {
+                        me.probed(&node.id);
+                        return;
                     }
+                    me.poll(node).await;
                 }
             });
             futures::future::join_all(polls).await;
             let next = {
                 let s = self.status.read().unwrap();
-                s.values().filter_map(|p| p.next_poll).min()
+                s.values()
+                    .flat_map(|p| [p.next_poll, p.next_probe])
+                    .flatten()
+                    .min()
             };
             let sleep = next
                 .map(|t| t.saturating_duration_since(Instant::now()))
@@ -436,6 +466,37 @@ impl Peers {
                 _ = tokio::time::sleep(sleep) => {}
             }
         }
+    }
+
+    /// Polls `node` now and records what it learnt (and pins an HTTPS peer's certificate at
+    /// its first successful poll); for the poller and for a re-check asked through the API.
+    pub async fn poll(&self, node: NodeRecord) {
+        let r = poll_once(&node, &self.self_id, self.cfg.limits()).await;
+        let first_pin = match (&r, &node.tls_pin) {
+            (Ok(l), None) => l.tls_fingerprint.clone(),
+            _ => None,
+        };
+        self.record(&node.id, r);
+        if let Some(pin) = first_pin {
+            self.pin_first_use(node, pin).await;
+        }
+    }
+
+    /// A probe of a backing-off peer found nothing listening: probe again next interval.
+    fn probed(&self, id: &str) {
+        if let Some(p) = self.status.write().unwrap().get_mut(id) {
+            p.next_probe = Some(Instant::now() + self.cfg.interval);
+        }
+    }
+
+    /// The other remote node (by id) that already is the peer with node id `node_id`.
+    pub fn known_as(&self, node_id: &str, except: &str) -> Option<String> {
+        self.status
+            .read()
+            .unwrap()
+            .iter()
+            .find(|(id, p)| *id != except && p.node_id.as_deref() == Some(node_id))
+            .map(|(id, _)| id.clone())
     }
 
     /// Trust on first use: the certificate an HTTPS peer presented at the first successful poll
@@ -459,6 +520,11 @@ impl Peers {
     }
 
     fn record(&self, id: &str, r: Result<Learnt, PollError>) {
+        // The same node added twice (under two URLs): the entry that knew it first keeps it.
+        let r = r.and_then(|l| match l.node_id.as_deref() {
+            Some(n) if self.known_as(n, id).is_some() => Err(PollError::Duplicate(n.to_string())),
+            _ => Ok(l),
+        });
         let mut s = self.status.write().unwrap();
         let p = s.entry(id.to_string()).or_default();
         match r {
@@ -473,9 +539,22 @@ impl Peers {
                 p.cameras = l.cameras;
                 p.failures = 0;
                 p.next_poll = Some(Instant::now() + jitter(self.cfg.interval));
+                p.next_probe = None;
             }
             Err(e) => {
                 p.online = false;
+                // A latency is only meaningful for an answer that came.
+                p.latency_ms = None;
+                if matches!(e, PollError::Duplicate(_) | PollError::IsSelf) {
+                    p.cameras.clear();
+                    p.health = None;
+                    p.node_id = None;
+                }
+                p.next_probe = matches!(
+                    e,
+                    PollError::Fetch(FetchError::Connect(_) | FetchError::ConnectTimeout(_))
+                )
+                .then(|| Instant::now() + self.cfg.interval);
                 p.last_error = Some(e.to_string());
                 p.failures = p.failures.saturating_add(1);
                 let backoff = self

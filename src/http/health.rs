@@ -61,8 +61,11 @@ struct NodeHealth {
     url: String,
     reachable: bool,
     stale: bool,
+    /// Of the last poll; null when it got no answer.
     latency_ms: Option<u64>,
     last_seen: Option<String>,
+    /// Seconds since the node last answered: the numbers below are that old.
+    last_seen_age_s: Option<u64>,
     last_error: Option<String>,
     node_id: Option<String>,
     version: Option<String>,
@@ -190,6 +193,7 @@ pub async fn health(
                     reachable: p.online,
                     latency_ms: p.latency_ms,
                     last_seen: p.last_seen_ms.map(super::rfc3339),
+                    last_seen_age_s: p.last_seen_ms.map(super::nodes::age_s),
                     last_error: p.last_error,
                     node_id: p.node_id,
                     version: p.version,

@@ -45,8 +45,16 @@ struct StatusView {
     #[serde(flatten)]
     peer: PeerStatus,
     last_seen: Option<String>,
+    /// Seconds since the node last answered: its numbers are that old.
+    last_seen_age_s: Option<u64>,
     stale: bool,
     cameras: usize,
+}
+
+/// Seconds from `ms` (a time this node recorded) to now.
+pub fn age_s(ms: i64) -> u64 {
+    let now = jiff::Timestamp::now().as_millisecond();
+    u64::try_from(now.saturating_sub(ms) / 1000).unwrap_or(0)
 }
 
 pub fn view(st: &AppState, n: NodeRecord) -> NodeView {
@@ -54,6 +62,7 @@ pub fn view(st: &AppState, n: NodeRecord) -> NodeView {
     NodeView {
         status: StatusView {
             last_seen: peer.last_seen_ms.map(rfc3339),
+            last_seen_age_s: peer.last_seen_ms.map(age_s),
             stale: st.peers.is_stale(&peer),
             cameras: peer.cameras.len(),
             peer,
@@ -177,8 +186,46 @@ pub async fn get_one(st: State, Path(id): Path<String>) -> ApiResult<Json<NodeVi
     Ok(Json(view(&st, n)))
 }
 
+/// Refuses `n` when it is this node, or a node already in the list: the same URL, or (when it
+/// answers) the same node id under another URL.
+async fn check_new_peer(st: &State, n: &NodeRecord) -> ApiResult<()> {
+    let peers = st.peers.clone();
+    let others: Vec<NodeRecord> = blocking(move || Ok(peers.nodes()?))
+        .await?
+        .into_iter()
+        .filter(|o| o.id != n.id)
+        .collect();
+    if let Some(o) = others.iter().find(|o| o.url == n.url) {
+        return Err(ApiError(
+            StatusCode::CONFLICT,
+            format!("that URL is already remote node \"{}\"", o.label),
+        ));
+    }
+    let t = st.peers.test(n).await;
+    if t.is_self {
+        return Err(ApiError::bad_request(
+            "that URL is this node itself: a node cannot be its own peer",
+        ));
+    }
+    let same = t.node_id.as_deref().and_then(|id| {
+        let known = st.peers.known_as(id, &n.id)?;
+        others.iter().find(|o| o.id == known)
+    });
+    if let Some(o) = same {
+        return Err(ApiError(
+            StatusCode::CONFLICT,
+            format!(
+                "that is remote node \"{}\" again (the same node id under another URL)",
+                o.label
+            ),
+        ));
+    }
+    Ok(())
+}
+
 pub async fn create(st: State, Json(input): Json<NodeInput>) -> ApiResult<impl IntoResponse> {
     let n = new_record(input)?;
+    check_new_peer(&st, &n).await?;
     let index = st.index.clone();
     let saved = n.clone();
     blocking(move || Ok(index.put_node(&saved)?)).await?;
@@ -192,7 +239,11 @@ pub async fn update(
     Json(input): Json<NodeInput>,
 ) -> ApiResult<Json<NodeView>> {
     let mut n = find(&st, &id).await?;
+    let url = n.url.clone();
     apply(&mut n, input)?;
+    if n.url != url {
+        check_new_peer(&st, &n).await?;
+    }
     let index = st.index.clone();
     let saved = n.clone();
     blocking(move || Ok(index.put_node(&saved)?)).await?;
@@ -206,6 +257,16 @@ pub async fn delete(st: State, Path(id): Path<String>) -> ApiResult<StatusCode> 
     blocking(move || Ok(index.delete_node(&n.id)?)).await?;
     st.peers.changed(&id, false);
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /api/system/nodes/{id}/check`: polls the node now (whatever its backoff) and answers
+/// its fresh status.
+pub async fn check(st: State, Path(id): Path<String>) -> ApiResult<Json<NodeView>> {
+    let n = find(&st, &id).await?;
+    if n.enabled {
+        st.peers.poll(n.clone()).await;
+    }
+    Ok(Json(view(&st, n)))
 }
 
 /// Checks a URL and key before saving: reachable? key accepted? not this node itself?

@@ -117,7 +117,9 @@ fn check_pair(b: PairBody) -> ApiResult<PairRequest> {
     Ok(PairRequest {
         node_id: b.node_id.to_ascii_lowercase(),
         label,
-        url: check_url(&b.url)?,
+        url: crate::discovery::link::advertised_url(&b.url).ok_or_else(|| {
+            ApiError::bad_request("url: http(s)://host[:port] of the asking node, nothing after it")
+        })?,
         code: b.code,
         secret: b.secret,
         tls_fingerprint,

@@ -19,6 +19,9 @@ use crate::storage::{MediaMode, NodeKind, NodeRecord};
 /// fragment about every second).
 const IDLE: Duration = Duration::from_secs(20);
 
+/// Largest error answer of a peer passed on.
+const MAX_ERROR_BODY: usize = 64 << 10;
+
 /// Headers of the peer's answer that are passed on (`X-Codec`: live video's codec, which a
 /// browser needs to set up Media Source Extensions).
 const PASSED_ON: [header::HeaderName; 7] = [
@@ -66,6 +69,19 @@ pub fn rewrite_url(node: &NodeRecord, absolute: &str) -> Option<String> {
         None => u.path().to_string(),
     };
     local_path(&node.id, &pq)
+}
+
+/// The URL browsers get for a media URL `node` handed out (a recording, a segment, a view):
+/// this node's relay path when the node is relayed, else the peer's own absolute URL; `None`
+/// (no link) unless it is a media path on the node's own origin — never another host, this
+/// node's origin, a `javascript:` URL or a path outside the media routes.
+pub fn peer_media_url(node: &NodeRecord, absolute: &str) -> Option<String> {
+    let relay = rewrite_url(node, absolute)?;
+    if relayed(node) {
+        return Some(relay);
+    }
+    let u: url::Url = absolute.parse().ok()?;
+    (u.password().is_none() && u.fragment().is_none()).then(|| u.to_string())
 }
 
 /// Whether media of `node` reaches browsers through this node.
@@ -177,6 +193,37 @@ pub async fn media(
             ),
         ));
     }
+    // An error answer is short: read it whole within the peer deadline, or give up on it (a
+    // peer dribbling an error body must not hold the caller's request open).
+    let body = if got.status.is_client_error() || got.status.is_server_error() {
+        let read = axum::body::to_bytes(got.body, MAX_ERROR_BODY);
+        match tokio::time::timeout(cfg.timeout, read).await {
+            Ok(Ok(bytes)) => Body::from(bytes),
+            Ok(Err(e)) => {
+                return Err(ApiError(
+                    StatusCode::BAD_GATEWAY,
+                    format!(
+                        "node {}: HTTP {}, then {e}",
+                        node.label,
+                        got.status.as_u16()
+                    ),
+                ));
+            }
+            Err(_) => {
+                return Err(ApiError(
+                    StatusCode::GATEWAY_TIMEOUT,
+                    format!(
+                        "node {}: HTTP {} whose body did not arrive within {:?}",
+                        node.label,
+                        got.status.as_u16(),
+                        cfg.timeout
+                    ),
+                ));
+            }
+        }
+    } else {
+        got.body
+    };
     let mut res = Response::new(Body::empty());
     *res.status_mut() = got.status;
     for name in PASSED_ON {
@@ -197,7 +244,7 @@ pub async fn media(
         header::CONTENT_SECURITY_POLICY,
         header::HeaderValue::from_static("sandbox; default-src 'none'"),
     );
-    *res.body_mut() = got.body;
+    *res.body_mut() = body;
     Ok(res)
 }
 
@@ -265,5 +312,25 @@ mod tests {
             rewrite_url(&node, "http://10.0.0.2:8080/api/federation/keys"),
             None
         );
+        let direct = NodeRecord {
+            media_mode: MediaMode::Direct,
+            ..node.clone()
+        };
+        let view = "http://10.0.0.2:8080/api/recordings/front/view.mp4?start=1&end=2&token=abc";
+        assert_eq!(peer_media_url(&direct, view).as_deref(), Some(view));
+        assert_eq!(
+            peer_media_url(&node, view).as_deref(),
+            Some("/api/system/nodes/0123456789ab/media/recordings/front/view.mp4?start=1&end=2")
+        );
+        for bad in [
+            "javascript:alert(1)",
+            "http://evil.example/api/segments/7.mp4",
+            "http://10.0.0.2:8081/api/segments/7.mp4",
+            "http://u:p@10.0.0.2:8080/api/segments/7.mp4",
+            "http://10.0.0.2:8080/api/federation/keys",
+            "/api/segments/7.mp4",
+        ] {
+            assert_eq!(peer_media_url(&direct, bad), None, "{bad}");
+        }
     }
 }

@@ -118,6 +118,7 @@ fn user() -> Routes {
         ("/api/federation/keys/{id}", delete(federation::revoke)),
         ("/api/system/nodes", get(nodes::list).post(nodes::create)),
         ("/api/system/nodes/test", post(nodes::test)),
+        ("/api/system/nodes/{id}/check", post(nodes::check)),
         (
             "/api/system/nodes/{id}",
             get(nodes::get_one).put(nodes::update).delete(nodes::delete),

@@ -262,14 +262,26 @@ test('remote nodes are added, tested, deleted and edited (relay mode plays throu
   await ctx.mobile.page.getByRole('button', { name: 'Add a remote node' }).click();
   await shot('settings-nodes-form');
   await ctx.mobile.page.getByRole('button', { name: 'Cancel' }).click();
+  // The same node cannot be added twice: the form says which node it is already.
   await page.getByRole('button', { name: 'Add node' }).click();
-  const row = page.locator('tr[data-node="Shop again"]');
-  await row.waitFor();
-  await page.locator('tr[data-node="Shop again"] .status', { hasText: 'online' }).waitFor({ timeout: 20000 });
-  await shot('settings-nodes');
+  await page.getByRole('alert').filter({ hasText: 'already remote node "Shop"' }).waitFor();
+  await page.getByRole('button', { name: 'Cancel' }).click();
+  // Deleted, it can be added again (with this key), and comes online.
+  const row = page.locator('tr[data-node="Shop"]');
   page.once('dialog', (d) => d.accept());
   await row.getByRole('button', { name: 'Delete' }).click();
   await row.waitFor({ state: 'detached' });
+  await page.getByRole('button', { name: 'Add a remote node' }).click();
+  await page.getByLabel('Label').fill('Shop');
+  await page.getByLabel('URL').fill(B);
+  await page.getByLabel('Federation key').fill(key);
+  await page.getByRole('button', { name: 'Add node' }).click();
+  await row.waitFor();
+  await page.locator('tr[data-node="Shop"] .status', { hasText: 'online' }).waitFor({ timeout: 20000 });
+  await shot('settings-nodes');
+  // Check now polls it at once and the row shows the fresh status.
+  await row.getByRole('button', { name: 'Check now' }).click();
+  await page.locator('tr[data-node="Shop"] .status', { hasText: 'online' }).waitFor();
   // A bad URL is refused with the API's message.
   await page.getByRole('button', { name: 'Add a remote node' }).click();
   await page.getByLabel('URL').fill('ftp://example.invalid');

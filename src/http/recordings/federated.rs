@@ -1,6 +1,6 @@
 //! Recordings of other nodes: one peer camera's listing asked of the node that holds it
 //! (Eyrie's `/api/recordings`, or CartaNVR's `/api/playback` turned into a listing of ours), and
-//! `camera=all`, every node's runs merged in time order. Media URLs of relayed nodes are
+//! `camera=all`, every node's runs merged in time order. Media URLs a peer hands out are checked (its own origin, a media path) and those of relayed nodes are
 //! rewritten to this node's relay. A peer asking never gets other peers' recordings (no loops,
 //! and only this node's own data goes to a key).
 //!
@@ -212,7 +212,7 @@ async fn ask_peer<T: DeserializeOwned>(
             .ok()
             .and_then(|e| e.error)
             .unwrap_or_else(|| "error".into());
-        let msg: String = msg.chars().take(200).collect();
+        let msg = crate::base::text::clean(&msg, 200);
         return Err(format!("HTTP {}: {msg}", got.status));
     }
     serde_json::from_slice(&got.body).map_err(|e| format!("invalid answer: {e}"))
@@ -253,13 +253,11 @@ pub(super) async fn remote_listing(
         mut segments,
         mut runs,
     } = listing;
-    if crate::http::relay::relayed(&node) {
-        for item in segments.items.iter_mut().chain(runs.items.iter_mut()) {
-            item.url = item
-                .url
-                .as_deref()
-                .and_then(|u| crate::http::relay::rewrite_url(&node, u));
-        }
+    for item in segments.items.iter_mut().chain(runs.items.iter_mut()) {
+        item.url = item
+            .url
+            .as_deref()
+            .and_then(|u| crate::http::relay::peer_media_url(&node, u));
     }
     Ok(RemoteListing {
         camera: full_id.to_string(),
@@ -419,12 +417,10 @@ pub(super) async fn all_listing(
                         r.node_id = Some(n.id.clone());
                         r.node_label = Some(n.label.clone());
                         r.remote = Some(true);
-                        if crate::http::relay::relayed(n) {
-                            r.url = r
-                                .url
-                                .as_deref()
-                                .and_then(|u| crate::http::relay::rewrite_url(n, u));
-                        }
+                        r.url = r
+                            .url
+                            .as_deref()
+                            .and_then(|u| crate::http::relay::peer_media_url(n, u));
                         runs.push(r);
                     }
                 }
