@@ -281,10 +281,9 @@ fn until_ended(s: &mut TcpStream, limit: Duration) -> Option<Duration> {
     None
 }
 
-/// A peer's live streams, opened with its key and with a token issued under it, end within a
-/// second of the key's revocation, and the token opens nothing any more.
-#[test]
-fn revoking_a_key_ends_its_streams_and_tokens_at_once() {
+/// A node recording its demo camera, and a federation key made on it (the answer of
+/// `POST /api/federation/keys`: `key` and `id`).
+fn demo_node_with_peer_key() -> (Eyrie, serde_json::Value) {
     let e = Eyrie::start("", &["--demo"]);
     e.wait_until("records the demo camera", Duration::from_secs(30), || {
         e.camera_status("demo")["state"] == "recording"
@@ -296,6 +295,14 @@ fn revoking_a_key_ends_its_streams_and_tokens_at_once() {
         Some(r#"{"name": "peer"}"#),
     );
     assert_eq!(s, 201, "{k}");
+    (e, k)
+}
+
+/// A peer's live streams, opened with its key and with a token issued under it, end within a
+/// second of the key's revocation, and the token opens nothing any more.
+#[test]
+fn revoking_a_key_ends_its_streams_and_tokens_at_once() {
+    let (e, k) = demo_node_with_peer_key();
     let (key, id) = (k["key"].as_str().unwrap(), k["id"].as_str().unwrap());
     let auth = [("x-nvr-auth", key)];
     let (s, _, cams) = call_from("127.0.0.1", e.port, "GET", "/api/cameras", &auth, None);
@@ -353,17 +360,7 @@ fn head_status(port: u16, path: &str) -> u16 {
 /// hex in upper case, nor with a leading `0` or `+` on its expiry.
 #[test]
 fn tokens_open_media_in_their_one_spelling_only() {
-    let e = Eyrie::start("", &["--demo"]);
-    e.wait_until("records the demo camera", Duration::from_secs(30), || {
-        e.camera_status("demo")["state"] == "recording"
-    });
-    let (s, k) = admin_call(
-        e.port,
-        "POST",
-        "/api/federation/keys",
-        Some(r#"{"name": "peer"}"#),
-    );
-    assert_eq!(s, 201, "{k}");
+    let (e, k) = demo_node_with_peer_key();
     let auth = [("x-nvr-auth", k["key"].as_str().unwrap())];
     let (s, _, cams) = call_from("127.0.0.1", e.port, "GET", "/api/cameras", &auth, None);
     assert_eq!(s, 200, "{cams}");

@@ -346,18 +346,24 @@ fn records_h265_from_rtsp() {
     record_and_check("h265");
 }
 
-#[test]
-fn reconnects_after_the_camera_restarts_and_shows_the_gap() {
-    if !rtsp::available() {
-        return;
-    }
+/// The RTSP test server on a free port and a node recording its `/h264` as camera `cam`.
+fn recording_cam_from_rtsp() -> (u16, RtspServer, Eyrie) {
     let port = free_port();
-    let mut rtsp = RtspServer::start(port, &[]);
+    let rtsp = RtspServer::start(port, &[]);
     let e = Eyrie::start(TEN_SECOND_SEGMENTS, &[]);
     e.add_camera(&format!(
         r#"{{"id": "cam", "name": "Cam", "source": "{}"}}"#,
         rtsp.url("h264")
     ));
+    (port, rtsp, e)
+}
+
+#[test]
+fn reconnects_after_the_camera_restarts_and_shows_the_gap() {
+    if !rtsp::available() {
+        return;
+    }
+    let (port, mut rtsp, e) = recording_cam_from_rtsp();
     e.wait_until("records", Duration::from_secs(30), || {
         e.camera_status("cam")["frames"].as_u64().unwrap_or(0) > 45
     });
@@ -390,13 +396,7 @@ fn a_flapping_camera_is_back_within_two_seconds_every_time() {
     if !rtsp::available() {
         return;
     }
-    let port = free_port();
-    let mut rtsp = RtspServer::start(port, &[]);
-    let e = Eyrie::start(TEN_SECOND_SEGMENTS, &[]);
-    e.add_camera(&format!(
-        r#"{{"id": "cam", "name": "Cam", "source": "{}"}}"#,
-        rtsp.url("h264")
-    ));
+    let (port, mut rtsp, e) = recording_cam_from_rtsp();
     let frames = || e.camera_status("cam")["frames"].as_u64().unwrap_or(0);
     e.wait_until("records", Duration::from_secs(30), || frames() > 15);
     let mut took = Vec::new();
