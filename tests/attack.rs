@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use socket2::{Domain, Socket, Type};
-use support::{ADMIN_PASSWORD, ADMIN_USER, Eyrie};
+use support::{ADMIN_PASSWORD, ADMIN_USER, Eyrie, FakePeer, Reply};
 
 /// A TCP connection to `port` from the loopback address `from`, with a receive buffer of
 /// `rcvbuf` bytes when given (a client that reads nothing then pins little on its own side).
@@ -776,7 +776,6 @@ const FAST_PEERS: &str = "[federation]\npoll_interval_seconds = 1\nrequest_timeo
 
 #[test]
 fn a_peers_strings_are_cleaned_and_its_media_urls_stay_on_its_origin() {
-    use support::{FakePeer, Reply};
     let e = Eyrie::start(FAST_PEERS, &[]);
     let own = e.port;
     let peer_port = std::sync::Arc::new(std::sync::atomic::AtomicU16::new(0));
@@ -859,54 +858,18 @@ fn a_peers_strings_are_cleaned_and_its_media_urls_stay_on_its_origin() {
     }
 }
 
-/// A peer on loopback that answers `/api/segments/…` with a 500 whose 60-byte body comes one
-/// byte a second, and everything else with a 404.
-fn slow_error_peer() -> (u16, std::sync::Arc<std::sync::atomic::AtomicBool>) {
-    use std::sync::atomic::{AtomicBool, Ordering};
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let stop = std::sync::Arc::new(AtomicBool::new(false));
-    let stopped = stop.clone();
-    std::thread::spawn(move || {
-        for s in listener.incoming() {
-            let Ok(mut s) = s else { continue };
-            let stopped = stopped.clone();
-            std::thread::spawn(move || {
-                s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-                let mut head = Vec::new();
-                let mut byte = [0u8; 1];
-                while !head.ends_with(b"\r\n\r\n") && head.len() < 16384 {
-                    match s.read(&mut byte) {
-                        Ok(1) => head.push(byte[0]),
-                        _ => return,
-                    }
-                }
-                if !String::from_utf8_lossy(&head).contains(" /api/segments/") {
-                    let _ = s.write_all(
-                        b"HTTP/1.1 404 X\r\ncontent-type: application/json\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}",
-                    );
-                    return;
-                }
-                let _ = s.write_all(
-                    b"HTTP/1.1 500 X\r\ncontent-type: text/plain\r\ncontent-length: 60\r\nconnection: close\r\n\r\n",
-                );
-                for _ in 0..60 {
-                    if stopped.load(Ordering::Relaxed) || s.write_all(b"x").is_err() {
-                        return;
-                    }
-                    std::thread::sleep(Duration::from_secs(1));
-                }
-            });
-        }
-    });
-    (port, stop)
-}
-
 #[test]
 fn a_peers_slow_error_answer_is_cut_off_at_the_peer_deadline() {
     let e = Eyrie::start(FAST_PEERS, &[]);
-    let (port, stop) = slow_error_peer();
-    let id = reading_peer(&e, &format!("http://127.0.0.1:{port}"), "relay");
+    // A 500 whose 60-byte body comes one byte a second; everything else a 404.
+    let peer = FakePeer::start(|path, _| {
+        if path.starts_with("/api/segments/") {
+            Reply::Dribble(500, 60)
+        } else {
+            Reply::Body(404, "{}".into())
+        }
+    });
+    let id = reading_peer(&e, &peer.url(), "relay");
     let t = Instant::now();
     let answer = ureq::get(&e.url(&format!("/api/system/nodes/{id}/media/segments/1.mp4")))
         .timeout(Duration::from_secs(90))
@@ -917,7 +880,7 @@ fn a_peers_slow_error_answer_is_cut_off_at_the_peer_deadline() {
         Err(e) => panic!("{e}"),
     };
     let took = t.elapsed();
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    drop(peer);
     eprintln!("relayed error: {status} {body:?} after {took:?}");
     assert!(
         took < Duration::from_secs(8),

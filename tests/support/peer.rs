@@ -14,6 +14,8 @@ pub enum Reply {
     Silent,
     /// A chunked body that never ends.
     Endless,
+    /// Status and a plain-text body of this many bytes, sent one byte a second.
+    Dribble(u16, usize),
 }
 
 /// A small HTTP peer on loopback that answers every request with `reply(path)`, for peers that
@@ -80,6 +82,18 @@ impl FakePeer {
                         Reply::Silent => {
                             while !stopped.load(Ordering::Relaxed) {
                                 std::thread::sleep(Duration::from_millis(100));
+                            }
+                        }
+                        Reply::Dribble(status, len) => {
+                            let _ = write!(
+                                s,
+                                "HTTP/1.1 {status} X\r\ncontent-type: text/plain\r\ncontent-length: {len}\r\nconnection: close\r\n\r\n"
+                            );
+                            for _ in 0..len {
+                                if stopped.load(Ordering::Relaxed) || s.write_all(b"x").is_err() {
+                                    break;
+                                }
+                                std::thread::sleep(Duration::from_secs(1));
                             }
                         }
                         Reply::Endless => {
