@@ -731,12 +731,17 @@ fn concurrent_views_are_bounded() {
     let took = admin_health(e.port).expect("the admin is answered meanwhile");
     assert!(took < Duration::from_secs(3), "admin answered in {took:?}");
     let (rss, threads) = (rss_mib(&e), node_threads(&e));
+    eprintln!(
+        "threads {idle_threads} idle, {threads} after; RSS {idle_rss} MiB idle, {rss} MiB after"
+    );
     assert!(
         rss < idle_rss + 64,
         "RSS went from {idle_rss} MiB to {rss} MiB"
     );
+    // tokio's blocking pool grows with the requests in flight (up to 512; 517 threads before
+    // the cap): a bound well under that, with room for the pool's idle threads.
     assert!(
-        threads < idle_threads + 32,
+        threads < idle_threads + 64,
         "threads went from {idle_threads} to {threads}"
     );
     drop(clients);
