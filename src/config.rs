@@ -69,6 +69,9 @@ pub struct StorageConfig {
     pub budget: Option<u64>,
     #[serde(deserialize_with = "de::bytes")]
     pub min_free: u64,
+    /// Share of the budget (or of the filesystem, without a budget) that protected event
+    /// clips may use: 0 to 0.9.
+    pub protected_share: f32,
 }
 
 impl Default for StorageConfig {
@@ -77,6 +80,7 @@ impl Default for StorageConfig {
             data: PathBuf::from("eyrie-data"),
             budget: None,
             min_free: 512 << 20,
+            protected_share: 0.25,
         }
     }
 }
@@ -87,6 +91,7 @@ impl StorageConfig {
         crate::storage::retention::RetentionConfig {
             budget: self.budget,
             min_free: self.min_free,
+            protected_share: self.protected_share,
         }
     }
 }
@@ -554,6 +559,9 @@ impl StorageConfig {
     fn check(&self) -> Result<(), Refused> {
         if self.budget == Some(0) {
             return Err(Invalid::Expected("must be more than 0")).at("storage.budget");
+        }
+        if !(0.0..=0.9).contains(&self.protected_share) {
+            return Err(Invalid::Expected("a share from 0 to 0.9")).at("storage.protected_share");
         }
         Ok(())
     }

@@ -20,6 +20,7 @@ pub mod base;
 pub mod capture;
 pub mod config;
 pub mod discovery;
+pub mod events;
 pub mod federation;
 pub mod http;
 pub mod media;

@@ -6,6 +6,7 @@
 pub mod client;
 pub mod hex;
 pub mod names;
+pub mod notices;
 pub mod secret;
 #[cfg(test)]
 pub mod testing;

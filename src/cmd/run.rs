@@ -7,7 +7,7 @@
 //! 2. [`apply_admin_settings`]: what the admin changed in the web UI wins over eyrie.toml.
 //! 3. [`open_accounts`]: before the cameras, so a first start hashes its password (argon2)
 //!    before anything else competes for the CPU.
-//! 4. [`start_recorder`]: retention, the recorder, the demo camera, every stored camera.
+//! 4. [`start_recorder`]: retention, the event log, the recorder, the demo camera, every stored camera.
 //! 5. [`start_federation`]: the peers' poller, the keys this node issued, its TLS identity.
 //! 6. [`bind`] the HTTP port, then [`start_discovery`]: pairing and mDNS, so a node that cannot
 //!    serve never advertises.
@@ -29,6 +29,7 @@ use eyrie::accounts::Accounts;
 use eyrie::config::{AdminSettings, Config, Overrides};
 use eyrie::discovery::events::Hub;
 use eyrie::discovery::link::Linker;
+use eyrie::events::EventLog;
 use eyrie::federation::keys::KeyStore;
 use eyrie::federation::peers::{Peers, PollConfig};
 use eyrie::media::segmenter::{SegmentTarget, SegmenterConfig};
@@ -120,7 +121,8 @@ async fn run(mut cfg: Config) -> anyhow::Result<()> {
         cpu: Mutex::new(None),
         discovery: discovery.mdns.clone(),
         link: discovery.link,
-        events: discovery.events,
+        notices: discovery.notices,
+        events: recording.events,
         onvif: cfg.onvif,
         system: system.clone(),
     });
@@ -207,6 +209,7 @@ async fn open_accounts(
 /// What records: the cameras and the retention that keeps their disk from filling.
 struct Recording {
     retention: Arc<Retention>,
+    events: EventLog,
     recorder: Arc<Recorder>,
 }
 
@@ -216,6 +219,9 @@ async fn start_recorder(cfg: &Config, storage: &Storage) -> anyhow::Result<Recor
     let Storage { index, layout } = storage;
     let retention = Retention::new(index.clone(), layout.clone(), cfg.storage.retention())?;
     tokio::spawn(retention.clone().run(RETENTION_PASS));
+    // After reconciliation (events a crash left open end at the last recorded time) and
+    // before any camera starts.
+    let events = EventLog::open(index.clone(), layout.clone(), retention.clone())?;
     let recorder = Recorder::new(
         index.clone(),
         layout.clone(),
@@ -234,6 +240,7 @@ async fn start_recorder(cfg: &Config, storage: &Storage) -> anyhow::Result<Recor
     }
     Ok(Recording {
         retention,
+        events,
         recorder,
     })
 }
@@ -259,6 +266,13 @@ fn add_demo_camera(index: &Index, layout: &Layout) -> anyhow::Result<()> {
         transport: Transport::Tcp,
         enabled: true,
         retention_days: existing.as_ref().and_then(|c| c.retention_days),
+        event_retention_days: existing.as_ref().and_then(|c| c.event_retention_days),
+        pre_roll_s: existing
+            .as_ref()
+            .map_or(eyrie::storage::DEFAULT_ROLL_S, |c| c.pre_roll_s),
+        post_roll_s: existing
+            .as_ref()
+            .map_or(eyrie::storage::DEFAULT_ROLL_S, |c| c.post_roll_s),
         created_ms: existing
             .as_ref()
             .map_or(jiff::Timestamp::now().as_millisecond(), |c| c.created_ms),
@@ -319,7 +333,7 @@ async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
 
 /// Pairing and mDNS.
 struct Discovery {
-    events: Arc<Hub>,
+    notices: Arc<Hub>,
     link: Arc<Linker>,
     /// `None` with `discovery.enabled = false`, or when mDNS could not start.
     mdns: Option<Arc<eyrie::discovery::Discovery>>,
@@ -334,7 +348,7 @@ fn start_discovery(
     federation: &Federation,
     system: &System,
 ) -> Discovery {
-    let events = Arc::new(Hub::default());
+    let notices = Arc::new(Hub::default());
     let (reach, fingerprint) = match &federation.tls {
         Some(t) => (t.addr, Some(t.fingerprint.clone())),
         None => (cfg.http.listen, None),
@@ -343,7 +357,7 @@ fn start_discovery(
         federation.keys.clone(),
         index.clone(),
         federation.peers.clone(),
-        events.clone(),
+        notices.clone(),
         eyrie::discovery::link::Me {
             node_id: index.node_id().to_string(),
             label: cfg.node.label.clone(),
@@ -370,7 +384,7 @@ fn start_discovery(
                 tls_fingerprint: fingerprint,
             },
         };
-        match eyrie::discovery::Discovery::start(opts, events.clone()) {
+        match eyrie::discovery::Discovery::start(opts, notices.clone()) {
             Ok(d) => Some(d),
             Err(e) => {
                 tracing::error!("mDNS discovery could not start, running without it: {e:#}");
@@ -380,7 +394,11 @@ fn start_discovery(
     } else {
         None
     };
-    Discovery { events, link, mdns }
+    Discovery {
+        notices,
+        link,
+        mdns,
+    }
 }
 
 /// Serves the API on `listener` (and on HTTPS with `tls`) until `stop`; confirms the running

@@ -312,6 +312,7 @@ mod tests {
             retention::RetentionConfig {
                 budget: None,
                 min_free: 0,
+                protected_share: 0.25,
             },
         )
         .unwrap();
@@ -335,12 +336,13 @@ mod tests {
             },
         );
         let keys = crate::federation::keys::KeyStore::load(index.clone()).unwrap();
-        let events = Arc::new(crate::discovery::events::Hub::default());
+        let notices = Arc::new(crate::discovery::events::Hub::default());
+        let (index2, layout2, retention2) = (index.clone(), layout.clone(), retention.clone());
         let link = crate::discovery::link::Linker::new(
             keys.clone(),
             index.clone(),
             peers.clone(),
-            events.clone(),
+            notices.clone(),
             crate::discovery::link::Me {
                 node_id: index.node_id().to_string(),
                 label: "test".into(),
@@ -379,7 +381,8 @@ mod tests {
             onvif: Default::default(),
             discovery: None,
             link,
-            events,
+            notices,
+            events: crate::events::EventLog::open(index2, layout2, retention2).unwrap(),
             system,
         })
     }

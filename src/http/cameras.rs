@@ -27,6 +27,12 @@ pub struct CameraInput {
     enabled: Option<bool>,
     /// `0` clears the limit.
     retention_days: Option<u32>,
+    /// Maximum age of segments overlapping an event's clip; `0` clears it (then
+    /// `retention_days` applies to them too).
+    event_retention_days: Option<u32>,
+    /// Seconds of recording before and after an event that belong to its clip (0 to 300).
+    pre_roll_s: Option<u32>,
+    post_roll_s: Option<u32>,
 }
 
 #[derive(Debug, Serialize)]
@@ -40,6 +46,9 @@ pub struct CameraView {
     transport: Transport,
     enabled: bool,
     retention_days: Option<u32>,
+    event_retention_days: Option<u32>,
+    pre_roll_s: u32,
+    post_roll_s: u32,
     created: String,
     status: CameraStatus,
     /// Where the live stream is: relative for this node's own pages, absolute with a media token
@@ -70,6 +79,9 @@ pub fn view(state: &super::AppState, c: CameraRecord) -> CameraView {
         transport: c.transport,
         enabled: c.enabled,
         retention_days: c.retention_days,
+        event_retention_days: c.event_retention_days,
+        pre_roll_s: c.pre_roll_s,
+        post_roll_s: c.post_roll_s,
         created: rfc3339(c.created_ms),
         node_id: state.index.node_id().to_string(),
         node_label: state.label(),
@@ -213,8 +225,35 @@ fn apply(cam: &mut CameraRecord, input: CameraInput) -> ApiResult<()> {
         Some(d) => cam.retention_days = Some(d),
         None => {}
     }
+    match input.event_retention_days {
+        Some(0) => cam.event_retention_days = None,
+        Some(d) if d > 3650 => {
+            return Err(ApiError::bad_request(
+                "event_retention_days: 1 to 3650, or 0 for the same as retention_days",
+            ));
+        }
+        Some(d) => cam.event_retention_days = Some(d),
+        None => {}
+    }
+    for (name, given, field) in [
+        ("pre_roll_s", input.pre_roll_s, &mut cam.pre_roll_s),
+        ("post_roll_s", input.post_roll_s, &mut cam.post_roll_s),
+    ] {
+        match given {
+            Some(s) if s > MAX_ROLL_S => {
+                return Err(ApiError::bad_request(format!(
+                    "{name}: 0 to {MAX_ROLL_S} seconds"
+                )));
+            }
+            Some(s) => *field = s,
+            None => {}
+        }
+    }
     Ok(())
 }
+
+/// Longest pre- or post-roll of an event's clip.
+const MAX_ROLL_S: u32 = 300;
 
 fn slug(name: &str) -> String {
     let mut s = String::new();
@@ -346,6 +385,9 @@ pub async fn create(st: State, Json(input): Json<CameraInput>) -> ApiResult<impl
         transport: Transport::Tcp,
         enabled: true,
         retention_days: None,
+        event_retention_days: None,
+        pre_roll_s: crate::storage::DEFAULT_ROLL_S,
+        post_roll_s: crate::storage::DEFAULT_ROLL_S,
         created_ms: jiff::Timestamp::now().as_millisecond(),
     };
     apply(&mut cam, input)?;

@@ -1,6 +1,6 @@
 //! `GET /api/system/discover`: the nodes seen on the network now, from the browse cache (never
 //! a scan), each with whether it is already a remote node here. `GET /api/events`: change
-//! notices as Server-Sent Events, so a page need not poll.
+//! notices and event starts and ends as Server-Sent Events, so a page need not poll.
 
 use std::convert::Infallible;
 use std::time::Duration;
@@ -10,7 +10,6 @@ use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures::Stream;
 use serde::Serialize;
-use tokio::sync::broadcast::error::RecvError;
 
 use super::{ApiError, ApiResult, AppState, State, blocking, rfc3339};
 use crate::discovery::Seen;
@@ -114,31 +113,58 @@ async fn snapshot(st: &AppState, topic: Topic) -> String {
     v.unwrap_or_default().to_string()
 }
 
+/// One thing to send on an event stream.
+enum Next {
+    Topic(Topic),
+    Event(crate::events::Notice),
+    End,
+}
+
 /// `GET /api/events`: `discover`, `pair_requests` and `pairings` events, each carrying the
-/// whole current state of its view; the first of each comes at once. A listener that cannot
-/// keep up is disconnected (it reconnects and gets the current state again).
+/// whole current state of its view (the first of each comes at once), and `event_start` and
+/// `event_end`, each carrying the event as `GET /api/recordings/events` lists it. A listener
+/// that cannot keep up is disconnected (it reconnects and gets the current state again).
 pub async fn events(st: State) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
-    let sub = st.events.subscribe().ok_or_else(|| {
+    let busy = || {
         ApiError(
             StatusCode::SERVICE_UNAVAILABLE,
             "too many event listeners; poll GET /api/system/discover instead".into(),
         )
-    })?;
+    };
+    let sub = st.notices.subscribe().ok_or_else(busy)?;
+    let evs = st.events.subscribe().ok_or_else(busy)?;
     let st = st.0.clone();
     let first = vec![Topic::Discover, Topic::PairRequests, Topic::Pairings];
-    let stream = futures::stream::unfold((sub, first, st), |(mut sub, mut first, st)| async move {
-        let topic = match first.pop() {
-            Some(t) => t,
-            None => match sub.rx.recv().await {
-                Ok(t) => t,
-                // Too slow, or the hub is gone: end the stream.
-                Err(RecvError::Lagged(_)) | Err(RecvError::Closed) => return None,
-            },
-        };
-        let data = snapshot(&st, topic).await;
-        let event = Event::default().event(topic.name()).data(data);
-        Some((Ok(event), (sub, first, st)))
-    });
+    let stream = futures::stream::unfold(
+        (sub, evs, first, st),
+        |(mut sub, mut evs, mut first, st)| async move {
+            let next = match first.pop() {
+                Some(t) => Next::Topic(t),
+                None => tokio::select! {
+                    t = sub.rx.recv() => t.map_or(Next::End, Next::Topic),
+                    n = evs.rx.recv() => n.map_or(Next::End, Next::Event),
+                },
+            };
+            let event = match next {
+                Next::Topic(topic) => {
+                    let data = snapshot(&st, topic).await;
+                    Event::default().event(topic.name()).data(data)
+                }
+                Next::Event(n) => {
+                    let out = match super::recordings::Local::load(&st).await {
+                        Ok(local) => serde_json::to_string(&local.event(n.event.clone())),
+                        Err(_) => serde_json::to_string(&serde_json::Value::Null),
+                    };
+                    Event::default()
+                        .event(n.name())
+                        .data(out.unwrap_or_default())
+                }
+                // Too slow, or a hub is gone: end the stream.
+                Next::End => return None,
+            };
+            Some((Ok(event), (sub, evs, first, st)))
+        },
+    );
     // A stream outlives nothing for long: after a while it ends and the browser reconnects,
     // which checks its login again (so a logout or password change stops it within that).
     let stream = futures::StreamExt::take_until(stream, tokio::time::sleep(STREAM_LIFETIME));

@@ -71,7 +71,10 @@ pub struct AppState {
     /// mDNS advertising and browsing; None when `[discovery] enabled = false`.
     pub discovery: Option<Arc<crate::discovery::Discovery>>,
     pub link: Arc<crate::discovery::link::Linker>,
-    pub events: Arc<crate::discovery::events::Hub>,
+    /// Discovery's and pairing's change notices (`GET /api/events`).
+    pub notices: Arc<crate::discovery::events::Hub>,
+    /// The node's events (motion, camera events, markers).
+    pub events: crate::events::EventLog,
     /// The appliance's slots, updates and reboots (src/system).
     pub system: Arc<crate::system::System>,
 }

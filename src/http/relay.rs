@@ -120,7 +120,10 @@ fn media_path(rest: &str) -> Option<()> {
         return None;
     }
     match parts.as_slice() {
-        ["cameras", _, "live"] | ["recordings", _, _] | ["segments", _] => Some(()),
+        ["cameras", _, "live"]
+        | ["recordings", _, _]
+        | ["recordings", "events", _, "thumbnail.jpg"]
+        | ["segments", _] => Some(()),
         _ => None,
     }
 }

@@ -78,6 +78,7 @@ fn peer_read() -> Routes {
         ("/api/cameras", get(cameras::list)),
         ("/api/cameras/{id}", get(cameras::get_one)),
         ("/api/recordings", get(recordings::list)),
+        ("/api/recordings/events", get(recordings::events)),
         // CartaNVR's dialect (docs/federation.md).
         ("/api/maintenance/health", get(cartanvr::health)),
         ("/api/playback/{camera}", get(cartanvr::playback)),
@@ -94,6 +95,10 @@ fn media() -> Routes {
             get(recordings::replay),
         ),
         ("/api/segments/{file}", get(recordings::segment)),
+        (
+            "/api/recordings/events/{id}/thumbnail.jpg",
+            get(recordings::thumbnail),
+        ),
     ]
 }
 
@@ -109,6 +114,12 @@ fn user() -> Routes {
             put(cameras::update)
                 .delete(cameras::delete)
                 .post(cameras::test_or_405),
+        ),
+        // Events: marking a moment, keeping a clip.
+        ("/api/recordings/events", post(recordings::mark)),
+        (
+            "/api/recordings/events/{id}/protect",
+            post(recordings::protect),
         ),
         // Federation keys and remote nodes.
         (

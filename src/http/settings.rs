@@ -114,6 +114,7 @@ pub async fn put(st: State, body: Json<Change>) -> ApiResult<Json<Value>> {
             st.retention.set_config(RetentionConfig {
                 budget: s.budget_bytes,
                 min_free: s.min_free_bytes,
+                ..st.retention.config()
             });
             *st.label.write().unwrap() = s.label.clone();
             st.link.set_label(&s.label);

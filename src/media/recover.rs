@@ -96,7 +96,8 @@ pub fn reconcile(index: &Index, layout: &Layout) -> Result<Report, StorageError>
     }
     let mut strays = Vec::new();
     for path in segment_files(&layout.recordings_dir()) {
-        if known.contains(&path) {
+        // Thumbnails live beside the segments; the event log settles them.
+        if known.contains(&path) || layout.parse_thumbnail_path(&path).is_some() {
             continue;
         }
         let parsed = layout.parse_segment_path(&path);

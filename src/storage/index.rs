@@ -18,6 +18,15 @@
 //!   (only the SHA-256 of each secret).
 //! * `nodes`: node id → JSON [`NodeRecord`]. The remote nodes this node reads.
 //! * `users`: user name → JSON [`UserRecord`]. The accounts that may log in.
+//! * `events` (since schema 2): event id `u64` → JSON [`EventRecord`]. What happened: motion,
+//!   camera events, markers; `end_ms` null while ongoing.
+//! * `event_starts` (since schema 2): `(camera, start_ms, id)` → `()`. Every `events` row once,
+//!   so "camera X's events between t0 and t1" is one range scan.
+//! * `events_open` (since schema 2): event id → `()`. The events still open (ongoing, or left
+//!   open by a crash: `events::EventLog::open` closes those at start).
+//! * `events_protected` (since schema 2): event id → `()`. The events whose clip the user keeps.
+//!
+//! `meta` also holds `last_event_id` and `longest_event_ms` (u64 LE, the longest closed event).
 //!
 //! Invariants, each kept within one write transaction:
 //!
@@ -30,6 +39,11 @@
 //!   segment overlapping t0. It only ever grows.
 //! * A row in state open either has a writer or was left by a crash; startup reconciliation
 //!   (`media::recover`) settles every such row before any camera starts.
+//! * Every `events` row has exactly one `event_starts` entry, an `events_open` entry exactly
+//!   while its `end_ms` is null, and an `events_protected` entry exactly while `protected`;
+//!   event ids are never reused (`meta.last_event_id`), and `meta.longest_event_ms` is at least
+//!   `end_ms − start_ms` of every closed event, so a range scan that far back finds every
+//!   closed event overlapping t0 (open ones come from `events_open`).
 //! * A JSON value that does not decode is reported as [`StorageError::Corrupt`], never skipped.
 
 use std::path::Path;
@@ -39,7 +53,9 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::video::Codec;
 
-pub const SCHEMA_VERSION: u32 = 1;
+/// 1: the first schema. 2: the event tables (`events`, `event_starts`, `events_open`,
+/// `events_protected`); migrating from 1 creates them empty.
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// How far back a range query looks for a segment still being written (see [`Index::segments`]).
 /// The segmenter closes segments at 300 s at most plus one GOP, well inside this.
@@ -53,6 +69,10 @@ const SETTINGS: TableDefinition<&str, &[u8]> = TableDefinition::new("settings");
 const FEDERATION_KEYS: TableDefinition<&str, &[u8]> = TableDefinition::new("federation_keys");
 const NODES: TableDefinition<&str, &[u8]> = TableDefinition::new("nodes");
 const USERS: TableDefinition<&str, &[u8]> = TableDefinition::new("users");
+const EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("events");
+const EVENT_STARTS: TableDefinition<(&str, i64, u64), ()> = TableDefinition::new("event_starts");
+const EVENTS_OPEN: TableDefinition<u64, ()> = TableDefinition::new("events_open");
+const EVENTS_PROTECTED: TableDefinition<u64, ()> = TableDefinition::new("events_protected");
 
 /// Why the index could not answer. redb's errors stay typed, one variant per stage, so a caller
 /// can tell a database another process holds ([`StorageError::Open`]) from a failed disk
@@ -138,7 +158,33 @@ pub struct CameraRecord {
     /// Maximum age of this camera's recordings, in days. `None`: only the disk budget applies.
     #[serde(default)]
     pub retention_days: Option<u32>,
+    /// Maximum age of this camera's segments that overlap an event (with the rolls below).
+    /// `None`: the same as `retention_days`.
+    #[serde(default)]
+    pub event_retention_days: Option<u32>,
+    /// Seconds of recording before an event's start that belong to its clip.
+    #[serde(default = "default_roll_s")]
+    pub pre_roll_s: u32,
+    /// Seconds of recording after an event's end that belong to its clip.
+    #[serde(default = "default_roll_s")]
+    pub post_roll_s: u32,
     pub created_ms: i64,
+}
+
+/// Pre- and post-roll of a camera that has not set them.
+pub const DEFAULT_ROLL_S: u32 = 5;
+
+fn default_roll_s() -> u32 {
+    DEFAULT_ROLL_S
+}
+
+/// An event's clip with the given rolls in seconds (the default ones when `None`), saturating.
+pub fn clip_span(start_ms: i64, end_ms: i64, rolls: Option<(u32, u32)>) -> (i64, i64) {
+    let (pre, post) = rolls.unwrap_or((DEFAULT_ROLL_S, DEFAULT_ROLL_S));
+    (
+        start_ms.saturating_sub(i64::from(pre) * 1000),
+        end_ms.max(start_ms).saturating_add(i64::from(post) * 1000),
+    )
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -313,6 +359,46 @@ pub struct NodeRecord {
     pub created_ms: i64,
 }
 
+/// Who noticed an event: the camera itself (ONVIF events) or Eyrie (its motion detector, a
+/// user's marker).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Origin {
+    Camera,
+    Eyrie,
+}
+
+/// One event as stored. `end_ms` is `None` while it is ongoing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EventRecord {
+    pub id: u64,
+    pub camera: String,
+    pub kind: String,
+    pub origin: Origin,
+    pub start_ms: i64,
+    #[serde(default)]
+    pub end_ms: Option<i64>,
+    #[serde(default)]
+    pub score: Option<f32>,
+    #[serde(default)]
+    pub zone: Option<String>,
+    /// The user keeps this event's clip: retention never deletes its segments.
+    #[serde(default)]
+    pub protected: bool,
+    /// A thumbnail file exists (`Layout::thumbnail_path`).
+    #[serde(default)]
+    pub thumbnail: bool,
+}
+
+impl EventRecord {
+    /// Whether it overlaps `[start_ms, end_ms)` (an open event lasts until now; an event of no
+    /// length overlaps a range that holds its start).
+    pub fn overlaps(&self, start_ms: i64, end_ms: i64) -> bool {
+        self.start_ms < end_ms
+            && (self.start_ms >= start_ms || self.end_ms.is_none_or(|e| e > start_ms))
+    }
+}
+
 /// A segment with its key, as handed out to readers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Segment {
@@ -379,8 +465,12 @@ impl Index {
                 Some(found) if found > SCHEMA_VERSION => {
                     return Err(StorageError::TooNew { found });
                 }
-                // Version 1 is the first schema: nothing to migrate yet. A later version adds its
-                // step here, keyed by `found`, inside this same transaction.
+                // Each step migrates from the version before, inside this same transaction.
+                // 1 → 2: the event tables, created empty by the `open_table` calls below.
+                Some(found) if found < SCHEMA_VERSION => {
+                    tracing::info!(from = found, to = SCHEMA_VERSION, "migrating the index");
+                    meta.insert("schema_version", SCHEMA_VERSION.to_le_bytes().as_slice())?;
+                }
                 Some(_) => {}
                 None => {
                     meta.insert("schema_version", SCHEMA_VERSION.to_le_bytes().as_slice())?;
@@ -410,6 +500,10 @@ impl Index {
             tx.open_table(FEDERATION_KEYS)?;
             tx.open_table(NODES)?;
             tx.open_table(USERS)?;
+            tx.open_table(EVENTS)?;
+            tx.open_table(EVENT_STARTS)?;
+            tx.open_table(EVENTS_OPEN)?;
+            tx.open_table(EVENTS_PROTECTED)?;
         }
         tx.commit()?;
         Ok(Self { db, node_id })
@@ -847,6 +941,283 @@ impl Index {
     }
 }
 
+/// The event tables, opened together in one write transaction.
+struct EventTables<'t> {
+    meta: redb::Table<'t, &'static str, &'static [u8]>,
+    events: redb::Table<'t, u64, &'static [u8]>,
+    starts: redb::Table<'t, (&'static str, i64, u64), ()>,
+    open: redb::Table<'t, u64, ()>,
+    protected: redb::Table<'t, u64, ()>,
+}
+
+impl<'t> EventTables<'t> {
+    fn new(tx: &'t redb::WriteTransaction) -> Result<Self> {
+        Ok(Self {
+            meta: tx.open_table(META)?,
+            events: tx.open_table(EVENTS)?,
+            starts: tx.open_table(EVENT_STARTS)?,
+            open: tx.open_table(EVENTS_OPEN)?,
+            protected: tx.open_table(EVENTS_PROTECTED)?,
+        })
+    }
+
+    fn get(&self, id: u64) -> Result<Option<EventRecord>> {
+        self.events
+            .get(id)?
+            .map(|v| decode_event(v.value()))
+            .transpose()
+    }
+
+    /// Writes `e` and keeps the other tables in step with it (its start never changes).
+    fn put(&mut self, e: &EventRecord) -> Result<()> {
+        let json = serde_json::to_vec(e).expect("event serializes");
+        self.events.insert(e.id, json.as_slice())?;
+        self.starts
+            .insert((e.camera.as_str(), e.start_ms, e.id), ())?;
+        match e.end_ms {
+            None => {
+                self.open.insert(e.id, ())?;
+            }
+            Some(end) => {
+                self.open.remove(e.id)?;
+                let longest = meta_u64(&self.meta, "longest_event_ms")?;
+                let len = end.saturating_sub(e.start_ms).max(0) as u64;
+                if len > longest {
+                    self.meta
+                        .insert("longest_event_ms", len.to_le_bytes().as_slice())?;
+                }
+            }
+        }
+        if e.protected {
+            self.protected.insert(e.id, ())?;
+        } else {
+            self.protected.remove(e.id)?;
+        }
+        Ok(())
+    }
+}
+
+impl Index {
+    // ---- events ----
+
+    /// Stores a new event (its `id` is ignored) and returns it with the id it was given.
+    pub fn insert_event(&self, e: &EventRecord) -> Result<EventRecord> {
+        let tx = self.db.begin_write()?;
+        let out;
+        {
+            let mut t = EventTables::new(&tx)?;
+            let id = Self::bump_counter(&mut t.meta, "last_event_id")?;
+            out = EventRecord { id, ..e.clone() };
+            t.put(&out)?;
+        }
+        tx.commit()?;
+        Ok(out)
+    }
+
+    /// Changes event `id` with `change` in one transaction; `Ok(None)` when there is no such
+    /// event. `change` may not move the start or the camera (they are the row's other key);
+    /// it returns whether it changed anything (nothing is written when not).
+    pub fn update_event(
+        &self,
+        id: u64,
+        change: impl FnOnce(&mut EventRecord) -> bool,
+    ) -> Result<Option<EventRecord>> {
+        let tx = self.db.begin_write()?;
+        let out;
+        {
+            let mut t = EventTables::new(&tx)?;
+            let Some(mut e) = t.get(id)? else {
+                return Ok(None);
+            };
+            let (camera, start) = (e.camera.clone(), e.start_ms);
+            if change(&mut e) {
+                e.id = id;
+                e.camera = camera;
+                e.start_ms = start;
+                t.put(&e)?;
+            }
+            out = e;
+        }
+        tx.commit()?;
+        Ok(Some(out))
+    }
+
+    pub fn event(&self, id: u64) -> Result<Option<EventRecord>> {
+        let tx = self.db.begin_read()?;
+        let t = tx.open_table(EVENTS)?;
+        t.get(id)?.map(|v| decode_event(v.value())).transpose()
+    }
+
+    /// Removes event `id` from every event table; returns it if it existed.
+    pub fn remove_event(&self, id: u64) -> Result<Option<EventRecord>> {
+        let tx = self.db.begin_write()?;
+        let removed;
+        {
+            let mut t = EventTables::new(&tx)?;
+            removed = t.get(id)?;
+            if let Some(e) = &removed {
+                t.events.remove(id)?;
+                t.starts.remove((e.camera.as_str(), e.start_ms, id))?;
+                t.open.remove(id)?;
+                t.protected.remove(id)?;
+            }
+        }
+        tx.commit()?;
+        Ok(removed)
+    }
+
+    /// Events of `camera` that overlap `[start_ms, end_ms)` ([`EventRecord::overlaps`]), in
+    /// start order, at most `limit` of them (the earliest). One range scan from the longest
+    /// closed event before `start_ms`, and the open events.
+    pub fn events(
+        &self,
+        camera: &str,
+        start_ms: i64,
+        end_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<EventRecord>> {
+        let tx = self.db.begin_read()?;
+        let longest = meta_u64(&tx.open_table(META)?, "longest_event_ms")?;
+        let events = tx.open_table(EVENTS)?;
+        let starts = tx.open_table(EVENT_STARTS)?;
+        let from = start_ms.saturating_sub(i64::try_from(longest).unwrap_or(i64::MAX));
+        let mut out: Vec<EventRecord> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        // Open events that began before the scan's window.
+        for item in tx.open_table(EVENTS_OPEN)?.iter()? {
+            let id = item?.0.value();
+            if let Some(v) = events.get(id)? {
+                let e = decode_event(v.value())?;
+                if e.camera == camera && e.start_ms < from && e.overlaps(start_ms, end_ms) {
+                    seen.insert(e.id);
+                    out.push(e);
+                }
+            }
+        }
+        for item in starts.range((camera, from, 0)..(camera, end_ms, 0))? {
+            if out.len() >= limit {
+                break;
+            }
+            let id = item?.0.value().2;
+            if seen.contains(&id) {
+                continue;
+            }
+            let Some(v) = events.get(id)? else {
+                return Err(StorageError::Corrupt {
+                    what: "event",
+                    detail: format!("event_starts names missing event {id}"),
+                });
+            };
+            let e = decode_event(v.value())?;
+            if e.overlaps(start_ms, end_ms) {
+                out.push(e);
+            }
+        }
+        out.sort_by_key(|e| (e.start_ms, e.id));
+        out.truncate(limit);
+        Ok(out)
+    }
+
+    /// Every event still open.
+    pub fn open_events(&self) -> Result<Vec<EventRecord>> {
+        self.events_in(EVENTS_OPEN)
+    }
+
+    /// Every protected event.
+    pub fn protected_events(&self) -> Result<Vec<EventRecord>> {
+        self.events_in(EVENTS_PROTECTED)
+    }
+
+    fn events_in(&self, set: TableDefinition<u64, ()>) -> Result<Vec<EventRecord>> {
+        let tx = self.db.begin_read()?;
+        let events = tx.open_table(EVENTS)?;
+        let mut out = Vec::new();
+        for item in tx.open_table(set)?.iter()? {
+            let id = item?.0.value();
+            if let Some(v) = events.get(id)? {
+                out.push(decode_event(v.value())?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Camera ids that have events, in order (one short range read per camera).
+    pub fn cameras_with_events(&self) -> Result<Vec<String>> {
+        use std::ops::Bound;
+        let tx = self.db.begin_read()?;
+        let starts = tx.open_table(EVENT_STARTS)?;
+        let mut out: Vec<String> = Vec::new();
+        loop {
+            let lower = match out.last() {
+                None => Bound::Unbounded,
+                Some(c) => Bound::Excluded((c.as_str(), i64::MAX, u64::MAX)),
+            };
+            let next = starts
+                .range::<(&str, i64, u64)>((lower, Bound::Unbounded))?
+                .next()
+                .transpose()?;
+            match next {
+                Some((k, _)) => out.push(k.value().0.to_string()),
+                None => return Ok(out),
+            }
+        }
+    }
+
+    /// The newest segment row of `camera` (open or not), if any.
+    pub fn newest_segment(&self, camera: &str) -> Result<Option<Segment>> {
+        let tx = self.db.begin_read()?;
+        let segs = tx.open_table(SEGMENTS)?;
+        let last = segs
+            .range((camera, i64::MIN)..=(camera, i64::MAX))?
+            .next_back()
+            .transpose()?;
+        Ok(last.map(|(k, v)| Segment {
+            camera: camera.to_string(),
+            start_ms: k.value().1,
+            row: v.value(),
+        }))
+    }
+
+    /// Closed or recovered segments of `camera` starting after `after_ms` (exclusive), oldest
+    /// first, at most `limit`: retention walks a camera's segments in order with it.
+    pub fn segments_after(
+        &self,
+        camera: &str,
+        after_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<Segment>> {
+        use std::ops::Bound;
+        let tx = self.db.begin_read()?;
+        let segs = tx.open_table(SEGMENTS)?;
+        let mut out = Vec::new();
+        for item in segs.range::<(&str, i64)>((
+            Bound::Excluded((camera, after_ms)),
+            Bound::Included((camera, i64::MAX)),
+        ))? {
+            if out.len() >= limit {
+                break;
+            }
+            let (k, v) = item?;
+            let row = v.value();
+            if row.state != SegmentState::Open {
+                out.push(Segment {
+                    camera: camera.to_string(),
+                    start_ms: k.value().1,
+                    row,
+                });
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn decode_event(bytes: &[u8]) -> Result<EventRecord> {
+    serde_json::from_slice(bytes).map_err(|e| StorageError::Corrupt {
+        what: "event",
+        detail: e.to_string(),
+    })
+}
+
 fn decode_camera(bytes: &[u8]) -> Result<CameraRecord> {
     serde_json::from_slice(bytes).map_err(|e| StorageError::Corrupt {
         what: "camera",
@@ -938,6 +1309,129 @@ mod tests {
         let (_, a) = idx.begin_segment(&row_for("a", 5, 1)).unwrap();
         let (_, b) = idx.begin_segment(&row_for("a", 5, 2)).unwrap();
         assert_eq!((a, b), (5, 6));
+    }
+
+    #[test]
+    fn a_version_1_index_gains_the_event_tables() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.redb");
+        {
+            // What a build of schema 1 left: its tables, no event tables.
+            let db = Database::create(&path).unwrap();
+            let tx = db.begin_write().unwrap();
+            {
+                let mut meta = tx.open_table(META).unwrap();
+                meta.insert("schema_version", 1u32.to_le_bytes().as_slice())
+                    .unwrap();
+                meta.insert("node_id", uuid::Uuid::nil().as_bytes().as_slice())
+                    .unwrap();
+                let cam = CameraRecord {
+                    id: "a".into(),
+                    name: "A".into(),
+                    source: "rtsp://x/".into(),
+                    username: None,
+                    password: None,
+                    transport: Transport::Tcp,
+                    enabled: true,
+                    retention_days: Some(3),
+                    event_retention_days: None,
+                    pre_roll_s: 0,
+                    post_roll_s: 0,
+                    created_ms: 0,
+                };
+                // A schema 1 camera row: without the event fields.
+                let mut json = serde_json::to_value(&cam).unwrap();
+                for k in ["event_retention_days", "pre_roll_s", "post_roll_s"] {
+                    json.as_object_mut().unwrap().remove(k);
+                }
+                tx.open_table(CAMERAS)
+                    .unwrap()
+                    .insert("a", serde_json::to_vec(&json).unwrap().as_slice())
+                    .unwrap();
+            }
+            tx.commit().unwrap();
+        }
+        let idx = Index::open(&path).unwrap();
+        assert_eq!(idx.node_id(), uuid::Uuid::nil());
+        let cam = idx.camera("a").unwrap().unwrap();
+        assert_eq!(
+            (cam.retention_days, cam.event_retention_days),
+            (Some(3), None)
+        );
+        assert_eq!(
+            (cam.pre_roll_s, cam.post_roll_s),
+            (DEFAULT_ROLL_S, DEFAULT_ROLL_S)
+        );
+        let e = idx
+            .insert_event(&EventRecord {
+                id: 0,
+                camera: "a".into(),
+                kind: "motion".into(),
+                origin: Origin::Eyrie,
+                start_ms: 5,
+                end_ms: None,
+                score: None,
+                zone: None,
+                protected: false,
+                thumbnail: false,
+            })
+            .unwrap();
+        assert_eq!(e.id, 1);
+        assert_eq!(idx.open_events().unwrap().len(), 1);
+        drop(idx);
+        let db = Database::create(&path).unwrap();
+        let tx = db.begin_read().unwrap();
+        let v = tx
+            .open_table(META)
+            .unwrap()
+            .get("schema_version")
+            .unwrap()
+            .unwrap()
+            .value()
+            .to_vec();
+        assert_eq!(v, SCHEMA_VERSION.to_le_bytes());
+    }
+
+    #[test]
+    fn event_rows_keep_their_tables_in_step() {
+        let dir = tempfile::tempdir().unwrap();
+        let idx = Index::open(&dir.path().join("x.redb")).unwrap();
+        let ev = |cam: &str, start| EventRecord {
+            id: 0,
+            camera: cam.into(),
+            kind: "motion".into(),
+            origin: Origin::Camera,
+            start_ms: start,
+            end_ms: None,
+            score: None,
+            zone: None,
+            protected: false,
+            thumbnail: false,
+        };
+        let a = idx.insert_event(&ev("a", 1_000)).unwrap();
+        let b = idx.insert_event(&ev("a", 500_000)).unwrap();
+        // A long event found from far after its start once closed (longest_event_ms).
+        idx.update_event(a.id, |e| {
+            e.end_ms = Some(400_000);
+            e.protected = true;
+            e.start_ms = 77; // the start is the row's key: not moved
+            true
+        })
+        .unwrap();
+        let got = idx.events("a", 300_000, 300_001, 10).unwrap();
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].start_ms, 1_000);
+        assert_eq!(idx.open_events().unwrap(), vec![b.clone()]);
+        assert_eq!(idx.protected_events().unwrap()[0].id, a.id);
+        assert_eq!(idx.cameras_with_events().unwrap(), vec!["a"]);
+        // Nothing changed: nothing written.
+        assert!(idx.update_event(a.id, |_| false).unwrap().is_some());
+        assert!(idx.update_event(99, |_| true).unwrap().is_none());
+        idx.remove_event(a.id).unwrap();
+        assert!(idx.protected_events().unwrap().is_empty());
+        assert!(idx.event(a.id).unwrap().is_none());
+        // Ids are never reused.
+        assert_eq!(idx.insert_event(&ev("b", 0)).unwrap().id, 3);
     }
 
     #[test]

@@ -54,6 +54,26 @@ impl Layout {
         )
     }
 
+    /// `recordings/{camera}/{YYYY-MM-DD}/{start_ms}-event-{id}.jpg`: an event's thumbnail, in
+    /// the day directory of the segments it shows (by the event's start, UTC), so it lives and
+    /// goes with them. `None` for an invalid camera id.
+    pub fn thumbnail_path(&self, camera: &str, start_ms: i64, id: u64) -> Option<PathBuf> {
+        let seg = self.segment_path(camera, start_ms)?;
+        Some(seg.with_file_name(format!("{start_ms}-event-{id}.jpg")))
+    }
+
+    /// Whether `path` is a thumbnail [`Layout::thumbnail_path`] could have built (recovery keeps
+    /// those; the event log removes a thumbnail whose event is gone).
+    pub fn parse_thumbnail_path(&self, path: &Path) -> Option<(String, i64, u64)> {
+        let rel = path.strip_prefix(self.recordings_dir()).ok()?;
+        let camera = rel.iter().next()?.to_str()?;
+        let file = path.file_name()?.to_str()?;
+        let (start, id) = file.strip_suffix(".jpg")?.split_once("-event-")?;
+        let (start_ms, id): (i64, u64) = (start.parse().ok()?, id.parse().ok()?);
+        (self.thumbnail_path(camera, start_ms, id)?.as_path() == path)
+            .then(|| (camera.to_string(), start_ms, id))
+    }
+
     /// The inverse of [`Layout::segment_path`]: `(camera, start_ms)` for a file found on disk.
     pub fn parse_segment_path(&self, path: &Path) -> Option<(String, i64)> {
         let rel = path.strip_prefix(self.recordings_dir()).ok()?;
@@ -122,5 +142,17 @@ mod tests {
             l.parse_segment_path(Path::new("/data/recordings/cam1/2023-11-14/x.mp4")),
             None
         );
+        let t = l.thumbnail_path("cam1", 1_700_000_000_123, 17).unwrap();
+        assert_eq!(
+            t,
+            Path::new("/data/recordings/cam1/2023-11-14/1700000000123-event-17.jpg")
+        );
+        assert_eq!(
+            l.parse_thumbnail_path(&t),
+            Some(("cam1".to_string(), 1_700_000_000_123, 17))
+        );
+        assert_eq!(l.parse_segment_path(&t), None);
+        assert_eq!(l.parse_thumbnail_path(&p), None);
+        assert_eq!(l.thumbnail_path("../x", 0, 1), None);
     }
 }

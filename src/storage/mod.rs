@@ -1,4 +1,4 @@
-//! Storage owns what is on disk: the redb index (cameras, segments, settings, node identity), the
+//! Storage owns what is on disk: the redb index (cameras, segments, events, settings, node identity), the
 //! directory layout of segment files, the disk budget and retention. It knows nothing of MP4: the
 //! media module writes files through the paths handed out here and reports them to the index.
 
@@ -7,7 +7,8 @@ mod layout;
 pub mod retention;
 
 pub use index::{
-    CameraRecord, FederationKeyRecord, Index, MediaMode, NewSegment, NodeKind, NodeRecord, Segment,
-    SegmentFinish, SegmentState, StorageError, Transport, UserRecord,
+    CameraRecord, DEFAULT_ROLL_S, EventRecord, FederationKeyRecord, Index, MediaMode, NewSegment,
+    NodeKind, NodeRecord, Origin, Segment, SegmentFinish, SegmentState, StorageError, Transport,
+    UserRecord, clip_span,
 };
 pub use layout::{Layout, valid_camera_id};

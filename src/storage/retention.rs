@@ -1,15 +1,91 @@
 //! Retention keeps the disk from filling: a byte budget for all recordings, a floor of free space
-//! on the data filesystem, and an optional maximum age per camera. Oldest segments go first. A
-//! file is unlinked before its row is removed, so a crash in between leaves a row without a file,
-//! which startup reconciliation drops; never a file nobody knows about.
+//! on the data filesystem, and optional maximum ages per camera (one for segments that overlap
+//! an event's clip, one for the others). Oldest segments go first, those overlapping no event
+//! before those that do; a segment overlapping a protected event's clip is never deleted
+//! (protected clips are bounded by [`Retention::protected_allowance`] when they are protected).
+//! An event none of whose recording is left goes too, with its thumbnail. A file is unlinked
+//! before its row is removed, so a crash in between leaves a row without a file, which startup
+//! reconciliation drops; never a file nobody knows about.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use super::index::{Index, Result, Segment};
+use std::collections::{HashMap, HashSet};
+
+use super::index::{CameraRecord, DEFAULT_ROLL_S, EventRecord, Index, Result, Segment, clip_span};
 use super::layout::Layout;
+
+/// What a segment is to retention, in the order it goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Class {
+    /// Overlaps no event's clip: goes first.
+    Plain,
+    /// Overlaps an event's clip: kept for `event_retention_days`, and goes after every plain
+    /// one when the budget is short.
+    Event,
+    /// Overlaps a protected event's clip: never deleted by retention.
+    Protected,
+}
+
+/// Segments read at once while walking a camera's recordings.
+const WALK_BATCH: usize = 256;
+
+/// One camera's segments walked oldest first for the next one of a class.
+struct Walk {
+    camera: String,
+    after: i64,
+    done: bool,
+    next: Option<Segment>,
+}
+
+impl Walk {
+    fn new(camera: String) -> Self {
+        Self {
+            camera,
+            after: i64::MIN,
+            done: false,
+            next: None,
+        }
+    }
+
+    /// Finds the camera's next segment of class `want`, unless one is waiting already.
+    fn fill(
+        &mut self,
+        r: &Retention,
+        want: Class,
+        cams: &HashMap<String, CameraRecord>,
+    ) -> Result<()> {
+        while self.next.is_none() && !self.done {
+            let batch = r
+                .index
+                .segments_after(&self.camera, self.after, WALK_BATCH)?;
+            self.done = batch.is_empty();
+            for s in batch {
+                self.after = s.start_ms;
+                if r.class(&s, cams)? == want {
+                    self.next = Some(s);
+                    break;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Removes a file, and its day directory once empty.
+fn remove_file_and_day(path: &Path) {
+    match std::fs::remove_file(path) {
+        Ok(()) => {
+            if let Some(day) = path.parent() {
+                let _ = std::fs::remove_dir(day); // only when empty
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => tracing::warn!("retention: removing {}: {e}", path.display()),
+    }
+}
 
 /// What the segmenter tells retention, and asks of it.
 pub trait DiskGuard: Send + Sync {
@@ -28,6 +104,8 @@ pub struct RetentionConfig {
     pub budget: Option<u64>,
     /// Free bytes to keep on the data filesystem.
     pub min_free: u64,
+    /// Share of the budget (or of the filesystem without one) protected clips may use.
+    pub protected_share: f32,
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -92,29 +170,45 @@ impl Retention {
         disk_stats(self.layout.root()).is_ok_and(|d| d.free < cfg.min_free)
     }
 
-    fn oldest(&self) -> Result<Option<Segment>> {
-        let mut best: Option<Segment> = None;
-        for cam in self.index.cameras_with_segments()? {
-            if let Some(s) = self.index.oldest_segment(&cam)? {
-                if best.as_ref().is_none_or(|b| s.start_ms < b.start_ms) {
-                    best = Some(s);
-                }
-            }
-        }
-        Ok(best)
+    /// The camera records by id (for their limits and rolls).
+    fn camera_records(&self) -> Result<HashMap<String, CameraRecord>> {
+        Ok(self
+            .index
+            .cameras()?
+            .into_iter()
+            .map(|c| (c.id.clone(), c))
+            .collect())
+    }
+
+    /// What `seg` is to retention: it overlaps a protected event's clip, another event's clip,
+    /// or none (the clip is the event with its camera's pre- and post-roll).
+    fn class(&self, seg: &Segment, cams: &HashMap<String, CameraRecord>) -> Result<Class> {
+        let (pre, post) = cams
+            .get(&seg.camera)
+            .map_or((DEFAULT_ROLL_S, DEFAULT_ROLL_S), |c| {
+                (c.pre_roll_s, c.post_roll_s)
+            });
+        // A clip [start − pre, end + post] overlaps [seg.start, seg.end) when the event
+        // overlaps [seg.start − post, seg.end + pre).
+        let from = seg.start_ms.saturating_sub(i64::from(post) * 1000);
+        let to = seg
+            .row
+            .end_ms
+            .max(seg.start_ms + 1)
+            .saturating_add(i64::from(pre) * 1000);
+        let events = self.index.events(&seg.camera, from, to, usize::MAX)?;
+        Ok(if events.iter().any(|e| e.protected) {
+            Class::Protected
+        } else if events.is_empty() {
+            Class::Plain
+        } else {
+            Class::Event
+        })
     }
 
     fn delete(&self, seg: &Segment) -> Result<()> {
         if let Some(path) = self.layout.segment_path(&seg.camera, seg.start_ms) {
-            match std::fs::remove_file(&path) {
-                Ok(()) => {
-                    if let Some(day) = path.parent() {
-                        let _ = std::fs::remove_dir(day); // only when empty
-                    }
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => tracing::warn!("retention: removing {}: {e}", path.display()),
-            }
+            remove_file_and_day(&path);
         }
         if let Some(row) = self.index.remove_segment(&seg.camera, seg.start_ms)? {
             self.used
@@ -123,7 +217,48 @@ impl Retention {
         Ok(())
     }
 
-    /// Deletes every closed segment of a camera (the camera is deleted without its recordings).
+    /// Removes the events of `camera` none of whose recording is left (with their thumbnails),
+    /// unless protected. Only events older than the camera's first segment are looked at:
+    /// segments go oldest first within their class, and an event's own segments are all of the
+    /// event class, so an event after the first segment still has its recording.
+    fn prune_events(&self, camera: &str) -> Result<usize> {
+        let first = [
+            self.index.oldest_segment(camera)?,
+            self.index.newest_segment(camera)?,
+        ]
+        .into_iter()
+        .flatten()
+        .map(|s| s.start_ms)
+        .min();
+        let before = match first {
+            Some(t) => t,
+            // No recording at all: only a deleted camera's events go.
+            None if self.index.camera(camera)?.is_none() => i64::MAX,
+            None => return Ok(0),
+        };
+        let mut pruned = 0;
+        for e in self.index.events(camera, i64::MIN, before, usize::MAX)? {
+            if e.protected || e.start_ms >= before {
+                continue;
+            }
+            let end = e.end_ms.unwrap_or(i64::MAX).max(e.start_ms + 1);
+            if !self.index.segments(camera, e.start_ms, end)?.is_empty() {
+                continue;
+            }
+            if let Some(gone) = self.index.remove_event(e.id)? {
+                if gone.thumbnail {
+                    if let Some(p) = self.layout.thumbnail_path(camera, gone.start_ms, gone.id) {
+                        remove_file_and_day(&p);
+                    }
+                }
+                pruned += 1;
+            }
+        }
+        Ok(pruned)
+    }
+
+    /// Deletes every closed segment of a camera (the camera is deleted without its recordings),
+    /// protected ones too (the camera's owner asked), and then its events.
     pub fn delete_camera(&self, camera: &str) -> Result<usize> {
         let _one = self.deleting.lock().unwrap();
         let mut deleted = 0;
@@ -131,32 +266,108 @@ impl Retention {
             self.delete(&s)?;
             deleted += 1;
         }
+        for e in self.index.events(camera, i64::MIN, i64::MAX, usize::MAX)? {
+            if e.protected {
+                self.index.update_event(e.id, |e| {
+                    e.protected = false;
+                    true
+                })?;
+            }
+        }
+        self.prune_events(camera)?;
         Ok(deleted)
     }
 
-    /// One pass: per-camera maximum age, then oldest-first until within budget and floor.
-    /// Returns how many segments were deleted.
-    pub fn enforce(&self) -> Result<usize> {
-        let _one = self.deleting.lock().unwrap();
+    /// Deletes segments oldest first, plain ones before event ones, never protected ones,
+    /// until `enough(deleted so far)`. Returns how many it deleted and which cameras lost any.
+    fn delete_oldest_until(
+        &self,
+        cams: &HashMap<String, CameraRecord>,
+        mut enough: impl FnMut(usize) -> bool,
+    ) -> Result<(usize, HashSet<String>)> {
         let mut deleted = 0;
-        let now_ms = jiff::Timestamp::now().as_millisecond();
-        for cam in self.index.cameras()? {
-            let Some(days) = cam.retention_days else {
-                continue;
-            };
-            let cutoff = now_ms - days as i64 * 86_400_000;
-            while let Some(s) = self.index.oldest_segment(&cam.id)? {
-                if s.row.end_ms > cutoff {
-                    break;
+        let mut touched = HashSet::new();
+        for want in [Class::Plain, Class::Event] {
+            let mut walks: Vec<Walk> = self
+                .index
+                .cameras_with_segments()?
+                .into_iter()
+                .map(Walk::new)
+                .collect();
+            loop {
+                if enough(deleted) {
+                    return Ok((deleted, touched));
                 }
-                self.delete(&s)?;
+                for w in &mut walks {
+                    w.fill(self, want, cams)?;
+                }
+                let Some(w) = walks
+                    .iter_mut()
+                    .filter(|w| w.next.is_some())
+                    .min_by_key(|w| w.next.as_ref().map(|s| s.start_ms))
+                else {
+                    break;
+                };
+                let seg = w.next.take().expect("filtered on next");
+                self.delete(&seg)?;
+                touched.insert(seg.camera);
                 deleted += 1;
             }
         }
-        while self.over_limits() {
-            let Some(s) = self.oldest()? else { break };
-            self.delete(&s)?;
-            deleted += 1;
+        Ok((deleted, touched))
+    }
+
+    /// One pass: per-camera maximum ages (`retention_days` for plain segments,
+    /// `event_retention_days` for those overlapping an event's clip), then oldest first until
+    /// within budget and floor (plain segments before event ones); protected clips stay.
+    /// Events with no recording left go with their thumbnails. Returns how many segments were
+    /// deleted.
+    pub fn enforce(&self) -> Result<usize> {
+        let _one = self.deleting.lock().unwrap();
+        let mut deleted = 0;
+        let mut touched = HashSet::new();
+        let now_ms = jiff::Timestamp::now().as_millisecond();
+        let cams = self.camera_records()?;
+        let cutoff =
+            |days: Option<u32>| days.map_or(i64::MIN, |d| now_ms - i64::from(d) * 86_400_000);
+        for cam in cams.values() {
+            let plain = cutoff(cam.retention_days);
+            let event = cutoff(cam.event_retention_days.or(cam.retention_days));
+            let last = plain.max(event);
+            if last == i64::MIN {
+                continue;
+            }
+            let mut after = i64::MIN;
+            'walk: loop {
+                let batch = self.index.segments_after(&cam.id, after, WALK_BATCH)?;
+                if batch.is_empty() {
+                    break;
+                }
+                for s in batch {
+                    after = s.start_ms;
+                    if s.row.end_ms > last {
+                        break 'walk;
+                    }
+                    let old = match self.class(&s, &cams)? {
+                        Class::Plain => s.row.end_ms <= plain,
+                        Class::Event => s.row.end_ms <= event,
+                        Class::Protected => false,
+                    };
+                    if old {
+                        self.delete(&s)?;
+                        touched.insert(s.camera);
+                        deleted += 1;
+                    }
+                }
+            }
+        }
+        let (n, t) = self.delete_oldest_until(&cams, |_| !self.over_limits())?;
+        deleted += n;
+        touched.extend(t);
+        for cam in self.index.cameras_with_events()? {
+            if touched.contains(&cam) || !cams.contains_key(&cam) {
+                self.prune_events(&cam)?;
+            }
         }
         if deleted > 0 {
             tracing::info!(
@@ -166,6 +377,39 @@ impl Retention {
             );
         }
         Ok(deleted)
+    }
+
+    /// Bytes protected clips may use: `protected_share` of the budget, or of the data
+    /// filesystem less the free-space floor when there is no budget.
+    pub fn protected_allowance(&self) -> u64 {
+        let cfg = self.config();
+        let room = match cfg.budget {
+            Some(b) => b,
+            None => disk_stats(self.layout.root())
+                .map(|d| d.total.saturating_sub(cfg.min_free))
+                .unwrap_or(0),
+        };
+        (room as f64 * f64::from(cfg.protected_share)) as u64
+    }
+
+    /// Bytes of the segments overlapping the clips of every protected event, and of `extra`'s
+    /// too (each segment counted once).
+    pub fn protected_bytes(&self, extra: Option<&EventRecord>) -> Result<u64> {
+        let cams = self.camera_records()?;
+        let mut seen = HashSet::new();
+        let mut total = 0u64;
+        let events = self.index.protected_events()?;
+        for e in events.iter().chain(extra) {
+            let rolls = cams.get(&e.camera).map(|c| (c.pre_roll_s, c.post_roll_s));
+            let now = jiff::Timestamp::now().as_millisecond();
+            let (from, to) = clip_span(e.start_ms, e.end_ms.unwrap_or(now), rolls);
+            for s in self.index.segments(&e.camera, from, to.max(from + 1))? {
+                if seen.insert(s.row.id) {
+                    total = total.saturating_add(s.row.bytes);
+                }
+            }
+        }
+        Ok(total)
     }
 
     /// Runs [`Retention::enforce`] after segments close and every `interval`, until dropped.
@@ -196,27 +440,23 @@ impl DiskGuard for Retention {
     fn emergency_free(&self) -> bool {
         let _one = self.deleting.lock().unwrap();
         tracing::warn!("disk full: deleting the oldest recordings now");
-        let mut freed = false;
         // Free some headroom at once rather than one segment per failed write, but no more:
         // on a small card a fixed count of segments could be every recording there is.
-        loop {
-            let enough = disk_stats(self.layout.root())
-                .is_ok_and(|d| d.free >= EMERGENCY_HEADROOM.min(d.total / 20));
-            if freed && enough {
-                break;
-            }
-            match self.oldest() {
-                Ok(Some(s)) => match self.delete(&s) {
-                    Ok(()) => freed = true,
-                    Err(e) => {
-                        tracing::error!("emergency deletion: {e}");
-                        break;
-                    }
-                },
-                _ => break,
+        let enough = |deleted: usize| {
+            deleted > 0
+                && disk_stats(self.layout.root())
+                    .is_ok_and(|d| d.free >= EMERGENCY_HEADROOM.min(d.total / 20))
+        };
+        let deleted = self
+            .camera_records()
+            .and_then(|cams| self.delete_oldest_until(&cams, enough));
+        match deleted {
+            Ok((n, _)) => n > 0,
+            Err(e) => {
+                tracing::error!("emergency deletion: {e}");
+                false
             }
         }
-        freed
     }
 
     fn segment_closed(&self) {
@@ -276,6 +516,7 @@ mod tests {
             RetentionConfig {
                 budget: Some(2500),
                 min_free: 0,
+                protected_share: 0.25,
             },
         )
         .unwrap();
@@ -297,5 +538,136 @@ mod tests {
         assert!(r.emergency_free());
         assert_eq!(r.used(), 0);
         assert!(!r.emergency_free());
+    }
+
+    fn camera(index: &Index, id: &str, days: Option<u32>, event_days: Option<u32>) {
+        index
+            .put_camera(
+                &CameraRecord {
+                    id: id.into(),
+                    name: id.into(),
+                    source: "rtsp://x/".into(),
+                    username: None,
+                    password: None,
+                    transport: crate::storage::Transport::Tcp,
+                    enabled: true,
+                    retention_days: days,
+                    event_retention_days: event_days,
+                    pre_roll_s: 0,
+                    post_roll_s: 0,
+                    created_ms: 0,
+                },
+                false,
+            )
+            .unwrap();
+    }
+
+    fn event(index: &Index, cam: &str, start: i64, end: i64, protected: bool) -> u64 {
+        index
+            .insert_event(&EventRecord {
+                id: 0,
+                camera: cam.into(),
+                kind: "motion".into(),
+                origin: crate::storage::Origin::Eyrie,
+                start_ms: start,
+                end_ms: Some(end),
+                score: None,
+                zone: None,
+                protected,
+                thumbnail: false,
+            })
+            .unwrap()
+            .id
+    }
+
+    fn starts(index: &Index, base: i64) -> Vec<i64> {
+        index
+            .all_segments()
+            .unwrap()
+            .into_iter()
+            .map(|s| s.start_ms - base)
+            .collect()
+    }
+
+    #[test]
+    fn the_budget_takes_plain_segments_first_and_never_protected_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout::new(dir.path());
+        let index = Arc::new(Index::open(&layout.db_path()).unwrap());
+        camera(&index, "a", None, None);
+        let base = jiff::Timestamp::now().as_millisecond() - 3_600_000;
+        for i in 0..5 {
+            add(&index, &layout, "a", base + i * 1000, 1000);
+        }
+        let kept = event(&index, "a", base + 1200, base + 1500, false);
+        let protected = event(&index, "a", base + 2200, base + 2300, true);
+        let r = Retention::new(
+            index.clone(),
+            layout.clone(),
+            RetentionConfig {
+                budget: Some(2500),
+                min_free: 0,
+                protected_share: 0.5,
+            },
+        )
+        .unwrap();
+        // Plain ones first (0, 3000, 4000), though the event segment at 1000 is older.
+        assert_eq!(r.enforce().unwrap(), 3);
+        assert_eq!(starts(&index, base), vec![1000, 2000]);
+        assert!(index.event(kept).unwrap().is_some());
+        // Then event segments; the protected one stays even over budget.
+        r.set_config(RetentionConfig {
+            budget: Some(100),
+            min_free: 0,
+            protected_share: 0.5,
+        });
+        assert_eq!(r.enforce().unwrap(), 1);
+        assert_eq!(starts(&index, base), vec![2000]);
+        // The event with no recording left is gone, the protected one stays.
+        assert!(index.event(kept).unwrap().is_none());
+        assert!(index.event(protected).unwrap().is_some());
+        assert!(!r.emergency_free());
+        assert_eq!(starts(&index, base), vec![2000]);
+        assert_eq!(r.protected_bytes(None).unwrap(), 1000);
+        assert_eq!(r.protected_allowance(), 50);
+    }
+
+    #[test]
+    fn event_segments_are_kept_for_their_own_days() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout::new(dir.path());
+        let index = Arc::new(Index::open(&layout.db_path()).unwrap());
+        camera(&index, "a", Some(1), Some(3));
+        let base = jiff::Timestamp::now().as_millisecond() - 2 * 86_400_000;
+        for i in 0..3 {
+            add(&index, &layout, "a", base + i * 1000, 10);
+        }
+        add(&index, &layout, "a", base - 2 * 86_400_000, 10); // 4 days old
+        event(
+            &index,
+            "a",
+            base - 2 * 86_400_000,
+            base - 2 * 86_400_000 + 10,
+            false,
+        );
+        event(&index, "a", base + 1000, base + 1001, false);
+        let r = Retention::new(
+            index.clone(),
+            layout.clone(),
+            RetentionConfig {
+                budget: None,
+                min_free: 0,
+                protected_share: 0.25,
+            },
+        )
+        .unwrap();
+        // 2 days old: plain ones go (1 day), the event one stays (3 days); 4 days old goes.
+        assert_eq!(r.enforce().unwrap(), 3);
+        assert_eq!(starts(&index, base), vec![1000]);
+        assert_eq!(
+            index.events("a", i64::MIN, i64::MAX, 10).unwrap().len(),
+            1,
+            "the 4-day-old event went with its segment"
+        );
     }
 }

@@ -190,7 +190,7 @@ fn search_limits(st: &crate::http::AppState) -> crate::base::client::Limits {
 
 /// Asks a peer and reads its answer as a `T` (an error answer as its message), within
 /// [`search_limits`].
-async fn ask_peer<T: DeserializeOwned>(
+pub(super) async fn ask_peer<T: DeserializeOwned>(
     st: &crate::http::AppState,
     node: &crate::storage::NodeRecord,
     path_and_query: &str,
@@ -218,7 +218,7 @@ async fn ask_peer<T: DeserializeOwned>(
     serde_json::from_slice(&got.body).map_err(|e| format!("invalid answer: {e}"))
 }
 
-async fn find_node(st: &State, id: &str) -> ApiResult<crate::storage::NodeRecord> {
+pub(super) async fn find_node(st: &State, id: &str) -> ApiResult<crate::storage::NodeRecord> {
     let peers = st.peers.clone();
     let id = id.to_string();
     blocking(move || Ok(peers.nodes()?))

@@ -5,6 +5,8 @@
 //!   recordings route shares (a time range, a camera that exists);
 //! - [`local`]: this node's segments and runs of one camera, as a listing;
 //! - [`federated`]: listings asked of peers (Eyrie and CartaNVR), and the all-nodes merge;
+//! - [`events`](mod@events): events (motion, camera events, markers) listed like recordings, their
+//!   thumbnails, protecting a clip, marking a moment;
 //! - [`files`]: this node's media: one MP4 for any time range, single segments, one recorded
 //!   picture; byte ranges are served by [`super::ranges`];
 //! - [`replay`](mod@replay): a recorded MJPEG range played back at its pace;
@@ -15,12 +17,14 @@
 //! for a listing) before any index read; a camera id is checked with
 //! [`crate::storage::valid_camera_id`] before it names a file or a query to the index.
 
+mod events;
 mod federated;
 mod files;
 mod local;
 mod replay;
 mod slots;
 
+pub use events::{Local, list as events, mark, protect, thumbnail};
 pub use files::{frame, segment, view};
 pub use replay::replay;
 
