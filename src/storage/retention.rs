@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use std::collections::{HashMap, HashSet};
 
-use super::index::{CameraRecord, DEFAULT_ROLL_S, EventRecord, Index, Result, Segment, clip_span};
+use super::index::{CameraRecord, EventRecord, Index, Result, Segment, clip_span};
 use super::layout::Layout;
 
 /// What a segment is to retention, in the order it goes.
@@ -32,12 +32,79 @@ enum Class {
 /// Segments read at once while walking a camera's recordings.
 const WALK_BATCH: usize = 256;
 
+/// One camera's event clips (each event with its camera's pre- and post-roll; an ongoing one
+/// lasts until now), read once per pass, so classifying a segment costs no query.
+struct Clips {
+    /// `(from, to)` of every clip, sorted by `from`, and the largest `to` up to each.
+    all: Vec<(i64, i64)>,
+    all_to: Vec<i64>,
+    /// The same for protected events' clips.
+    kept: Vec<(i64, i64)>,
+    kept_to: Vec<i64>,
+}
+
+impl Clips {
+    fn load(index: &Index, camera: &str, cams: &HashMap<String, CameraRecord>) -> Result<Self> {
+        let rolls = cams.get(camera).map(|c| (c.pre_roll_s, c.post_roll_s));
+        let now = jiff::Timestamp::now().as_millisecond();
+        let mut all = Vec::new();
+        let mut kept = Vec::new();
+        for e in index.events(camera, i64::MIN, i64::MAX, usize::MAX)? {
+            let span = clip_span(e.start_ms, e.end_ms.unwrap_or(now), rolls);
+            all.push(span);
+            if e.protected {
+                kept.push(span);
+            }
+        }
+        let prefix_max = |spans: &mut Vec<(i64, i64)>| {
+            spans.sort_unstable();
+            spans
+                .iter()
+                .scan(i64::MIN, |m, s| {
+                    *m = (*m).max(s.1);
+                    Some(*m)
+                })
+                .collect::<Vec<i64>>()
+        };
+        let all_to = prefix_max(&mut all);
+        let kept_to = prefix_max(&mut kept);
+        Ok(Self {
+            all,
+            all_to,
+            kept,
+            kept_to,
+        })
+    }
+
+    /// Whether a clip of `spans` overlaps `[start, end)` (one that ends where it starts
+    /// counts): those beginning before `end` are a prefix, and one of them reaches `start`
+    /// exactly when the largest end among them does.
+    fn hit(spans: &[(i64, i64)], to: &[i64], start: i64, end: i64) -> bool {
+        let k = spans.partition_point(|(from, _)| *from < end);
+        k > 0 && to[k - 1] >= start
+    }
+
+    /// What `seg` is to retention.
+    fn class(&self, seg: &Segment) -> Class {
+        let end = seg.row.end_ms.max(seg.start_ms + 1);
+        if Self::hit(&self.kept, &self.kept_to, seg.start_ms, end) {
+            Class::Protected
+        } else if Self::hit(&self.all, &self.all_to, seg.start_ms, end) {
+            Class::Event
+        } else {
+            Class::Plain
+        }
+    }
+}
+
 /// One camera's segments walked oldest first for the next one of a class.
 struct Walk {
     camera: String,
     after: i64,
     done: bool,
     next: Option<Segment>,
+    /// Read at the first step.
+    clips: Option<Clips>,
 }
 
 impl Walk {
@@ -47,6 +114,7 @@ impl Walk {
             after: i64::MIN,
             done: false,
             next: None,
+            clips: None,
         }
     }
 
@@ -58,13 +126,18 @@ impl Walk {
         cams: &HashMap<String, CameraRecord>,
     ) -> Result<()> {
         while self.next.is_none() && !self.done {
+            let clips = match self.clips.take() {
+                Some(c) => c,
+                None => Clips::load(&r.index, &self.camera, cams)?,
+            };
+            let clips = self.clips.insert(clips);
             let batch = r
                 .index
                 .segments_after(&self.camera, self.after, WALK_BATCH)?;
             self.done = batch.is_empty();
             for s in batch {
                 self.after = s.start_ms;
-                if r.class(&s, cams)? == want {
+                if clips.class(&s) == want {
                     self.next = Some(s);
                     break;
                 }
@@ -178,32 +251,6 @@ impl Retention {
             .into_iter()
             .map(|c| (c.id.clone(), c))
             .collect())
-    }
-
-    /// What `seg` is to retention: it overlaps a protected event's clip, another event's clip,
-    /// or none (the clip is the event with its camera's pre- and post-roll).
-    fn class(&self, seg: &Segment, cams: &HashMap<String, CameraRecord>) -> Result<Class> {
-        let (pre, post) = cams
-            .get(&seg.camera)
-            .map_or((DEFAULT_ROLL_S, DEFAULT_ROLL_S), |c| {
-                (c.pre_roll_s, c.post_roll_s)
-            });
-        // A clip [start − pre, end + post] overlaps [seg.start, seg.end) when the event
-        // overlaps [seg.start − post, seg.end + pre).
-        let from = seg.start_ms.saturating_sub(i64::from(post) * 1000);
-        let to = seg
-            .row
-            .end_ms
-            .max(seg.start_ms + 1)
-            .saturating_add(i64::from(pre) * 1000);
-        let events = self.index.events(&seg.camera, from, to, usize::MAX)?;
-        Ok(if events.iter().any(|e| e.protected) {
-            Class::Protected
-        } else if events.is_empty() {
-            Class::Plain
-        } else {
-            Class::Event
-        })
     }
 
     fn delete(&self, seg: &Segment) -> Result<()> {
@@ -337,6 +384,7 @@ impl Retention {
             if last == i64::MIN {
                 continue;
             }
+            let clips = Clips::load(&self.index, &cam.id, &cams)?;
             let mut after = i64::MIN;
             'walk: loop {
                 let batch = self.index.segments_after(&cam.id, after, WALK_BATCH)?;
@@ -348,7 +396,7 @@ impl Retention {
                     if s.row.end_ms > last {
                         break 'walk;
                     }
-                    let old = match self.class(&s, &cams)? {
+                    let old = match clips.class(&s) {
                         Class::Plain => s.row.end_ms <= plain,
                         Class::Event => s.row.end_ms <= event,
                         Class::Protected => false,
