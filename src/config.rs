@@ -824,6 +824,17 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("budget"), "{e}");
+        let e = load("[storage]\nprotected_share = 0.95\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("storage.protected_share"), "{e}");
+        assert_eq!(
+            load("[storage]\nprotected_share = 0.5\n")
+                .unwrap()
+                .storage
+                .protected_share,
+            0.5
+        );
         let e = Config::load(
             Some(Path::new("/nonexistent/eyrie.toml")),
             &Overrides::default(),

@@ -309,6 +309,15 @@ fn bad_input_and_hostile_peers_get_clear_errors() {
         400,
         "RFC 3339",
     );
+    // A camera's event settings are checked too.
+    for body in [
+        r#"{"pre_roll_s": 301}"#,
+        r#"{"post_roll_s": 100000}"#,
+        r#"{"event_retention_days": 4000}"#,
+    ] {
+        let (s, v) = a.request("PUT", "/api/cameras/demo", Some(body));
+        assert_eq!(s, 400, "{body}: {v}");
+    }
     // Without a login: nothing.
     let anon = ureq::get(&a.anon_url("/api/recordings/events?camera=all")).call();
     assert!(matches!(anon, Err(ureq::Error::Status(401, _))));
