@@ -348,6 +348,23 @@ fn bad_input_and_hostile_peers_get_clear_errors() {
     let wrong = FakePeer::start(|_, _| Reply::Body(200, r#"{"events": {"not": "a list"}}"#.into()));
     link(&a, &hostile.url(), "k", "hostile");
     link(&a, &wrong.url(), "k", "wrong");
+    // A CartaNVR node has no events: listed as fine with none, never asked for them.
+    let asked = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let carta = {
+        let asked = asked.clone();
+        FakePeer::start(move |path, _| {
+            if path.contains("events") {
+                asked.store(true, std::sync::atomic::Ordering::SeqCst);
+            }
+            Reply::Body(200, "[]".into())
+        })
+    };
+    let body = format!(
+        r#"{{"label": "carta", "url": "{}", "key": "0123456789abcdef0123456789abcdef", "kind": "cartanvr"}}"#,
+        carta.url()
+    );
+    let (s, v) = a.request("POST", "/api/system/nodes", Some(&body));
+    assert_eq!(s, 201, "{v}");
     let all = events(&a, "camera=all");
     let list = all["events"].as_array().unwrap();
     assert_eq!(list.len(), 1, "{all}");
@@ -369,6 +386,10 @@ fn bad_input_and_hostile_peers_get_clear_errors() {
             .contains("invalid answer"),
         "{wrong_node}"
     );
+    let carta_node = nodes.iter().find(|n| n["name"] == "carta").unwrap();
+    assert_eq!(carta_node["ok"], true, "{carta_node}");
+    assert_eq!(carta_node["events"], 0, "{carta_node}");
+    assert!(!asked.load(std::sync::atomic::Ordering::SeqCst));
     assert_eq!(a.request("GET", "/api/health", None).0, 200);
 }
 
