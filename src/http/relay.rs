@@ -273,6 +273,9 @@ mod tests {
         assert!(media_path("recordings/front/view.mp4").is_some());
         assert!(media_path("recordings/cam_3/2024-05-01.mp4").is_some());
         assert!(media_path("segments/12.mp4").is_some());
+        assert!(media_path("recordings/events/17/thumbnail.jpg").is_some());
+        assert!(media_path("recordings/events/17/protect").is_none());
+        assert!(media_path("recordings/front/17/thumbnail.jpg").is_none());
         assert!(media_path("cameras").is_none());
         assert!(media_path("cameras/front").is_none());
         assert!(media_path("federation/keys").is_none());
