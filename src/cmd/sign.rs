@@ -1,6 +1,6 @@
 //! `eyrie sign`: update keys and signed root images on the machine that builds them
-//! (docs/update.md). A signing key is a PKCS#8 Ed25519 private key in PEM (`openssl genpkey
-//! -algorithm ed25519` makes the same kind); its public key is the 44-character base64 line an
+//! (docs/update.md). A signing key is a PKCS#8 Ed25519 private key in PEM (keygen writes v2;
+//! v1 keys from `openssl genpkey -algorithm ed25519` are read too); its public key is the 44-character base64 line an
 //! appliance trusts. Signing appends the trailer of `system::signature` to the image in place.
 
 use std::fs::File;
