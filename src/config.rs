@@ -231,6 +231,11 @@ pub struct SystemConfig {
     pub state: PathBuf,
     /// Program and arguments that reboot the machine.
     pub reboot_command: Vec<String>,
+    /// The boot partition's file of public keys trusted to sign updates, one a line.
+    pub update_keys_file: PathBuf,
+    /// Whether an update may be an unsigned image (one with a signature that does not verify
+    /// is refused still). Only eyrie.toml sets it: on the appliance, the boot partition.
+    pub allow_unsigned_updates: bool,
 }
 
 impl Default for SystemConfig {
@@ -241,6 +246,8 @@ impl Default for SystemConfig {
             ab_file: PathBuf::from("/boot/ab.txt"),
             state: PathBuf::from("/data/system"),
             reboot_command: vec!["/sbin/reboot".into()],
+            update_keys_file: PathBuf::from("/boot/update-keys.txt"),
+            allow_unsigned_updates: false,
         }
     }
 }
@@ -450,6 +457,9 @@ pub struct AdminSettings {
     pub segment_seconds: u64,
     pub budget_bytes: Option<u64>,
     pub min_free_bytes: u64,
+    /// Public keys trusted to sign updates, besides the boot partition's (docs/update.md).
+    #[serde(default)]
+    pub update_keys: Vec<String>,
 }
 
 impl AdminSettings {
@@ -463,7 +473,27 @@ impl AdminSettings {
             segment_seconds: c.recording.segment_target.as_secs(),
             budget_bytes: c.storage.budget,
             min_free_bytes: c.storage.min_free,
+            update_keys: Vec::new(),
         }
+    }
+
+    /// The update keys, parsed.
+    pub fn update_keys(&self) -> Result<Vec<crate::system::signature::PublicKey>, Refused> {
+        if self.update_keys.len() > crate::system::signature::MAX_KEYS {
+            return Err(Invalid::Expected("at most 32 keys")).at("update_keys");
+        }
+        self.update_keys
+            .iter()
+            .map(|k| {
+                k.parse().map_err(|_| {
+                    Invalid::not(
+                        k.chars().take(60).collect::<String>(),
+                        "an Ed25519 public key (44 characters of base64)",
+                    )
+                })
+            })
+            .collect::<Result<_, _>>()
+            .at("update_keys")
     }
 
     /// Checks every value as the config file's would be.
@@ -476,6 +506,7 @@ impl AdminSettings {
             ))
             .at("budget_bytes");
         }
+        self.update_keys()?;
         Ok(())
     }
 
@@ -635,6 +666,7 @@ impl SystemConfig {
             ("system.boot_env", &self.boot_env),
             ("system.ab_file", &self.ab_file),
             ("system.state", &self.state),
+            ("system.update_keys_file", &self.update_keys_file),
         ] {
             if !path.is_absolute() {
                 return Err(Invalid::not(path.display().to_string(), "an absolute path")).at(key);
@@ -724,6 +756,8 @@ mod tests {
             ab_file = "/tmp/ab.txt"
             state = "/tmp/state"
             reboot_command = ["/bin/sh", "-c", "reboot"]
+            update_keys_file = "/tmp/keys.txt"
+            allow_unsigned_updates = true
             [wifi]
             ssid = "Home"
             psk = "correct horse"
@@ -763,6 +797,8 @@ mod tests {
         assert_eq!(c.system.ab_file, Path::new("/tmp/ab.txt"));
         assert_eq!(c.system.state, Path::new("/tmp/state"));
         assert_eq!(c.system.reboot_command, ["/bin/sh", "-c", "reboot"]);
+        assert_eq!(c.system.update_keys_file, Path::new("/tmp/keys.txt"));
+        assert!(c.system.allow_unsigned_updates);
         let w = c.wifi.unwrap();
         assert_eq!(
             (w.ssid.as_str(), w.psk.as_deref()),
@@ -783,6 +819,10 @@ mod tests {
             ("[system]\nhostname = \"\"\n", "system.hostname"),
             ("[system]\nab_file = \"ab.txt\"\n", "system.ab_file"),
             ("[system]\nreboot_command = []\n", "system.reboot_command"),
+            (
+                "[system]\nupdate_keys_file = \"keys.txt\"\n",
+                "system.update_keys_file",
+            ),
             ("[wifi]\nssid = \"\"\n", "wifi.ssid"),
             (
                 &format!("[wifi]\nssid = \"{}\"\n", "x".repeat(33)),
@@ -808,6 +848,11 @@ mod tests {
         assert_eq!(c.system.boot_env, Path::new("/run/eyrie/boot.env"));
         assert_eq!(c.system.ab_file, Path::new("/boot/ab.txt"));
         assert_eq!(c.system.reboot_command, ["/sbin/reboot"]);
+        assert_eq!(
+            c.system.update_keys_file,
+            Path::new("/boot/update-keys.txt")
+        );
+        assert!(!c.system.allow_unsigned_updates, "updates are signed");
     }
 
     #[test]

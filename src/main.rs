@@ -31,6 +31,8 @@ enum Command {
     /// Apply the boot partition's settings (admin password, Wi-Fi, host name) and remove the
     /// secrets from the file; run by the appliance's init at every boot (docs/update.md).
     ApplyBootConfig(cmd::apply_boot_config::Args),
+    /// Make update keys and sign root images with them (docs/update.md).
+    Sign(cmd::sign::Args),
 }
 
 fn main() -> ExitCode {
@@ -49,6 +51,7 @@ fn main() -> ExitCode {
         Command::Devices(args) => cmd::devices::main(args),
         Command::M2mTrial(args) => cmd::m2m_trial::main(args),
         Command::ApplyBootConfig(args) => cmd::apply_boot_config::main(args),
+        Command::Sign(args) => cmd::sign::main(args),
     }
 }
 

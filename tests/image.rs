@@ -3,7 +3,8 @@
 //! `qemu-system-aarch64 -M virt` (TCG) as a card would: first boot grows the data partition and
 //! makes root slot B, Eyrie answers through a forwarded port, a camera survives power cuts, a
 //! `vivid` camera in the guest records segments the host decodes with ffprobe, an update through
-//! the API lands in slot B and runs after the reboot the API starts, and the initramfs follows
+//! the API (signed by the key the image was built with; unsigned, refused) lands in slot B and
+//! runs after the reboot the API starts, and the initramfs follows
 //! `/boot/ab.txt` (docs/update.md) back to the good slot when a trial fails. The 32-bit
 //! qemu-armv7 image boots once under `qemu-system-arm -M virt`: Eyrie starts, its demo camera
 //! records, and a segment fetched through the forwarded port decodes. The Raspberry Pi images
@@ -86,10 +87,16 @@ const BUILD_TOOLS: &[&str] = &[
 ];
 
 /// `image/build <board>` into a fresh directory (the package cache under target/image is
-/// shared); the image's path.
-fn build(board: &str, out: &Path) -> PathBuf {
+/// shared), the root signed with `sign_key` when given (by this test's eyrie); the image's
+/// path.
+fn build(board: &str, out: &Path, sign_key: Option<&Path>) -> PathBuf {
     let started = Instant::now();
-    let res = Command::new(repo().join("image/build"))
+    let mut cmd = Command::new(repo().join("image/build"));
+    if let Some(key) = sign_key {
+        cmd.env("EYRIE_SIGN_KEY", key)
+            .env("EYRIE_HOST_BIN", env!("CARGO_BIN_EXE_eyrie"));
+    }
+    let res = cmd
         .arg(board)
         .env("EYRIE_IMAGE_OUT", out)
         .stdout(Stdio::piped())
@@ -394,7 +401,16 @@ fn qemu_image_boots_keeps_cameras_and_switches_slots() {
     }
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    let img = build("qemu-aarch64", &dir.join("out"));
+    // The update key the image is built with: made here, never kept.
+    let sign_key = dir.join("update.key");
+    let made = Command::new(env!("CARGO_BIN_EXE_eyrie"))
+        .args(["sign", "keygen"])
+        .arg(&sign_key)
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{made:?}");
+    let public = String::from_utf8(made.stdout).unwrap().trim().to_string();
+    let img = build("qemu-aarch64", &dir.join("out"), Some(&sign_key));
 
     let apparent = std::fs::metadata(&img).unwrap().len();
     assert!(apparent <= 128 * MIB, "image is {apparent} bytes");
@@ -403,13 +419,24 @@ fn qemu_image_boots_keeps_cameras_and_switches_slots() {
     let (data_start, data_size) = part(&parts, 4).expect("data is partition 4");
     assert!(part(&parts, 3).is_none(), "slot B is made on first boot");
     let files = boot_files(&img);
-    for f in ["vmlinuz", "initrd.img", "eyrie.toml", "ab.txt"] {
+    for f in [
+        "vmlinuz",
+        "initrd.img",
+        "eyrie.toml",
+        "ab.txt",
+        "update-keys.txt",
+    ] {
         assert!(
             files.iter().any(|x| x == f),
             "{f} on the boot partition: {files:?}"
         );
     }
     assert_eq!(key(&boot_file(&img, "ab.txt"), "active"), "a");
+    let trusted = boot_file(&img, "update-keys.txt");
+    assert!(
+        trusted.lines().any(|l| l.starts_with(&public)),
+        "the boot partition trusts the build's key: {trusted}"
+    );
 
     // The kernel and initramfs QEMU loads (it has no boot firmware for this image) come from
     // the image's boot partition; the disk is a copy grown as a larger card would be.
@@ -555,8 +582,22 @@ fn qemu_image_boots_keeps_cameras_and_switches_slots() {
     eprintln!("vivid in the guest: {frames} MJPEG frames in {segment}; health: {cam}");
 
     // An update through the API: the build's root image goes to slot B (checked against its
-    // SHA-256), and the reboot the API starts brings the system up from it with the same data.
+    // SHA-256 and its signature), and the reboot the API starts brings the system up from it
+    // with the same data. The same root without its signature is refused first.
     let root = std::fs::read(dir.join("out/eyrie-qemu-aarch64-root.squashfs")).unwrap();
+    let unsigned = &root[..root.len() - 112]; // the trailer, docs/update.md
+    let resp = ureq::post(&vm.url("/api/system/update"))
+        .timeout(Duration::from_secs(300))
+        .send_bytes(unsigned);
+    match resp {
+        Err(ureq::Error::Status(400, r)) => {
+            let v: Value = r.into_json().unwrap();
+            assert!(v["error"].as_str().unwrap().contains("not signed"), "{v:#}");
+        }
+        other => panic!("an unsigned root: {other:?}"),
+    }
+    let (_, state) = vm.call("GET", "/api/system/update", None);
+    assert!(state["next"].is_null(), "{state:#}");
     let sum: String = ring::digest::digest(&ring::digest::SHA256, &root)
         .as_ref()
         .iter()
@@ -575,6 +616,7 @@ fn qemu_image_boots_keeps_cameras_and_switches_slots() {
     let v: Value = serde_json::from_str(&resp.into_string().unwrap()).unwrap();
     assert_eq!((status, v["slot"].as_str()), (200, Some("b")), "{v:#}");
     assert_eq!(v["sha256"], sum.as_str());
+    assert_eq!(v["signed_by"], public.as_str(), "{v:#}");
     let (_, state) = vm.call("GET", "/api/system/update", None);
     assert_eq!(state["next"], "b", "{state:#}");
     let (status, v) = vm.call("POST", "/api/system/reboot", None);
@@ -737,7 +779,7 @@ fn qemu_armv7_image_boots_and_records() {
     let started = Instant::now();
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    let img = build("qemu-armv7", &dir.join("out"));
+    let img = build("qemu-armv7", &dir.join("out"), None);
     let apparent = std::fs::metadata(&img).unwrap().len();
     assert!(apparent <= 128 * MIB, "image is {apparent} bytes");
 
@@ -872,7 +914,7 @@ fn raspberry_pi_images() {
     let tmp = tempfile::tempdir().unwrap();
     for pi in PIS {
         let board = pi.board;
-        let img = build(board, &tmp.path().join(board));
+        let img = build(board, &tmp.path().join(board), None);
         let apparent = std::fs::metadata(&img).unwrap().len();
         assert!(apparent <= 128 * MIB, "{board}: image is {apparent} bytes");
         let parts = partitions(&img);
@@ -893,6 +935,7 @@ fn raspberry_pi_images() {
             "initrd.img",
             "eyrie.toml",
             "ab.txt",
+            "update-keys.txt",
         ];
         want.extend(pi.firmware);
         want.extend(pi.dtbs);

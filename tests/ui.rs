@@ -103,8 +103,8 @@ fn forward_into(ns: &str, port: u16) -> String {
 /// the test uploads.
 const APPLIANCE_SLOT_SIZE: u64 = 16 << 20;
 
-/// An Eyrie running as an appliance on slot A, and a real root image for it: a squashfs of a
-/// few MiB that does not compress (so its upload takes several progress events). None (the
+/// An Eyrie running as an appliance on slot A, and a real root image for it, signed with its
+/// update key: a squashfs of a few MiB that does not compress (so its upload takes several progress events). None (the
 /// browser test skips that part, saying why) without squashfs-tools, never under CI.
 fn appliance_node() -> Option<(appliance::Appliance, Eyrie, PathBuf)> {
     let a = appliance::Appliance::new("a", APPLIANCE_SLOT_SIZE);
@@ -117,7 +117,7 @@ fn appliance_node() -> Option<(appliance::Appliance, Eyrie, PathBuf)> {
             x as u8
         })
         .collect();
-    let (image, _) = appliance::squashfs(a.dir.path(), &payload)?;
+    let (image, _) = a.image(&payload)?;
     let e = Eyrie::start(&format!("{}[node]\nlabel = \"Shed\"\n", a.config()), &[]);
     Some((a, e, image))
 }

@@ -1,6 +1,7 @@
 //! Appliance updates and boot settings with real eyrie processes on a fake appliance
 //! (tests/support/appliance.rs: the A/B slot "devices" are regular files, a temporary directory
-//! plays /boot and /run/eyrie). The image is a real squashfs from mksquashfs.
+//! plays /boot and /run/eyrie). The image is a real squashfs from mksquashfs, signed by
+//! `eyrie sign` with a key made in the test's temporary directory.
 
 mod support;
 
@@ -15,9 +16,10 @@ use support::*;
 
 const SLOT_SIZE: u64 = 1 << 20;
 
-/// A real root image for these tests.
-fn squashfs(dir: &Path) -> Option<Vec<u8>> {
-    appliance::squashfs(dir, &b"the next version\n".repeat(500)).map(|(_, img)| img)
+/// A real root image for these tests, signed with the appliance's key.
+fn squashfs(a: &Appliance) -> Option<Vec<u8>> {
+    a.image(&b"the next version\n".repeat(500))
+        .map(|(_, img)| img)
 }
 
 fn sha256(b: &[u8]) -> String {
@@ -72,7 +74,7 @@ fn expect_continue(e: &Eyrie, length: u64) -> String {
 #[test]
 fn an_update_goes_to_the_other_slot_and_waits_for_a_reboot() {
     let a = Appliance::new("a", SLOT_SIZE);
-    let Some(img) = squashfs(a.dir.path()) else {
+    let Some(img) = squashfs(&a) else {
         return;
     };
     let e = Eyrie::start(&a.config(), &[]);
@@ -95,6 +97,7 @@ fn an_update_goes_to_the_other_slot_and_waits_for_a_reboot() {
     assert_eq!(v["sha256"], sum.as_str());
     assert_eq!(v["bytes"], img.len() as u64);
     assert_eq!(v["rebooting"], false);
+    assert_eq!(v["signed_by"], a.public_key("update.key"), "{v}");
     assert!(v["message"].as_str().unwrap().contains("reboot"), "{v}");
     let b = a.slot("b");
     assert_eq!(&b[..img.len()], &img[..], "slot b holds exactly the image");
@@ -133,7 +136,7 @@ fn an_update_goes_to_the_other_slot_and_waits_for_a_reboot() {
 #[test]
 fn bad_updates_change_nothing_and_the_server_stays_up() {
     let a = Appliance::new("b", SLOT_SIZE);
-    let Some(img) = squashfs(a.dir.path()) else {
+    let Some(img) = squashfs(&a) else {
         return;
     };
     std::fs::write(a.path("boot/ab.txt"), "active=b\nnext=\ntrial=\nfailed=a\n").unwrap();
@@ -217,10 +220,265 @@ fn bad_updates_change_nothing_and_the_server_stays_up() {
     assert_eq!(e.get("/api/system/update")["slot"], "b");
 }
 
+/// Size of the signature trailer at the end of a signed image: the signer's public key (32
+/// bytes), the signature (64) and the magic (16); docs/update.md.
+const TRAILER: usize = 112;
+
+/// The payload of the images of the signing tests.
+const PAYLOAD: &[u8] = b"a release\n";
+
+#[test]
+fn only_images_signed_by_a_trusted_key_become_the_next_slot() {
+    let a = Appliance::new("a", SLOT_SIZE);
+    let Some((_, signed)) = a.image(PAYLOAD) else {
+        return;
+    };
+    let trusted = a.public_key("update.key");
+    // The same image unsigned, and signed with a key the appliance does not know.
+    std::fs::create_dir(a.path("other")).unwrap();
+    let (other_path, unsigned) = appliance::squashfs(&a.path("other"), PAYLOAD).unwrap();
+    let other = a.keygen("other.key");
+    a.sign_with("other.key", &other_path);
+    let by_other = std::fs::read(&other_path).unwrap();
+    assert_eq!(&signed[..signed.len() - TRAILER], &unsigned[..]);
+    assert_eq!(&by_other[..by_other.len() - TRAILER], &unsigned[..]);
+
+    let mut e = Eyrie::start(&a.config(), &[]);
+    let url = e.url("/api/system/update");
+    let clean = "active=a\nnext=\ntrial=\nfailed=\n";
+    let refused = |body: &[u8], why: &str| {
+        let (s, v) = upload(&url, body, &[]);
+        assert_eq!(s, 400, "{why}: {v}");
+        let msg = v["error"].as_str().unwrap_or_else(|| panic!("{v}"));
+        assert!(msg.contains(why), "{why:?} in {msg:?}");
+        assert_eq!(a.ab(), clean, "{why}: slot b is not next");
+        assert!(a.slot("a").iter().all(|x| *x == b'A'), "slot a untouched");
+        msg.to_string()
+    };
+
+    // The appliance's own key: taken, and the answer names it.
+    let (s, v) = upload(&url, &signed, &[]);
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["signed_by"], trusted.as_str(), "{v}");
+    assert_eq!(a.ab(), "active=a\nnext=b\ntrial=\nfailed=\n");
+
+    // Unsigned (also: a trailer cut short by a byte is no trailer). The slot was overwritten,
+    // so the update written before is not next either.
+    refused(&unsigned, "not signed");
+    refused(&signed[..signed.len() - 1], "not signed");
+    // Signed, by a key it does not trust.
+    let msg = refused(&by_other, "does not trust");
+    assert!(
+        msg.contains(&other) && msg.contains("update-keys.txt"),
+        "{msg}"
+    );
+    // Changed after signing: one byte of the squashfs, or the signature's key swapped for the
+    // trusted one.
+    let mut altered = signed.clone();
+    altered[100] ^= 1;
+    refused(&altered, "changed after it was signed");
+    let mut forged = by_other.clone();
+    let at = forged.len() - TRAILER;
+    forged[at..at + 32].copy_from_slice(&signed[at..at + 32]);
+    refused(&forged, "changed after it was signed");
+    // The checksum header does not make an unsigned image any better.
+    let (s, v) = upload(&url, &unsigned, &[("x-eyrie-sha256", &sha256(&unsigned))]);
+    assert_eq!(s, 400, "{v}");
+
+    // Keys in settings. With none anywhere, an update is refused before its body is sent.
+    std::fs::write(a.path("boot/update-keys.txt"), "# no keys\n").unwrap();
+    let answer = expect_continue(&e, signed.len() as u64);
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(answer.contains("trusts no update key"), "{answer}");
+    let (s, v) = e.request(
+        "PUT",
+        "/api/system/settings",
+        Some(&format!(r#"{{"update_keys": [" {other} ", "{other}"]}}"#)),
+    );
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["update_keys"], serde_json::json!([other]), "one spelling");
+    assert_eq!(
+        e.get("/api/system/settings")["update_keys"],
+        serde_json::json!([other])
+    );
+    let (s, v) = upload(&url, &by_other, &[]);
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["signed_by"], other.as_str());
+    assert_eq!(a.ab(), "active=a\nnext=b\ntrial=\nfailed=\n");
+    refused(&signed, "does not trust");
+    // Bad keys are refused, the stored ones kept.
+    for bad in [r#"["not a key"]"#, r#"["AAAA"]"#, r#""one""#] {
+        let (s, v) = e.request(
+            "PUT",
+            "/api/system/settings",
+            Some(&format!(r#"{{"update_keys": {bad}}}"#)),
+        );
+        assert!(s == 400 || s == 422, "{bad}: {s} {v}");
+    }
+    assert_eq!(
+        e.get("/api/system/settings")["update_keys"],
+        serde_json::json!([other])
+    );
+    // A peer's key changes no settings.
+    let (s, k) = e.request("POST", "/api/federation/keys", Some(r#"{"name": "peer"}"#));
+    assert_eq!(s, 201, "{k}");
+    let resp = ureq::put(&e.anon_url("/api/system/settings"))
+        .set("x-nvr-auth", k["key"].as_str().unwrap())
+        .set("content-type", "application/json")
+        .send_string(r#"{"update_keys": []}"#);
+    assert!(matches!(resp, Err(ureq::Error::Status(403, _))), "{resp:?}");
+    // The boot partition's file and the settings' keys both count.
+    std::fs::write(a.path("boot/update-keys.txt"), format!("{trusted}\n")).unwrap();
+    let (s, v) = upload(&url, &signed, &[]);
+    assert_eq!(
+        (s, v["signed_by"].as_str()),
+        (200, Some(trusted.as_str())),
+        "{v}"
+    );
+
+    // A keys file that cannot be read: 409 naming it and the line, nothing written.
+    std::fs::write(
+        a.path("boot/update-keys.txt"),
+        format!("{trusted}\nssh-ed25519 AAAAC3Nza\n"),
+    )
+    .unwrap();
+    std::fs::write(a.path("boot/ab.txt"), clean).unwrap();
+    let b_before = a.slot("b");
+    let (s, v) = upload(&url, &signed, &[]);
+    assert_eq!(s, 409, "{v}");
+    let msg = v["error"].as_str().unwrap();
+    assert!(msg.contains("update-keys.txt: line 2"), "{msg}");
+    assert_eq!(a.slot("b"), b_before, "nothing written");
+    assert_eq!(a.ab(), clean);
+    assert!(e.alive(), "still running");
+}
+
+#[test]
+fn the_boot_partition_can_allow_unsigned_updates() {
+    let a = Appliance::new("b", SLOT_SIZE);
+    let Some((_, signed)) = a.image(PAYLOAD) else {
+        return;
+    };
+    std::fs::create_dir(a.path("other")).unwrap();
+    let (other_path, unsigned) = appliance::squashfs(&a.path("other"), PAYLOAD).unwrap();
+    let other = a.keygen("other.key");
+    a.sign_with("other.key", &other_path);
+    let by_other = std::fs::read(&other_path).unwrap();
+    // No key trusted anywhere: only the setting lets anything in.
+    std::fs::remove_file(a.path("boot/update-keys.txt")).unwrap();
+    let mut e = Eyrie::start(
+        &format!("{}allow_unsigned_updates = true\n", a.config()),
+        &[],
+    );
+    let url = e.url("/api/system/update");
+    let (s, v) = upload(&url, &unsigned, &[]);
+    assert_eq!(s, 200, "{v}");
+    assert!(v["signed_by"].is_null(), "{v}");
+    assert_eq!(a.ab(), "active=a\nnext=a\ntrial=\nfailed=\n");
+    assert_eq!(&a.slot("a")[..unsigned.len()], &unsigned[..]);
+    // A good signature by any key passes; an altered image never does.
+    let (s, v) = upload(&url, &by_other, &[]);
+    assert_eq!(
+        (s, v["signed_by"].as_str()),
+        (200, Some(other.as_str())),
+        "{v}"
+    );
+    let mut altered = signed.clone();
+    altered[100] ^= 1;
+    let (s, v) = upload(&url, &altered, &[]);
+    assert_eq!(s, 400, "{v}");
+    assert!(
+        v["error"].as_str().unwrap().contains("changed after"),
+        "{v}"
+    );
+    assert_eq!(a.ab(), "active=a\nnext=\ntrial=\nfailed=\n");
+    assert!(a.slot("b").iter().all(|x| *x == b'B'), "the running slot");
+    assert!(e.alive());
+}
+
+/// `eyrie sign ARGS` as a command that may fail: (success, stdout, stderr).
+fn sign(args: &[&std::ffi::OsStr]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_eyrie"))
+        .arg("sign")
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).trim().to_string(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn eyrie_sign_makes_keys_signs_and_verifies() {
+    use std::os::unix::fs::PermissionsExt;
+    let a = Appliance::new("a", 4096);
+    let key = a.path("update.key");
+    let mode = std::fs::metadata(&key).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "the private key is the owner's");
+    let text = std::fs::read_to_string(&key).unwrap();
+    assert!(text.starts_with("-----BEGIN PRIVATE KEY-----\n"), "{text}");
+    let public = a.public_key("update.key");
+    let (ok, out, _) = sign(&["public-key".as_ref(), key.as_os_str()]);
+    assert!(ok && out == public, "{out}");
+    // A key is never overwritten.
+    let (ok, _, err) = sign(&["keygen".as_ref(), key.as_os_str()]);
+    assert!(!ok && err.contains("update.key"), "{err}");
+    assert_eq!(std::fs::read_to_string(&key).unwrap(), text);
+
+    let Some((image, signed)) = a.image(PAYLOAD) else {
+        return;
+    };
+    let keys = a.path("boot/update-keys.txt");
+    let verify = |keys: &Path, image: &Path| {
+        sign(&[
+            "verify".as_ref(),
+            "--keys".as_ref(),
+            keys.as_os_str(),
+            image.as_os_str(),
+        ])
+    };
+    let (ok, out, err) = verify(&keys, &image);
+    assert!(ok && out == public, "{out} {err}");
+    // Signing twice, or something that is not a root image, is refused.
+    let (ok, _, err) = sign(&[
+        "image".as_ref(),
+        "--key".as_ref(),
+        key.as_os_str(),
+        image.as_os_str(),
+    ]);
+    assert!(!ok && err.contains("signed already"), "{err}");
+    assert_eq!(std::fs::read(&image).unwrap(), signed, "unchanged");
+    let junk = a.path("junk.bin");
+    std::fs::write(&junk, vec![0x7f; 8192]).unwrap();
+    let (ok, _, err) = sign(&[
+        "image".as_ref(),
+        "--key".as_ref(),
+        key.as_os_str(),
+        junk.as_os_str(),
+    ]);
+    assert!(!ok && err.contains("not a root image"), "{err}");
+    assert_eq!(std::fs::read(&junk).unwrap(), vec![0x7f; 8192]);
+    // Another key's list, an altered image, an unsigned one: exit status 1 and why.
+    let other = a.path("other-keys.txt");
+    std::fs::write(&other, format!("{}\n", a.keygen("other.key"))).unwrap();
+    let (ok, _, err) = verify(&other, &image);
+    assert!(!ok && err.contains("does not trust"), "{err}");
+    let mut altered = signed.clone();
+    altered[100] ^= 1;
+    std::fs::write(&junk, &altered).unwrap();
+    let (ok, _, err) = verify(&keys, &junk);
+    assert!(!ok && err.contains("changed after"), "{err}");
+    std::fs::write(&junk, &signed[..signed.len() - TRAILER]).unwrap();
+    let (ok, _, err) = verify(&keys, &junk);
+    assert!(!ok && err.contains("not signed"), "{err}");
+}
+
 #[test]
 fn one_update_at_a_time() {
     let a = Appliance::new("a", SLOT_SIZE);
-    let Some(img) = squashfs(a.dir.path()) else {
+    let Some(img) = squashfs(&a) else {
         return;
     };
     let e = Eyrie::start(&a.config(), &[]);

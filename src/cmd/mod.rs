@@ -7,6 +7,7 @@ pub mod apply_boot_config;
 pub mod devices;
 pub mod m2m_trial;
 pub mod run;
+pub mod sign;
 
 /// Exit status for a bad argument or configuration file.
 fn usage_error() -> ExitCode {

@@ -2,7 +2,8 @@
 //! admin changes in the web UI. They are kept in the index, win over eyrie.toml, and apply at
 //! once: the label in every answer, in pairing requests and on mDNS (a goodbye for the old
 //! name, an announcement of the new); segment length from each camera's next cut; retention
-//! limits in the next pass, which starts at once.
+//! limits in the next pass, which starts at once; update keys (public keys trusted to sign
+//! updates, docs/update.md) from the next update.
 
 use axum::Json;
 use serde::Deserialize;
@@ -11,6 +12,7 @@ use serde_json::{Value, json};
 use super::{ApiError, ApiResult, State, blocking};
 use crate::config::AdminSettings;
 use crate::storage::retention::RetentionConfig;
+use crate::system::signature::PublicKey;
 
 /// A change: any of the fields; sizes as bytes or as text ("20 GiB"); `budget` null for none.
 #[derive(Debug, Deserialize)]
@@ -22,6 +24,8 @@ pub struct Change {
     #[serde(default, deserialize_with = "present")]
     budget: Option<Option<Size>>,
     min_free: Option<Size>,
+    /// Replaces the list.
+    update_keys: Option<Vec<String>>,
 }
 
 /// Distinguishes a field given as `null` (`Some(None)`) from one not given (`None`).
@@ -68,7 +72,13 @@ fn current(st: &super::AppState) -> ApiResult<AdminSettings> {
         segment_seconds: st.recorder.segment_target().get().as_secs(),
         budget_bytes: r.budget,
         min_free_bytes: r.min_free,
+        update_keys: Vec::new(),
     })
+}
+
+/// The update keys the admin stored.
+pub(super) fn update_keys(st: &super::AppState) -> ApiResult<Vec<PublicKey>> {
+    current(st)?.update_keys().map_err(ApiError::internal)
 }
 
 fn answer(s: &AdminSettings) -> Value {
@@ -77,6 +87,7 @@ fn answer(s: &AdminSettings) -> Value {
         "segment_seconds": s.segment_seconds,
         "budget_bytes": s.budget_bytes,
         "min_free_bytes": s.min_free_bytes,
+        "update_keys": s.update_keys,
     })
 }
 
@@ -104,10 +115,27 @@ pub async fn put(st: State, body: Json<Change>) -> ApiResult<Json<Value>> {
             if let Some(m) = &change.min_free {
                 s.min_free_bytes = m.bytes("min_free")?;
             }
+            let keys_before = s.update_keys.clone();
+            if let Some(keys) = change.update_keys {
+                s.update_keys = keys;
+            }
             s.validate()
                 .map_err(|e| ApiError::bad_request(e.to_string()))?;
+            // One spelling of each key, once.
+            let mut keys: Vec<String> = Vec::new();
+            for k in s.update_keys().map_err(ApiError::internal)? {
+                let k = k.to_string();
+                if !keys.contains(&k) {
+                    keys.push(k);
+                }
+            }
+            s.update_keys = keys;
             let raw = serde_json::to_vec(&s).map_err(ApiError::internal)?;
             st.index.set_setting(AdminSettings::KEY, Some(&raw))?;
+            if s.update_keys != keys_before {
+                // Who may sign what this appliance runs: a line that stands out.
+                tracing::warn!(update_keys = ?s.update_keys, "the update keys in settings changed");
+            }
             st.recorder
                 .segment_target()
                 .set(std::time::Duration::from_secs(s.segment_seconds));

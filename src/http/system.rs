@@ -12,7 +12,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{ApiError, ApiResult, State, blocking};
+use super::{ApiError, ApiResult, State, blocking, settings};
 use crate::system::update::{UpdateError, parse_sha256};
 
 /// How long a reboot waits after its answer, so that the answer reaches the caller.
@@ -70,22 +70,19 @@ pub async fn update(
     let length = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    let trust = {
+        let st = st.0.clone();
+        blocking(move || {
+            let keys = settings::update_keys(&st)?;
+            st.system.trust(&keys).map_err(refused)
+        })
+        .await?
+    };
     let written = st
         .system
-        .write_image(body.into_data_stream(), length, sha256)
+        .write_image(body.into_data_stream(), length, sha256, &trust)
         .await
-        .map_err(|e| {
-            let status = match &e {
-                UpdateError::NotAppliance(_) | UpdateError::Busy => StatusCode::CONFLICT,
-                UpdateError::TooLarge(..) => StatusCode::PAYLOAD_TOO_LARGE,
-                UpdateError::BadImage(_) | UpdateError::Mismatch { .. } | UpdateError::Body(_) => {
-                    StatusCode::BAD_REQUEST
-                }
-                UpdateError::Io(_) => return ApiError::internal(&e),
-            };
-            tracing::warn!("update refused: {e}");
-            ApiError(status, e.to_string())
-        })?;
+        .map_err(refused)?;
     if q.reboot {
         reboot_soon(&st);
     }
@@ -94,6 +91,7 @@ pub async fn update(
         "next": written.slot,
         "bytes": written.bytes,
         "sha256": written.sha256,
+        "signed_by": written.signed_by,
         "rebooting": q.reboot,
         "message": format!(
             "slot {} holds the new image; {}",
@@ -101,6 +99,23 @@ pub async fn update(
             if q.reboot { "rebooting into it now" } else { "a reboot applies it (POST /api/system/reboot)" }
         ),
     })))
+}
+
+/// The answer to an update refused.
+fn refused(e: UpdateError) -> ApiError {
+    let status = match &e {
+        UpdateError::NotAppliance(_) | UpdateError::Busy | UpdateError::Keys(_) => {
+            StatusCode::CONFLICT
+        }
+        UpdateError::TooLarge(..) => StatusCode::PAYLOAD_TOO_LARGE,
+        UpdateError::BadImage(_)
+        | UpdateError::Mismatch { .. }
+        | UpdateError::Signature(_)
+        | UpdateError::Body(_) => StatusCode::BAD_REQUEST,
+        UpdateError::Io(_) => return ApiError::internal(&e),
+    };
+    tracing::warn!("update refused: {e}");
+    ApiError(status, e.to_string())
 }
 
 /// `POST /api/system/reboot`: answers, then runs the reboot command.

@@ -1,12 +1,14 @@
 //! The appliance's own business: its A/B root slots (what the initramfs says about this boot
 //! in `boot.env`, the slot state in the boot partition's `ab.txt`, confirming a trial boot),
-//! updates (a new root image written to the slot that is not running), rebooting, and the
+//! updates (a new root image written to the slot that is not running, taken only when signed
+//! by a trusted key: `signature.rs`), rebooting, and the
 //! boot-partition settings `eyrie apply-boot-config` applies at every boot (host name, Wi-Fi,
 //! admin password; secrets removed from the FAT file). docs/update.md describes the wire and
 //! the slot state machine; the interface with the image's init is docs/image.md.
 
 pub mod apply;
 pub mod files;
+pub mod signature;
 pub mod slots;
 pub mod update;
 pub mod wifi;

@@ -1,7 +1,8 @@
 //! Writing a new root image into the slot that is not running. The image is streamed from the
 //! request to the slot's device (never held whole in memory), checked to be a squashfs that
-//! fits, fsynced, read back from the device and hashed, and only then made the slot the next
-//! boot tries. The running slot is never opened.
+//! fits, fsynced, read back from the device and hashed, its signature checked on what was read
+//! back (`signature.rs`), and only then made the slot the next boot tries. The running slot is
+//! never opened.
 
 use std::io::{Read, Seek, SeekFrom};
 use std::path::PathBuf;
@@ -14,6 +15,7 @@ use serde::Serialize;
 use tokio::io::AsyncWriteExt;
 
 use super::System;
+use super::signature::{self, PublicKey, SignatureError, TRAILER, Trust};
 use super::slots::{AbState, Slot};
 use crate::base::hex::{hex, is_hex64};
 
@@ -42,6 +44,11 @@ pub enum UpdateError {
         actual: String,
         slot: Slot,
     },
+    #[error("{0}")]
+    Signature(#[from] SignatureError),
+    /// The boot partition's keys file cannot be used.
+    #[error("the trusted update keys cannot be read: {0}")]
+    Keys(String),
     #[error("the upload stopped: {0}")]
     Body(String),
     #[error("{0}")]
@@ -56,6 +63,9 @@ pub struct Written {
     pub bytes: u64,
     /// SHA-256 of what was read back from the device.
     pub sha256: String,
+    /// The key of the image's signature; `None` for an unsigned image (allowed on this
+    /// appliance).
+    pub signed_by: Option<PublicKey>,
 }
 
 /// The facts of a squashfs 4.0 superblock that tell an image from anything else.
@@ -79,6 +89,8 @@ pub enum ImageError {
     ShorterRequest(u64),
     #[error("{got} bytes came, the squashfs says it is {claimed}")]
     Truncated { got: u64, claimed: u64 },
+    #[error("the signature trailer overlaps the squashfs ({claimed} bytes)")]
+    TrailerInside { claimed: u64 },
 }
 
 /// x-eyrie-sha256 is not 64 hex digits.
@@ -121,13 +133,33 @@ pub fn parse_sha256(v: &str) -> Result<String, BadSha256> {
 }
 
 impl System {
+    /// What updates are checked against: the boot partition's keys file, `settings` (the
+    /// admin's keys) and the boot partition's `allow_unsigned_updates`. The file is read at
+    /// every update, so a key added to it counts without a restart.
+    pub fn trust(&self, settings: &[PublicKey]) -> Result<Trust, UpdateError> {
+        let mut keys =
+            signature::load_keys(&self.cfg.update_keys_file).map_err(UpdateError::Keys)?;
+        for k in settings {
+            if !keys.contains(k) {
+                keys.push(*k);
+            }
+        }
+        Ok(Trust {
+            keys,
+            allow_unsigned: self.cfg.allow_unsigned_updates,
+            file: self.cfg.update_keys_file.display().to_string(),
+        })
+    }
+
     /// Writes `body` (`length` bytes when the request said) to the slot that is not running
-    /// and makes it `next`. On any failure `next` does not name that slot.
+    /// and makes it `next` if its signature passes `trust`. On any failure `next` does not
+    /// name that slot.
     pub async fn write_image<S, E>(
         &self,
         body: S,
         length: Option<u64>,
         sha256: Option<String>,
+        trust: &Trust,
     ) -> Result<Written, UpdateError>
     where
         S: Stream<Item = Result<Bytes, E>> + Unpin,
@@ -137,6 +169,8 @@ impl System {
             .boot
             .as_ref()
             .ok_or_else(|| UpdateError::NotAppliance(self.cfg.boot_env.display().to_string()))?;
+        // Nothing could pass: refused before anything is read or written.
+        trust.any()?;
         let _one = self.updating.try_lock().map_err(|_| UpdateError::Busy)?;
         let slot = boot.slot.other();
         let device = boot.device(slot).to_path_buf();
@@ -223,13 +257,14 @@ impl System {
         out.flush().await.map_err(|e| io("cannot write", &e))?;
         let file = out.into_std().await;
         let sent = hex(hash.finish().as_ref());
-        let read = {
+        let back = {
             let device = device.clone();
             tokio::task::spawn_blocking(move || read_back(file, written))
                 .await
                 .map_err(|e| UpdateError::Io(e.to_string()))?
                 .map_err(|e| UpdateError::Io(format!("{}: {e}", device.display())))?
         };
+        let read = back.sha256;
         if read != sent {
             return Err(UpdateError::Io(format!(
                 "{} read back differently from what was written ({read} for {sent})",
@@ -245,13 +280,22 @@ impl System {
                 });
             }
         }
+        // The signature, of what the device holds: the slot is booted only if it passes.
+        let signed_by = trust.check(&back.signed_sha256, &back.tail)?;
+        if signed_by.is_some() && written.saturating_sub(TRAILER as u64) < sb.bytes_used {
+            return Err(ImageError::TrailerInside {
+                claimed: sb.bytes_used,
+            }
+            .into());
+        }
         self.set_next(Some(slot), None).await?;
-        tracing::info!(%slot, bytes = written, sha256 = %read, "update written; it runs after a reboot");
+        tracing::info!(%slot, bytes = written, sha256 = %read, signed_by = ?signed_by.map(|k| k.to_string()), "update written; it runs after a reboot");
         Ok(Written {
             slot,
             device,
             bytes: written,
             sha256: read,
+            signed_by,
         })
     }
 
@@ -289,18 +333,31 @@ where
     }
 }
 
+/// What was read back from the slot.
+struct ReadBack {
+    /// SHA-256 of all of it, as hex.
+    sha256: String,
+    /// SHA-256 of all but the last [`TRAILER`] bytes: what a signature covers.
+    signed_sha256: [u8; 32],
+    /// The last [`TRAILER`] bytes (fewer when the image is shorter).
+    tail: Vec<u8>,
+}
+
 /// Makes the written bytes durable, drops them from the page cache so they are read from the
-/// device itself, and returns the SHA-256 of the first `len` bytes.
-fn read_back(mut file: std::fs::File, len: u64) -> std::io::Result<String> {
+/// device itself, and reads the first `len` bytes back.
+fn read_back(mut file: std::fs::File, len: u64) -> std::io::Result<ReadBack> {
     file.sync_all()?;
     // Advice only: where the kernel keeps the pages anyway, the hash is of what it will serve.
     let _ = rustix::fs::fadvise(&file, 0, None, rustix::fs::Advice::DontNeed);
     file.seek(SeekFrom::Start(0))?;
-    let mut hash = Context::new(&SHA256);
+    let mut all = Context::new(&SHA256);
+    let mut signed = Context::new(&SHA256);
+    let split = len.saturating_sub(TRAILER as u64);
+    let mut tail = Vec::with_capacity(TRAILER);
     let mut buf = vec![0u8; 256 * 1024];
-    let mut left = len;
+    let mut pos = 0u64;
     let mut src = (&mut file).take(len);
-    while left > 0 {
+    while pos < len {
         let n = src.read(&mut buf)?;
         if n == 0 {
             return Err(std::io::Error::new(
@@ -308,10 +365,23 @@ fn read_back(mut file: std::fs::File, len: u64) -> std::io::Result<String> {
                 "the device ended early",
             ));
         }
-        hash.update(&buf[..n]);
-        left -= n as u64;
+        let b = &buf[..n];
+        all.update(b);
+        // How much of this piece comes before the trailer.
+        let before = usize::try_from(split.saturating_sub(pos)).map_or(n, |k| k.min(n));
+        signed.update(&b[..before]);
+        tail.extend_from_slice(&b[before..]);
+        pos += n as u64;
     }
-    Ok(hex(hash.finish().as_ref()))
+    Ok(ReadBack {
+        sha256: hex(all.finish().as_ref()),
+        signed_sha256: signed
+            .finish()
+            .as_ref()
+            .try_into()
+            .expect("SHA-256 is 32 bytes"),
+        tail,
+    })
 }
 
 #[cfg(test)]
@@ -345,5 +415,27 @@ mod tests {
         assert!(superblock(&other).unwrap_err().to_string().contains("hsqs"));
         assert!(parse_sha256(&"A".repeat(64)).is_ok());
         assert!(parse_sha256("abc").is_err());
+    }
+
+    #[test]
+    fn read_back_splits_the_trailer_off_across_pieces() {
+        let dir = tempfile::tempdir().unwrap();
+        // The trailer straddles two of read_back's 256 KiB pieces, and lies within one.
+        for len in [256 * 1024 + 50, 600 * 1024, TRAILER + 1, TRAILER - 1] {
+            let bytes: Vec<u8> = (0..len).map(|i| (i * 7 % 251) as u8).collect();
+            let p = dir.path().join("slot");
+            std::fs::write(&p, &bytes).unwrap();
+            let f = std::fs::File::open(&p).unwrap();
+            let back = read_back(f, len as u64).unwrap();
+            let split = len.saturating_sub(TRAILER);
+            let digest = |b: &[u8]| ring::digest::digest(&SHA256, b);
+            assert_eq!(back.sha256, hex(digest(&bytes).as_ref()), "{len}");
+            assert_eq!(
+                &back.signed_sha256[..],
+                digest(&bytes[..split]).as_ref(),
+                "{len}"
+            );
+            assert_eq!(back.tail, &bytes[split..], "{len}");
+        }
     }
 }
