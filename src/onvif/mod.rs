@@ -9,6 +9,7 @@
 //! and [`read`] then reads the one device the user picked, signed. A scan signs its calls only
 //! when the caller asks for that explicitly (`authenticate_all` in the API).
 
+pub mod events;
 pub mod probe;
 pub mod soap;
 pub mod xml;

@@ -7,7 +7,7 @@ mod layout;
 pub mod retention;
 
 pub use index::{
-    CameraRecord, FederationKeyRecord, Index, MediaMode, NewSegment, NodeKind, NodeRecord, Segment,
-    SegmentFinish, SegmentState, StorageError, Transport, UserRecord,
+    CameraOnvif, CameraRecord, FederationKeyRecord, Index, MediaMode, NewSegment, NodeKind,
+    NodeRecord, Segment, SegmentFinish, SegmentState, StorageError, Transport, UserRecord,
 };
 pub use layout::{Layout, valid_camera_id};

@@ -674,6 +674,8 @@ test('an ONVIF scan without credentials, then the picked camera with them, fills
   assert.equal(await page.getByLabel('Source URL').inputValue(), env('EYRIE_ONVIF_MAIN'));
   assert.equal(await page.getByLabel('User name', { exact: true }).inputValue(), 'admin');
   assert.equal(await page.getByLabel('Password', { exact: true }).inputValue(), env('EYRIE_ONVIF_PASSWORD'));
+  assert.match(await page.getByLabel('ONVIF address').inputValue(), /^http:\/\/.*\/onvif\/device_service$/);
+  await page.getByLabel('Record its events (motion, tamper, line crossing…)').check();
   await page.getByText('Filled in from Test good: main stream, 640×360 H264 15 fps.').waitFor();
   await page.getByRole('button', { name: 'Add camera' }).click();
   const row = page.locator('#settings-panel tr', { hasText: 'Test good' });
@@ -683,6 +685,9 @@ test('an ONVIF scan without credentials, then the picked camera with them, fills
   const cam = cams.find((c) => c.name === 'Test good');
   assert.equal(cam.has_credentials, true);
   assert.equal(cam.source, env('EYRIE_ONVIF_MAIN'));
+  assert.equal(cam.onvif.events, true);
+  assert.equal(cam.onvif.quiet_seconds, 30);
+  assert.match(cam.onvif.xaddr, /\/onvif\/device_service$/);
   for (let i = 0; ; i++) {
     const [, rec] = await call(page, 'GET', `/api/recordings?camera=${cam.id}`);
     const [, now] = await call(page, 'GET', `/api/cameras/${cam.id}`);
