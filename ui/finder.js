@@ -178,7 +178,7 @@ async function onvifScan(panel, act, use) {
   });
   mount(panel,
     h('h4', 'IP cameras on this network (ONVIF)'),
-    h('p.muted', 'The scan asks every camera without a password; give the password to the one you pick. It signs only what you ask here, and the stream you choose is saved with it.'),
+    h('p.muted', 'The scan asks every camera without a password; give the password only to the camera you pick. The stream you use is saved with it.'),
     h('div.row', field('Wait for answers (seconds)', seconds)[0]),
     toAll,
     h('div.buttons', go),
