@@ -36,6 +36,38 @@ fn cameras_crud_and_credentials_are_write_only() {
     assert_eq!(v["name"], "Porch");
     assert_eq!(v["retention_days"], 7);
     assert_eq!(v["has_credentials"], true);
+    // The camera's ONVIF service for its events: stored, its credentials write-only.
+    let (s, v) = e.request(
+        "PUT",
+        "/api/cameras/front-door",
+        Some(
+            r#"{"onvif": {"xaddr": "http://127.0.0.1:9/onvif/device_service", "events": true,
+                "username": "onvif-user", "password": "onvif-s3cret"}}"#,
+        ),
+    );
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(
+        v["onvif"],
+        serde_json::json!({"xaddr": "http://127.0.0.1:9/onvif/device_service", "events": true,
+            "quiet_seconds": 30, "has_credentials": true})
+    );
+    assert!(!v.to_string().contains("onvif-"), "{v}");
+    let (s, v) = e.request(
+        "PUT",
+        "/api/cameras/front-door",
+        Some(r#"{"onvif": {"quiet_seconds": 120, "username": "", "password": ""}}"#),
+    );
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["onvif"]["quiet_seconds"], 120);
+    assert_eq!(v["onvif"]["has_credentials"], false);
+    assert_eq!(v["onvif"]["events"], true);
+    let (s, v) = e.request(
+        "PUT",
+        "/api/cameras/front-door",
+        Some(r#"{"onvif": {"xaddr": ""}}"#),
+    );
+    assert_eq!(s, 200, "{v}");
+    assert!(v.get("onvif").is_none(), "{v}");
     // Enabling starts capture: the address has nothing listening, so it ends in an error state.
     let (s, _) = e.request(
         "PUT",
@@ -92,8 +124,39 @@ fn bad_requests() -> Vec<(&'static str, String, Option<String>, u16)> {
         r#"{{"name": "x", "source": "rtsp://h/{}"}}"#,
         "a".repeat(200_000)
     );
+    let onvif = |block: &str| Some(format!(r#"{{"onvif": {block}}}"#));
     vec![
         ("GET", "/api/cameras/nope".into(), None, 404),
+        (
+            "PUT",
+            "/api/cameras/demo".into(),
+            onvif(r#"{"events": true}"#),
+            400,
+        ),
+        (
+            "PUT",
+            "/api/cameras/demo".into(),
+            onvif(r#"{"xaddr": "https://10.0.0.1/onvif"}"#),
+            400,
+        ),
+        (
+            "PUT",
+            "/api/cameras/demo".into(),
+            onvif(r#"{"xaddr": "http://u:p@10.0.0.1/onvif"}"#),
+            400,
+        ),
+        (
+            "PUT",
+            "/api/cameras/demo".into(),
+            onvif(r#"{"xaddr": "http://10.0.0.1/onvif", "quiet_seconds": 1}"#),
+            400,
+        ),
+        (
+            "PUT",
+            "/api/cameras/demo".into(),
+            onvif(r#"{"xaddr": "http://10.0.0.1/onvif", "nope": 1}"#),
+            422,
+        ),
         (
             "GET",
             "/api/cameras/..%2F..%2Fetc%2Fpasswd".into(),

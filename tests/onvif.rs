@@ -108,13 +108,13 @@ fn error_of(d: &Value) -> String {
 }
 
 #[test]
-fn finds_cameras_reads_their_streams_and_records_one() {
+fn finds_cameras_reads_the_picked_one_with_credentials_and_records_it() {
     if !tools::root() || !rtsp::available() {
         return;
     }
     let net = Pair::new();
     let password = "s3cret & <pw>";
-    let (rtsp, _responder) = {
+    let (rtsp, responder) = {
         let _b = Inside::enter(&net.b);
         let rtsp = RtspServer::start(free_port(), &["--host", &net.addr_b]);
         let base = format!("rtsp://{}:{}", net.addr_b, rtsp.port);
@@ -123,7 +123,7 @@ fn finds_cameras_reads_their_streams_and_records_one() {
             password,
             &format!("{base}/h264"),
             &format!("{base}/h265"),
-            "good,garbage,silent,endless,foreign",
+            "good,good2,garbage,silent,endless,foreign",
         );
         (rtsp, responder)
     };
@@ -136,28 +136,22 @@ fn finds_cameras_reads_their_streams_and_records_one() {
         &[],
     );
 
-    let body = serde_json::json!({"username": "admin", "password": password}).to_string();
-    let (status, scan) = e.request("POST", "/api/system/onvif/scan", Some(&body));
+    // The scan sends no credentials: every device is read without them, and the ones that
+    // want them say so (not an error).
+    let (status, scan) = e.request("POST", "/api/system/onvif/scan", Some(""));
     assert_eq!(status, 200, "{scan}");
-    assert_eq!(scan["devices"].as_array().unwrap().len(), 5, "{scan:#}");
+    assert_eq!(scan["devices"].as_array().unwrap().len(), 6, "{scan:#}");
     assert!(
         scan["ignored"].as_u64().unwrap() >= 1,
         "the garbage datagram"
     );
-
-    let good = device(&scan, "Test good");
-    assert_eq!(error_of(good), "", "{good:#}");
-    assert_eq!(good["manufacturer"], "Eyrie Test Optics");
-    assert_eq!(good["model"], "NVT-1 & Co");
-    assert_eq!(good["host"], net.addr_b.as_str());
-    let main = format!("rtsp://{}:{}/h264", net.addr_b, rtsp.port);
-    assert_eq!(good["main"], main.as_str(), "the 640x360 profile");
-    assert_eq!(
-        good["sub"],
-        format!("rtsp://{}:{}/h265", net.addr_b, rtsp.port).as_str()
-    );
-    assert_eq!(good["profiles"].as_array().unwrap().len(), 2);
-
+    for name in ["Test good", "Test good2"] {
+        let d = device(&scan, name);
+        assert_eq!(error_of(d), "", "{d:#}");
+        assert_eq!(d["needs_credentials"], true, "{d:#}");
+        assert_eq!(d["host"], net.addr_b.as_str());
+        assert!(d["endpoint"].as_str().unwrap().starts_with("urn:uuid:"));
+    }
     let garbage = error_of(device(&scan, "Test garbage"));
     assert!(garbage.contains("not valid SOAP"), "{garbage}");
     let silent = error_of(device(&scan, "Test silent"));
@@ -169,19 +163,90 @@ fn finds_cameras_reads_their_streams_and_records_one() {
         foreign.contains("other hosts") && foreign.contains("not contacted"),
         "{foreign}"
     );
+    assert_eq!(responder.tokens_received(), Vec::<String>::new());
 
-    // A wrong password, and none at all, are this device's clear error.
-    for body in [
-        serde_json::json!({"username": "admin", "password": "wrong", "seconds": 1}).to_string(),
-        String::new(),
+    // Credentials with a scan are refused unless they are meant for every device.
+    let creds = serde_json::json!({"username": "admin", "password": password, "seconds": 1});
+    let (status, v) = e.request("POST", "/api/system/onvif/scan", Some(&creds.to_string()));
+    assert_eq!(status, 400, "{v}");
+    assert!(
+        v["error"].as_str().unwrap().contains("authenticate_all"),
+        "{v}"
+    );
+
+    // The user picks "good": it alone is read with the credentials.
+    let xaddr = device(&scan, "Test good")["xaddr"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let pick = serde_json::json!({"xaddr": xaddr, "username": "admin", "password": password});
+    let (status, good) = e.request("POST", "/api/system/onvif/device", Some(&pick.to_string()));
+    assert_eq!(status, 200, "{good}");
+    assert_eq!(error_of(&good), "", "{good:#}");
+    assert_eq!(good["needs_credentials"], false);
+    assert_eq!(good["manufacturer"], "Eyrie Test Optics");
+    assert_eq!(good["model"], "NVT-1 & Co");
+    assert_eq!(good["host"], net.addr_b.as_str());
+    let main = format!("rtsp://{}:{}/h264", net.addr_b, rtsp.port);
+    assert_eq!(good["main"], main.as_str(), "the 640x360 profile");
+    assert_eq!(
+        good["sub"],
+        format!("rtsp://{}:{}/h265", net.addr_b, rtsp.port).as_str()
+    );
+    assert_eq!(good["profiles"].as_array().unwrap().len(), 2);
+    let received = responder.tokens_received();
+    assert!(!received.is_empty());
+    assert!(
+        received.iter().all(|t| t.starts_with("good ")),
+        "only the picked device gets a UsernameToken: {received:?}"
+    );
+
+    // A wrong password is that device's clear error, and it still asks for credentials.
+    let wrong = serde_json::json!({"xaddr": xaddr, "username": "admin", "password": "wrong"});
+    let (status, d) = e.request("POST", "/api/system/onvif/device", Some(&wrong.to_string()));
+    assert_eq!(status, 200, "{d}");
+    assert!(
+        error_of(&d).contains("GetDeviceInformation: the camera refused the username or password"),
+        "{d}"
+    );
+    assert_eq!(d["needs_credentials"], true);
+
+    // Asked for, the scan signs its calls to every device that answers.
+    let mut all = creds.clone();
+    all["authenticate_all"] = true.into();
+    let (status, scan) = e.request("POST", "/api/system/onvif/scan", Some(&all.to_string()));
+    assert_eq!(status, 200, "{scan}");
+    for name in ["Test good", "Test good2"] {
+        let d = device(&scan, name);
+        assert_eq!(error_of(d), "", "{d:#}");
+        assert_eq!(d["main"], main.as_str(), "{d:#}");
+    }
+    assert!(
+        responder
+            .tokens_received()
+            .iter()
+            .any(|t| t.starts_with("good2 ")),
+        "authenticate_all reaches the other device too"
+    );
+
+    // Bad picks: clear 400s, nothing contacted.
+    for (body, want) in [
+        (r#"{"xaddr": "ftp://10.0.0.1/onvif"}"#, "only http://"),
+        (
+            r#"{"xaddr": "http://a:b@10.0.0.1/onvif"}"#,
+            "not in the address",
+        ),
+        (r#"{"xaddr": "not a url"}"#, "not a URL"),
+        (r#"{"username": "admin"}"#, "xaddr"),
+        (
+            r#"{"xaddr": "http://10.0.0.1/", "password": "x"}"#,
+            "without a username",
+        ),
+        (r#"{"xaddr": "http://10.0.0.1/", "x": 1}"#, "unknown field"),
     ] {
-        let (status, scan) = e.request("POST", "/api/system/onvif/scan", Some(&body));
-        assert_eq!(status, 200, "{scan}");
-        let err = error_of(device(&scan, "Test good"));
-        assert!(
-            err.contains("GetDeviceInformation: the camera refused the username or password"),
-            "{err}"
-        );
+        let (status, v) = e.request("POST", "/api/system/onvif/device", Some(body));
+        assert_eq!(status, 400, "{body}: {v}");
+        assert!(v["error"].as_str().unwrap().contains(want), "{body}: {v}");
     }
 
     // Bad requests: clear 400s, nothing probed.

@@ -1,8 +1,10 @@
 // Finding a camera for the camera-add form without typing its URL: a USB/CSI camera of this node
 // (GET /api/system/devices, its formats, sizes and rates) or an IP camera found on the network
-// (POST /api/system/onvif/scan, its profiles' main and sub streams). Choosing one calls
-// `use({ source, name, username, password, note })`; the form stays the place where things are
-// saved.
+// (POST /api/system/onvif/scan without credentials, then POST /api/system/onvif/device with the
+// camera's user name and password for the one the user picks; its profiles' main and sub
+// streams). Choosing one calls
+// `use({ source, name, xaddr, username, password, note })`; the form stays the place where
+// things are saved.
 
 import { get, post } from './api.js';
 import { h, mount, field, uid } from './dom.js';
@@ -130,9 +132,15 @@ function streamInfo(p) {
 }
 
 async function onvifScan(panel, act, use) {
+  const seconds = h('input', { type: 'number', min: 1, max: 10, value: 3, required: true });
+  // Credentials for every device that answers: only when asked for, since any device on the
+  // network can answer a scan and would receive a digest of the password to guess at.
   const user = h('input', { autocomplete: 'off', spellcheck: false });
   const pass = h('input', { type: 'password', autocomplete: 'off' });
-  const seconds = h('input', { type: 'number', min: 1, max: 10, value: 3, required: true });
+  const toAll = h('details.sign-all',
+    h('summary', 'Send a user name and password to every camera that answers'),
+    h('p.muted', 'Any device on this network can answer a scan and would receive a digest of this password, which can be guessed offline. Leave these empty to give the password only to the camera you pick.'),
+    h('div.row', field('User name for every camera', user)[0], field('Password for every camera', pass)[0]));
   const go = h('button.primary', { type: 'button' }, 'Scan');
   const status = h('p.muted', { role: 'status' });
   const err = h('p.error', { role: 'alert' });
@@ -146,7 +154,7 @@ async function onvifScan(panel, act, use) {
     seconds.value = String(wait);
     if (pass.value && !user.value.trim()) { err.textContent = 'A password needs a user name.'; return; }
     const body = { seconds: wait };
-    if (user.value.trim()) { body.username = user.value.trim(); body.password = pass.value; }
+    if (user.value.trim()) Object.assign(body, { username: user.value.trim(), password: pass.value, authenticate_all: true });
     status.textContent = `Scanning the network: answers are awaited for ${wait} s, then each camera is asked for its streams…`;
     results.setAttribute('aria-busy', 'true');
     mount(results);
@@ -161,27 +169,59 @@ async function onvifScan(panel, act, use) {
       return;
     }
     const creds = body.username ? { username: body.username, password: body.password } : {};
-    mount(results, h('ul.cards', r.devices.map((d) => h('li', deviceCard(d, creds, use)))));
+    mount(results, h('ul.cards', r.devices.map((d) => {
+      const item = h('li');
+      const show = (dev, given) => mount(item, deviceCard(dev, given, use, act, show));
+      show(d, creds);
+      return item;
+    })));
   });
   mount(panel,
     h('h4', 'IP cameras on this network (ONVIF)'),
-    h('p.muted', 'The user name and password sign this scan only; the one you choose is saved with the camera.'),
-    h('div.row', field('Camera user name', user)[0], field('Camera password', pass)[0], field('Wait for answers (seconds)', seconds)[0]),
+    h('p.muted', 'The scan asks every camera without a password; give the password only to the camera you pick. The stream you use is saved with it.'),
+    h('div.row', field('Wait for answers (seconds)', seconds)[0]),
+    toAll,
     h('div.buttons', go),
     status, err, results);
 }
 
-function deviceCard(d, creds, use) {
+/** The camera's user name and password, sent to this device alone; `show` redraws the card. */
+function signIn(d, title, act, show) {
+  const user = h('input', { autocomplete: 'off', spellcheck: false });
+  const pass = h('input', { type: 'password', autocomplete: 'off' });
+  const read = h('button.primary', { type: 'button' }, 'Read streams');
+  const err = h('p.error', { role: 'alert' });
+  const submit = async () => {
+    if (!user.value.trim()) { err.textContent = 'The camera needs a user name.'; return; }
+    const creds = { username: user.value.trim(), password: pass.value };
+    const r = await act(read, () => post('/api/system/onvif/device', { xaddr: d.xaddr, ...creds }, { timeout: 25000 }), { errorEl: err });
+    if (!r) return;
+    // The read knows nothing of discovery: keep the scan's name and endpoint.
+    show({ ...r, name: d.name, endpoint: d.endpoint, host: d.host }, creds);
+  };
+  for (const input of [user, pass]) {
+    input.addEventListener('keydown', (e) => { if (e.key === 'Enter') { e.preventDefault(); submit(); } });
+  }
+  read.addEventListener('click', submit);
+  return h('div.sign-in',
+    h('p', `${title} needs its user name and password to show its streams. They are sent to this camera only.`),
+    h('div.row', field('Camera user name', user)[0], field('Camera password', pass)[0]),
+    h('div.buttons', read),
+    err);
+}
+
+function deviceCard(d, creds, use, act, show) {
   const title = d.name || [d.manufacturer, d.model].filter(Boolean).join(' ') || d.host;
   const heading = h('h4', { id: uid('dev') }, title);
   const role = (p) => (p.uri && p.uri === d.main ? 'Main stream' : p.uri && p.uri === d.sub ? 'Sub stream' : 'Other stream');
   const rank = (p) => ['Main stream', 'Sub stream'].indexOf(role(p)) >>> 0;
-  const rows = [...d.profiles].sort((a, b) => rank(a) - rank(b)).map((p) => {
+  const rows = [...(d.profiles || [])].sort((a, b) => rank(a) - rank(b)).map((p) => {
     const choose = p.uri ? h('button', {
       type: 'button', 'aria-label': `Use ${role(p).toLowerCase()} of ${title}`,
       onclick: () => use({
         source: p.uri,
         name: title,
+        xaddr: d.xaddr,
         ...creds,
         note: `Filled in from ${title}: ${role(p).toLowerCase()}, ${streamInfo(p)}.`,
       }),
@@ -192,6 +232,7 @@ function deviceCard(d, creds, use) {
       h('td', p.uri ? h('code.wrap', p.uri) : h('span.error', p.error || 'no stream address')),
       h('td.actions', choose));
   });
+  const quiet = !rows.length && !d.error && !d.needs_credentials;
   return h('article.card.device', { 'aria-labelledby': heading.id, dataset: { host: d.host } },
     heading,
     h('dl',
@@ -199,8 +240,9 @@ function deviceCard(d, creds, use) {
       [h('dt', 'Address'), h('dd', d.host)],
       d.firmware ? [h('dt', 'Firmware'), h('dd', d.firmware)] : null),
     d.error ? h('p.error.device-error', `Could not read this camera: ${d.error}`) : null,
+    d.needs_credentials && d.xaddr ? signIn(d, title, act, show) : null,
     rows.length ? h('table',
       h('caption', h('span.sr', `Streams of ${title}`)),
       h('thead', h('tr', ['Stream', 'Format', 'Address', ''].map((c) => h('th', { scope: 'col' }, c || h('span.sr', 'Actions'))))),
-      h('tbody', rows)) : (d.error ? null : h('p.muted', 'This camera offers no streams.')));
+      h('tbody', rows)) : (quiet ? h('p.muted', 'This camera offers no streams.') : null));
 }

@@ -111,6 +111,11 @@ function cameraForm(cam, { act, notify }, done) {
   transport.value = cam?.transport || 'tcp';
   const retention = h('input', { type: 'number', min: 0, max: 3650, value: cam?.retention_days ?? '' });
   const enabled = h('input', { type: 'checkbox', checked: cam ? cam.enabled : true });
+  // The camera's own events over ONVIF (docs/devices.md): its device service, filled in by the
+  // finder.
+  const xaddr = h('input', { placeholder: 'http://192.0.2.7/onvif/device_service', value: cam?.onvif?.xaddr || '', spellcheck: false });
+  const events = h('input', { type: 'checkbox', checked: Boolean(cam?.onvif?.events) });
+  const quiet = h('input', { type: 'number', min: 5, max: 3600, value: cam?.onvif?.quiet_seconds ?? 30 });
   const result = h('p.result', { 'aria-live': 'polite' });
   const err = h('p.error', { role: 'alert' });
   const test = h('button', { type: 'button' }, 'Test source');
@@ -135,6 +140,7 @@ function cameraForm(cam, { act, notify }, done) {
     if (!typedName) name.value = c.name.slice(0, 64);
     user.value = c.username || '';
     pass.value = c.password || '';
+    xaddr.value = c.xaddr || '';
     result.textContent = c.note || '';
     result.dataset.ok = '';
     name.focus();
@@ -149,6 +155,9 @@ function cameraForm(cam, { act, notify }, done) {
       if (pass.value) body.password = pass.value;
       if (retention.value !== '') body.retention_days = Number(retention.value);
       else if (cam?.retention_days) body.retention_days = 0;
+      if (xaddr.value.trim()) body.onvif = { xaddr: xaddr.value.trim(), events: events.checked, quiet_seconds: Number(quiet.value) || 30 };
+      else if (cam?.onvif) body.onvif = { xaddr: '' };
+      else if (events.checked) { err.textContent = "The camera's events need its ONVIF address."; return; }
       const r = await act(save, () => (cam ? put(`/api/cameras/${cam.id}`, body) : post('/api/cameras', body)),
         { errorEl: err, done: cam ? 'Camera saved' : 'Camera added' });
       if (r) done(true);
@@ -161,6 +170,12 @@ function cameraForm(cam, { act, notify }, done) {
   h('div.row', field('User name', user)[0], field('Password', pass)[0]),
   h('div.row', field('Transport', transport)[0], field('Keep recordings (days, empty: no limit)', retention)[0]),
   h('div.field.check', enabled, h('label', { for: enabled.id || (enabled.id = uid('en')) }, 'Enabled (recording)')),
+  h('fieldset',
+    h('legend', "The camera's own events (ONVIF)"),
+    field('ONVIF address', xaddr, 'The device service the ONVIF scan found; the camera\'s user name and password above are used.')[0],
+    h('div.row',
+      h('div.field.check', events, h('label', { for: events.id || (events.id = uid('ev')) }, 'Record its events (motion, tamper, line crossing…)')),
+      field('Close an event after (seconds without news)', quiet)[0])),
   result, err,
   h('div.buttons', test, save, cancel));
   return form;

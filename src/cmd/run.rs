@@ -276,6 +276,7 @@ fn add_demo_camera(index: &Index, layout: &Layout) -> anyhow::Result<()> {
         created_ms: existing
             .as_ref()
             .map_or(jiff::Timestamp::now().as_millisecond(), |c| c.created_ms),
+        onvif: None,
     };
     index.put_camera(&cam, false)?;
     Ok(())

@@ -33,6 +33,29 @@ pub struct CameraInput {
     /// Seconds of recording before and after an event that belong to its clip (0 to 300).
     pre_roll_s: Option<u32>,
     post_roll_s: Option<u32>,
+    /// The camera's ONVIF service and its events; `{"xaddr": ""}` removes it.
+    onvif: Option<OnvifInput>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OnvifInput {
+    xaddr: Option<String>,
+    events: Option<bool>,
+    quiet_seconds: Option<u32>,
+    /// ONVIF credentials when they are not the stream's; `""` clears them.
+    username: Option<String>,
+    password: Option<String>,
+}
+
+/// What is shown of a camera's ONVIF settings (never its credentials).
+#[derive(Debug, Serialize)]
+pub struct OnvifView {
+    xaddr: String,
+    events: bool,
+    quiet_seconds: u32,
+    /// Whether ONVIF has credentials of its own (else the stream's are used).
+    has_credentials: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -49,6 +72,9 @@ pub struct CameraView {
     event_retention_days: Option<u32>,
     pre_roll_s: u32,
     post_roll_s: u32,
+    /// Left out for peers, like `source`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    onvif: Option<OnvifView>,
     created: String,
     status: CameraStatus,
     /// Where the live stream is: relative for this node's own pages, absolute with a media token
@@ -82,6 +108,12 @@ pub fn view(state: &super::AppState, c: CameraRecord) -> CameraView {
         event_retention_days: c.event_retention_days,
         pre_roll_s: c.pre_roll_s,
         post_roll_s: c.post_roll_s,
+        onvif: c.onvif.map(|o| OnvifView {
+            has_credentials: o.username.is_some() || o.password.is_some(),
+            xaddr: o.xaddr,
+            events: o.events,
+            quiet_seconds: o.quiet_seconds,
+        }),
         created: rfc3339(c.created_ms),
         node_id: state.index.node_id().to_string(),
         node_label: state.label(),
@@ -249,6 +281,61 @@ fn apply(cam: &mut CameraRecord, input: CameraInput) -> ApiResult<()> {
             None => {}
         }
     }
+    if let Some(o) = input.onvif {
+        apply_onvif(cam, o)?;
+    }
+    Ok(())
+}
+
+fn apply_onvif(cam: &mut CameraRecord, input: OnvifInput) -> ApiResult<()> {
+    use crate::onvif::events::{DEFAULT_QUIET_SECONDS, QUIET_SECONDS};
+    if input.xaddr.as_deref() == Some("") {
+        cam.onvif = None;
+        return Ok(());
+    }
+    // On an error the request fails and `cam` is not stored.
+    let mut o = match (cam.onvif.take(), input.xaddr) {
+        (old, Some(x)) => {
+            let xaddr = crate::onvif::device_address(&x)
+                .map_err(|e| ApiError::bad_request(format!("onvif.xaddr: {e}")))?;
+            crate::storage::CameraOnvif {
+                xaddr: xaddr.to_string(),
+                ..old.unwrap_or(crate::storage::CameraOnvif {
+                    xaddr: String::new(),
+                    events: false,
+                    quiet_seconds: DEFAULT_QUIET_SECONDS,
+                    username: None,
+                    password: None,
+                })
+            }
+        }
+        (Some(o), None) => o,
+        (None, None) => {
+            return Err(ApiError::bad_request(
+                "onvif.xaddr: the camera's ONVIF device service address is required",
+            ));
+        }
+    };
+    if let Some(e) = input.events {
+        o.events = e;
+    }
+    if let Some(q) = input.quiet_seconds {
+        if !QUIET_SECONDS.contains(&q) {
+            return Err(ApiError::bad_request(format!(
+                "onvif.quiet_seconds: {q} is outside {QUIET_SECONDS:?}"
+            )));
+        }
+        o.quiet_seconds = q;
+    }
+    if let Some(u) = input.username {
+        check_secret("onvif.username", &u)?;
+        o.username = (!u.is_empty()).then_some(u);
+    }
+    if let Some(p) = input.password {
+        check_secret("onvif.password", &p)?;
+        o.password = (!p.is_empty()).then_some(p);
+    }
+    cam.onvif = Some(o);
     Ok(())
 }
 
@@ -285,6 +372,7 @@ pub async fn list(
             let mut v = view(&st, c);
             if matches!(caller, Caller::Peer { .. }) {
                 v.source = None;
+                v.onvif = None;
                 let token = st.tokens.issue(&v.id, Kind::Live, caller.key_id());
                 v.live_url = format!(
                     "{}{}?token={token}",
@@ -332,6 +420,7 @@ pub async fn get_one(
     let mut v = view(&st, cam);
     if matches!(caller, Caller::Peer { .. }) {
         v.source = None; // where a camera is, is this node's business
+        v.onvif = None;
     }
     Ok(Json(v))
 }
@@ -389,6 +478,7 @@ pub async fn create(st: State, Json(input): Json<CameraInput>) -> ApiResult<impl
         pre_roll_s: crate::storage::DEFAULT_ROLL_S,
         post_roll_s: crate::storage::DEFAULT_ROLL_S,
         created_ms: jiff::Timestamp::now().as_millisecond(),
+        onvif: None,
     };
     apply(&mut cam, input)?;
     let index = st.index.clone();

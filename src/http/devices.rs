@@ -1,6 +1,8 @@
-//! `/api/system/devices` and `/api/system/onvif/scan`: cameras this node can record without
-//! anyone typing a URL: local V4L2 devices, and IP cameras found with ONVIF. Credentials given
-//! to a scan are used for that scan only and never stored or returned.
+//! `/api/system/devices`, `/api/system/onvif/scan` and `/api/system/onvif/device`: cameras this
+//! node can record without anyone typing a URL: local V4L2 devices, and IP cameras found with
+//! ONVIF. A scan sends no credentials unless told to send them to every device that answers
+//! (`authenticate_all`); the device read sends them to the one device picked. Credentials are
+//! used for that request only and never stored or returned.
 
 use axum::Json;
 use axum::body::Bytes;
@@ -43,19 +45,64 @@ pub async fn list() -> ApiResult<Json<DeviceList>> {
 struct ScanInput {
     username: Option<String>,
     password: Option<String>,
+    /// Sign every call to every device that answers with the credentials (any device on the
+    /// LAN can answer, and then holds a digest of the password to guess at).
+    #[serde(default)]
+    authenticate_all: bool,
     /// How long to wait for answers (default from `onvif.scan_seconds`).
     seconds: Option<u64>,
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeviceInput {
+    /// The device service address, as a scan gave it (`xaddr`).
+    xaddr: String,
+    username: Option<String>,
+    password: Option<String>,
+}
+
 /// One scan at a time: a second one waits for nothing and is told so.
 static SCANNING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+/// Devices read at once through `/api/system/onvif/device`.
+static READING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(4);
+
+fn body_of<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> ApiResult<T> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("body: {e}")))
+}
+
+/// The credentials of a request, checked; `None` without a user name.
+fn credentials(
+    username: Option<String>,
+    password: Option<String>,
+) -> ApiResult<Option<Credentials>> {
+    for (what, v) in [("username", &username), ("password", &password)] {
+        if v.as_ref()
+            .is_some_and(|v| v.len() > 256 || v.chars().any(char::is_control))
+        {
+            return Err(ApiError::bad_request(format!(
+                "{what}: at most 256 characters, no control characters"
+            )));
+        }
+    }
+    match (username, password) {
+        (Some(u), p) if !u.is_empty() => Ok(Some(Credentials {
+            username: u,
+            password: p.unwrap_or_default(),
+            clock_offset: jiff::SignedDuration::ZERO,
+        })),
+        (_, Some(p)) if !p.is_empty() => {
+            Err(ApiError::bad_request("password given without a username"))
+        }
+        _ => Ok(None),
+    }
+}
 
 pub async fn onvif_scan(st: State, body: Bytes) -> ApiResult<Json<ScanResult>> {
-    let input: ScanInput = if body.iter().all(u8::is_ascii_whitespace) {
-        ScanInput::default()
-    } else {
-        serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("body: {e}")))?
-    };
+    let input: ScanInput = body_of(&body)?;
     let mut cfg = st.onvif;
     if let Some(s) = input.seconds {
         if !onvif::SCAN_SECONDS.contains(&s) {
@@ -66,26 +113,13 @@ pub async fn onvif_scan(st: State, body: Bytes) -> ApiResult<Json<ScanResult>> {
         }
         cfg.wait = std::time::Duration::from_secs(s);
     }
-    for (what, v) in [("username", &input.username), ("password", &input.password)] {
-        if v.as_ref()
-            .is_some_and(|v| v.len() > 256 || v.chars().any(char::is_control))
-        {
-            return Err(ApiError::bad_request(format!(
-                "{what}: at most 256 characters, no control characters"
-            )));
-        }
+    let creds = credentials(input.username, input.password)?;
+    if creds.is_some() && !input.authenticate_all {
+        return Err(ApiError::bad_request(
+            "credentials go only to the device you pick (POST /api/system/onvif/device); \
+             to send them to every device that answers the scan, set authenticate_all",
+        ));
     }
-    let creds = match (input.username, input.password) {
-        (Some(u), p) if !u.is_empty() => Some(Credentials {
-            username: u,
-            password: p.unwrap_or_default(),
-            clock_offset: jiff::SignedDuration::ZERO,
-        }),
-        (_, Some(p)) if !p.is_empty() => {
-            return Err(ApiError::bad_request("password given without a username"));
-        }
-        _ => None,
-    };
     let Ok(_guard) = SCANNING.try_lock() else {
         return Err(ApiError(
             StatusCode::CONFLICT,
@@ -109,4 +143,20 @@ pub async fn onvif_scan(st: State, body: Bytes) -> ApiResult<Json<ScanResult>> {
         result.ignored
     );
     Ok(Json(result))
+}
+
+/// `POST /api/system/onvif/device`: reads the one device the user picked, with its credentials.
+pub async fn onvif_device(body: Bytes) -> ApiResult<Json<onvif::Device>> {
+    let input: DeviceInput =
+        serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("body: {e}")))?;
+    let xaddr = onvif::device_address(&input.xaddr)
+        .map_err(|e| ApiError::bad_request(format!("xaddr: {e}")))?;
+    let creds = credentials(input.username, input.password)?;
+    let Ok(_permit) = READING.try_acquire() else {
+        return Err(ApiError(
+            StatusCode::CONFLICT,
+            "4 cameras are being read already; try again when one is done".into(),
+        ));
+    };
+    Ok(Json(onvif::read(&xaddr, creds).await))
 }

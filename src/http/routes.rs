@@ -165,6 +165,7 @@ fn user() -> Routes {
         // Local cameras and ONVIF discovery (docs/devices.md).
         ("/api/system/devices", get(devices::list)),
         ("/api/system/onvif/scan", post(devices::onvif_scan)),
+        ("/api/system/onvif/device", post(devices::onvif_device)),
     ]
 }
 

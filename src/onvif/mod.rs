@@ -3,7 +3,13 @@
 //! GetProfiles and GetStreamUri, signed with a WS-Security UsernameToken digest when credentials
 //! are given. Every step is bounded (scan time, datagram and answer sizes, device count,
 //! per-call timeouts) and a camera that misbehaves gets its own error, never the whole scan's.
+//!
+//! Credentials go only where the user sends them: a scan reads every device without them
+//! (anything on the LAN can answer a probe, and a UsernameToken digest can be guessed offline),
+//! and [`read`] then reads the one device the user picked, signed. A scan signs its calls only
+//! when the caller asks for that explicitly (`authenticate_all` in the API).
 
+pub mod events;
 pub mod probe;
 pub mod soap;
 pub mod xml;
@@ -67,8 +73,9 @@ pub struct Profile {
 
 #[derive(Debug, Clone, Serialize, Default)]
 pub struct Device {
-    /// WS-Discovery endpoint reference, stable for a device.
-    pub endpoint: String,
+    /// WS-Discovery endpoint reference, stable for a device (`None` for a device read at an
+    /// address the user gave).
+    pub endpoint: Option<String>,
     pub host: String,
     /// The device service address used.
     pub xaddr: Option<String>,
@@ -82,8 +89,12 @@ pub struct Device {
     /// The highest-resolution stream and the next one, for the camera-add form.
     pub main: Option<String>,
     pub sub: Option<String>,
-    /// Why this device could not be read (fully), for people.
+    /// Why this device could not be read (fully), for people. A device that wants credentials
+    /// and was asked without any has `needs_credentials` and no error.
     pub error: Option<String>,
+    /// The device refused to answer without (these) credentials: read it again with
+    /// [`read`] and the camera's user name and password.
+    pub needs_credentials: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -95,7 +106,8 @@ pub struct ScanResult {
     pub truncated: bool,
 }
 
-/// Probes the LAN and reads every device that answers.
+/// Probes the LAN and reads every device that answers, with `creds` for every one of them
+/// (`None`, the default, keeps the credentials for the devices the user picks: [`read`]).
 pub async fn scan(cfg: ScanConfig, creds: Option<Credentials>) -> std::io::Result<ScanResult> {
     let probed = probe::probe(cfg.interface, cfg.wait, MAX_DEVICES).await?;
     let all_done = tokio::time::Instant::now() + READ_DEADLINE;
@@ -105,24 +117,29 @@ pub async fn scan(cfg: ScanConfig, creds: Option<Credentials>) -> std::io::Resul
             async move {
                 let until = all_done.min(tokio::time::Instant::now() + DEVICE_DEADLINE);
                 let mut d = Device {
-                    endpoint: f.endpoint.clone(),
+                    endpoint: Some(f.endpoint.clone()),
                     host: f.from.to_string(),
                     name: scope(&f.scopes, "name"),
                     ..Default::default()
                 };
-                match tokio::time::timeout_at(until, read_device(&f, creds.as_ref(), &mut d)).await
-                {
-                    Ok(Ok(())) => {}
-                    Ok(Err(e)) => d.error = Some(e),
-                    Err(_) if until == all_done => {
-                        d.error = Some(format!(
-                            "not read: the scan reads devices for at most {READ_DEADLINE:?}"
-                        ))
-                    }
-                    Err(_) => {
-                        d.error = Some(format!("the device took longer than {DEVICE_DEADLINE:?}"))
-                    }
-                }
+                let Some(xaddr) = f.xaddrs.first() else {
+                    d.error = Some(if f.foreign.is_empty() {
+                        "the device gave no http:// service address".into()
+                    } else {
+                        format!(
+                            "the device gave service addresses only on other hosts than {} ({}); not contacted",
+                            f.from,
+                            f.foreign.join(", ")
+                        )
+                    });
+                    return d;
+                };
+                let timed_out = if until == all_done {
+                    format!("not read: the scan reads devices for at most {READ_DEADLINE:?}")
+                } else {
+                    format!("the device took longer than {DEVICE_DEADLINE:?}")
+                };
+                read_until(until, timed_out, xaddr, creds.as_ref(), &mut d).await;
                 d
             }
         })
@@ -134,6 +151,65 @@ pub async fn scan(cfg: ScanConfig, creds: Option<Credentials>) -> std::io::Resul
         ignored: probed.ignored,
         truncated: probed.truncated,
     })
+}
+
+/// Reads the one device at `xaddr` (its device service, as a scan or the camera's settings
+/// give it), signed with `creds`, within [`DEVICE_DEADLINE`].
+pub async fn read(xaddr: &url::Url, creds: Option<Credentials>) -> Device {
+    let mut d = Device {
+        host: xaddr.host_str().unwrap_or_default().to_string(),
+        ..Default::default()
+    };
+    let until = tokio::time::Instant::now() + DEVICE_DEADLINE;
+    let timed_out = format!("the device took longer than {DEVICE_DEADLINE:?}");
+    read_until(until, timed_out, xaddr, creds.as_ref(), &mut d).await;
+    d
+}
+
+/// A device service address as a person or the finder gives it: `http://host[:port]/path`,
+/// no credentials or fragment, at most 512 bytes.
+pub fn device_address(text: &str) -> Result<url::Url, String> {
+    if text.len() > 512 {
+        return Err("at most 512 characters".into());
+    }
+    let url = url::Url::parse(text.trim()).map_err(|e| format!("not a URL ({e})"))?;
+    if url.scheme() != "http" {
+        return Err(format!(
+            "{}:// device services are not supported (only http://)",
+            url.scheme()
+        ));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err("no host".into());
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("credentials go in username and password, not in the address".into());
+    }
+    if url.fragment().is_some() {
+        return Err("no #fragment".into());
+    }
+    Ok(url)
+}
+
+async fn read_until(
+    until: tokio::time::Instant,
+    timed_out: String,
+    xaddr: &url::Url,
+    creds: Option<&Credentials>,
+    d: &mut Device,
+) {
+    d.xaddr = Some(xaddr.to_string());
+    match tokio::time::timeout_at(until, read_device(xaddr, creds, d)).await {
+        Ok(Ok(())) => {}
+        // Asked without credentials, a device that wants them is not in error: it waits to
+        // be picked.
+        Ok(Err(Failed { auth: true, .. })) if creds.is_none() => d.needs_credentials = true,
+        Ok(Err(Failed { text, auth })) => {
+            d.needs_credentials = auth;
+            d.error = Some(text);
+        }
+        Err(_) => d.error = Some(timed_out),
+    }
 }
 
 /// The value of an `onvif://www.onvif.org/{kind}/...` scope, percent-decoded.
@@ -158,27 +234,34 @@ fn clean(s: &str, max: usize) -> String {
 const DEVICE_NS: &str = "http://www.onvif.org/ver10/device/wsdl";
 const MEDIA_NS: &str = "http://www.onvif.org/ver10/media/wsdl";
 
+/// Why reading a device stopped, and whether it was for want of (the right) credentials.
+struct Failed {
+    text: String,
+    auth: bool,
+}
+
+impl From<String> for Failed {
+    fn from(text: String) -> Self {
+        Failed { text, auth: false }
+    }
+}
+
 fn explain(step: &str, e: SoapError) -> String {
     format!("{step}: {e}")
 }
 
+fn failed(step: &str, e: SoapError) -> Failed {
+    Failed {
+        auth: matches!(e, SoapError::NotAuthorized(_)),
+        text: explain(step, e),
+    }
+}
+
 async fn read_device(
-    f: &probe::Found,
+    xaddr: &url::Url,
     creds: Option<&Credentials>,
     d: &mut Device,
-) -> Result<(), String> {
-    let Some(xaddr) = f.xaddrs.first() else {
-        return Err(if f.foreign.is_empty() {
-            "the device gave no http:// service address".into()
-        } else {
-            format!(
-                "the device gave service addresses only on other hosts than {} ({}); not contacted",
-                f.from,
-                f.foreign.join(", ")
-            )
-        });
-    };
-    d.xaddr = Some(xaddr.to_string());
+) -> Result<(), Failed> {
     let creds = match creds {
         Some(c) => Some(Credentials {
             clock_offset: clock_offset(xaddr).await,
@@ -195,7 +278,7 @@ async fn read_device(
         CALL_LIMITS,
     )
     .await
-    .map_err(|e| explain("GetDeviceInformation", e))?;
+    .map_err(|e| failed("GetDeviceInformation", e))?;
     let field = |n: &str| info.text_at(&[n]).map(|v| clean(&v, 128));
     d.manufacturer = field("Manufacturer");
     d.model = field("Model");
@@ -214,9 +297,9 @@ async fn read_device(
     )
     .await
     {
-        Ok(caps) => media_address(&caps, f)?.unwrap_or_else(|| xaddr.clone()),
-        Err(SoapError::Transport(e)) => return Err(format!("GetCapabilities: {e}")),
-        Err(e @ SoapError::NotAuthorized(_)) => return Err(explain("GetCapabilities", e)),
+        Ok(caps) => service_address(&caps, "Media", xaddr)?.unwrap_or_else(|| xaddr.clone()),
+        Err(SoapError::Transport(e)) => return Err(format!("GetCapabilities: {e}").into()),
+        Err(e @ SoapError::NotAuthorized(_)) => return Err(failed("GetCapabilities", e)),
         Err(_) => xaddr.clone(),
     };
     let profiles = soap::call(
@@ -227,14 +310,14 @@ async fn read_device(
         CALL_LIMITS,
     )
     .await
-    .map_err(|e| explain("GetProfiles", e))?;
+    .map_err(|e| failed("GetProfiles", e))?;
     let mut list: Vec<Profile> = profiles
         .all("Profiles")
         .filter_map(profile_of)
         .take(MAX_PROFILES)
         .collect();
     if list.is_empty() {
-        return Err("GetProfiles: the device has no media profiles".into());
+        return Err(String::from("GetProfiles: the device has no media profiles").into());
     }
     for p in &mut list {
         match stream_uri(&media, &p.token, creds).await {
@@ -301,23 +384,27 @@ fn device_time(answer: &Element) -> Option<jiff::Timestamp> {
         .map(|z| z.timestamp())
 }
 
-/// The media service address from GetCapabilities, if it names one on the device's host.
-fn media_address(caps: &Element, f: &probe::Found) -> Result<Option<url::Url>, String> {
-    let Some(addr) = caps.find("Media").and_then(|m| m.text_at(&["XAddr"])) else {
+/// The address of `service` (`Media`, `Events`) from GetCapabilities, if it names one; only
+/// on the device service's own host (a device cannot send signed calls to another machine).
+pub(crate) fn service_address(
+    caps: &Element,
+    service: &str,
+    xaddr: &url::Url,
+) -> Result<Option<url::Url>, String> {
+    let Some(addr) = caps.find(service).and_then(|m| m.text_at(&["XAddr"])) else {
         return Ok(None);
     };
     let url = url::Url::parse(&addr).map_err(|_| {
         format!(
-            "GetCapabilities: media address '{}' is not a URL",
+            "GetCapabilities: {} address '{}' is not a URL",
+            service.to_lowercase(),
             clean(&addr, 100)
         )
     })?;
-    let host = url
-        .host_str()
-        .and_then(|h| h.trim_matches(['[', ']']).parse::<std::net::IpAddr>().ok());
-    if host != Some(f.from) {
+    if url.host() != xaddr.host() {
         return Err(format!(
-            "GetCapabilities: the media service is on another host ({}); not contacted",
+            "GetCapabilities: the {} service is on another host ({}); not contacted",
+            service.to_lowercase(),
             clean(&addr, 100)
         ));
     }

@@ -69,6 +69,11 @@ fn security_header(c: &Credentials, nonce: &[u8], created: &str) -> String {
 /// A SOAP 1.2 envelope around `body` (which declares its own namespaces), signed with a fresh
 /// nonce when there are credentials.
 pub fn envelope(body: &str, creds: Option<&Credentials>) -> String {
+    envelope_with(body, "", creds)
+}
+
+/// [`envelope`] with more header elements (`extra`, which declare their own namespaces).
+fn envelope_with(body: &str, extra: &str, creds: Option<&Credentials>) -> String {
     let header = match creds {
         Some(c) => {
             let nonce: [u8; 16] = crate::base::secret::random_bytes();
@@ -84,7 +89,7 @@ pub fn envelope(body: &str, creds: Option<&Credentials>) -> String {
         None => String::new(),
     };
     format!(
-        r#"<?xml version="1.0" encoding="UTF-8"?><s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope"><s:Header>{header}</s:Header><s:Body>{body}</s:Body></s:Envelope>"#
+        r#"<?xml version="1.0" encoding="UTF-8"?><s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope"><s:Header>{extra}{header}</s:Header><s:Body>{body}</s:Body></s:Envelope>"#
     )
 }
 
@@ -167,6 +172,25 @@ pub async fn call(
     limits: Limits,
 ) -> Result<Element, SoapError> {
     let request = envelope(body, creds);
+    let (status, bytes) = post(url, action, request, limits).await?;
+    read_answer(status, &bytes)
+}
+
+/// [`call`] with WS-Addressing `Action` and `To` headers, which WS-Notification endpoints
+/// (event subscriptions) need to tell calls apart.
+pub async fn call_addressed(
+    url: &url::Url,
+    action: &str,
+    body: &str,
+    creds: Option<&Credentials>,
+    limits: Limits,
+) -> Result<Element, SoapError> {
+    let extra = format!(
+        r#"<wsa:Action xmlns:wsa="http://www.w3.org/2005/08/addressing">{}</wsa:Action><wsa:To xmlns:wsa="http://www.w3.org/2005/08/addressing">{}</wsa:To>"#,
+        escape(action),
+        escape(url.as_str())
+    );
+    let request = envelope_with(body, &extra, creds);
     let (status, bytes) = post(url, action, request, limits).await?;
     read_answer(status, &bytes)
 }

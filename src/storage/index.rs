@@ -169,6 +169,28 @@ pub struct CameraRecord {
     #[serde(default = "default_roll_s")]
     pub post_roll_s: u32,
     pub created_ms: i64,
+    /// The camera's ONVIF device service, for its own events.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub onvif: Option<CameraOnvif>,
+}
+
+/// A camera's ONVIF service (`src/onvif/events.rs` subscribes to its events).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CameraOnvif {
+    /// The device service address, `http://host[:port]/…` (checked by
+    /// `onvif::device_address`).
+    pub xaddr: String,
+    /// Whether the camera's events are subscribed to.
+    #[serde(default)]
+    pub events: bool,
+    /// An event the camera does not say is over is closed this long after its last "on".
+    pub quiet_seconds: u32,
+    /// ONVIF credentials when they are not the stream's (some cameras keep ONVIF users apart);
+    /// write-only like the stream's.
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default)]
+    pub password: Option<String>,
 }
 
 /// Pre- and post-roll of a camera that has not set them.
@@ -1338,6 +1360,7 @@ mod tests {
                     pre_roll_s: 0,
                     post_roll_s: 0,
                     created_ms: 0,
+                    onvif: None,
                 };
                 // A schema 1 camera row: without the event fields.
                 let mut json = serde_json::to_value(&cam).unwrap();

@@ -9,6 +9,6 @@ pub mod retention;
 pub use index::{
     CameraRecord, DEFAULT_ROLL_S, EventRecord, FederationKeyRecord, Index, MediaMode, NewSegment,
     NodeKind, NodeRecord, Origin, Segment, SegmentFinish, SegmentState, StorageError, Transport,
-    UserRecord, clip_span,
+    UserRecord, clip_span, CameraOnvif,
 };
 pub use layout::{Layout, valid_camera_id};

@@ -604,6 +604,7 @@ mod tests {
                     pre_roll_s: 0,
                     post_roll_s: 0,
                     created_ms: 0,
+                    onvif: None,
                 },
                 false,
             )

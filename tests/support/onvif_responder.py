@@ -3,7 +3,8 @@
 
 Answers WS-Discovery probes on 239.255.255.250:3702 (joined on --addr) with one ProbeMatches per
 device, plus one datagram of garbage. Each device has its own HTTP service on --addr:
-  good     GetSystemDateAndTime (open to all, as ONVIF says; its clock is --clock-skew seconds
+  good     (and good2, good3, ...: the same device again)
+           GetSystemDateAndTime (open to all, as ONVIF says; its clock is --clock-skew seconds
            off), then GetDeviceInformation, GetCapabilities, GetProfiles, GetStreamUri: each must
            carry a WS-Security UsernameToken whose PasswordDigest matches --user/--password and
            whose Created is within 5 minutes of the device's clock, else a SOAP Fault
@@ -12,8 +13,19 @@ device, plus one datagram of garbage. Each device has its own HTTP service on --
   silent   accepts the connection and never answers
   endless  answers 200 with a body that never ends
   foreign  advertises a service address on another host (must never be contacted)
+The good devices also serve ONVIF events as a PullPoint (Events service, WS-BaseNotification):
+CreatePullPointSubscription (lifetime at most --lifetime seconds; an Initialized "no motion"
+message first), PullMessages (long poll up to its Timeout), Renew, Unsubscribe; a subscription
+not renewed in time is gone, and calls to it are a fault. Lines on stdin make events:
+  emit <device> <topic> <item> <value> [rule]   a notification to every subscription of <device>
+Devices named in --no-stop never send an item whose value is "false" (cameras that lose the
+stop). GetSnapshotUri names /snapshot.jpg, which serves --snapshot (without credentials).
 Message shapes follow the ONVIF Core and Media service specifications and WS-Discovery 2005/04.
-Prints "READY" once listening.
+Prints "READY" once listening, then "TOKEN <device> <call>" for every request that carries a
+WS-Security UsernameToken (right or wrong), so a test sees which devices were sent credentials,
+and "SUBSCRIBE|RENEW|UNSUBSCRIBE|PULLMESSAGES <device> <subscription>" and "SNAPSHOT <device>".
+With --port-base the devices listen on consecutive ports from it (so a restarted responder is
+found at the same addresses); --no-discovery leaves out WS-Discovery (no multicast socket).
 """
 import argparse
 import base64
@@ -21,6 +33,8 @@ import datetime
 import hashlib
 import hmac
 import http.server
+import itertools
+import re
 import socket
 import socketserver
 import struct
@@ -39,12 +53,56 @@ NS = {
     "tds": "http://www.onvif.org/ver10/device/wsdl",
     "trt": "http://www.onvif.org/ver10/media/wsdl",
     "tt": "http://www.onvif.org/ver10/schema",
+    "tev": "http://www.onvif.org/ver10/events/wsdl",
+    "wsnt": "http://docs.oasis-open.org/wsn/b-2",
 }
 ENV_OPEN = ('<?xml version="1.0" encoding="UTF-8"?><SOAP-ENV:Envelope '
             + " ".join(f'xmlns:{p}="{u}"' for p, u in [
                 ("SOAP-ENV", NS["s"]), ("wsa", NS["a"]), ("d", NS["d"]), ("tds", NS["tds"]),
                 ("trt", NS["trt"]), ("tt", NS["tt"]), ("ter", "http://www.onvif.org/ver10/error"),
-                ("dn", "http://www.onvif.org/ver10/network/wsdl")]) + ">")
+                ("dn", "http://www.onvif.org/ver10/network/wsdl"), ("tev", NS["tev"]), ("wsnt", NS["wsnt"]),
+                ("tns1", "http://www.onvif.org/ver10/topics")]) + ">")
+
+# Event subscriptions of every device: id -> {"device", "until" (device time), "queue"}.
+SUBS = {}
+SUBS_LOCK = threading.Condition()
+SUB_IDS = itertools.count(1)
+
+
+def seconds_of(text, default):
+    m = re.fullmatch(r"PT(\d+)S", (text or "").strip())
+    return int(m.group(1)) if m else default
+
+
+def iso(t):
+    return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}Z"
+
+
+def notification(topic, item, value, rule, op, when):
+    return ('<wsnt:NotificationMessage><wsnt:Topic Dialect="http://www.onvif.org/ver10/tev/topicExpression/ConcreteSet">'
+            f'{topic}</wsnt:Topic><wsnt:Message><tt:Message UtcTime="{iso(when)}" PropertyOperation="{op}">'
+            '<tt:Source><tt:SimpleItem Name="VideoSourceConfigurationToken" Value="vsc0"/>'
+            f'<tt:SimpleItem Name="Rule" Value="{rule}"/></tt:Source><tt:Key/>'
+            f'<tt:Data><tt:SimpleItem Name="{item}" Value="{value}"/></tt:Data></tt:Message></wsnt:Message>'
+            '</wsnt:NotificationMessage>')
+
+
+def emit(args, device, topic, item, value, rule):
+    if value == "false" and device in args.no_stop.split(","):
+        return
+    msg = notification(topic, item, value, rule, "Changed", device_now(args))
+    with SUBS_LOCK:
+        for sub in SUBS.values():
+            if sub["device"] == device:
+                sub["queue"].append(msg)
+        SUBS_LOCK.notify_all()
+
+
+def read_commands(args):
+    for line in sys.stdin:
+        words = line.split()
+        if len(words) >= 5 and words[0] == "emit":
+            emit(args, words[1], words[2], words[3], words[4], words[5] if len(words) > 5 else "Rule1")
 
 
 def envelope(body, header=""):
@@ -90,7 +148,7 @@ def authorized(root, user, password, now):
     return hmac.compare_digest(name, user) and hmac.compare_digest(digest, want)
 
 
-def make_handler(kind, args, port_of):
+def make_handler(device, kind, args, port_of):
     class Handler(http.server.BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
@@ -136,6 +194,8 @@ def make_handler(kind, args, port_of):
             if call is None:
                 return self.send(400, fault("ter:WellFormed", "empty Body"))
             name = call.tag.split("}")[-1]
+            if root.find("s:Header/wsse:Security/wsse:UsernameToken", NS) is not None:
+                print(f"TOKEN {device} {name}", flush=True)
             if name == "GetSystemDateAndTime":
                 t = device_now(args)
                 return self.send(200, envelope(
@@ -157,6 +217,8 @@ def make_handler(kind, args, port_of):
                 out = (f"<tds:GetCapabilitiesResponse><tds:Capabilities><tt:Media><tt:XAddr>{service}/media_service</tt:XAddr>"
                        "<tt:StreamingCapabilities><tt:RTPMulticast>false</tt:RTPMulticast><tt:RTP_TCP>true</tt:RTP_TCP>"
                        "<tt:RTP_RTSP_TCP>true</tt:RTP_RTSP_TCP></tt:StreamingCapabilities></tt:Media>"
+                       f"<tt:Events><tt:XAddr>{service}/events</tt:XAddr><tt:WSSubscriptionPolicySupport>false</tt:WSSubscriptionPolicySupport>"
+                       "<tt:WSPullPointSupport>true</tt:WSPullPointSupport></tt:Events>"
                        "</tds:Capabilities></tds:GetCapabilitiesResponse>")
             elif name == "GetProfiles" and self.path.endswith("/media_service"):
                 out = ("<trt:GetProfilesResponse>" + profile("sub", "Sub stream", "H265", 320, 180, 15)
@@ -169,9 +231,70 @@ def make_handler(kind, args, port_of):
                 out = (f"<trt:GetStreamUriResponse><trt:MediaUri><tt:Uri>{uri}</tt:Uri>"
                        "<tt:InvalidAfterConnect>false</tt:InvalidAfterConnect><tt:InvalidAfterReboot>false</tt:InvalidAfterReboot>"
                        "<tt:Timeout>PT0S</tt:Timeout></trt:MediaUri></trt:GetStreamUriResponse>")
+            elif name == "GetSnapshotUri" and self.path.endswith("/media_service"):
+                out = (f"<trt:GetSnapshotUriResponse><trt:MediaUri><tt:Uri>http://{args.addr}:{port_of()}/snapshot.jpg</tt:Uri>"
+                       "<tt:InvalidAfterConnect>false</tt:InvalidAfterConnect><tt:InvalidAfterReboot>false</tt:InvalidAfterReboot>"
+                       "<tt:Timeout>PT0S</tt:Timeout></trt:MediaUri></trt:GetSnapshotUriResponse>")
+            elif name == "CreatePullPointSubscription" and self.path.endswith("/events"):
+                now = device_now(args)
+                life = min(seconds_of(call.findtext("tev:InitialTerminationTime", "", NS), 60), args.lifetime)
+                sid = next(SUB_IDS)
+                first = notification("tns1:RuleEngine/CellMotionDetector/Motion", "IsMotion", "false", "Rule1", "Initialized", now)
+                with SUBS_LOCK:
+                    SUBS[sid] = {"device": device, "until": now + datetime.timedelta(seconds=life), "queue": [first]}
+                print(f"SUBSCRIBE {device} {sid}", flush=True)
+                out = (f"<tev:CreatePullPointSubscriptionResponse><tev:SubscriptionReference><wsa5:Address xmlns:wsa5=\"http://www.w3.org/2005/08/addressing\">"
+                       f"{service}/subscription/{sid}</wsa5:Address></tev:SubscriptionReference>"
+                       f"<wsnt:CurrentTime>{iso(now)}</wsnt:CurrentTime><wsnt:TerminationTime>{iso(now + datetime.timedelta(seconds=life))}</wsnt:TerminationTime>"
+                       "</tev:CreatePullPointSubscriptionResponse>")
+            elif name in ("PullMessages", "Renew", "Unsubscribe") and "/subscription/" in self.path:
+                sid = int(self.path.rsplit("/", 1)[-1]) if self.path.rsplit("/", 1)[-1].isdigit() else -1
+                with SUBS_LOCK:
+                    sub = SUBS.get(sid)
+                    if sub is not None and sub["until"] < device_now(args):
+                        del SUBS[sid]
+                        sub = None
+                if sub is None:
+                    return self.send(400, fault("ter:InvalidArgVal", "no such subscription (expired or never made)"))
+                print(f"{name.upper()} {device} {sid}", flush=True)
+                if name == "Unsubscribe":
+                    with SUBS_LOCK:
+                        SUBS.pop(sid, None)
+                    out = "<wsnt:UnsubscribeResponse/>"
+                elif name == "Renew":
+                    now = device_now(args)
+                    life = min(seconds_of(call.findtext("wsnt:TerminationTime", "", NS), 60), args.lifetime)
+                    with SUBS_LOCK:
+                        sub["until"] = now + datetime.timedelta(seconds=life)
+                    out = (f"<wsnt:RenewResponse><wsnt:TerminationTime>{iso(sub['until'])}</wsnt:TerminationTime>"
+                           f"<wsnt:CurrentTime>{iso(now)}</wsnt:CurrentTime></wsnt:RenewResponse>")
+                else:
+                    wait = min(seconds_of(call.findtext("tev:Timeout", "", NS), 10), 60)
+                    limit = int(call.findtext("tev:MessageLimit", "10", NS) or 10)
+                    deadline = time.monotonic() + wait
+                    with SUBS_LOCK:
+                        while not sub["queue"] and time.monotonic() < deadline and SUBS.get(sid) is sub:
+                            SUBS_LOCK.wait(deadline - time.monotonic())
+                        msgs, sub["queue"] = sub["queue"][:limit], sub["queue"][limit:]
+                    now = device_now(args)
+                    out = (f"<tev:PullMessagesResponse><tev:CurrentTime>{iso(now)}</tev:CurrentTime>"
+                           f"<tev:TerminationTime>{iso(sub['until'])}</tev:TerminationTime>{''.join(msgs)}</tev:PullMessagesResponse>")
             else:
                 return self.send(400, fault("ter:ActionNotSupported", f"{name} is not supported here"))
             self.send(200, envelope(out))
+
+        def do_GET(self):
+            if self.path != "/snapshot.jpg" or not args.snapshot or not kind == "good":
+                return self.send(404, "not found")
+            print(f"SNAPSHOT {device}", flush=True)
+            with open(args.snapshot, "rb") as f:
+                data = f.read()
+            self.send_response(200)
+            self.send_header("Content-Type", "image/jpeg")
+            self.send_header("Content-Length", str(len(data)))
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.wfile.write(data)
 
     return Handler
 
@@ -189,18 +312,30 @@ def main():
     ap.add_argument("--sub-uri", required=True)
     ap.add_argument("--devices", default="good", help="comma-separated kinds (see above)")
     ap.add_argument("--clock-skew", type=int, default=0, help="seconds the devices' clock is off")
+    ap.add_argument("--port-base", type=int, default=0, help="device i listens on this port + i")
+    ap.add_argument("--no-discovery", action="store_true", help="no WS-Discovery socket")
+    ap.add_argument("--lifetime", type=int, default=60, help="longest event subscription granted (s)")
+    ap.add_argument("--no-stop", default="", help="comma-separated devices that never send a stop")
+    ap.add_argument("--snapshot", default="", help="JPEG file served as every good device's snapshot")
     args = ap.parse_args()
 
     matches = []
     for i, kind in enumerate(args.devices.split(",")):
         holder = {}
-        srv = Server((args.addr, 0), make_handler(kind, args, lambda h=holder: h["port"]))
+        behaviour = "good" if kind.startswith("good") else kind
+        port = args.port_base + i if args.port_base else 0
+        srv = Server((args.addr, port), make_handler(kind, behaviour, args, lambda h=holder: h["port"]))
         holder["port"] = srv.server_address[1]
         threading.Thread(target=srv.serve_forever, daemon=True).start()
         host = "192.0.2.1" if kind == "foreign" else args.addr
         xaddr = f"http://{host}:{holder['port']}/onvif/device_service"
         matches.append((f"urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, kind + str(i))}", kind, xaddr))
 
+    threading.Thread(target=read_commands, args=(args,), daemon=True).start()
+    if args.no_discovery:
+        print("READY", flush=True)
+        while True:
+            time.sleep(3600)
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM, socket.IPPROTO_UDP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("0.0.0.0", 3702))

@@ -615,7 +615,7 @@ test('the camera-add form lists this node\'s USB/CSI cameras (none here)', async
 });
 
 const ONVIF = process.env.EYRIE_ONVIF_URL;
-test('an ONVIF scan fills in the camera-add form, and the camera records', {
+test('an ONVIF scan without credentials, then the picked camera with them, fills in the camera-add form, and the camera records', {
   skip: !ONVIF && 'no network namespaces here (tests/ui.rs said why)',
 }, async () => {
   const { context, page } = await open('onvif', 'desktop');
@@ -623,26 +623,47 @@ test('an ONVIF scan fills in the camera-add form, and the camera records', {
   await page.goto(`${ONVIF}/#/settings/cameras`);
   await page.getByRole('button', { name: 'Add a camera' }).click();
   await page.getByRole('button', { name: 'Scan network (ONVIF)' }).click();
-  await page.getByLabel('Camera user name').fill('admin');
-  await page.getByLabel('Camera password').fill(env('EYRIE_ONVIF_PASSWORD'));
+  // Sending credentials to every device is a choice kept folded away; this scan sends none.
+  const toAll = page.locator('details.sign-all');
+  assert.equal(await toAll.getAttribute('open'), null);
+  assert.match(await toAll.innerText(), /every camera that answers/);
+  const scanBodies = [];
+  page.on('request', (r) => { if (r.url().endsWith('/api/system/onvif/scan')) scanBodies.push(r.postDataJSON()); });
   await page.getByLabel('Wait for answers (seconds)').fill('2');
   // Enter in the scan's fields scans (and does not submit the camera form around them).
-  await page.getByLabel('Camera password').press('Enter');
+  await page.getByLabel('Wait for answers (seconds)').press('Enter');
   const scan = page.getByRole('button', { name: /^Scan/ }).last();
   await page.locator('button[aria-busy="true"]', { hasText: 'Scan' }).waitFor();
   assert.equal(await scan.isDisabled(), true, 'busy while scanning');
   assert.equal(await page.locator('.scan-results').getAttribute('aria-busy'), 'true');
   await page.getByRole('status').filter({ hasText: 'Found 2 cameras' }).waitFor({ timeout: 30000 });
   assert.equal(await page.locator('.scan-results').getAttribute('aria-busy'), null);
+  assert.deepEqual(scanBodies, [{ seconds: 2 }], 'the scan carried no credentials');
   const good = page.getByRole('article', { name: 'Test good' });
-  assert.match(await good.innerText(), /Eyrie Test Optics NVT-1 & Co/);
+  // The camera wants its password: no streams yet, no error, a sign-in for it alone.
+  assert.match(await good.innerText(), /needs its user name and password/);
+  assert.equal(await good.locator('.device-error').count(), 0);
+  assert.equal(await good.locator('tr[data-role="Main stream"]').count(), 0);
+  // The device that answers garbage says so, beside the one that works, and is not offered one.
+  const garbage = page.getByRole('article', { name: 'Test garbage' });
+  assert.match(await garbage.locator('.device-error').innerText(), /Could not read this camera: .*not valid SOAP/);
+  assert.equal(await garbage.getByLabel('Camera password').count(), 0);
+  await axe(page, 'settings: cameras, ONVIF scan without credentials');
+  // A wrong password: the camera's clear error, the sign-in stays.
+  await good.getByLabel('Camera user name').fill('admin');
+  await good.getByLabel('Camera password').fill('wrong');
+  await good.getByRole('button', { name: 'Read streams' }).click();
+  await good.locator('.device-error', { hasText: 'refused the username or password' }).waitFor();
+  await good.getByLabel('Camera user name').fill('admin');
+  await good.getByLabel('Camera password').fill(env('EYRIE_ONVIF_PASSWORD'));
+  await good.getByLabel('Camera password').press('Enter');
   const main = good.locator('tr[data-role="Main stream"]');
+  await main.waitFor();
+  assert.match(await good.innerText(), /Eyrie Test Optics NVT-1 & Co/);
   assert.match(await main.innerText(), /640×360 H264 15 fps/);
   assert.match(await main.innerText(), new RegExp(env('EYRIE_ONVIF_MAIN').replace(/[.?]/g, '\\$&')));
   assert.match(await good.locator('tr[data-role="Sub stream"]').innerText(), /320×180 H265/);
-  // The device that answers garbage says so, beside the one that works.
-  const garbage = page.getByRole('article', { name: 'Test garbage' });
-  assert.match(await garbage.locator('.device-error').innerText(), /Could not read this camera: .*not valid SOAP/);
+  assert.equal(await good.locator('.device-error').count(), 0);
   await axe(page, 'settings: cameras, ONVIF scan');
   await page.screenshot({ path: join(ARTIFACTS, 'settings-onvif-desktop.png'), fullPage: true });
 
@@ -653,6 +674,8 @@ test('an ONVIF scan fills in the camera-add form, and the camera records', {
   assert.equal(await page.getByLabel('Source URL').inputValue(), env('EYRIE_ONVIF_MAIN'));
   assert.equal(await page.getByLabel('User name', { exact: true }).inputValue(), 'admin');
   assert.equal(await page.getByLabel('Password', { exact: true }).inputValue(), env('EYRIE_ONVIF_PASSWORD'));
+  assert.match(await page.getByLabel('ONVIF address').inputValue(), /^http:\/\/.*\/onvif\/device_service$/);
+  await page.getByLabel('Record its events (motion, tamper, line crossing…)').check();
   await page.getByText('Filled in from Test good: main stream, 640×360 H264 15 fps.').waitFor();
   await page.getByRole('button', { name: 'Add camera' }).click();
   const row = page.locator('#settings-panel tr', { hasText: 'Test good' });
@@ -662,6 +685,9 @@ test('an ONVIF scan fills in the camera-add form, and the camera records', {
   const cam = cams.find((c) => c.name === 'Test good');
   assert.equal(cam.has_credentials, true);
   assert.equal(cam.source, env('EYRIE_ONVIF_MAIN'));
+  assert.equal(cam.onvif.events, true);
+  assert.equal(cam.onvif.quiet_seconds, 30);
+  assert.match(cam.onvif.xaddr, /\/onvif\/device_service$/);
   for (let i = 0; ; i++) {
     const [, rec] = await call(page, 'GET', `/api/recordings?camera=${cam.id}`);
     const [, now] = await call(page, 'GET', `/api/cameras/${cam.id}`);

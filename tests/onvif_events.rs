@@ -1,0 +1,343 @@
+//! A camera's own events over ONVIF, against the ONVIF test devices
+//! (tests/support/onvif_responder.py, on loopback without WS-Discovery): Eyrie's PullPoint
+//! subscriber (`eyrie::onvif::events`) subscribes, pulls, renews, survives the devices'
+//! restart, and turns motion start/stop, a camera that never sends the stop, tamper and line
+//! crossing into events with thumbnails from the camera's snapshot. The events go to a sink
+//! that writes down what it is given (the events contract's three methods); the node's event
+//! log is wired to the same trait in cmd/run.
+
+mod support;
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use eyrie::onvif::Credentials;
+use eyrie::onvif::events::{EventSink, Watch, watch};
+use support::onvif::Responder;
+use support::*;
+use tokio_util::sync::CancellationToken;
+
+const PASSWORD: &str = "s3cret & <pw>";
+
+#[derive(Debug, Clone, PartialEq)]
+enum Call {
+    Begin {
+        id: u64,
+        camera: String,
+        kind: String,
+        start_ms: i64,
+        zone: Option<String>,
+    },
+    End {
+        id: u64,
+        end_ms: i64,
+    },
+    Thumbnail {
+        id: u64,
+        bytes: usize,
+    },
+}
+
+/// Writes down every call, with when it came.
+#[derive(Default)]
+struct Written(Mutex<Vec<(Instant, Call)>>);
+
+impl EventSink for Written {
+    fn begin(
+        &self,
+        camera: &str,
+        kind: &str,
+        start_ms: i64,
+        _score: Option<f32>,
+        zone: Option<String>,
+    ) -> Result<u64, String> {
+        let mut calls = self.0.lock().unwrap();
+        let id = calls.len() as u64 + 1;
+        calls.push((
+            Instant::now(),
+            Call::Begin {
+                id,
+                camera: camera.into(),
+                kind: kind.into(),
+                start_ms,
+                zone,
+            },
+        ));
+        Ok(id)
+    }
+    fn end(&self, id: u64, end_ms: i64) -> Result<(), String> {
+        let mut calls = self.0.lock().unwrap();
+        calls.push((Instant::now(), Call::End { id, end_ms }));
+        Ok(())
+    }
+    fn set_thumbnail(&self, id: u64, jpeg: &[u8]) -> Result<(), String> {
+        let mut calls = self.0.lock().unwrap();
+        calls.push((
+            Instant::now(),
+            Call::Thumbnail {
+                id,
+                bytes: jpeg.len(),
+            },
+        ));
+        Ok(())
+    }
+}
+
+impl Written {
+    fn calls(&self) -> Vec<(Instant, Call)> {
+        self.0.lock().unwrap().clone()
+    }
+
+    /// Waits (at most `limit`) for a call `pick` finds, and returns what it found.
+    async fn wait<T>(
+        &self,
+        what: &str,
+        limit: Duration,
+        pick: impl Fn(&[(Instant, Call)]) -> Option<T>,
+    ) -> T {
+        let until = Instant::now() + limit;
+        loop {
+            if let Some(v) = pick(&self.calls()) {
+                return v;
+            }
+            assert!(
+                Instant::now() < until,
+                "{what}: not within {limit:?}; calls: {:#?}",
+                self.calls()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn begun(&self, camera: &str, kind: &str, after: usize) -> (Instant, u64, i64) {
+        self.wait(
+            &format!("{camera} {kind} begins"),
+            Duration::from_secs(20),
+            |c| {
+                c.iter().skip(after).find_map(|(t, call)| match call {
+                    Call::Begin {
+                        id,
+                        camera: cam,
+                        kind: k,
+                        start_ms,
+                        ..
+                    } if cam == camera && k == kind => Some((*t, *id, *start_ms)),
+                    _ => None,
+                })
+            },
+        )
+        .await
+    }
+
+    async fn ended(&self, id: u64, limit: Duration) -> (Instant, i64) {
+        self.wait(&format!("event {id} ends"), limit, |c| {
+            c.iter().find_map(|(t, call)| match call {
+                Call::End { id: i, end_ms } if *i == id => Some((*t, *end_ms)),
+                _ => None,
+            })
+        })
+        .await
+    }
+}
+
+fn start_devices(base: u16, snapshot: &std::path::Path) -> Responder {
+    let base = base.to_string();
+    Responder::start_with(
+        "127.0.0.1",
+        PASSWORD,
+        "rtsp://127.0.0.1:1/main",
+        "rtsp://127.0.0.1:1/sub",
+        "good,good2",
+        &[
+            "--no-discovery",
+            "--port-base",
+            &base,
+            "--lifetime",
+            "4",
+            "--no-stop",
+            "good2",
+            "--snapshot",
+            snapshot.to_str().unwrap(),
+        ],
+    )
+}
+
+fn watch_of(camera: &str, port: u16) -> Watch {
+    Watch {
+        camera: camera.into(),
+        xaddr: format!("http://127.0.0.1:{port}/onvif/device_service")
+            .parse()
+            .unwrap(),
+        creds: Some(Credentials {
+            username: "admin".into(),
+            password: PASSWORD.into(),
+            clock_offset: jiff::SignedDuration::ZERO,
+        }),
+        quiet: Duration::from_secs(5),
+    }
+}
+
+const MOTION: &str = "tns1:RuleEngine/CellMotionDetector/Motion";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn camera_events_start_stop_fall_quiet_renew_and_survive_a_restart() {
+    if !tools::require(&["ffmpeg"]) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let jpeg = dir.path().join("snapshot.jpg");
+    let made = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-f", "lavfi", "-i", "testsrc=size=160x90"])
+        .args(["-frames:v", "1", "-y"])
+        .arg(&jpeg)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let jpeg_len = std::fs::metadata(&jpeg).unwrap().len() as usize;
+
+    let base = free_port();
+    let mut devices = start_devices(base, &jpeg);
+    let sink = Arc::new(Written::default());
+    let stop = CancellationToken::new();
+    let tasks = [
+        tokio::spawn(watch(watch_of("front", base), sink.clone(), stop.clone())),
+        tokio::spawn(watch(
+            watch_of("back", base + 1),
+            sink.clone(),
+            stop.clone(),
+        )),
+    ];
+    let subscribed = |r: &Responder, device: &str| {
+        r.said("SUBSCRIBE")
+            .iter()
+            .filter(|l| l.starts_with(&format!("SUBSCRIBE {device} ")))
+            .count()
+    };
+    let until = Instant::now() + Duration::from_secs(20);
+    while subscribed(&devices, "good") == 0 || subscribed(&devices, "good2") == 0 {
+        assert!(Instant::now() < until, "{:?}", devices.lines());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Calls signed in the camera's time (an hour off): no refusal.
+    assert!(devices.lines().iter().all(|l| !l.contains("NotAuthorized")));
+
+    // Motion start and stop: one event of about that length, a thumbnail of the snapshot.
+    let sent = jiff::Timestamp::now().as_millisecond();
+    devices.emit("good", MOTION, "IsMotion", "true");
+    let (_, id, start_ms) = sink.begun("front", "motion", 0).await;
+    assert!(
+        (start_ms - sent).abs() < 2_000,
+        "start {start_ms} is the camera's time less its clock offset, near {sent}"
+    );
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    devices.emit("good", MOTION, "IsMotion", "false");
+    let (_, end_ms) = sink.ended(id, Duration::from_secs(10)).await;
+    assert!(
+        (1_000..4_000).contains(&(end_ms - start_ms)),
+        "{start_ms}..{end_ms}"
+    );
+    sink.wait("the thumbnail", Duration::from_secs(10), |c| {
+        c.iter()
+            .any(|(_, call)| {
+                *call
+                    == Call::Thumbnail {
+                        id,
+                        bytes: jpeg_len,
+                    }
+            })
+            .then_some(())
+    })
+    .await;
+    let Call::Begin { zone, .. } = &sink
+        .calls()
+        .into_iter()
+        .find(|(_, c)| matches!(c, Call::Begin { id: i, .. } if *i == id))
+        .unwrap()
+        .1
+    else {
+        unreachable!()
+    };
+    assert_eq!(zone.as_deref(), Some("Rule1"));
+
+    // A camera that never sends the stop: closed the quiet time after its start.
+    let n = sink.calls().len();
+    devices.emit("good2", MOTION, "IsMotion", "true");
+    let (begun_at, id, start_ms) = sink.begun("back", "motion", n).await;
+    devices.emit("good2", MOTION, "IsMotion", "false");
+    let (ended_at, end_ms) = sink.ended(id, Duration::from_secs(15)).await;
+    assert_eq!(end_ms - start_ms, 5_000);
+    assert!(ended_at - begun_at >= Duration::from_millis(4_500));
+
+    // Tamper and line crossing are their own kinds; a crossing (no stop) falls quiet too.
+    let n = sink.calls().len();
+    devices.emit(
+        "good",
+        "tns1:VideoSource/GlobalSceneChange/ImagingService",
+        "State",
+        "true",
+    );
+    devices.emit(
+        "good",
+        "tns1:RuleEngine/LineDetector/Crossed",
+        "ObjectId",
+        "3",
+    );
+    let (_, tamper, _) = sink.begun("front", "tamper", n).await;
+    let (_, line, line_start) = sink.begun("front", "line", n).await;
+    let (_, line_end) = sink.ended(line, Duration::from_secs(15)).await;
+    assert_eq!(line_end - line_start, 5_000);
+
+    // Renewed at half of the 4 s the devices grant, on one subscription all along.
+    let renewals = |r: &Responder| {
+        r.said("RENEW")
+            .iter()
+            .filter(|l| l.starts_with("RENEW good "))
+            .count()
+    };
+    assert!(renewals(&devices) >= 3, "{:?}", devices.lines());
+    assert_eq!(subscribed(&devices, "good"), 1, "{:?}", devices.lines());
+
+    // The devices restart (a camera reboot): subscribed again, events flow again.
+    drop(devices);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let mut devices = start_devices(base, &jpeg);
+    let until = Instant::now() + Duration::from_secs(30);
+    while subscribed(&devices, "good") == 0 {
+        assert!(Instant::now() < until, "not subscribed again");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let n = sink.calls().len();
+    devices.emit("good", MOTION, "IsMotion", "true");
+    let (_, again, _) = sink.begun("front", "motion", n).await;
+
+    // Stopping unsubscribes and closes what is open (the last motion).
+    stop.cancel();
+    for t in tasks {
+        tokio::time::timeout(Duration::from_secs(10), t)
+            .await
+            .expect("the watches stop")
+            .unwrap();
+    }
+    assert!(
+        devices
+            .said("UNSUBSCRIBE")
+            .iter()
+            .any(|l| l.starts_with("UNSUBSCRIBE good ")),
+        "{:?}",
+        devices.lines()
+    );
+    sink.ended(again, Duration::from_secs(1)).await;
+    // The tamper the camera never ended fell quiet long before.
+    sink.ended(tamper, Duration::from_secs(1)).await;
+    // Every event begun was ended once.
+    let calls: Vec<Call> = sink.calls().into_iter().map(|(_, c)| c).collect();
+    for c in &calls {
+        if let Call::Begin { id, .. } = c {
+            let ends = calls
+                .iter()
+                .filter(|e| matches!(e, Call::End { id: i, .. } if i == id))
+                .count();
+            assert_eq!(ends, 1, "event {id}: {calls:#?}");
+        }
+    }
+}
