@@ -225,6 +225,7 @@ async fn start_recorder(cfg: &Config, storage: &Storage) -> anyhow::Result<Recor
             sync_interval: cfg.recording.sync_interval,
         },
         retention.clone(),
+        Arc::new(crate::motion::LogSink::default()),
     );
     if cfg.demo {
         add_demo_camera(index, layout)?;
@@ -259,6 +260,10 @@ fn add_demo_camera(index: &Index, layout: &Layout) -> anyhow::Result<()> {
         transport: Transport::Tcp,
         enabled: true,
         retention_days: existing.as_ref().and_then(|c| c.retention_days),
+        motion: existing
+            .as_ref()
+            .map(|c| c.motion.clone())
+            .unwrap_or_default(),
         created_ms: existing
             .as_ref()
             .map_or(jiff::Timestamp::now().as_millisecond(), |c| c.created_ms),

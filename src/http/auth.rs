@@ -326,6 +326,7 @@ mod tests {
                 sync_interval: Duration::from_secs(1),
             },
             retention.clone(),
+            Arc::new(crate::motion::LogSink::default()),
         );
         let peers = crate::federation::peers::Peers::new(
             index.clone(),

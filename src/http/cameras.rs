@@ -27,6 +27,8 @@ pub struct CameraInput {
     enabled: Option<bool>,
     /// `0` clears the limit.
     retention_days: Option<u32>,
+    /// Replaces the motion settings as a whole (keys left out take their defaults).
+    motion: Option<crate::motion::Settings>,
 }
 
 #[derive(Debug, Serialize)]
@@ -40,6 +42,7 @@ pub struct CameraView {
     transport: Transport,
     enabled: bool,
     retention_days: Option<u32>,
+    motion: crate::motion::Settings,
     created: String,
     status: CameraStatus,
     /// Where the live stream is: relative for this node's own pages, absolute with a media token
@@ -70,6 +73,7 @@ pub fn view(state: &super::AppState, c: CameraRecord) -> CameraView {
         transport: c.transport,
         enabled: c.enabled,
         retention_days: c.retention_days,
+        motion: c.motion,
         created: rfc3339(c.created_ms),
         node_id: state.index.node_id().to_string(),
         node_label: state.label(),
@@ -213,6 +217,10 @@ fn apply(cam: &mut CameraRecord, input: CameraInput) -> ApiResult<()> {
         Some(d) => cam.retention_days = Some(d),
         None => {}
     }
+    if let Some(m) = input.motion {
+        m.validate().map_err(ApiError::bad_request)?;
+        cam.motion = m;
+    }
     Ok(())
 }
 
@@ -346,6 +354,7 @@ pub async fn create(st: State, Json(input): Json<CameraInput>) -> ApiResult<impl
         transport: Transport::Tcp,
         enabled: true,
         retention_days: None,
+        motion: Default::default(),
         created_ms: jiff::Timestamp::now().as_millisecond(),
     };
     apply(&mut cam, input)?;

@@ -139,6 +139,9 @@ pub struct CameraRecord {
     #[serde(default)]
     pub retention_days: Option<u32>,
     pub created_ms: i64,
+    /// Eyrie's own motion detection for this camera (off in records written before it).
+    #[serde(default)]
+    pub motion: crate::motion::Settings,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
