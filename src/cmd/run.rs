@@ -225,7 +225,7 @@ async fn start_recorder(cfg: &Config, storage: &Storage) -> anyhow::Result<Recor
             sync_interval: cfg.recording.sync_interval,
         },
         retention.clone(),
-        Arc::new(crate::motion::LogSink::default()),
+        Arc::new(eyrie::motion::LogSink::default()),
     );
     if cfg.demo {
         add_demo_camera(index, layout)?;
