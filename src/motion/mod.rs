@@ -371,8 +371,10 @@ mod tests {
         assert!(bad(&|s| s.min_duration_ms = 60_001).contains("motion.min_duration_ms"));
         assert!(bad(&|s| s.ignore = vec![".".repeat(GRID_W)]).contains("motion.ignore"));
         assert!(bad(&|s| s.ignore = vec!["o".repeat(GRID_W); GRID_H]).contains("motion.ignore"));
-        let mut s = Settings::default();
-        s.ignore = vec![".".repeat(GRID_W); GRID_H];
+        let mut s = Settings {
+            ignore: vec![".".repeat(GRID_W); GRID_H],
+            ..Settings::default()
+        };
         s.ignore[2] = "x".to_string() + &".".repeat(GRID_W - 1);
         assert!(s.validate().is_ok());
         let w = s.watched();
