@@ -27,7 +27,8 @@ def start_eyrie(work, url, motion):
     cfg = os.path.join(work, "eyrie.toml")
     with open(cfg, "w") as f:
         f.write("[recording]\nsegment_seconds = 60\n[storage]\nmin_free = 0\n" + bench_node.CONFIG)
-    p = subprocess.Popen([os.path.join(ROOT, "target/release/eyrie"), "run", "--data",
+    target = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
+    p = subprocess.Popen([os.path.join(target, "release/eyrie"), "run", "--data",
                           os.path.join(work, "data"), "--listen", f"127.0.0.1:{port}",
                           "--config", cfg], stderr=open(os.path.join(work, "eyrie.log"), "w"))
     base = f"http://127.0.0.1:{port}"
