@@ -5,8 +5,8 @@
 //! and http serving the API. See README.md and docs/.
 //!
 //! Dependencies point one way: `base` (helpers that know nothing of cameras) ← the domain
-//! modules (capture, media, storage, recorder, federation, discovery, onvif, system, accounts,
-//! config) ← `http` ← `main`. Nothing but `main` and its subcommands imports `crate::http`
+//! modules (capture, media, storage, motion, recorder, federation, discovery, onvif, system,
+//! accounts, config) ← `http` ← `main`. Nothing but `main` and its subcommands imports `crate::http`
 //! (checked by the tests in `src/layers.rs`).
 //!
 //! Locks are taken with `lock().unwrap()` (and `read()`/`write()`) everywhere, on purpose. A
@@ -24,6 +24,7 @@ pub mod events;
 pub mod federation;
 pub mod http;
 pub mod media;
+pub mod motion;
 pub mod onvif;
 pub mod recorder;
 pub mod storage;

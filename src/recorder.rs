@@ -1,6 +1,8 @@
 //! The recorder owns the running cameras: for each enabled camera a capture task (connect,
 //! reconnect with capped exponential backoff, frame timing) feeding a writer thread (the
-//! segmenter) and the live hub, plus the status that `/api/health` reports.
+//! segmenter) and the live hub, plus the status that `/api/health` reports. A camera with
+//! motion detection on hands a few of its MJPEG pictures a second to its motion watcher
+//! (crate::motion), which never holds capture up.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -14,6 +16,8 @@ use tokio_util::sync::CancellationToken;
 use crate::capture::{self, PROBE_EVERY, Source};
 use crate::media::live::LiveHub;
 use crate::media::segmenter::{OpenSegments, Segmenter, SegmenterConfig, TimedFrame, WriterMsg};
+use crate::events::EventSink;
+use crate::motion::Watcher;
 use crate::storage::{CameraRecord, Index, Layout, retention::Retention};
 use crate::video::TIMESCALE;
 
@@ -69,6 +73,9 @@ pub struct CameraStatus {
     /// Local devices: which encoder makes the video and the frames it left out.
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
     pub encoding: Option<capture::Encoding>,
+    /// With motion detection on: the pictures it compared, dropped and could not read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub motion: Option<crate::motion::MotionStatus>,
 }
 
 const BITRATE_WINDOW: Duration = Duration::from_secs(5);
@@ -132,6 +139,7 @@ impl Status {
             reconnects: g.reconnects,
             viewers: 0,
             encoding: None,
+            motion: None,
         }
         .with_viewers(viewers)
     }
@@ -149,6 +157,7 @@ struct Running {
     status: Arc<Status>,
     source: Option<Arc<dyn capture::Source>>,
     live: Arc<LiveHub>,
+    motion: Option<Arc<crate::motion::Counters>>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -158,6 +167,8 @@ pub struct Recorder {
     cfg: SegmenterConfig,
     open: OpenSegments,
     retention: Arc<Retention>,
+    /// Where cameras' motion events go.
+    events: Arc<dyn EventSink>,
     cameras: Mutex<HashMap<String, Running>>,
 }
 
@@ -172,6 +183,7 @@ impl Recorder {
         layout: Layout,
         cfg: SegmenterConfig,
         retention: Arc<Retention>,
+        events: Arc<dyn EventSink>,
     ) -> Arc<Self> {
         Arc::new(Self {
             index,
@@ -179,6 +191,7 @@ impl Recorder {
             cfg,
             open: OpenSegments::default(),
             retention,
+            events,
             cameras: Mutex::new(HashMap::new()),
         })
     }
@@ -214,6 +227,7 @@ impl Recorder {
                         status,
                         source: None,
                         live,
+                        motion: None,
                         task: tokio::spawn(async {}),
                     },
                 );
@@ -230,9 +244,18 @@ impl Recorder {
             self.retention.clone(),
         );
         let writer = spawn_writer(cam.id.clone(), segmenter, rx, status.clone());
+        let watcher = if cam.motion.enabled {
+            Watcher::start(cam.id.clone(), &cam.motion, self.events.clone())
+                .map_err(|e| tracing::error!(camera = %cam.id, "starting motion detection: {e}"))
+                .ok()
+        } else {
+            None
+        };
+        let motion = watcher.as_ref().map(|w| w.counters().clone());
         let task = tokio::spawn(capture_loop(
             cam.id.clone(),
             source.clone(),
+            watcher,
             self.index.clone(),
             tx,
             live.clone(),
@@ -247,6 +270,7 @@ impl Recorder {
                 status,
                 source: Some(source),
                 live,
+                motion,
                 task,
             },
         );
@@ -273,6 +297,7 @@ impl Recorder {
         match self.cameras.lock().unwrap().get(id) {
             Some(r) => CameraStatus {
                 encoding: r.source.as_ref().and_then(|s| s.encoding()),
+                motion: r.motion.as_ref().map(|c| c.status()),
                 ..r.status.snapshot(r.live.viewers())
             },
             None => Status::new(CameraState::Disabled).snapshot(0),
@@ -371,6 +396,7 @@ impl Forward {
 async fn capture_loop(
     camera: String,
     source: Arc<dyn Source>,
+    mut watcher: Option<Watcher>,
     index: Arc<Index>,
     tx: mpsc::Sender<WriterMsg>,
     live: Arc<LiveHub>,
@@ -399,6 +425,13 @@ async fn capture_loop(
             Err(e) => e.to_string(),
             Ok(mut opened) => {
                 tracing::info!(%camera, source = %desc, "streaming");
+                if watcher.is_some() && opened.params.codec != crate::video::Codec::Mjpeg {
+                    tracing::warn!(
+                        %camera,
+                        "motion detection reads MJPEG pictures only; this camera sends {:?}",
+                        opened.params.codec
+                    );
+                }
                 let mut delivered = false;
                 let mut params = opened.params.clone();
                 fwd.start_run(params.clone()).await;
@@ -419,6 +452,12 @@ async fn capture_loop(
                     };
                     status.frame(frame.data.len());
                     delivered = true;
+                    if let Some(w) = &mut watcher {
+                        // Only MJPEG pictures are read (at 1/8 scale); H.264 is not decoded.
+                        if params.codec == crate::video::Codec::Mjpeg {
+                            w.offer(&frame.data, frame.received.as_millisecond());
+                        }
+                    }
                     let lost = source.dropped_frames();
                     if lost > source_dropped {
                         status.0.lock().unwrap().dropped_frames += lost - source_dropped;

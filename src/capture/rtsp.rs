@@ -1,5 +1,6 @@
 //! RTSP cameras through retina: DESCRIBE/SETUP/PLAY with timeouts, TCP interleaved or UDP,
-//! digest or basic auth, H.264 and H.265. Frames before the first key frame are skipped.
+//! digest or basic auth, H.264, H.265 and Motion JPEG (RFC 2435; every picture a key frame).
+//! Frames before the first key frame are skipped.
 
 use std::num::NonZeroU32;
 use std::sync::Arc;
@@ -36,6 +37,15 @@ fn params_of(p: Option<ParametersRef>) -> Result<Option<Arc<VideoParams>>, Captu
     let Some(ParametersRef::Video(v)) = p else {
         return Ok(None);
     };
+    // retina describes JPEG as an `mp4v` entry (MPEG-4 systems, object type 0x6C); Eyrie
+    // records it in the `jpeg` entry as it does a local camera's MJPEG.
+    if v.rfc6381_codec() == "mp4v.6C" {
+        let (w, h) = v.pixel_dimensions();
+        let (Ok(w), Ok(h)) = (u16::try_from(w), u16::try_from(h)) else {
+            return Err(CaptureError::Unsupported(format!("a {w}x{h} JPEG stream")));
+        };
+        return Ok(Some(Arc::new(VideoParams::mjpeg(w, h))));
+    }
     let entry = v
         .mp4_sample_entry()
         .build()
@@ -115,7 +125,9 @@ impl Source for RtspSource {
             let stream_i = session
                 .streams()
                 .iter()
-                .position(|s| s.media() == "video" && matches!(s.encoding_name(), "h264" | "h265"))
+                .position(|s| {
+                    s.media() == "video" && matches!(s.encoding_name(), "h264" | "h265" | "jpeg")
+                })
                 .ok_or_else(|| {
                     let found: Vec<String> = session
                         .streams()
@@ -123,7 +135,7 @@ impl Source for RtspSource {
                         .map(|s| format!("{}/{}", s.media(), s.encoding_name()))
                         .collect();
                     CaptureError::Unsupported(format!(
-                        "no H.264 or H.265 video stream (camera offers: {})",
+                        "no H.264, H.265 or MJPEG video stream (camera offers: {})",
                         found.join(", ")
                     ))
                 })?;

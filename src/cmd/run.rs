@@ -231,6 +231,7 @@ async fn start_recorder(cfg: &Config, storage: &Storage) -> anyhow::Result<Recor
             sync_interval: cfg.recording.sync_interval,
         },
         retention.clone(),
+        Arc::new(events.clone()),
     );
     if cfg.demo {
         add_demo_camera(index, layout)?;
@@ -273,6 +274,10 @@ fn add_demo_camera(index: &Index, layout: &Layout) -> anyhow::Result<()> {
         post_roll_s: existing
             .as_ref()
             .map_or(eyrie::storage::DEFAULT_ROLL_S, |c| c.post_roll_s),
+        motion: existing
+            .as_ref()
+            .map(|c| c.motion.clone())
+            .unwrap_or_default(),
         created_ms: existing
             .as_ref()
             .map_or(jiff::Timestamp::now().as_millisecond(), |c| c.created_ms),

@@ -118,6 +118,49 @@ pub fn valid_kind(kind: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
 }
 
+/// Where a producer's events go: the node's [`EventLog`], or what a producer's unit test keeps.
+/// Every producer (Eyrie's motion detector, a camera's ONVIF events) writes through this one
+/// trait. The log's calls write to the index and may block on the disk: call them from a thread
+/// of one's own or `spawn_blocking`, never straight from an async task.
+pub trait EventSink: Send + Sync + 'static {
+    /// See [`EventLog::begin`].
+    fn begin(
+        &self,
+        camera: &str,
+        kind: &str,
+        origin: Origin,
+        start_ms: i64,
+        score: Option<f32>,
+        zone: Option<String>,
+    ) -> Result<EventId, EventError>;
+    /// See [`EventLog::end`].
+    fn end(&self, id: EventId, end_ms: i64) -> Result<(), EventError>;
+    /// See [`EventLog::set_thumbnail`].
+    fn set_thumbnail(&self, id: EventId, jpeg: &[u8]) -> Result<(), EventError>;
+}
+
+impl EventSink for EventLog {
+    fn begin(
+        &self,
+        camera: &str,
+        kind: &str,
+        origin: Origin,
+        start_ms: i64,
+        score: Option<f32>,
+        zone: Option<String>,
+    ) -> Result<EventId, EventError> {
+        EventLog::begin(self, camera, kind, origin, start_ms, score, zone)
+    }
+
+    fn end(&self, id: EventId, end_ms: i64) -> Result<(), EventError> {
+        EventLog::end(self, id, end_ms)
+    }
+
+    fn set_thumbnail(&self, id: EventId, jpeg: &[u8]) -> Result<(), EventError> {
+        EventLog::set_thumbnail(self, id, jpeg)
+    }
+}
+
 impl EventLog {
     /// The log of `index`, after startup reconciliation: events a crash left open are closed at
     /// their camera's last recorded time (or their start, if that is earlier).

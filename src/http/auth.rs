@@ -316,6 +316,8 @@ mod tests {
             },
         )
         .unwrap();
+        let events =
+            crate::events::EventLog::open(index.clone(), layout.clone(), retention.clone()).unwrap();
         let recorder = crate::recorder::Recorder::new(
             index.clone(),
             layout.clone(),
@@ -327,6 +329,7 @@ mod tests {
                 sync_interval: Duration::from_secs(1),
             },
             retention.clone(),
+            Arc::new(events.clone()),
         );
         let peers = crate::federation::peers::Peers::new(
             index.clone(),
@@ -337,7 +340,6 @@ mod tests {
         );
         let keys = crate::federation::keys::KeyStore::load(index.clone()).unwrap();
         let notices = Arc::new(crate::discovery::events::Hub::default());
-        let (index2, layout2, retention2) = (index.clone(), layout.clone(), retention.clone());
         let link = crate::discovery::link::Linker::new(
             keys.clone(),
             index.clone(),
@@ -382,7 +384,7 @@ mod tests {
             discovery: None,
             link,
             notices,
-            events: crate::events::EventLog::open(index2, layout2, retention2).unwrap(),
+            events,
             system,
         })
     }

@@ -35,6 +35,8 @@ pub struct CameraInput {
     post_roll_s: Option<u32>,
     /// The camera's ONVIF service and its events; `{"xaddr": ""}` removes it.
     onvif: Option<OnvifInput>,
+    /// Replaces the motion settings as a whole (keys left out take their defaults).
+    motion: Option<crate::motion::Settings>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -75,6 +77,7 @@ pub struct CameraView {
     /// Left out for peers, like `source`.
     #[serde(skip_serializing_if = "Option::is_none")]
     onvif: Option<OnvifView>,
+    motion: crate::motion::Settings,
     created: String,
     status: CameraStatus,
     /// Where the live stream is: relative for this node's own pages, absolute with a media token
@@ -114,6 +117,7 @@ pub fn view(state: &super::AppState, c: CameraRecord) -> CameraView {
             events: o.events,
             quiet_seconds: o.quiet_seconds,
         }),
+        motion: c.motion,
         created: rfc3339(c.created_ms),
         node_id: state.index.node_id().to_string(),
         node_label: state.label(),
@@ -283,6 +287,10 @@ fn apply(cam: &mut CameraRecord, input: CameraInput) -> ApiResult<()> {
     }
     if let Some(o) = input.onvif {
         apply_onvif(cam, o)?;
+    }
+    if let Some(m) = input.motion {
+        m.validate().map_err(ApiError::bad_request)?;
+        cam.motion = m;
     }
     Ok(())
 }
@@ -477,6 +485,7 @@ pub async fn create(st: State, Json(input): Json<CameraInput>) -> ApiResult<impl
         event_retention_days: None,
         pre_roll_s: crate::storage::DEFAULT_ROLL_S,
         post_roll_s: crate::storage::DEFAULT_ROLL_S,
+        motion: Default::default(),
         created_ms: jiff::Timestamp::now().as_millisecond(),
         onvif: None,
     };

@@ -172,6 +172,9 @@ pub struct CameraRecord {
     /// The camera's ONVIF device service, for its own events.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub onvif: Option<CameraOnvif>,
+    /// Eyrie's own motion detection for this camera (off in records written before it).
+    #[serde(default)]
+    pub motion: crate::motion::Settings,
 }
 
 /// A camera's ONVIF service (`src/onvif/events.rs` subscribes to its events).
@@ -1361,6 +1364,7 @@ mod tests {
                     post_roll_s: 0,
                     created_ms: 0,
                     onvif: None,
+                    motion: Default::default(),
                 };
                 // A schema 1 camera row: without the event fields.
                 let mut json = serde_json::to_value(&cam).unwrap();

@@ -605,6 +605,7 @@ mod tests {
                     post_roll_s: 0,
                     created_ms: 0,
                     onvif: None,
+                    motion: Default::default(),
                 },
                 false,
             )

@@ -77,3 +77,53 @@ pub fn mjpeg_clip(dir: &std::path::Path) -> Option<String> {
     );
     Some(format!("file://{}", clip.display()))
 }
+
+/// A ground-truth clip for motion detection: `seconds` of a still 640x360 scene at 10 fps with
+/// sensor noise, MJPEG (baseline, standard Huffman tables, as RTP/JPEG carries) in MOV. A white
+/// 80x80 box crosses it during each of `moving` (start, end) seconds and at no other time; with
+/// `lighting`, the light steps up at 10 s and fades from 18 s to 26 s (which is not motion).
+pub fn motion_clip(
+    dir: &Path,
+    name: &str,
+    seconds: u32,
+    moving: &[(f64, f64)],
+    lighting: bool,
+) -> std::path::PathBuf {
+    let clip = dir.join(format!("{name}.mov"));
+    let enable: Vec<String> = moving
+        .iter()
+        .map(|(a, b)| format!("between(t,{a},{b})"))
+        .collect();
+    let enable = if enable.is_empty() {
+        "0".to_string()
+    } else {
+        enable.join("+")
+    };
+    let light = if lighting {
+        ",eq=eval=frame:brightness='if(lt(t,10),0,if(lt(t,18),0.2,0.2-min(t-18,8)*0.04))'"
+    } else {
+        ""
+    };
+    let graph = format!(
+        "[0]drawbox=x=40:y=40:w=160:h=100:c=0x303030:t=fill,\
+         drawbox=x=400:y=200:w=180:h=120:c=0xa0a0a0:t=fill,noise=alls=6:allf=t{light}[bg];\
+         [bg][1]overlay=x='mod(t*120\\,560)':y=140:enable='{enable}'[v]"
+    );
+    let out = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-y", "-f", "lavfi", "-i"])
+        .arg(format!("color=c=0x606060:s=640x360:r=10:d={seconds}"))
+        .args(["-f", "lavfi", "-i"])
+        .arg(format!("color=c=white:s=80x80:r=10:d={seconds}"))
+        .args(["-filter_complex", &graph, "-map", "[v]"])
+        .args(["-c:v", "mjpeg", "-q:v", "5", "-huffman", "default"])
+        .args(["-pix_fmt", "yuvj420p", "-f", "mov"])
+        .arg(&clip)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    clip
+}

@@ -23,7 +23,8 @@ fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// The GStreamer RTSP server of tests/support/rtsp_server.py (mounts /h264 and /h265).
+/// The GStreamer RTSP server of tests/support/rtsp_server.py (mounts /h264, /h265, /mjpeg and
+/// the clips given with `--clip NAME=FILE`).
 pub struct RtspServer {
     child: Child,
     pub port: u16,

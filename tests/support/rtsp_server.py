@@ -1,5 +1,7 @@
 #!/usr/bin/python3
-"""RTSP test server for Eyrie's tests: GStreamer gst-rtsp-server with /h264 and /h265 mounts."""
+"""RTSP test server for Eyrie's tests: GStreamer gst-rtsp-server with /h264, /h265 and /mjpeg
+mounts (live test pictures), and /NAME for each --clip NAME=FILE (an MJPEG .mov played once, in
+real time, as RTP/JPEG)."""
 import argparse
 import signal
 import sys
@@ -26,6 +28,8 @@ def main():
     ap.add_argument("--password")
     ap.add_argument("--auth", choices=["digest", "basic"], default="digest",
                     help="auth method with --user (GI exposes the methods as an enum, so one at a time)")
+    ap.add_argument("--clip", action="append", default=[], metavar="NAME=FILE",
+                    help="serve FILE (MJPEG in MOV, baseline with standard Huffman tables) at /NAME")
     a = ap.parse_args()
     Gst.init(None)
     server = GstRtspServer.RTSPServer()
@@ -38,6 +42,7 @@ def main():
                 f"! video/x-h264,profile=baseline ! rtph264pay name=pay0 pt=96 config-interval=-1",
         "h265": f"x265enc tune=zerolatency speed-preset=ultrafast key-int-max={a.gop} "
                 f"option-string=bframes=0 ! rtph265pay name=pay0 pt=96 config-interval=-1",
+        "mjpeg": "jpegenc quality=85 ! rtpjpegpay name=pay0 pt=26",
     }
     mounts = server.get_mount_points()
     for name, e in enc.items():
@@ -47,6 +52,12 @@ def main():
         if a.user:
             f.add_role_from_structure(Gst.Structure.new_from_string(
                 "user, media.factory.access=(boolean)true, media.factory.construct=(boolean)true"))
+        mounts.add_factory(f"/{name}", f)
+    for clip in a.clip:
+        name, path = clip.split("=", 1)
+        f = GstRtspServer.RTSPMediaFactory()
+        f.set_launch(f"( filesrc location={path} ! qtdemux ! jpegparse ! rtpjpegpay name=pay0 pt=26 )")
+        f.set_shared(True)
         mounts.add_factory(f"/{name}", f)
     if a.user:
         auth = GstRtspServer.RTSPAuth()

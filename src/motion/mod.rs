@@ -1,0 +1,481 @@
+//! Eyrie's own motion detection, for cameras that report none: a camera's pictures, a few a
+//! second, reduced to a small luma grid ([`GRID_W`] x [`GRID_H`] cells) and compared with a
+//! background model (detector.rs); what starts and ends becomes a `motion` event with the
+//! picture at its start as thumbnail.
+//!
+//! - jpeg.rs: MJPEG pictures at 1/8 scale from their DC coefficients, never decoded whole;
+//! - detector.rs: background, thresholds, lighting rejection, ignore zones, hysteresis;
+//! - this file: the per-camera [`Settings`], the grid, and the [`Watcher`] thread the recorder
+//!   hands pictures to without ever waiting for it (a one-picture queue that drops).
+//!
+//! Events go to an [`EventSink`] (the node's event log) from the watcher's own thread.
+
+mod detector;
+pub mod jpeg;
+
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
+
+use bytes::Bytes;
+
+use crate::events::{EventId, EventSink, Origin};
+use serde::{Deserialize, Serialize};
+
+pub use detector::{Change, Detector};
+
+/// Cells across and down the grid pictures are compared on, and their number.
+pub const GRID_W: usize = 32;
+pub const GRID_H: usize = 18;
+pub const CELLS: usize = GRID_W * GRID_H;
+/// Pictures looked at: at most one per this many milliseconds (4 a second).
+pub const SAMPLE_MS: i64 = 250;
+/// Largest thumbnail kept: a bigger picture at the event's start gives an event without one.
+pub const MAX_THUMBNAIL: usize = 256 << 10;
+/// Bounds of the settings.
+pub const SENSITIVITY: std::ops::RangeInclusive<u8> = 1..=100;
+pub const MIN_DURATION_MS: std::ops::RangeInclusive<u32> = 0..=60_000;
+
+/// A camera's motion settings (`motion` in the camera's JSON, docs/api.md).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// Off unless asked for.
+    pub enabled: bool,
+    /// 1 (only strong changes) to 100 (the faintest): the difference a cell must show.
+    pub sensitivity: u8,
+    /// Motion must go on this long before an event starts.
+    pub min_duration_ms: u32,
+    /// Cells to ignore: empty (watch all), or [`GRID_H`] rows of [`GRID_W`] characters, `x`
+    /// ignored, `.` watched, top row first.
+    pub ignore: Vec<String>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            sensitivity: 50,
+            min_duration_ms: 1000,
+            ignore: Vec::new(),
+        }
+    }
+}
+
+impl Settings {
+    /// Checks every value; the error names the key.
+    pub fn validate(&self) -> Result<(), String> {
+        if !SENSITIVITY.contains(&self.sensitivity) {
+            return Err(format!(
+                "motion.sensitivity: {} is outside 1 to 100",
+                self.sensitivity
+            ));
+        }
+        if !MIN_DURATION_MS.contains(&self.min_duration_ms) {
+            return Err(format!(
+                "motion.min_duration_ms: {} is outside 0 to 60000",
+                self.min_duration_ms
+            ));
+        }
+        let rows_ok = self.ignore.is_empty()
+            || (self.ignore.len() == GRID_H
+                && self
+                    .ignore
+                    .iter()
+                    .all(|r| r.len() == GRID_W && r.bytes().all(|c| c == b'.' || c == b'x')));
+        if !rows_ok {
+            return Err(format!(
+                "motion.ignore: empty, or {GRID_H} rows of {GRID_W} characters, 'x' ignored and \
+                 '.' watched"
+            ));
+        }
+        Ok(())
+    }
+
+    /// Which cells are watched, row by row.
+    pub fn watched(&self) -> [bool; CELLS] {
+        let mut w = [true; CELLS];
+        for (y, row) in self.ignore.iter().take(GRID_H).enumerate() {
+            for (x, c) in row.bytes().take(GRID_W).enumerate() {
+                w[y * GRID_W + x] = c != b'x';
+            }
+        }
+        w
+    }
+}
+
+/// A grey picture, one byte a pixel, row by row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Luma {
+    pub width: usize,
+    pub height: usize,
+    pub data: Vec<u8>,
+}
+
+impl Luma {
+    /// The picture reduced to the grid: each cell the mean of the pixels it covers (at least
+    /// one, so a picture smaller than the grid still fills it).
+    pub fn grid(&self) -> Option<[u8; CELLS]> {
+        let (w, h) = (self.width, self.height);
+        if w == 0 || h == 0 || self.data.len() < w * h {
+            return None;
+        }
+        let mut out = [0u8; CELLS];
+        for cy in 0..GRID_H {
+            let y0 = cy * h / GRID_H;
+            let y1 = ((cy + 1) * h / GRID_H).max(y0 + 1);
+            for cx in 0..GRID_W {
+                let x0 = cx * w / GRID_W;
+                let x1 = ((cx + 1) * w / GRID_W).max(x0 + 1);
+                let mut sum = 0u32;
+                for row in self.data[y0 * w..y1 * w].chunks_exact(w) {
+                    sum += row[x0..x1].iter().map(|&v| v as u32).sum::<u32>();
+                }
+                out[cy * GRID_W + cx] = (sum / ((y1 - y0) * (x1 - x0)) as u32) as u8;
+            }
+        }
+        Some(out)
+    }
+}
+
+/// A picture handed to the watcher: the JPEG as recorded, and when it arrived.
+struct Sample {
+    jpeg: Bytes,
+    at_ms: i64,
+}
+
+/// What a watcher counted, for health.
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Pictures compared.
+    pub checked: std::sync::atomic::AtomicU64,
+    /// Pictures the watcher was too busy for.
+    pub dropped: std::sync::atomic::AtomicU64,
+    /// Pictures that could not be read.
+    pub unreadable: std::sync::atomic::AtomicU64,
+}
+
+/// [`Counters`] as read at one moment (`motion` in a camera's health).
+#[derive(Debug, Clone, Serialize)]
+pub struct MotionStatus {
+    pub checked: u64,
+    pub dropped: u64,
+    pub unreadable: u64,
+}
+
+impl Counters {
+    pub fn status(&self) -> MotionStatus {
+        use std::sync::atomic::Ordering::Relaxed;
+        MotionStatus {
+            checked: self.checked.load(Relaxed),
+            dropped: self.dropped.load(Relaxed),
+            unreadable: self.unreadable.load(Relaxed),
+        }
+    }
+}
+
+/// Watches one camera's MJPEG pictures on a thread of its own. Offering a picture never waits:
+/// one at most is queued, and one offered while the thread is busy is dropped (counted).
+/// Dropping the watcher ends its thread, which first closes an open event.
+pub struct Watcher {
+    tx: SyncSender<Sample>,
+    last_ms: Option<i64>,
+    counters: Arc<Counters>,
+}
+
+impl Watcher {
+    pub fn start(
+        camera: String,
+        settings: &Settings,
+        sink: Arc<dyn EventSink>,
+    ) -> std::io::Result<Self> {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        let counters = Arc::new(Counters::default());
+        let detector = Detector::new(settings);
+        let c = counters.clone();
+        std::thread::Builder::new()
+            .name(format!("motion-{camera}"))
+            .spawn(move || watch(camera, detector, rx, sink, c))?;
+        Ok(Self {
+            tx,
+            last_ms: None,
+            counters,
+        })
+    }
+
+    pub fn counters(&self) -> &Arc<Counters> {
+        &self.counters
+    }
+
+    /// Offers a JPEG picture that arrived at `at_ms`; taken only if [`SAMPLE_MS`] passed since
+    /// the last one taken.
+    pub fn offer(&mut self, jpeg: &Bytes, at_ms: i64) {
+        if self
+            .last_ms
+            .is_some_and(|l| at_ms - l < SAMPLE_MS && at_ms >= l)
+        {
+            return;
+        }
+        let sample = Sample {
+            jpeg: jpeg.clone(),
+            at_ms,
+        };
+        match self.tx.try_send(sample) {
+            Ok(()) => self.last_ms = Some(at_ms),
+            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
+                self.counters
+                    .dropped
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+fn watch(
+    camera: String,
+    mut detector: Detector,
+    rx: Receiver<Sample>,
+    sink: Arc<dyn EventSink>,
+    counters: Arc<Counters>,
+) {
+    use std::sync::atomic::Ordering::Relaxed;
+    let mut open: Option<EventId> = None;
+    // The picture at the first moving one, kept for the thumbnail until the event starts.
+    let mut first: Option<Bytes> = None;
+    let handle = |change: Change, first: Option<Bytes>, open: &mut Option<EventId>| match change {
+        Change::Started { at_ms, score } => {
+            match sink.begin(&camera, "motion", Origin::Eyrie, at_ms, Some(score), None) {
+                Ok(id) => {
+                    *open = Some(id);
+                    if let Some(j) = first.filter(|j| j.len() <= MAX_THUMBNAIL) {
+                        if let Err(e) = sink.set_thumbnail(id, &j) {
+                            tracing::warn!(%camera, "motion thumbnail: {e}");
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!(%camera, "motion event: {e}"),
+            }
+        }
+        Change::Ended { at_ms } => {
+            if let Some(id) = open.take() {
+                if let Err(e) = sink.end(id, at_ms) {
+                    tracing::warn!(%camera, "motion event end: {e}");
+                }
+            }
+        }
+    };
+    while let Ok(Sample {
+        jpeg: picture,
+        at_ms,
+    }) = rx.recv()
+    {
+        let grid = match jpeg::luma_dc(&picture).map(|l| l.grid()) {
+            Ok(Some(g)) => g,
+            Ok(None) | Err(_) => {
+                // One warning per run of unreadable pictures, not one per picture.
+                if counters.unreadable.fetch_add(1, Relaxed) == 0 {
+                    if let Err(e) = jpeg::luma_dc(&picture) {
+                        tracing::warn!(%camera, "motion detection cannot read a picture: {e}");
+                    }
+                }
+                continue;
+            }
+        };
+        counters.checked.fetch_add(1, Relaxed);
+        let change = detector.feed(&grid, at_ms);
+        if detector.pending() && first.is_none() {
+            first = Some(picture.clone());
+        }
+        match change {
+            Some(c @ Change::Started { .. }) => {
+                handle(c, first.take().or(Some(picture)), &mut open)
+            }
+            Some(c) => handle(c, None, &mut open),
+            None if !detector.pending() => first = None,
+            None => {}
+        }
+    }
+    if let Some(c) = detector.finish() {
+        handle(c, None, &mut open);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::EventError;
+
+    #[test]
+    fn settings_are_checked() {
+        assert!(Settings::default().validate().is_ok());
+        let bad = |f: &dyn Fn(&mut Settings)| {
+            let mut s = Settings::default();
+            f(&mut s);
+            s.validate().unwrap_err()
+        };
+        assert!(bad(&|s| s.sensitivity = 0).contains("motion.sensitivity"));
+        assert!(bad(&|s| s.sensitivity = 101).contains("motion.sensitivity"));
+        assert!(bad(&|s| s.min_duration_ms = 60_001).contains("motion.min_duration_ms"));
+        assert!(bad(&|s| s.ignore = vec![".".repeat(GRID_W)]).contains("motion.ignore"));
+        assert!(bad(&|s| s.ignore = vec!["o".repeat(GRID_W); GRID_H]).contains("motion.ignore"));
+        let mut s = Settings {
+            ignore: vec![".".repeat(GRID_W); GRID_H],
+            ..Settings::default()
+        };
+        s.ignore[2] = "x".to_string() + &".".repeat(GRID_W - 1);
+        assert!(s.validate().is_ok());
+        let w = s.watched();
+        assert!(!w[2 * GRID_W] && w[2 * GRID_W + 1] && w[0]);
+        let json: Settings = serde_json::from_str(r#"{"enabled": true}"#).unwrap();
+        assert_eq!((json.sensitivity, json.min_duration_ms), (50, 1000));
+        assert!(serde_json::from_str::<Settings>(r#"{"sensitivty": 3}"#).is_err());
+    }
+
+    /// Keeps what the watcher reported.
+    #[derive(Default)]
+    struct Kept(std::sync::Mutex<Vec<String>>);
+
+    impl EventSink for Kept {
+        fn begin(
+            &self,
+            camera: &str,
+            kind: &str,
+            origin: Origin,
+            start_ms: i64,
+            score: Option<f32>,
+            _zone: Option<String>,
+        ) -> Result<EventId, EventError> {
+            let mut k = self.0.lock().unwrap();
+            assert!(score.is_some_and(|s| s > 0.0));
+            assert_eq!(origin, Origin::Eyrie);
+            k.push(format!("begin {camera} {kind} {start_ms}"));
+            Ok(EventId(k.len() as u64))
+        }
+        fn end(&self, id: EventId, end_ms: i64) -> Result<(), EventError> {
+            self.0.lock().unwrap().push(format!("end {} {end_ms}", id.0));
+            Ok(())
+        }
+        fn set_thumbnail(&self, id: EventId, jpeg: &[u8]) -> Result<(), EventError> {
+            // The thumbnail is the picture at the start: the box at its first place.
+            let l = jpeg::luma_dc(jpeg).map_err(|e| EventError::Invalid(e.0))?;
+            let id = id.0;
+            let bright = l.data.iter().position(|&v| v > 200);
+            self.0
+                .lock()
+                .unwrap()
+                .push(format!("thumbnail {id} {bright:?}"));
+            Ok(())
+        }
+    }
+
+    fn picture(box_at: Option<usize>) -> Bytes {
+        let (w, h) = (320usize, 180usize);
+        let mut px = vec![90u8; w * h];
+        if let Some(x0) = box_at {
+            for y in 40..100 {
+                for x in x0..x0 + 60 {
+                    px[y * w + x] = 250;
+                }
+            }
+        }
+        let mut out = Vec::new();
+        jpeg_encoder::Encoder::new(&mut out, 80)
+            .encode(&px, w as u16, h as u16, jpeg_encoder::ColorType::Luma)
+            .unwrap();
+        out.into()
+    }
+
+    #[test]
+    fn a_watcher_reports_events_and_never_waits() {
+        use std::sync::atomic::Ordering::Relaxed;
+        let kept = Arc::new(Kept::default());
+        let s = Settings {
+            enabled: true,
+            min_duration_ms: 500,
+            ..Settings::default()
+        };
+        let mut w = Watcher::start("cam".into(), &s, kept.clone()).unwrap();
+        let counters = w.counters().clone();
+        // Offered faster than sampled: of one picture every 100 ms, one every 300 ms is taken.
+        let mut t = 1_000_000;
+        let mut taken = Vec::new();
+        let mut offer = |w: &mut Watcher, p: &Bytes, t: i64| {
+            let before = counters.checked.load(Relaxed);
+            w.offer(p, t);
+            // Wait until a taken picture is compared, so that none is dropped here.
+            if w.last_ms == Some(t) {
+                taken.push(t);
+                while counters.checked.load(Relaxed) == before {
+                    std::thread::yield_now();
+                }
+            }
+        };
+        let still = picture(None);
+        for _ in 0..20 {
+            offer(&mut w, &still, t);
+            t += 100;
+        }
+        let start = t;
+        for i in 0..20 {
+            offer(&mut w, &picture(Some(20 + i * 10)), t);
+            t += 100;
+        }
+        for _ in 0..50 {
+            offer(&mut w, &still, t);
+            t += 100;
+        }
+        assert_eq!(taken.len(), 30);
+        assert_eq!(counters.checked.load(Relaxed), 30);
+        // A picture that cannot be read is counted, not fatal.
+        w.offer(&Bytes::from_static(b"not a jpeg"), t + 1000);
+        let waited = std::time::Instant::now();
+        while counters.unreadable.load(Relaxed) == 0 || kept.0.lock().unwrap().len() < 3 {
+            assert!(
+                waited.elapsed().as_secs() < 60,
+                "{:?}",
+                kept.0.lock().unwrap()
+            );
+            std::thread::yield_now();
+        }
+        drop(w);
+        let k = kept.0.lock().unwrap().clone();
+        assert_eq!(k.len(), 3, "{k:?}");
+        let first = taken.iter().find(|&&x| x >= start).unwrap();
+        assert_eq!(k[0], format!("begin cam motion {first}"));
+        assert!(k[1].starts_with("thumbnail 1 Some("), "{k:?}");
+        assert!(k[2].starts_with("end 1 "), "{k:?}");
+        // Offering into a full queue returns at once and counts the picture as dropped.
+        let (tx, _rx) = std::sync::mpsc::sync_channel(0);
+        let mut full = Watcher {
+            tx,
+            last_ms: None,
+            counters: Arc::default(),
+        };
+        full.offer(&still, 0);
+        assert_eq!(full.counters.dropped.load(Relaxed), 1);
+    }
+
+    #[test]
+    fn grids_of_any_size() {
+        for (w, h) in [(80, 45), (160, 90), (10, 5), (33, 19)] {
+            let data: Vec<u8> = (0..w * h)
+                .map(|i| if i % w < w / 2 { 10 } else { 200 })
+                .collect();
+            let g = Luma {
+                width: w,
+                height: h,
+                data,
+            }
+            .grid()
+            .unwrap();
+            assert_eq!(g[0], 10, "{w}x{h}");
+            assert_eq!(g[GRID_W - 1], 200, "{w}x{h}");
+            assert_eq!(g[CELLS - 1], 200, "{w}x{h}");
+        }
+        let empty = Luma {
+            width: 0,
+            height: 0,
+            data: Vec::new(),
+        };
+        assert_eq!(empty.grid(), None);
+    }
+}

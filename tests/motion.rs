@@ -1,0 +1,209 @@
+//! Eyrie's own motion detection against ground truth: clips made by ffmpeg with motion only in
+//! known intervals (and one with noise and lighting changes but no motion), served as MJPEG by
+//! the GStreamer RTSP server, recorded by a real eyrie with motion detection on. Every motion
+//! interval must be overlapped by an event, and no event may fall outside them.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use support::*;
+
+/// The clip's length and where it moves (seconds from its start).
+const CLIP_S: u32 = 30;
+const MOVING: [(f64, f64); 2] = [(6.0, 11.0), (18.0, 23.0)];
+/// Slack for where an event may begin or end around an interval: the RTSP start's latency,
+/// one sampled picture (250 ms), a frame of the clip.
+const SLACK_S: f64 = 1.0;
+
+/// One motion event as the node reports it: start and end, milliseconds since the epoch.
+#[derive(Debug, Clone, Copy)]
+struct Event {
+    start_ms: i64,
+    end_ms: Option<i64>,
+    /// When the node logged the start (detection latency).
+    logged_ms: i64,
+}
+
+/// The value of `key=` in a log line.
+fn field(line: &str, key: &str) -> Option<i64> {
+    let at = line.find(&format!(" {key}="))? + key.len() + 2;
+    line[at..]
+        .split(|c: char| !c.is_ascii_digit() && c != '-')
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// The events of `camera`, from the node's log (the node keeps its events there until the event
+/// store lands).
+fn events(e: &Eyrie, camera: &str) -> Vec<Event> {
+    let log = e.log();
+    let mut out: Vec<(i64, Event)> = Vec::new();
+    for line in log.lines() {
+        if line.contains("event started") && line.contains(&format!("camera={camera} ")) {
+            let logged = line
+                .split_whitespace()
+                .next()
+                .and_then(|t| t.parse::<jiff::Timestamp>().ok())
+                .map_or(0, |t| t.as_millisecond());
+            out.push((
+                field(line, "id").unwrap(),
+                Event {
+                    start_ms: field(line, "start_ms").unwrap(),
+                    end_ms: None,
+                    logged_ms: logged,
+                },
+            ));
+        }
+        if line.contains("event ended") {
+            let id = field(line, "id").unwrap();
+            if let Some((_, ev)) = out.iter_mut().find(|(i, _)| *i == id) {
+                ev.end_ms = field(line, "end_ms");
+            }
+        }
+    }
+    out.into_iter().map(|(_, e)| e).collect()
+}
+
+/// When the camera's recording began: its first segment's start.
+fn recording_start(e: &Eyrie, camera: &str) -> Option<i64> {
+    e.recordings(camera)["segments"]
+        .as_array()?
+        .iter()
+        .filter_map(|s| s["start_ms"].as_i64())
+        .min()
+}
+
+fn add_camera(e: &Eyrie, id: &str, url: &str) {
+    let body = json!({
+        "id": id, "name": id, "source": url,
+        "motion": { "enabled": true, "sensitivity": 50, "min_duration_ms": 1000 },
+    });
+    let cam = e.add_camera(&body.to_string());
+    assert_eq!(cam["motion"]["enabled"], true, "{cam}");
+}
+
+/// Precision and recall of `events` against `moving`, both relative to `origin_ms`: an event is
+/// right when it overlaps a motion interval (widened by [`SLACK_S`]), an interval is found when
+/// an event overlaps it.
+fn score(events: &[Event], origin_ms: i64, moving: &[(f64, f64)]) -> (usize, usize, usize) {
+    let s = |ms: i64| (ms - origin_ms) as f64 / 1000.0;
+    let overlaps = |ev: &Event, (a, b): (f64, f64)| {
+        let end = ev.end_ms.map_or(f64::MAX, s);
+        s(ev.start_ms) <= b + SLACK_S && end >= a - SLACK_S
+    };
+    let right = events
+        .iter()
+        .filter(|ev| moving.iter().any(|m| overlaps(ev, *m)))
+        .count();
+    let found = moving
+        .iter()
+        .filter(|m| events.iter().any(|ev| overlaps(ev, **m)))
+        .count();
+    (right, found, events.len())
+}
+
+#[test]
+fn motion_events_match_the_ground_truth() {
+    if !rtsp::available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let moving = media::motion_clip(dir.path(), "moving", CLIP_S, &MOVING, false);
+    let still = media::motion_clip(dir.path(), "still", CLIP_S, &[], true);
+    let server = RtspServer::start(
+        free_port(),
+        &[
+            "--clip",
+            &format!("moving={}", moving.display()),
+            "--clip",
+            &format!("still={}", still.display()),
+        ],
+    );
+    let e = Eyrie::start("", &[]);
+    // Bad settings are refused with the key named, and nothing is added.
+    let (s, v) = e.request(
+        "POST",
+        "/api/cameras",
+        Some(
+            &json!({"name": "x", "source": server.url("moving"),
+                    "motion": {"enabled": true, "sensitivity": 0}})
+            .to_string(),
+        ),
+    );
+    assert_eq!(s, 400, "{v}");
+    assert!(v.to_string().contains("motion.sensitivity"), "{v}");
+    let (s, v) = e.request(
+        "POST",
+        "/api/cameras",
+        Some(
+            &json!({"name": "x", "source": server.url("moving"),
+                    "motion": {"enabled": true, "ignore": ["x"]}})
+            .to_string(),
+        ),
+    );
+    assert_eq!(s, 400, "{v}");
+    assert!(v.to_string().contains("motion.ignore"), "{v}");
+    assert_eq!(e.get("/api/cameras").as_array().unwrap().len(), 0);
+
+    add_camera(&e, "moving", &server.url("moving"));
+    add_camera(&e, "still", &server.url("still"));
+    let started = Instant::now();
+    let mut origins = [None, None];
+    e.wait_until("records both clips", Duration::from_secs(20), || {
+        origins = [recording_start(&e, "moving"), recording_start(&e, "still")];
+        origins.iter().all(Option::is_some)
+    });
+    let [Some(moving_0), Some(still_0)] = origins else {
+        unreachable!()
+    };
+    // The clips play once (the server's stream then ends); events end 3 s after the last motion.
+    let rest = Duration::from_secs(CLIP_S as u64 - 1).saturating_sub(started.elapsed());
+    std::thread::sleep(rest);
+
+    let before = |t0: i64| move |ev: &Event| ev.start_ms < t0 + CLIP_S as i64 * 1000;
+    let found: Vec<Event> = events(&e, "moving")
+        .into_iter()
+        .filter(before(moving_0))
+        .collect();
+    let (right, hit, n) = score(&found, moving_0, &MOVING);
+    let rel = |ms: i64| (ms - moving_0) as f64 / 1000.0;
+    for ev in &found {
+        eprintln!(
+            "moving: event {:.2} s to {:?} s, logged {:.2} s after motion began",
+            rel(ev.start_ms),
+            ev.end_ms.map(rel),
+            rel(ev.logged_ms)
+                - MOVING
+                    .iter()
+                    .map(|m| m.0)
+                    .filter(|a| *a <= rel(ev.logged_ms))
+                    .fold(0.0, f64::max),
+        );
+    }
+    eprintln!(
+        "motion ground truth: precision {right}/{n}, recall {hit}/{}",
+        MOVING.len()
+    );
+    assert_eq!(hit, MOVING.len(), "every interval found: {found:?}");
+    assert_eq!(right, n, "no event outside the intervals: {found:?}");
+    assert!(n <= 2 * MOVING.len(), "intervals not split up: {found:?}");
+    assert!(
+        found.iter().all(|ev| ev.end_ms.is_some()),
+        "every event ended: {found:?}"
+    );
+
+    let false_alarms: Vec<Event> = events(&e, "still")
+        .into_iter()
+        .filter(before(still_0))
+        .collect();
+    eprintln!(
+        "still scene with noise and lighting: {} events",
+        false_alarms.len()
+    );
+    assert!(false_alarms.is_empty(), "{false_alarms:?}");
+    let status: Value = e.camera_status("moving");
+    assert_eq!(status["state"], "recording", "{status}");
+}
