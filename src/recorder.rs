@@ -14,9 +14,9 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::capture::{self, PROBE_EVERY, Source};
+use crate::events::EventSink;
 use crate::media::live::LiveHub;
 use crate::media::segmenter::{OpenSegments, Segmenter, SegmenterConfig, TimedFrame, WriterMsg};
-use crate::events::EventSink;
 use crate::motion::Watcher;
 use crate::storage::{CameraRecord, Index, Layout, retention::Retention};
 use crate::video::TIMESCALE;
@@ -169,6 +169,8 @@ pub struct Recorder {
     retention: Arc<Retention>,
     /// Where cameras' motion events go.
     events: Arc<dyn EventSink>,
+    /// Cameras' own events over ONVIF, to the same sink.
+    onvif: crate::onvif::events::Watchers,
     cameras: Mutex<HashMap<String, Running>>,
 }
 
@@ -191,6 +193,7 @@ impl Recorder {
             cfg,
             open: OpenSegments::default(),
             retention,
+            onvif: crate::onvif::events::Watchers::new(events.clone()),
             events,
             cameras: Mutex::new(HashMap::new()),
         })
@@ -200,9 +203,12 @@ impl Recorder {
         &self.open
     }
 
-    /// Starts recording `cam` (stopping a previous instance first). Disabled cameras only stop.
+    /// Starts recording `cam` (stopping a previous instance first), and watching its ONVIF events
+    /// if it asks for them (a watch whose settings did not change goes on). Disabled cameras only
+    /// stop.
     pub async fn apply(&self, cam: &CameraRecord) {
-        self.stop(&cam.id).await;
+        self.onvif.apply(&cam.id, Some(cam));
+        self.stop_recording(&cam.id).await;
         if !cam.enabled {
             return;
         }
@@ -277,7 +283,13 @@ impl Recorder {
     }
 
     /// Stops a camera and waits until its open segment is closed.
+    /// Stops everything of camera `id` (it is gone): its recording and its event watch.
     pub async fn stop(&self, id: &str) {
+        self.onvif.apply(id, None);
+        self.stop_recording(id).await;
+    }
+
+    async fn stop_recording(&self, id: &str) {
         let running = self.cameras.lock().unwrap().remove(id);
         if let Some(r) = running {
             r.cancel.cancel();
@@ -286,10 +298,13 @@ impl Recorder {
         }
     }
 
+    /// Stops every camera: event watches first (they unsubscribe and close their open events,
+    /// within 3 s), then recordings.
     pub async fn stop_all(&self) {
+        self.onvif.stop_all(Duration::from_secs(3)).await;
         let ids: Vec<String> = self.cameras.lock().unwrap().keys().cloned().collect();
         for id in ids {
-            self.stop(&id).await;
+            self.stop_recording(&id).await;
         }
     }
 

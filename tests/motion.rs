@@ -1,7 +1,8 @@
 //! Eyrie's own motion detection against ground truth: clips made by ffmpeg with motion only in
 //! known intervals (and one with noise and lighting changes but no motion), served as MJPEG by
 //! the GStreamer RTSP server, recorded by a real eyrie with motion detection on. Every motion
-//! interval must be overlapped by an event, and no event may fall outside them.
+//! interval must be overlapped by an event listed by the events API, and no event may fall
+//! outside them.
 
 mod support;
 
@@ -17,54 +18,31 @@ const MOVING: [(f64, f64); 2] = [(6.0, 11.0), (18.0, 23.0)];
 /// one sampled picture (250 ms), a frame of the clip.
 const SLACK_S: f64 = 1.0;
 
-/// One motion event as the node reports it: start and end, milliseconds since the epoch.
-#[derive(Debug, Clone, Copy)]
+/// One motion event as the node lists it: start and end, milliseconds since the epoch.
+#[derive(Debug, Clone)]
 struct Event {
     start_ms: i64,
     end_ms: Option<i64>,
-    /// When the node logged the start (detection latency).
-    logged_ms: i64,
+    source: String,
+    thumbnail_url: Option<String>,
 }
 
-/// The value of `key=` in a log line.
-fn field(line: &str, key: &str) -> Option<i64> {
-    let at = line.find(&format!(" {key}="))? + key.len() + 2;
-    line[at..]
-        .split(|c: char| !c.is_ascii_digit() && c != '-')
-        .next()?
-        .parse()
-        .ok()
-}
-
-/// The events of `camera`, from the node's log (the node keeps its events there until the event
-/// store lands).
+/// The motion events of `camera` in the last hour, from the events API.
 fn events(e: &Eyrie, camera: &str) -> Vec<Event> {
-    let log = e.log();
-    let mut out: Vec<(i64, Event)> = Vec::new();
-    for line in log.lines() {
-        if line.contains("event started") && line.contains(&format!("camera={camera} ")) {
-            let logged = line
-                .split_whitespace()
-                .next()
-                .and_then(|t| t.parse::<jiff::Timestamp>().ok())
-                .map_or(0, |t| t.as_millisecond());
-            out.push((
-                field(line, "id").unwrap(),
-                Event {
-                    start_ms: field(line, "start_ms").unwrap(),
-                    end_ms: None,
-                    logged_ms: logged,
-                },
-            ));
-        }
-        if line.contains("event ended") {
-            let id = field(line, "id").unwrap();
-            if let Some((_, ev)) = out.iter_mut().find(|(i, _)| *i == id) {
-                ev.end_ms = field(line, "end_ms");
-            }
-        }
-    }
-    out.into_iter().map(|(_, e)| e).collect()
+    let v = e.get(&format!(
+        "/api/recordings/events?camera={camera}&kind=motion"
+    ));
+    v["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|ev| Event {
+            start_ms: ev["start_ms"].as_i64().unwrap(),
+            end_ms: ev["end_ms"].as_i64(),
+            source: ev["source"].as_str().unwrap().to_string(),
+            thumbnail_url: ev["thumbnail_url"].as_str().map(String::from),
+        })
+        .collect()
 }
 
 /// When the camera's recording began: its first segment's start.
@@ -172,15 +150,9 @@ fn motion_events_match_the_ground_truth() {
     let rel = |ms: i64| (ms - moving_0) as f64 / 1000.0;
     for ev in &found {
         eprintln!(
-            "moving: event {:.2} s to {:?} s, logged {:.2} s after motion began",
+            "moving: event {:.2} s to {:?} s",
             rel(ev.start_ms),
             ev.end_ms.map(rel),
-            rel(ev.logged_ms)
-                - MOVING
-                    .iter()
-                    .map(|m| m.0)
-                    .filter(|a| *a <= rel(ev.logged_ms))
-                    .fold(0.0, f64::max),
         );
     }
     eprintln!(
@@ -194,6 +166,13 @@ fn motion_events_match_the_ground_truth() {
         found.iter().all(|ev| ev.end_ms.is_some()),
         "every event ended: {found:?}"
     );
+    // Each is Eyrie's own, with the picture at its start as thumbnail.
+    for ev in &found {
+        assert_eq!(ev.source, "eyrie", "{ev:?}");
+        let url = ev.thumbnail_url.as_deref().expect("a thumbnail");
+        let jpeg = std::fs::read(e.download(url, "thumbnail.jpg")).unwrap();
+        assert!(jpeg.starts_with(&[0xFF, 0xD8, 0xFF]), "{ev:?}");
+    }
 
     let false_alarms: Vec<Event> = events(&e, "still")
         .into_iter()

@@ -11,8 +11,9 @@ mod support;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use eyrie::events::{EventError, EventId, EventSink, Origin};
 use eyrie::onvif::Credentials;
-use eyrie::onvif::events::{EventSink, Watch, watch};
+use eyrie::onvif::events::{Watch, watch};
 use support::onvif::Responder;
 use support::*;
 use tokio_util::sync::CancellationToken;
@@ -47,10 +48,12 @@ impl EventSink for Written {
         &self,
         camera: &str,
         kind: &str,
+        origin: Origin,
         start_ms: i64,
         _score: Option<f32>,
         zone: Option<String>,
-    ) -> Result<u64, String> {
+    ) -> Result<EventId, EventError> {
+        assert_eq!(origin, Origin::Camera);
         let mut calls = self.0.lock().unwrap();
         let id = calls.len() as u64 + 1;
         calls.push((
@@ -63,14 +66,16 @@ impl EventSink for Written {
                 zone,
             },
         ));
-        Ok(id)
+        Ok(EventId(id))
     }
-    fn end(&self, id: u64, end_ms: i64) -> Result<(), String> {
+    fn end(&self, id: EventId, end_ms: i64) -> Result<(), EventError> {
+        let id = id.0;
         let mut calls = self.0.lock().unwrap();
         calls.push((Instant::now(), Call::End { id, end_ms }));
         Ok(())
     }
-    fn set_thumbnail(&self, id: u64, jpeg: &[u8]) -> Result<(), String> {
+    fn set_thumbnail(&self, id: EventId, jpeg: &[u8]) -> Result<(), EventError> {
+        let id = id.0;
         let mut calls = self.0.lock().unwrap();
         calls.push((
             Instant::now(),

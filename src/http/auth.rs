@@ -317,7 +317,8 @@ mod tests {
         )
         .unwrap();
         let events =
-            crate::events::EventLog::open(index.clone(), layout.clone(), retention.clone()).unwrap();
+            crate::events::EventLog::open(index.clone(), layout.clone(), retention.clone())
+                .unwrap();
         let recorder = crate::recorder::Recorder::new(
             index.clone(),
             layout.clone(),

@@ -351,7 +351,10 @@ mod tests {
             Ok(EventId(k.len() as u64))
         }
         fn end(&self, id: EventId, end_ms: i64) -> Result<(), EventError> {
-            self.0.lock().unwrap().push(format!("end {} {end_ms}", id.0));
+            self.0
+                .lock()
+                .unwrap()
+                .push(format!("end {} {end_ms}", id.0));
             Ok(())
         }
         fn set_thumbnail(&self, id: EventId, jpeg: &[u8]) -> Result<(), EventError> {

@@ -24,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 use super::soap::{self, Credentials, Limits, SoapError};
 use super::xml::Element;
 use super::{CALL_LIMITS, DEVICE_NS, MEDIA_NS, clean};
+use crate::events::{EventId, EventSink, Origin};
 
 const EVENTS_NS: &str = "http://www.onvif.org/ver10/events/wsdl";
 const WSN_NS: &str = "http://docs.oasis-open.org/wsn/b-2";
@@ -46,24 +47,6 @@ const SNAPSHOT_LIMITS: Limits = Limits {
 /// The quiet time's bounds in seconds, and its default.
 pub const QUIET_SECONDS: std::ops::RangeInclusive<u32> = 5..=3600;
 pub const DEFAULT_QUIET_SECONDS: u32 = 30;
-
-/// Where a camera's events go: the three methods of the events contract (issue 15). The
-/// event's origin is always the camera.
-pub trait EventSink: Send + Sync + 'static {
-    /// Opens an event; its id is what `end` and `set_thumbnail` are given.
-    fn begin(
-        &self,
-        camera: &str,
-        kind: &str,
-        start_ms: i64,
-        score: Option<f32>,
-        zone: Option<String>,
-    ) -> Result<u64, String>;
-    /// Closes it (idempotent).
-    fn end(&self, id: u64, end_ms: i64) -> Result<(), String>;
-    /// A small JPEG of the event.
-    fn set_thumbnail(&self, id: u64, jpeg: &[u8]) -> Result<(), String>;
-}
 
 /// One camera's subscription settings.
 #[derive(Debug, Clone)]
@@ -196,6 +179,7 @@ fn notice(m: &Element) -> Option<Notice> {
 }
 
 /// The events open now, each closed when the camera says so or after the quiet time.
+#[derive(Default)]
 pub struct Tracker {
     camera: String,
     quiet_ms: i64,
@@ -203,7 +187,7 @@ pub struct Tracker {
 }
 
 struct Open {
-    id: u64,
+    id: EventId,
     last_on_ms: i64,
 }
 
@@ -217,7 +201,7 @@ impl Tracker {
     }
 
     /// Applies one notice that happened at `at_ms`; the id of an event it began.
-    pub fn apply(&mut self, sink: &dyn EventSink, n: &Notice, at_ms: i64) -> Option<u64> {
+    pub fn apply(&mut self, sink: &dyn EventSink, n: &Notice, at_ms: i64) -> Option<EventId> {
         if n.state == Some(false) {
             if let Some(o) = self.open.remove(&n.key) {
                 self.close(sink, o.id, at_ms);
@@ -236,7 +220,14 @@ impl Tracker {
             );
             return None;
         }
-        match sink.begin(&self.camera, n.kind, at_ms, None, n.zone.clone()) {
+        match sink.begin(
+            &self.camera,
+            n.kind,
+            Origin::Camera,
+            at_ms,
+            None,
+            n.zone.clone(),
+        ) {
             Ok(id) => {
                 let last_on_ms = at_ms;
                 self.open.insert(n.key.clone(), Open { id, last_on_ms });
@@ -280,9 +271,9 @@ impl Tracker {
         }
     }
 
-    fn close(&self, sink: &dyn EventSink, id: u64, end_ms: i64) {
+    fn close(&self, sink: &dyn EventSink, id: EventId, end_ms: i64) {
         if let Err(e) = sink.end(id, end_ms) {
-            tracing::warn!("camera {}: event {id} not closed: {e}", self.camera);
+            tracing::warn!("camera {}: event {} not closed: {e}", self.camera, id.0);
         }
     }
 }
@@ -437,7 +428,7 @@ pub async fn watch(w: Watch, sink: Arc<dyn EventSink>, stop: CancellationToken) 
                 let until = Instant::now() + backoff;
                 // Events still fall quiet while the camera is away.
                 while Instant::now() < until && !stop.is_cancelled() {
-                    tracker.expire(sink.as_ref(), now_ms());
+                    expire(&mut tracker, &sink).await;
                     let step = until.min(Instant::now() + Duration::from_secs(1));
                     tokio::select! {
                         _ = tokio::time::sleep_until(step) => {}
@@ -448,7 +439,33 @@ pub async fn watch(w: Watch, sink: Arc<dyn EventSink>, stop: CancellationToken) 
             }
         }
     }
-    tracker.close_all(sink.as_ref(), now_ms());
+    off_async(&mut tracker, &sink, |t, sink| t.close_all(sink, now_ms())).await;
+}
+
+/// Runs `f` with the tracker and the sink on a blocking thread: the event log's writes wait on
+/// the disk, which an async task must not.
+async fn off_async<R: Send + 'static>(
+    tracker: &mut Tracker,
+    sink: &Arc<dyn EventSink>,
+    f: impl FnOnce(&mut Tracker, &dyn EventSink) -> R + Send + 'static,
+) -> R {
+    let mut t = std::mem::take(tracker);
+    let sink = sink.clone();
+    let (t, r) = tokio::task::spawn_blocking(move || {
+        let r = f(&mut t, sink.as_ref());
+        (t, r)
+    })
+    .await
+    .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
+    *tracker = t;
+    r
+}
+
+/// Closes the events that fell quiet, if any did (else no thread is needed).
+async fn expire(tracker: &mut Tracker, sink: &Arc<dyn EventSink>) {
+    if tracker.next_expiry_ms().is_some_and(|t| t <= now_ms()) {
+        off_async(tracker, sink, |t, sink| t.expire(sink, now_ms())).await;
+    }
 }
 
 /// One subscription, from creating it to losing it (`Err`, with whether any pull succeeded) or
@@ -487,7 +504,7 @@ async fn subscribed(
     tracing::info!("camera {}: subscribed to ONVIF events", w.camera);
     let mut pulled = false;
     loop {
-        tracker.expire(sink.as_ref(), now_ms());
+        expire(tracker, sink).await;
         // Back in time to renew, and to close an event falling quiet.
         let mut wait = LONGEST_POLL.min(renew_at.saturating_duration_since(Instant::now()));
         if let Some(t) = tracker.next_expiry_ms() {
@@ -519,11 +536,20 @@ async fn subscribed(
         };
         let answer = answer.map_err(|e| (Lost(format!("PullMessages: {e}")), pulled))?;
         pulled = true;
-        for n in notices(&answer) {
-            if let Some(id) = tracker.apply(sink.as_ref(), &n, when(&n, offset)) {
-                if let Some(uri) = &s.snapshot {
-                    tokio::spawn(thumbnail(sink.clone(), id, uri.clone()));
-                }
+        let got = notices(&answer);
+        let begun = if got.is_empty() {
+            Vec::new()
+        } else {
+            off_async(tracker, sink, move |t, sink| {
+                got.iter()
+                    .filter_map(|n| t.apply(sink, n, when(n, offset)))
+                    .collect()
+            })
+            .await
+        };
+        if let Some(uri) = &s.snapshot {
+            for id in begun {
+                tokio::spawn(thumbnail(sink.clone(), id, uri.clone()));
             }
         }
         if Instant::now() >= renew_at {
@@ -558,18 +584,23 @@ async fn unsubscribe(sub: &url::Url, creds: Option<&Credentials>) {
 
 /// Fetches the camera's snapshot (without credentials: HTTP authentication is not spoken here)
 /// and stores it as the event's thumbnail if it is a JPEG.
-async fn thumbnail(sink: Arc<dyn EventSink>, id: u64, uri: url::Url) {
+async fn thumbnail(sink: Arc<dyn EventSink>, id: EventId, uri: url::Url) {
+    let id_n = id.0;
     match crate::base::client::get(&uri, &[], SNAPSHOT_LIMITS, None).await {
         Ok(got) if got.status == 200 && got.body.starts_with(&[0xFF, 0xD8]) => {
-            if let Err(e) = sink.set_thumbnail(id, &got.body) {
-                tracing::warn!("event {id}: thumbnail not stored: {e}");
+            let stored =
+                tokio::task::spawn_blocking(move || sink.set_thumbnail(id, &got.body)).await;
+            match stored {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::warn!("event {id_n}: thumbnail not stored: {e}"),
+                Err(e) => tracing::warn!("event {id_n}: thumbnail not stored: {e}"),
             }
         }
         Ok(got) => tracing::info!(
-            "event {id}: the snapshot is not a JPEG (HTTP {})",
+            "event {id_n}: the snapshot is not a JPEG (HTTP {})",
             got.status
         ),
-        Err(e) => tracing::info!("event {id}: no snapshot: {e}"),
+        Err(e) => tracing::info!("event {id_n}: no snapshot: {e}"),
     }
 }
 
@@ -670,6 +701,7 @@ impl Watchers {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::events::EventError;
     use std::sync::Mutex;
 
     #[derive(Default)]
@@ -680,23 +712,28 @@ mod tests {
             &self,
             camera: &str,
             kind: &str,
+            origin: Origin,
             start_ms: i64,
             _score: Option<f32>,
             zone: Option<String>,
-        ) -> Result<u64, String> {
+        ) -> Result<EventId, EventError> {
+            assert_eq!(origin, Origin::Camera);
             let mut l = self.0.lock().unwrap();
             l.push(format!("begin {camera} {kind} {start_ms} {zone:?}"));
-            Ok(l.len() as u64)
+            Ok(EventId(l.len() as u64))
         }
-        fn end(&self, id: u64, end_ms: i64) -> Result<(), String> {
-            self.0.lock().unwrap().push(format!("end {id} {end_ms}"));
-            Ok(())
-        }
-        fn set_thumbnail(&self, id: u64, jpeg: &[u8]) -> Result<(), String> {
+        fn end(&self, id: EventId, end_ms: i64) -> Result<(), EventError> {
             self.0
                 .lock()
                 .unwrap()
-                .push(format!("thumb {id} {}", jpeg.len()));
+                .push(format!("end {} {end_ms}", id.0));
+            Ok(())
+        }
+        fn set_thumbnail(&self, id: EventId, jpeg: &[u8]) -> Result<(), EventError> {
+            self.0
+                .lock()
+                .unwrap()
+                .push(format!("thumb {} {}", id.0, jpeg.len()));
             Ok(())
         }
     }
@@ -797,7 +834,7 @@ mod tests {
         // Start, repeated start, stop.
         assert_eq!(
             t.apply(&log, &notice("motion", "m", Some(true)), 1_000),
-            Some(1)
+            Some(EventId(1))
         );
         assert_eq!(
             t.apply(&log, &notice("motion", "m", Some(true)), 2_000),

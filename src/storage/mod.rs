@@ -7,8 +7,8 @@ mod layout;
 pub mod retention;
 
 pub use index::{
-    CameraRecord, DEFAULT_ROLL_S, EventRecord, FederationKeyRecord, Index, MediaMode, NewSegment,
-    NodeKind, NodeRecord, Origin, Segment, SegmentFinish, SegmentState, StorageError, Transport,
-    UserRecord, clip_span, CameraOnvif,
+    CameraOnvif, CameraRecord, DEFAULT_ROLL_S, EventRecord, FederationKeyRecord, Index, MediaMode,
+    NewSegment, NodeKind, NodeRecord, Origin, Segment, SegmentFinish, SegmentState, StorageError,
+    Transport, UserRecord, clip_span,
 };
 pub use layout::{Layout, valid_camera_id};
