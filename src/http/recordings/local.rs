@@ -50,7 +50,7 @@ pub(super) struct Listing {
     camera: String,
     start: String,
     end: String,
-    segments: Vec<SegmentOut>,
+    pub(super) segments: Vec<SegmentOut>,
     pub(super) runs: Vec<RunOut>,
 }
 
