@@ -11,12 +11,13 @@
 // camera, another range) are dropped; lists show at most MAX_ROWS rows.
 
 import { get, post } from './api.js';
-import { h, mount, duration, uid } from './dom.js';
+import { h, mount, duration } from './dom.js';
 import { Timeline, DAY, HOUR, MINUTE, clock, when, spanWords, kindClass } from './timeline.js';
 
 const MAX_VIEW = 6 * HOUR;
 const MAX_FETCH = 14 * DAY;
-const MAX_ROWS = 200;
+const MAX_ROWS = 100;
+const MAX_EVENT_ROWS = 50;
 /** How long a recording may take to start or to continue after a seek before the page says so. */
 export const PLAY_DEADLINE_MS = 12000;
 const SETTLE_MS = 300;
@@ -78,7 +79,7 @@ export async function render(main, { notify, act, args }) {
     if (!byNode.has(c.node_label)) byNode.set(c.node_label, []);
     byNode.get(c.node_label).push(c);
   }
-  const camSelect = h('select', { id: uid('cam') },
+  const camSelect = h('select', { id: 'rec-camera' },
     h('option', { value: 'all' }, 'All cameras, every node'),
     [...byNode].map(([node, cams]) => h('optgroup', { label: node },
       cams.map((c) => h('option', { value: c.id }, `${c.name} (${node})`)))));
@@ -330,7 +331,7 @@ export async function render(main, { notify, act, args }) {
     const shown = inView.filter((e) => (!filters.node || e.node_name === filters.node)
       && (!filters.camera || e.camera === filters.camera)
       && (!filters.kind || e.kind === filters.kind));
-    const rows = shown.slice(0, MAX_ROWS).map((e) => {
+    const rows = shown.slice(0, MAX_EVENT_ROWS).map((e) => {
       const keep = h('button', {
         type: 'button', 'aria-pressed': String(Boolean(e.protected)),
         title: e.camera.startsWith('r-') ? `Kept on ${e.node_name}` : null,
@@ -365,7 +366,7 @@ export async function render(main, { notify, act, args }) {
         options('kind', 'Kind', 'All kinds', new Map(data.events.map((e) => [e.kind, e.kind])))),
       rows.length
         ? h('table',
-          h('caption', `${shown.length} event${shown.length === 1 ? '' : 's'}${shown.length > MAX_ROWS ? `, the first ${MAX_ROWS} shown: zoom in for the rest` : ''}`),
+          h('caption', `${shown.length} event${shown.length === 1 ? '' : 's'}${shown.length > MAX_EVENT_ROWS ? `, the first ${MAX_EVENT_ROWS} shown: zoom in for the rest` : ''}`),
           h('thead', h('tr', ['Picture', 'Camera', 'Node', 'Kind', 'Time', 'Length'].map((t) => h('th', { scope: 'col' }, t)), h('th', { scope: 'col' }, h('span.sr', 'Actions')))),
           h('tbody', rows))
         : h('p.muted', 'No events in view.'));
@@ -620,8 +621,8 @@ export async function render(main, { notify, act, args }) {
     button('Zoom in', '+', () => timeline.zoom(0.5)),
     button('Earlier', '‹', () => timeline.pan(-0.5)),
     button('Later', '›', () => timeline.pan(0.5)),
-    button('Previous event', '⏮ Event', () => jump(-1)),
-    button('Next event', 'Event ⏭', () => jump(1)),
+    button('Previous event', '← Event', () => jump(-1)),
+    button('Next event', 'Event →', () => jump(1)),
     button('Now', 'Now', () => timeline.setView(Date.now() - timeline.span * 0.9, timeline.span)),
     selectMode,
     range);

@@ -19,7 +19,7 @@ export const MAX_SPAN = 7 * DAY;
 
 const STEPS = [1, 5, 10, 15, 30].map((s) => s * 1000)
   .concat([1, 2, 5, 10, 15, 30].map((m) => m * MINUTE))
-  .concat([1, 2, 3, 6, 12].map((x) => x * HOUR), [DAY]);
+  .concat([1, 2, 3, 6, 12].map((x) => x * HOUR), [1, 2, 7].map((d) => d * DAY));
 
 const KINDS = ['motion', 'person', 'line', 'intrusion', 'tamper'];
 /** The colour class of an event kind (the camera's own kinds beyond these share one). */
@@ -62,7 +62,8 @@ function tickTimes(from, to, step) {
     const d = new Date(from);
     d.setHours(0, 0, 0, 0);
     if (d.getTime() < from) d.setDate(d.getDate() + 1);
-    for (; d.getTime() < to && out.length < 50; d.setDate(d.getDate() + 1)) out.push(d.getTime());
+    const stride = Math.round(step / DAY);
+    for (; d.getTime() < to && out.length < 50; d.setDate(d.getDate() + stride)) out.push(d.getTime());
     return out;
   }
   const off = new Date(from).getTimezoneOffset() * MINUTE;
@@ -194,7 +195,7 @@ export class Timeline {
     mount(this.lanesEl, lanes.length ? lanes : h('div.lane', h('div.track')), this.sel, this.head, this.hover);
     // Ticks: as many as fit one per ~90 px, on round local times.
     const width = this.lanesEl.getBoundingClientRect().width || 1000;
-    const step = STEPS.find((s) => (span / s) * 90 <= width) || DAY;
+    const step = STEPS.find((s) => (span / s) * 90 <= width) || 7 * DAY;
     const ticks = [];
     for (const t of tickTimes(from, to, step)) {
       const d = new Date(t);

@@ -179,7 +179,7 @@ test('health shows both nodes', async () => {
 test('a recording of the remote node plays from that node and seeks', async () => {
   const { page } = ctx.desktop;
   await page.goto(`${A}/#/recordings`);
-  const camera = page.getByLabel('Camera');
+  const camera = page.locator('#rec-camera');
   await camera.waitFor();
   const value = await camera.locator('option', { hasText: '(Shop)' }).getAttribute('value');
   await camera.selectOption(value);
@@ -282,7 +282,7 @@ test('a recording of the remote node plays from that node and seeks', async () =
     whole.start_ms, { timeout: 10000 });
 
   // Every node at once: one lane per camera, stacked.
-  await page.getByLabel('Camera').selectOption('all');
+  await page.locator('#rec-camera').selectOption('all');
   await page.getByRole('button', { name: 'Show' }).click();
   await page.locator('.runs tbody tr .badge', { hasText: 'Shop' }).first().waitFor({ timeout: 20000 });
   await page.locator('.runs tbody tr .badge', { hasText: 'House' }).first().waitFor();
@@ -294,7 +294,7 @@ test('a recording of the remote node plays from that node and seeks', async () =
   await ctx.mobile.page.getByRole('button', { name: 'Zoom in' }).click();
   const width = await ctx.mobile.page.evaluate(() => document.documentElement.scrollWidth);
   assert.ok(width <= 375, `nothing wider than the phone: ${width}`);
-  await page.getByLabel('Camera').selectOption(value);
+  await page.locator('#rec-camera').selectOption(value);
   await page.getByRole('button', { name: 'Show' }).click();
   await page.locator('.timeline .run').first().waitFor();
   await shot('recordings');
@@ -1044,9 +1044,9 @@ test('a node that goes down: its live picture is marked not live, its recording 
 
     // Another camera, then Barn's again: House cannot list it; nothing of the camera before
     // stays on screen under Barn's name.
-    await rec.getByLabel('Camera').selectOption('demo');
+    await rec.locator('#rec-camera').selectOption('demo');
     await rec.locator('.timeline .run').first().waitFor({ timeout: 20000 });
-    await rec.getByLabel('Camera').selectOption(barnCam.id);
+    await rec.locator('#rec-camera').selectOption(barnCam.id);
     await rec.getByRole('alert').filter({ hasText: /^Cannot list the recordings of Demo camera \(Barn\): / }).waitFor({ timeout: 30000 });
     assert.equal(await rec.locator('.timeline .run').count(), 0, 'no runs of the camera before');
     assert.deepEqual(await rec.locator('.timeline .lane-label').allInnerTexts(), ['Demo camera (Barn)']);
