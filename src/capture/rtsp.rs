@@ -74,7 +74,9 @@ fn is_key(f: &retina::codec::VideoFrame, codec: Codec) -> bool {
 /// web server on that port) a sentence instead of a hex dump of what came back.
 fn plain_error(text: &str) -> String {
     if text.contains("Invalid RTSP message") {
-        let web = text.contains("48 54 54 50") || text.contains("3c 21 44 4f") || text.contains("3c 68 74 6d");
+        let web = text.contains("48 54 54 50")
+            || text.contains("3c 21 44 4f")
+            || text.contains("3c 68 74 6d");
         return if web {
             "the address answers, but as a web server, not as an RTSP camera stream: the port is \
              probably the camera's web page (RTSP is usually port 554)"
@@ -283,7 +285,8 @@ mod tests {
         let e = plain_error(http);
         assert!(e.contains("web server") && e.contains("554"), "{e}");
         assert!(!e.contains("48 54"), "no hex: {e}");
-        let other = plain_error("RTSP framing error: Invalid RTSP message; buffered:\n0000:   00 01 02 03");
+        let other =
+            plain_error("RTSP framing error: Invalid RTSP message; buffered:\n0000:   00 01 02 03");
         assert!(other.contains("not in RTSP"), "{other}");
         // Otherwise the first line: the reason, without the connection context.
         assert_eq!(

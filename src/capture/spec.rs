@@ -57,8 +57,7 @@ impl SourceSpec {
         if source.len() > 1024 {
             return Err(SourceError("source URL is longer than 1024 bytes".into()));
         }
-        let url = url::Url::parse(source)
-            .map_err(not_a_url)?;
+        let url = url::Url::parse(source).map_err(not_a_url)?;
         let kind = match url.scheme() {
             "rtsp" | "rtsps" => {
                 if url.host_str().is_none_or(str::is_empty) {
@@ -144,8 +143,7 @@ pub struct Split {
 
 /// Splits credentials out of a source URL (percent-decoded).
 pub fn split_credentials(source: &str) -> Result<Split, SourceError> {
-    let mut url =
-        url::Url::parse(source).map_err(not_a_url)?;
+    let mut url = url::Url::parse(source).map_err(not_a_url)?;
     let user = (!url.username().is_empty()).then(|| percent_decode(url.username()));
     let pass = url.password().map(percent_decode);
     let _ = url.set_username("");

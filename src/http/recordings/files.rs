@@ -184,6 +184,9 @@ mod tests {
             download_name("Shed \"east\"/../ü", "demo", t),
             "Shed__east__..__-demo-2026-11-24T035056Z.mp4"
         );
-        assert_eq!(download_name("..", "demo", t), "demo-2026-11-24T035056Z.mp4");
+        assert_eq!(
+            download_name("..", "demo", t),
+            "demo-2026-11-24T035056Z.mp4"
+        );
     }
 }

@@ -125,6 +125,7 @@ pub async fn list(
     Extension(caller): Extension<Caller>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
+    let segments = q.with_segments();
     let camera = q
         .camera
         .ok_or_else(|| ApiError::bad_request("camera is required (an id, or all)"))?;
@@ -135,7 +136,6 @@ pub async fn list(
         (MAX_LIST_MS, "a listing"),
     )?;
     let peer = matches!(caller, Caller::Peer { .. });
-    let segments = q.with_segments();
     if camera == "all" {
         let listing = federated::all_listing(&st, start, end, &caller, &headers).await?;
         return Ok(Json(listing).into_response());
