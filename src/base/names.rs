@@ -49,9 +49,9 @@ pub fn origin_setting(text: &str) -> Option<String> {
 
 /// What is wrong with an address that does not parse, in words for the person who typed it
 /// (the parser's own texts, such as "relative URL without a base", are for developers).
-pub fn url_problem(e: url::ParseError) -> &'static str {
+pub fn url_problem(e: &url::ParseError) -> &'static str {
     use url::ParseError as P;
-    match e {
+    match *e {
         P::RelativeUrlWithoutBase | P::RelativeUrlWithCannotBeABaseBase => {
             "it must start with its scheme, such as http:// or rtsp://"
         }
@@ -91,7 +91,7 @@ pub fn node_url(raw: &str) -> Result<String, NodeUrlError> {
 pub enum NodeUrlError {
     #[error("at most 512 characters")]
     TooLong,
-    #[error("not a web address: {}", url_problem(*.0))]
+    #[error("not a web address: {}", url_problem(.0))]
     Parse(url::ParseError),
     #[error("only http:// and https:// peers")]
     Scheme,

@@ -47,7 +47,7 @@ pub struct Login {
 fn not_a_url(e: url::ParseError) -> SourceError {
     SourceError(format!(
         "the source is not a camera address: {}",
-        crate::base::names::url_problem(e)
+        crate::base::names::url_problem(&e)
     ))
 }
 
