@@ -240,14 +240,17 @@ pub(super) async fn remote_listing(
     let node = find_node(st, node_id).await?;
     let listing = match node.kind {
         crate::storage::NodeKind::Eyrie => {
-            let mut q = url::form_urlencoded::Serializer::new(String::new());
-            q.append_pair("camera", cam)
-                .append_pair("start", &start.to_string())
-                .append_pair("end", &end.to_string());
-            if !with_segments {
-                q.append_pair("segments", "0");
-            }
-            let q = q.finish();
+            // Built in a block: the serializer is not Send, and must not live across the await.
+            let q = {
+                let mut q = url::form_urlencoded::Serializer::new(String::new());
+                q.append_pair("camera", cam)
+                    .append_pair("start", &start.to_string())
+                    .append_pair("end", &end.to_string());
+                if !with_segments {
+                    q.append_pair("segments", "0");
+                }
+                q.finish()
+            };
             ask_peer::<PeerListing>(st, &node, &format!("/api/recordings?{q}")).await
         }
         crate::storage::NodeKind::Cartanvr => cartanvr_listing(st, &node, cam, start, end).await,
