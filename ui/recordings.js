@@ -534,6 +534,8 @@ export async function render(main, { notify, act, args }) {
     data = { cam, start: 0, end: 0, runs: [], events: [] };
     month = { cam: null };
     buildLanes();
+    drawEvents();
+    drawRuns();
     history.replaceState(null, '', `#/recordings/${encodeURIComponent(cam)}`);
     return load(true);
   }

@@ -363,6 +363,7 @@ export class Timeline {
       if (w === width) return;
       width = w;
       requestAnimationFrame(() => this.draw());
-    }).observe(lanes);
+    });
+    this.resize.observe(lanes);
   }
 }
