@@ -4,7 +4,8 @@
 //! network namespaces with ONVIF test devices and the RTSP test server, which the browser
 //! reaches through a forwarder on loopback, for the camera-add form's ONVIF scan; and a fifth
 //! running as an appliance (tests/support/appliance.rs: file slots, a temporary /boot, a reboot
-//! command that leaves a marker), for Settings → System's update and restart.
+//! command that leaves a marker), for Settings → System's update and restart; and "Barn", which
+//! the browser test links to House and then stops, for what the pages do when a node goes down.
 //! Screenshots go to target/ui-artifacts.
 
 mod support;
@@ -146,6 +147,10 @@ fn the_web_ui_in_chromium() {
     };
     let a = Eyrie::start(&config("House"), &["--demo"]);
     let b = Eyrie::start(&config("Shop"), &["--demo"]);
+    // A node the browser test links to House and then stops (SIGSTOP: its connections stay
+    // open and nothing answers, as when a box hangs or its network goes), for the pages' faults
+    // about a node that went down.
+    let barn = Eyrie::start(&config("Barn"), &["--demo"]);
     let (s, key) = b.request("POST", "/api/federation/keys", Some(r#"{"name": "House"}"#));
     assert_eq!(s, 201, "{key}");
     let body = format!(
@@ -166,9 +171,11 @@ fn the_web_ui_in_chromium() {
                 .any(|c| c["remote"] == true && c["live_url"].is_string())
         },
     );
-    b.wait_until("closes a segment", Duration::from_secs(40), || {
-        !b.closed_segments("demo").is_empty()
-    });
+    for n in [&b, &barn] {
+        n.wait_until("closes a segment", Duration::from_secs(40), || {
+            !n.closed_segments("demo").is_empty()
+        });
+    }
     // A third node without an account: its one-time setup link, as printed in its log.
     let fresh = Eyrie::start("[auth]\n", &[]);
     let log = fresh.log();
@@ -201,6 +208,8 @@ fn the_web_ui_in_chromium() {
         .current_dir(&dir)
         .env("EYRIE_A_URL", a.url(""))
         .env("EYRIE_B_URL", b.url(""))
+        .env("EYRIE_C_URL", barn.url(""))
+        .env("EYRIE_C_PID", barn.child.id().to_string())
         .env("EYRIE_USER", ADMIN_USER)
         .env("EYRIE_PASSWORD", ADMIN_PASSWORD)
         .env("EYRIE_UI_ARTIFACTS", &artifacts)

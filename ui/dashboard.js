@@ -15,6 +15,9 @@ function originOf(url) {
   try { return new URL(url, location.href).origin; } catch { return location.origin; }
 }
 
+const WORDS = { connecting: 'Connecting…', reconnecting: 'No live picture', error: 'Cannot play' };
+const clock = (ms) => new Date(ms).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', second: '2-digit' });
+
 function stateOf(cam) {
   if (cam.remote && !cam.online) return 'offline';
   if (cam.stale) return 'stale';
@@ -58,7 +61,7 @@ export async function render(main, { notify }) {
     const name = big
       ? h('span.name', cam.name)
       : h('button.name', { type: 'button', 'aria-label': `${cam.name} (${cam.node_label}, ${stateOf(cam)}): enlarge` }, cam.name);
-    const el = h('article.cam', { dataset: { camera: cam.id, node: cam.node_label } },
+    const el = h('article.cam', { dataset: { camera: cam.id, node: cam.node_label, state: stateOf(cam) } },
       h('div.video', video, note),
       h('div.caption',
         name,
@@ -75,9 +78,20 @@ export async function render(main, { notify }) {
       note.textContent = `not playing: ${MAX_STREAMS_PER_ORIGIN} streams from ${cam.node_label} already; choose a smaller layout or enlarge`;
     } else if (canPlay) {
       if (!big) streams.set(origin, (streams.get(origin) || 0) + 1);
+      // Once it has played, a picture that stopped coming stays on screen: it is greyed out
+      // (app.css) and says since when it is not live, so it never looks live.
+      let since = null;
       const p = new LivePlayer(video, () => urlOf(cam.id), (state, detail) => {
         el.dataset.live = state;
-        note.textContent = state === 'playing' ? '' : `${state}${detail ? `: ${detail}` : ''}`;
+        if (state === 'playing') {
+          el.dataset.played = 'yes';
+          since = null;
+          note.textContent = '';
+          return;
+        }
+        if (el.dataset.played && !since) since = Date.now();
+        const what = since ? `Not live: the last picture came at ${clock(since)}` : WORDS[state] || state;
+        note.textContent = `${what}${detail ? `. ${detail[0].toUpperCase()}${detail.slice(1)}` : ''}`;
       });
       players.set(big ? `${cam.id}#big` : cam.id, p);
       p.start();
@@ -133,7 +147,9 @@ export async function render(main, { notify }) {
         draw();
       } else {
         for (const c of cameras) {
-          for (const s of document.querySelectorAll(`article.cam[data-camera="${CSS.escape(c.id)}"] .status`)) {
+          for (const card of document.querySelectorAll(`article.cam[data-camera="${CSS.escape(c.id)}"]`)) {
+            card.dataset.state = stateOf(c);
+            const s = card.querySelector('.status');
             s.textContent = stateOf(c);
             s.dataset.state = stateOf(c);
           }

@@ -6,6 +6,9 @@
 // multipart/x-mixed-replace instead: its pictures are shown by an <img> in the video's place.
 
 const MS = window.ManagedMediaSource || window.MediaSource;
+/** A stream that brings nothing for this long is given up and opened again (a node that went
+ * down keeps its connection open without sending: the last picture would look live). */
+export const STALL_MS = 8000;
 
 export function liveSupported() { return !!MS; }
 
@@ -99,12 +102,18 @@ export class LivePlayer {
     const ctl = new AbortController();
     this.ctl = ctl;
     let res;
+    // A node that hangs accepts the connection and never answers: not waited for past STALL_MS.
+    let late = false;
+    const deadline = setTimeout(() => { late = true; ctl.abort(); }, STALL_MS);
     try {
       const sameOrigin = new URL(url, location.href).origin === location.origin;
       res = await fetch(url, { signal: ctl.signal, credentials: sameOrigin ? 'same-origin' : 'omit', cache: 'no-store' });
     } catch (e) {
+      if (late && this.ctl === ctl) return this.schedule(`the node did not answer in ${STALL_MS / 1000} s`);
       if (ctl.signal.aborted) return;
       return this.schedule(`cannot reach the stream (${e.message})`);
+    } finally {
+      clearTimeout(deadline);
     }
     if (!res.ok) {
       let msg = `${res.status}`;
@@ -148,9 +157,19 @@ export class LivePlayer {
     });
     let started = false;
     let lastTrim = 0;
+    let stall = null;
+    const quiet = () => {
+      clearTimeout(stall);
+      stall = setTimeout(() => this.schedule(`nothing came for ${STALL_MS / 1000} s`), STALL_MS);
+    };
+    ctl.signal.addEventListener('abort', () => clearTimeout(stall), { once: true });
     for (;;) {
+      quiet();
       const { value, done } = await reader.read();
-      if (done || ctl.signal.aborted) return;
+      if (done || ctl.signal.aborted) {
+        clearTimeout(stall);
+        return;
+      }
       try {
         sb.appendBuffer(value);
       } catch (e) {

@@ -47,6 +47,24 @@ pub fn origin_setting(text: &str) -> Option<String> {
     bare.then(|| origin_of_url(text)).flatten()
 }
 
+/// What is wrong with an address that does not parse, in words for the person who typed it
+/// (the parser's own texts, such as "relative URL without a base", are for developers).
+pub fn url_problem(e: &url::ParseError) -> &'static str {
+    use url::ParseError as P;
+    match *e {
+        P::RelativeUrlWithoutBase | P::RelativeUrlWithCannotBeABaseBase => {
+            "it must start with its scheme, such as http:// or rtsp://"
+        }
+        P::EmptyHost => "the host name or IP address is missing",
+        P::InvalidPort => "the port must be a number from 1 to 65535",
+        P::InvalidIpv4Address | P::InvalidIpv6Address => "the IP address is not valid",
+        P::IdnaError | P::InvalidDomainCharacter => {
+            "the host name has characters a name cannot have"
+        }
+        _ => "it is not a valid address",
+    }
+}
+
 /// A node's base URL: `http(s)://host[:port][/path]`, no credentials, query or fragment, at
 /// most [`URL_BYTES`]; returned without a trailing slash.
 pub fn node_url(raw: &str) -> Result<String, NodeUrlError> {
@@ -73,7 +91,7 @@ pub fn node_url(raw: &str) -> Result<String, NodeUrlError> {
 pub enum NodeUrlError {
     #[error("at most 512 characters")]
     TooLong,
-    #[error("{0}")]
+    #[error("not a web address: {}", url_problem(.0))]
     Parse(url::ParseError),
     #[error("only http:// and https:// peers")]
     Scheme,
@@ -116,6 +134,18 @@ mod tests {
         assert!(label(&"é".repeat(64)).is_ok());
         assert!(label(&"é".repeat(65)).is_err());
         assert!(label("a\u{7}b").is_err());
+    }
+
+    #[test]
+    fn a_bad_address_is_said_in_plain_words() {
+        let e = node_url("10.0.0.2:8080").unwrap_err().to_string();
+        assert!(!e.contains("relative URL"), "{e}");
+        assert_eq!(
+            e,
+            "not a web address: it must start with its scheme, such as http:// or rtsp://"
+        );
+        let e = node_url("http://shop:99999").unwrap_err().to_string();
+        assert!(e.contains("port must be a number"), "{e}");
     }
 
     #[test]

@@ -79,13 +79,37 @@ fn is_key(f: &retina::codec::VideoFrame, codec: Codec) -> bool {
     f.is_random_access_point() || (codec == Codec::H265 && h265_has_irap(f.data()))
 }
 
+/// retina's error text in words for the person who set the camera up: its first line (the
+/// rest is connection context for developers), and for an answer that is not RTSP at all (a
+/// web server on that port) a sentence instead of a hex dump of what came back.
+fn plain_error(text: &str) -> String {
+    if text.contains("Invalid RTSP message") {
+        let web = text.contains("48 54 54 50")
+            || text.contains("3c 21 44 4f")
+            || text.contains("3c 68 74 6d");
+        return if web {
+            "the address answers, but as a web server, not as an RTSP camera stream: the port is \
+             probably the camera's web page (RTSP is usually port 554)"
+                .into()
+        } else {
+            "the address answers, but not in RTSP: is the port the camera's RTSP port (usually \
+             554)?"
+                .into()
+        };
+    }
+    text.lines().next().unwrap_or_default().trim().to_string()
+}
+
 fn step<T>(
     what: &str,
     r: Result<Result<T, retina::Error>, tokio::time::error::Elapsed>,
 ) -> Result<T, CaptureError> {
     match r {
         Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) => Err(CaptureError::Connect(format!("{what}: {e}"))),
+        Ok(Err(e)) => Err(CaptureError::Connect(format!(
+            "{what}: {}",
+            plain_error(&e.to_string())
+        ))),
         Err(_) => Err(CaptureError::Connect(format!(
             "{what}: no answer within {CONNECT_TIMEOUT:?}"
         ))),
@@ -262,7 +286,26 @@ impl Source for RtspSource {
 
 #[cfg(test)]
 mod tests {
-    use super::h265_has_irap;
+    use super::{h265_has_irap, plain_error};
+
+    #[test]
+    fn rtsp_errors_are_said_in_plain_words() {
+        // What retina says when an HTTP server answers (its hex dump of the bytes).
+        let http = "RTSP framing error: Invalid RTSP message; buffered:\n\
+                    0000:   48 54 54 50  2f 31 2e 31  20 34 30 30  20 42 61 64   HTTP/1.1 400 Bad\n\n\
+                    conn: 127.0.0.1:40000(me)->127.0.0.1:8080@2026-12-02T21:00:00";
+        let e = plain_error(http);
+        assert!(e.contains("web server") && e.contains("554"), "{e}");
+        assert!(!e.contains("48 54"), "no hex: {e}");
+        let other =
+            plain_error("RTSP framing error: Invalid RTSP message; buffered:\n0000:   00 01 02 03");
+        assert!(other.contains("not in RTSP"), "{other}");
+        // Otherwise the first line: the reason, without the connection context.
+        assert_eq!(
+            plain_error("401 response to DESCRIBE CSeq=1: Unauthorized\n\nconn: a->b\nmsg: x"),
+            "401 response to DESCRIBE CSeq=1: Unauthorized"
+        );
+    }
 
     #[test]
     fn finds_irap_nal_units() {

@@ -43,14 +43,21 @@ pub struct Login {
     pub udp: bool,
 }
 
+/// A source that does not parse, in plain words.
+fn not_a_url(e: url::ParseError) -> SourceError {
+    SourceError(format!(
+        "the source is not a camera address: {}",
+        crate::base::names::url_problem(&e)
+    ))
+}
+
 impl SourceSpec {
     /// Checks a source URL (already without credentials: [`split_credentials`]) and parses it.
     pub fn parse(source: &str) -> Result<SourceSpec, SourceError> {
         if source.len() > 1024 {
             return Err(SourceError("source URL is longer than 1024 bytes".into()));
         }
-        let url = url::Url::parse(source)
-            .map_err(|e| SourceError(format!("source is not a URL ({e})")))?;
+        let url = url::Url::parse(source).map_err(not_a_url)?;
         let kind = match url.scheme() {
             "rtsp" | "rtsps" => {
                 if url.host_str().is_none_or(str::is_empty) {
@@ -136,8 +143,7 @@ pub struct Split {
 
 /// Splits credentials out of a source URL (percent-decoded).
 pub fn split_credentials(source: &str) -> Result<Split, SourceError> {
-    let mut url =
-        url::Url::parse(source).map_err(|e| SourceError(format!("source is not a URL ({e})")))?;
+    let mut url = url::Url::parse(source).map_err(not_a_url)?;
     let user = (!url.username().is_empty()).then(|| percent_decode(url.username()));
     let pass = url.password().map(percent_decode);
     let _ = url.set_username("");
@@ -176,6 +182,15 @@ mod tests {
             password: p,
         } = split_credentials("rtsp://cam/x").unwrap();
         assert_eq!((url.as_str(), u, p), ("rtsp://cam/x", None, None));
+    }
+
+    #[test]
+    fn a_source_that_is_no_address_is_said_in_plain_words() {
+        let e = SourceSpec::parse("192.168.1.20/stream").unwrap_err().0;
+        assert_eq!(
+            e,
+            "the source is not a camera address: it must start with its scheme, such as http:// or rtsp://"
+        );
     }
 
     #[test]

@@ -235,15 +235,22 @@ pub(super) async fn remote_listing(
     full_id: &str,
     start: i64,
     end: i64,
+    with_segments: bool,
 ) -> ApiResult<RemoteListing> {
     let node = find_node(st, node_id).await?;
     let listing = match node.kind {
         crate::storage::NodeKind::Eyrie => {
-            let q: String = url::form_urlencoded::Serializer::new(String::new())
-                .append_pair("camera", cam)
-                .append_pair("start", &start.to_string())
-                .append_pair("end", &end.to_string())
-                .finish();
+            // Built in a block: the serializer is not Send, and must not live across the await.
+            let q = {
+                let mut q = url::form_urlencoded::Serializer::new(String::new());
+                q.append_pair("camera", cam)
+                    .append_pair("start", &start.to_string())
+                    .append_pair("end", &end.to_string());
+                if !with_segments {
+                    q.append_pair("segments", "0");
+                }
+                q.finish()
+            };
             ask_peer::<PeerListing>(st, &node, &format!("/api/recordings?{q}")).await
         }
         crate::storage::NodeKind::Cartanvr => cartanvr_listing(st, &node, cam, start, end).await,
@@ -253,6 +260,9 @@ pub(super) async fn remote_listing(
         mut segments,
         mut runs,
     } = listing;
+    if !with_segments {
+        segments = Capped::default();
+    }
     for item in segments.items.iter_mut().chain(runs.items.iter_mut()) {
         item.url = item
             .url

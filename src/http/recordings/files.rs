@@ -67,12 +67,35 @@ pub async fn view(
     let name = q
         .download
         .is_some()
-        .then(|| format!("{camera}-{}.mp4", rfc3339(start).replace(':', "")));
+        .then(|| download_name(&st.label(), &camera, start));
     let mut res = hold(serve(&headers, &file, name.as_deref()), slot);
     if cors {
         open_cors(&mut res);
     }
     Ok(res)
+}
+
+/// A downloaded view's file name: `{node label}-{camera}-{start, UTC}.mp4`, e.g.
+/// `Garage-demo-2026-12-02T213900Z.mp4`, so files from several nodes do not collide. The label
+/// is the admin's text: anything but ASCII letters, digits, `-`, `_` and `.` becomes `_`, so
+/// the name is safe in a quoted header and on any file system.
+fn download_name(label: &str, camera: &str, start: i64) -> String {
+    let node: String = label
+        .chars()
+        .take(40)
+        .map(|c| match c {
+            'a'..='z' | 'A'..='Z' | '0'..='9' | '-' | '_' | '.' => c,
+            _ => '_',
+        })
+        .collect();
+    let node = node.trim_matches('.');
+    let when = rfc3339(start - start.rem_euclid(1000)).replace(':', "");
+    let when = when.replace(".000Z", "Z");
+    if node.is_empty() {
+        format!("{camera}-{when}.mp4")
+    } else {
+        format!("{node}-{camera}-{when}.mp4")
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -143,4 +166,27 @@ pub async fn segment(
         open_cors(&mut res);
     }
     Ok(res)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::download_name;
+
+    #[test]
+    fn downloads_are_named_by_node_camera_and_time() {
+        let t = 1_795_492_256_321; // 2026-11-24T03:50:56.321Z
+        assert_eq!(
+            download_name("Garage", "demo", t),
+            "Garage-demo-2026-11-24T035056Z.mp4"
+        );
+        // The label is the admin's text: quotes, slashes and the like never reach the header.
+        assert_eq!(
+            download_name("Shed \"east\"/../ü", "demo", t),
+            "Shed__east__..__-demo-2026-11-24T035056Z.mp4"
+        );
+        assert_eq!(
+            download_name("..", "demo", t),
+            "demo-2026-11-24T035056Z.mp4"
+        );
+    }
 }

@@ -13,7 +13,7 @@ use crate::storage::{Segment, SegmentState};
 use crate::video::{Codec, TIMESCALE};
 
 #[derive(Debug, Serialize)]
-struct SegmentOut {
+pub(super) struct SegmentOut {
     id: u64,
     start: String,
     end: String,
@@ -50,7 +50,7 @@ pub(super) struct Listing {
     camera: String,
     start: String,
     end: String,
-    segments: Vec<SegmentOut>,
+    pub(super) segments: Vec<SegmentOut>,
     pub(super) runs: Vec<RunOut>,
 }
 

@@ -47,6 +47,15 @@ pub struct RangeQuery {
     camera: Option<String>,
     start: Option<String>,
     end: Option<String>,
+    /// `segments=0`: runs only (a timeline of days needs no segments: a week of 10 s segments
+    /// is 60 000 of them).
+    segments: Option<String>,
+}
+
+impl RangeQuery {
+    fn with_segments(&self) -> bool {
+        !matches!(self.segments.as_deref(), Some("0" | "false"))
+    }
 }
 
 /// `[start, end)` from a query: each within [`crate::http::TIME_DOMAIN_MS`] (so no arithmetic
@@ -120,6 +129,7 @@ pub async fn list(
     Extension(caller): Extension<Caller>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
+    let segments = q.with_segments();
     let camera = q
         .camera
         .ok_or_else(|| ApiError::bad_request("camera is required (an id, or all)"))?;
@@ -135,11 +145,15 @@ pub async fn list(
         return Ok(Json(listing).into_response());
     }
     if let (Some((node, cam)), false) = (federated::parse_remote_id(&camera), peer) {
-        let listing = federated::remote_listing(&st, node, cam, &camera, start, end).await?;
+        let listing =
+            federated::remote_listing(&st, node, cam, &camera, start, end, segments).await?;
         return Ok(Json(listing).into_response());
     }
     camera_exists(&st, &camera).await?;
-    let listing = local::local_listing(&st, camera, start, end, &caller, &headers).await?;
+    let mut listing = local::local_listing(&st, camera, start, end, &caller, &headers).await?;
+    if !segments {
+        listing.segments.clear();
+    }
     Ok(Json(listing).into_response())
 }
 
