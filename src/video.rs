@@ -22,7 +22,7 @@ pub enum Codec {
 
 /// A video stream's parameters: the `avc1`/`hvc1` sample entry with its `avcC`/`hvcC`, or for
 /// MJPEG the `jpeg` entry (mp4-atom has no type for it: `Unknown(jpeg)`, written by
-/// [`crate::media::fmp4`]).
+/// [`crate::media::fmp4`]). Its entry always encodes, and reads back ([`Self::from_entry`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct VideoParams {
     pub entry: Entry,
@@ -89,6 +89,18 @@ impl VideoParams {
                 )));
             }
         };
+        // What a stream is recorded with must write and read back (`fmp4::init_segment` relies
+        // on it): mp4-atom reads entries it cannot write (boxes whose sizes disagree, a
+        // parameter set longer than 64 KiB), and these come from cameras and files.
+        let mut bytes = Vec::new();
+        entry
+            .encode(&mut bytes)
+            .map_err(|e| ParamsError(format!("the stream's parameters cannot be recorded: {e}")))
+            .and_then(|()| {
+                Entry::decode(&mut &bytes[..]).map_err(|e| {
+                    ParamsError(format!("the stream's parameters do not read back: {e}"))
+                })
+            })?;
         Ok(Self {
             width: visual.width,
             height: visual.height,
@@ -187,5 +199,32 @@ mod tests {
         p.entry.encode(&mut bytes).unwrap();
         assert_eq!(VideoParams::from_sample_entry(&bytes).unwrap(), p);
         assert!(VideoParams::from_sample_entry(&bytes[..10]).is_err());
+    }
+
+    /// Found by fuzzing (`rtsp`): parameters mp4-atom reads but cannot write made the recorder
+    /// panic writing the init segment, and some it writes wrong (a length past 16 bits wraps)
+    /// made recordings that do not read back. Both are refused where they enter.
+    #[test]
+    fn parameters_that_cannot_be_written_are_refused() {
+        let mut sps = vec![0x67, 0x64, 0x00, 0x1e];
+        sps.resize(70_000, 0x11); // longer than the avcC's 16-bit length: written wrapped
+        let entry = Entry::Avc1(mp4_atom::Avc1 {
+            visual: mp4_atom::Visual {
+                width: 640,
+                height: 360,
+                ..Default::default()
+            },
+            avcc: mp4_atom::Avcc::new(&sps, &[0x68, 0xeb, 0xe3, 0xcb]).unwrap(),
+            ..Default::default()
+        });
+        let e = VideoParams::from_entry(entry).unwrap_err();
+        assert!(e.0.contains("do not read back"), "{e}");
+        // The fuzzer's input: an hvc1 entry whose boxes' sizes disagree.
+        let crash = std::fs::read(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("fuzz/corpus/rtsp/crash-hvc1-sizes-disagree"),
+        )
+        .unwrap();
+        assert!(VideoParams::from_sample_entry(&crash).is_err());
     }
 }

@@ -118,6 +118,15 @@ impl ViewError {
 }
 
 impl VirtualFile {
+    /// A file held in memory.
+    pub fn in_memory(bytes: Bytes, etag: String) -> Self {
+        Self {
+            len: bytes.len() as u64,
+            parts: vec![Part::Mem(bytes)],
+            etag,
+        }
+    }
+
     /// Size in bytes of the whole file.
     pub fn size(&self) -> u64 {
         self.len
@@ -432,6 +441,12 @@ pub fn mjpeg_pictures(
             path: path.clone(),
             source,
         })?;
+    let pictures = pictures_of(&scan, seg.start_ms)?;
+    Ok((path, scan.init, pictures))
+}
+
+/// The MJPEG pictures of a scanned segment that starts at `start_ms`.
+pub fn pictures_of(scan: &fmp4::Scan, start_ms: i64) -> Result<Vec<Picture>, ViewError> {
     if scan.params.codec != Codec::Mjpeg {
         return Err(ViewError::NotMjpeg);
     }
@@ -456,14 +471,14 @@ pub fn mjpeg_pictures(
             out.push(Picture {
                 offset,
                 len: size,
-                at_ms: seg.start_ms + media_ms,
+                at_ms: start_ms + media_ms,
                 ticks,
             });
             offset += size;
             t += ticks;
         }
     }
-    Ok((path, scan.init, out))
+    Ok(out)
 }
 
 /// Where the recorded MJPEG picture showing at `at_ms` is: its segment file and byte range.

@@ -137,7 +137,7 @@ pub async fn scan(cfg: ScanConfig, creds: Option<Credentials>) -> std::io::Resul
 }
 
 /// The value of an `onvif://www.onvif.org/{kind}/...` scope, percent-decoded.
-fn scope(scopes: &[String], kind: &str) -> Option<String> {
+pub(crate) fn scope(scopes: &[String], kind: &str) -> Option<String> {
     let prefix = format!("onvif://www.onvif.org/{kind}/");
     let raw = scopes.iter().find_map(|s| s.strip_prefix(&prefix))?;
     let decoded: String = url::form_urlencoded::parse(format!("x={raw}").as_bytes())
@@ -279,7 +279,7 @@ async fn clock_offset(xaddr: &url::Url) -> jiff::SignedDuration {
 }
 
 /// The UTC time in a GetSystemDateAndTimeResponse.
-fn device_time(answer: &Element) -> Option<jiff::Timestamp> {
+pub(crate) fn device_time(answer: &Element) -> Option<jiff::Timestamp> {
     let utc = answer.find("UTCDateTime")?;
     let n = |path: &[&str]| -> Option<i64> { utc.text_at(path)?.parse().ok() };
     let date = jiff::civil::Date::new(
@@ -302,7 +302,7 @@ fn device_time(answer: &Element) -> Option<jiff::Timestamp> {
 }
 
 /// The media service address from GetCapabilities, if it names one on the device's host.
-fn media_address(caps: &Element, f: &probe::Found) -> Result<Option<url::Url>, String> {
+pub(crate) fn media_address(caps: &Element, f: &probe::Found) -> Result<Option<url::Url>, String> {
     let Some(addr) = caps.find("Media").and_then(|m| m.text_at(&["XAddr"])) else {
         return Ok(None);
     };
@@ -324,7 +324,7 @@ fn media_address(caps: &Element, f: &probe::Found) -> Result<Option<url::Url>, S
     Ok(Some(url))
 }
 
-fn profile_of(p: &Element) -> Option<Profile> {
+pub(crate) fn profile_of(p: &Element) -> Option<Profile> {
     let token = clean(p.attr("token")?, 64);
     if token.is_empty() {
         return None;

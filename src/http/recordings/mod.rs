@@ -15,7 +15,7 @@
 //! for a listing) before any index read; a camera id is checked with
 //! [`crate::storage::valid_camera_id`] before it names a file or a query to the index.
 
-mod federated;
+pub(crate) mod federated;
 mod files;
 mod local;
 mod replay;
