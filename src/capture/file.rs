@@ -62,7 +62,8 @@ async fn read_moov(file: &mut tokio::fs::File, len: u64) -> Result<Moov, Capture
         } else if size == 0 {
             size = len - pos;
         }
-        if size < 8 || pos + size > len {
+        // Checked: a 64-bit box size from the file could wrap the position.
+        if size < 8 || pos.checked_add(size).is_none_or(|end| end > len) {
             return Err(bad("file is truncated or not an MP4 file"));
         }
         if &h[4..8] == b"moov" {

@@ -467,15 +467,16 @@ pub fn pictures_of(scan: &fmp4::Scan, start_ms: i64) -> Result<Vec<Picture>, Vie
             if size == 0 || size > MAX_FRAME_BYTES || offset + size > frag.end() {
                 return Err(ViewError::Fragment("bad sample in fragment"));
             }
-            let media_ms = (t.saturating_sub(first_ticks) * 1000 / TIMESCALE as u64) as i64;
+            // Saturating: the file's times are not trusted to stay in range.
+            let media_ms = t.saturating_sub(first_ticks).saturating_mul(1000) / TIMESCALE as u64;
             out.push(Picture {
                 offset,
                 len: size,
-                at_ms: start_ms + media_ms,
+                at_ms: start_ms.saturating_add(i64::try_from(media_ms).unwrap_or(i64::MAX)),
                 ticks,
             });
             offset += size;
-            t += ticks;
+            t = t.saturating_add(ticks);
         }
     }
     Ok(out)
