@@ -27,6 +27,15 @@ fn scratch(name: &str) -> PathBuf {
     std::env::temp_dir().join(format!("eyrie-fuzz-{}-{name}", std::process::id()))
 }
 
+/// Removes a scratch file when dropped (also when a check fails under `cargo test`).
+struct RemoveOnDrop(PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
 fn runtime() -> &'static tokio::runtime::Runtime {
     static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
     RT.get_or_init(|| {
@@ -160,7 +169,8 @@ pub fn rtsp(data: &[u8]) {
 pub fn mp4_file(data: &[u8]) {
     let path = scratch("source.mp4");
     std::fs::write(&path, data).unwrap();
-    let source = crate::capture::FileSource::new(path);
+    let source = crate::capture::FileSource::new(path.clone());
+    let _remove = RemoveOnDrop(path);
     runtime().block_on(async {
         use futures::StreamExt;
         let Ok(mut opened) = crate::capture::Source::open(&source).await else {
@@ -483,6 +493,8 @@ pub fn token(data: &[u8]) {
         let dir = scratch("index");
         std::fs::create_dir_all(&dir).unwrap();
         let index = Arc::new(crate::storage::Index::open(&dir.join("index.redb")).unwrap());
+        // Open, it needs no name: nothing is left behind.
+        std::fs::remove_dir_all(&dir).unwrap();
         let keys = crate::federation::keys::KeyStore::load(index).unwrap();
         MediaTokens::new(&[7; 32], Duration::from_secs(600), keys)
     });
