@@ -522,25 +522,16 @@ impl AdminSettings {
 impl Config {
     /// Loads `path` if given (it must then exist), checks it, applies the overrides.
     pub fn load(path: Option<&Path>, o: &Overrides) -> Result<Self, ConfigError> {
-        let (file, mut c) = match path {
-            Some(p) => {
-                let file = p.display().to_string();
-                let parsed = std::fs::read_to_string(p)
+        let (file, read) = match path {
+            Some(p) => (
+                p.display().to_string(),
+                std::fs::read_to_string(p)
                     .map_err(ConfigErrorKind::Read)
-                    .and_then(|text| toml::from_str(&text).map_err(ConfigErrorKind::Parse));
-                match parsed {
-                    Ok(c) => (file, c),
-                    Err(kind) => return Err(ConfigError { file, kind }),
-                }
-            }
-            None => ("(defaults)".to_string(), Config::default()),
+                    .and_then(|text| Self::from_text(&text)),
+            ),
+            None => ("(defaults)".to_string(), Config::default().checked()),
         };
-        if let Err(r) = c.check() {
-            return Err(ConfigError {
-                file,
-                kind: ConfigErrorKind::Refused(r),
-            });
-        }
+        let mut c = read.map_err(|kind| ConfigError { file, kind })?;
         if let Some(v) = o.listen {
             c.http.listen = v;
         }
@@ -549,6 +540,18 @@ impl Config {
         }
         c.demo = o.demo;
         Ok(c)
+    }
+
+    /// The settings in `text` (an eyrie.toml), checked and normalised.
+    pub fn from_text(text: &str) -> Result<Self, ConfigErrorKind> {
+        toml::from_str::<Config>(text)
+            .map_err(ConfigErrorKind::Parse)?
+            .checked()
+    }
+
+    fn checked(mut self) -> Result<Self, ConfigErrorKind> {
+        self.check().map_err(ConfigErrorKind::Refused)?;
+        Ok(self)
     }
 
     /// What deserialising cannot check: ranges, names, paths. Normalises as it goes (trimmed

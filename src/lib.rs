@@ -5,9 +5,10 @@
 //! and http serving the API. See README.md and docs/.
 //!
 //! Dependencies point one way: `base` (helpers that know nothing of cameras) ← the domain
-//! modules (capture, media, storage, motion, recorder, federation, discovery, onvif, system,
-//! accounts, config) ← `http` ← `main`. Nothing but `main` and its subcommands imports `crate::http`
-//! (checked by the tests in `src/layers.rs`).
+//! modules (capture, media, storage, events, motion, recorder, federation, discovery, onvif,
+//! system, accounts, config) ← `http` ← `main`. Nothing but `main` and its subcommands imports
+//! `crate::http` (checked by the tests in `src/layers.rs`), and `fuzzing`, the fuzz targets'
+//! entry points (`fuzz/`), which is not part of the interface.
 //!
 //! Locks are taken with `lock().unwrap()` (and `read()`/`write()`) everywhere, on purpose. A
 //! std lock is poisoned only when a thread panicked while holding it, and release builds use
@@ -22,6 +23,8 @@ pub mod config;
 pub mod discovery;
 pub mod events;
 pub mod federation;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod http;
 pub mod media;
 pub mod motion;

@@ -22,7 +22,7 @@ pub enum Codec {
 
 /// A video stream's parameters: the `avc1`/`hvc1` sample entry with its `avcC`/`hvcC`, or for
 /// MJPEG the `jpeg` entry (mp4-atom has no type for it: `Unknown(jpeg)`, written by
-/// [`crate::media::fmp4`]).
+/// [`crate::media::fmp4`]). Its entry always encodes, and reads back ([`Self::from_entry`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct VideoParams {
     pub entry: Entry,
@@ -37,10 +37,78 @@ pub struct VideoParams {
 #[error("{0}")]
 pub struct ParamsError(pub String);
 
+/// Decodes an MP4 box from bytes that came from outside (a camera's parameters, an MP4 file, a
+/// segment on the card), after checking what mp4-atom 0.15 does not. It reads a sample group
+/// description (`sgpd`) by pushing one entry per count, and an entry of a grouping type it does
+/// not know takes all the bytes left, so the next ones take none: 135 bytes asked for tens of
+/// millions of entries, gigabytes (found by fuzzing, docs/security.md). Every entry of a real
+/// `sgpd` takes at least a byte, so a count above the bytes left in its box is refused. Every
+/// `sgpd` in the bytes is checked wherever it is nested (a spelling of `sgpd` that is not a box
+/// header is refused only if what follows it looks like such a count, which costs nothing but
+/// a refused damaged box).
+pub fn decode_outside<T: Decode>(bytes: &[u8]) -> Result<T, mp4_atom::Error> {
+    check_sample_groups(bytes)?;
+    T::decode(&mut &bytes[..])
+}
+
+fn check_sample_groups(bytes: &[u8]) -> Result<(), mp4_atom::Error> {
+    let be32 = |at: usize| -> Option<u32> {
+        let b = bytes.get(at..at.checked_add(4)?)?;
+        Some(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    };
+    let too_large = || mp4_atom::Error::TooLarge(mp4_atom::FourCC::new(b"sgpd"));
+    let mut from = 0;
+    while let Some(found) = bytes[from..].windows(4).position(|w| w == b"sgpd") {
+        let kind_at = from + found;
+        from = kind_at + 4;
+        let Some(start) = kind_at.checked_sub(4) else {
+            continue;
+        };
+        let Some(size) = be32(start) else { continue };
+        // The box's end: its 32-bit size, its 64-bit size (size 1), or the end (size 0).
+        let (end, mut at) = match size {
+            0 => (bytes.len(), kind_at + 4),
+            1 => {
+                let (Some(hi), Some(lo)) = (be32(kind_at + 4), be32(kind_at + 8)) else {
+                    continue;
+                };
+                let large = (u64::from(hi) << 32) | u64::from(lo);
+                let end = usize::try_from(large)
+                    .ok()
+                    .and_then(|l| start.checked_add(l))
+                    .unwrap_or(usize::MAX);
+                (end.min(bytes.len()), kind_at + 12)
+            }
+            n => (
+                start.saturating_add(n as usize).min(bytes.len()),
+                kind_at + 4,
+            ),
+        };
+        // version and flags, grouping type, then default length (version 1 and up) and default
+        // description index (version 2 and up), then the entry count.
+        let Some(&version) = bytes.get(at) else {
+            continue;
+        };
+        at += 8;
+        if version >= 1 {
+            at += 4;
+        }
+        if version >= 2 {
+            at += 4;
+        }
+        let Some(count) = be32(at) else { continue };
+        let left = end.saturating_sub(at + 4);
+        if count as usize > left {
+            return Err(too_large());
+        }
+    }
+    Ok(())
+}
+
 impl VideoParams {
     /// From an encoded sample entry box (what retina builds).
     pub fn from_sample_entry(bytes: &[u8]) -> Result<Self, ParamsError> {
-        let entry = Entry::decode(&mut &bytes[..])
+        let entry = decode_outside::<Entry>(bytes)
             .map_err(|e| ParamsError(format!("bad sample entry: {e}")))?;
         Self::from_entry(entry)
     }
@@ -89,6 +157,18 @@ impl VideoParams {
                 )));
             }
         };
+        // What a stream is recorded with must write and read back (`fmp4::init_segment` relies
+        // on it): mp4-atom reads entries it cannot write (boxes whose sizes disagree, a
+        // parameter set longer than 64 KiB), and these come from cameras and files.
+        let mut bytes = Vec::new();
+        entry
+            .encode(&mut bytes)
+            .map_err(|e| ParamsError(format!("the stream's parameters cannot be recorded: {e}")))
+            .and_then(|()| {
+                Entry::decode(&mut &bytes[..]).map_err(|e| {
+                    ParamsError(format!("the stream's parameters do not read back: {e}"))
+                })
+            })?;
         Ok(Self {
             width: visual.width,
             height: visual.height,
@@ -167,6 +247,51 @@ mod tests {
     use super::testing::h264_params;
     use super::*;
 
+    /// An `sgpd` box of `version` whose entry count is `count`, followed by `entries` bytes.
+    fn sgpd(version: u8, count: u32, entries: usize) -> Vec<u8> {
+        let mut body = vec![version, 0, 0, 0];
+        body.extend_from_slice(b"zzzz");
+        if version >= 1 {
+            body.extend_from_slice(&1u32.to_be_bytes());
+        }
+        if version >= 2 {
+            body.extend_from_slice(&0u32.to_be_bytes());
+        }
+        body.extend_from_slice(&count.to_be_bytes());
+        body.extend(std::iter::repeat_n(7u8, entries));
+        let mut b = ((body.len() + 8) as u32).to_be_bytes().to_vec();
+        b.extend_from_slice(b"sgpd");
+        b.extend_from_slice(&body);
+        b
+    }
+
+    #[test]
+    fn sample_group_counts_beyond_their_bytes_are_refused() {
+        for version in 0..=2 {
+            assert!(
+                check_sample_groups(&sgpd(version, 8, 8)).is_ok(),
+                "v{version}"
+            );
+            assert!(
+                check_sample_groups(&sgpd(version, 0, 0)).is_ok(),
+                "v{version}"
+            );
+            let bad = sgpd(version, 9, 8);
+            assert!(check_sample_groups(&bad).is_err(), "v{version}");
+            // Nested anywhere, and in a box that runs to the end (size 0).
+            let mut nested = vec![0, 0, 0, 0];
+            nested.extend_from_slice(b"ipco");
+            nested.extend_from_slice(&bad);
+            assert!(check_sample_groups(&nested).is_err(), "v{version}");
+        }
+        // What fuzzing found: 135 bytes that asked mp4-atom for 33 million entries.
+        let found = include_bytes!("../fuzz/corpus/rtsp/crash-oom-sgpd-entries");
+        assert!(VideoParams::from_sample_entry(found).is_err());
+        // Bytes too short to hold a header are not a box, and pass to mp4-atom as they are.
+        assert!(check_sample_groups(b"sgpd").is_ok());
+        assert!(check_sample_groups(b"\0\0\0\x10sgpd\0").is_ok());
+    }
+
     #[test]
     fn codec_strings() {
         assert_eq!(h264_params().rfc6381, "avc1.64001e");
@@ -187,5 +312,32 @@ mod tests {
         p.entry.encode(&mut bytes).unwrap();
         assert_eq!(VideoParams::from_sample_entry(&bytes).unwrap(), p);
         assert!(VideoParams::from_sample_entry(&bytes[..10]).is_err());
+    }
+
+    /// Found by fuzzing (`rtsp`): parameters mp4-atom reads but cannot write made the recorder
+    /// panic writing the init segment, and some it writes wrong (a length past 16 bits wraps)
+    /// made recordings that do not read back. Both are refused where they enter.
+    #[test]
+    fn parameters_that_cannot_be_written_are_refused() {
+        let mut sps = vec![0x67, 0x64, 0x00, 0x1e];
+        sps.resize(70_000, 0x11); // longer than the avcC's 16-bit length: written wrapped
+        let entry = Entry::Avc1(mp4_atom::Avc1 {
+            visual: mp4_atom::Visual {
+                width: 640,
+                height: 360,
+                ..Default::default()
+            },
+            avcc: mp4_atom::Avcc::new(&sps, &[0x68, 0xeb, 0xe3, 0xcb]).unwrap(),
+            ..Default::default()
+        });
+        let e = VideoParams::from_entry(entry).unwrap_err();
+        assert!(e.0.contains("do not read back"), "{e}");
+        // The fuzzer's input: an hvc1 entry whose boxes' sizes disagree.
+        let crash = std::fs::read(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("fuzz/corpus/rtsp/crash-hvc1-sizes-disagree"),
+        )
+        .unwrap();
+        assert!(VideoParams::from_sample_entry(&crash).is_err());
     }
 }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use futures::StreamExt;
 use futures::future::BoxFuture;
-use mp4_atom::{Decode, FourCC, Moov};
+use mp4_atom::{FourCC, Moov};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use super::{CaptureError, Opened, Source};
@@ -62,7 +62,8 @@ async fn read_moov(file: &mut tokio::fs::File, len: u64) -> Result<Moov, Capture
         } else if size == 0 {
             size = len - pos;
         }
-        if size < 8 || pos + size > len {
+        // Checked: a 64-bit box size from the file could wrap the position.
+        if size < 8 || pos.checked_add(size).is_none_or(|end| end > len) {
             return Err(bad("file is truncated or not an MP4 file"));
         }
         if &h[4..8] == b"moov" {
@@ -72,7 +73,8 @@ async fn read_moov(file: &mut tokio::fs::File, len: u64) -> Result<Moov, Capture
             let mut body = vec![0u8; size as usize];
             file.seek(SeekFrom::Start(pos)).await.map_err(io)?;
             file.read_exact(&mut body).await.map_err(io)?;
-            return Moov::decode(&mut &body[..]).map_err(|e| bad(format!("bad moov: {e}")));
+            return crate::video::decode_outside::<Moov>(&body)
+                .map_err(|e| bad(format!("bad moov: {e}")));
         }
         pos += size;
     }

@@ -17,7 +17,7 @@ use futures::stream::BoxStream;
 use crate::video::{Frame, VideoParams};
 
 pub use file::FileSource;
-pub use rtsp::RtspSource;
+pub use rtsp::{RtspSource, h265_has_irap};
 pub use spec::{Login, SourceError, SourceKind, SourceSpec, Split, open, split_credentials};
 
 /// Longest wait for DESCRIBE/SETUP/PLAY, and for any frame once playing.

@@ -172,6 +172,24 @@ async fn poll_once(node: &NodeRecord, self_id: &str, limits: Limits) -> Result<L
     }
     let c = client::get(&url(cameras_path)?, &headers, limits, pin).await?;
     let cv = json(&c)?;
+    let (cameras, health) = read_answers(node, &hv, &cv)?;
+    Ok(Learnt {
+        node_id,
+        version: hv.get("version").and_then(text),
+        health,
+        cameras,
+        latency,
+        tls_fingerprint: h.tls_fingerprint,
+    })
+}
+
+/// What a peer's two answers say (health, then cameras), checked and cleaned: the cameras it
+/// records itself (ids of a safe form, live URLs on its own origin only) and its health.
+pub(crate) fn read_answers(
+    node: &NodeRecord,
+    hv: &Value,
+    cv: &Value,
+) -> Result<(Vec<PeerCamera>, PeerHealth), PollError> {
     let list = cv
         .as_array()
         .ok_or_else(|| PollError::Malformed("cameras: not a JSON array".into()))?;
@@ -253,14 +271,7 @@ async fn poll_once(node: &NodeRecord, self_id: &str, limits: Limits) -> Result<L
             ..Default::default()
         },
     };
-    Ok(Learnt {
-        node_id,
-        version: hv.get("version").and_then(text),
-        health,
-        cameras,
-        latency,
-        tls_fingerprint: h.tls_fingerprint,
-    })
+    Ok((cameras, health))
 }
 
 /// Whether something accepts TCP connections at `url`'s host and port within `limit`: the cheap

@@ -8,9 +8,8 @@ use std::io::{Read, Seek, SeekFrom};
 
 use bytes::Bytes;
 use mp4_atom::{
-    Decode, Dinf, Dref, Encode, FourCC, Ftyp, Hdlr, Mdhd, Mdia, Mehd, Mfhd, Minf, Moof, Moov, Mvex,
-    Mvhd, Stbl, Stco, Stsc, Stsd, Stsz, Stts, Tfdt, Tfhd, Tkhd, Traf, Trak, Trex, Trun, TrunEntry,
-    Vmhd,
+    Dinf, Dref, Encode, FourCC, Ftyp, Hdlr, Mdhd, Mdia, Mehd, Mfhd, Minf, Moof, Moov, Mvex, Mvhd,
+    Stbl, Stco, Stsc, Stsd, Stsz, Stts, Tfdt, Tfhd, Tkhd, Traf, Trak, Trex, Trun, TrunEntry, Vmhd,
 };
 
 pub use crate::video::TIMESCALE;
@@ -250,7 +249,7 @@ pub fn fragment_header(seq: u32, decode_time: u64, samples: &[SampleMeta]) -> Ve
 /// Re-encodes a fragment's `moof` with a new sequence number and decode time (for views that
 /// stitch fragments of several files into one timeline).
 pub fn rewrite_moof(moof: &[u8], seq: u32, decode_time: u64) -> Result<Vec<u8>> {
-    let mut m = Moof::decode(&mut &moof[..])?;
+    let mut m: Moof = crate::video::decode_outside(moof)?;
     m.mfhd.sequence_number = seq;
     let traf = single_traf(&mut m)?;
     traf.tfdt = Some(Tfdt {
@@ -298,15 +297,23 @@ pub struct Scan {
     pub valid_len: u64,
 }
 
+/// Totals over a file's fragments saturate: a damaged or crafted file's numbers are not
+/// trusted to stay in range.
 impl Scan {
     pub fn media_ticks(&self) -> u64 {
-        self.fragments.iter().map(|f| f.duration).sum()
+        self.fragments
+            .iter()
+            .fold(0, |n, f| n.saturating_add(f.duration))
     }
     pub fn frames(&self) -> u32 {
-        self.fragments.iter().map(|f| f.samples).sum()
+        self.fragments
+            .iter()
+            .fold(0, |n, f| n.saturating_add(f.samples))
     }
     pub fn key_frames(&self) -> u32 {
-        self.fragments.iter().map(|f| f.key_samples).sum()
+        self.fragments
+            .iter()
+            .fold(0, |n, f| n.saturating_add(f.key_samples))
     }
 }
 
@@ -326,9 +333,10 @@ pub fn scan<R: Read + Seek>(r: &mut R, limit: u64) -> Result<Scan> {
         let Some((kind, header_len, box_len)) = read_box_header(r, limit - pos)? else {
             break;
         };
-        if pos + box_len > limit {
+        // Checked: a 64-bit box size from the file could wrap the position back to the start.
+        let Some(box_end) = pos.checked_add(box_len).filter(|end| *end <= limit) else {
             break; // torn
-        }
+        };
         let needs_body = matches!(&kind, b"ftyp" | b"moov" | b"moof");
         if needs_body && box_len > MAX_META_BOX {
             return Err(Malformed::TooLarge {
@@ -344,7 +352,7 @@ pub fn scan<R: Read + Seek>(r: &mut R, limit: u64) -> Result<Scan> {
                 r.seek(SeekFrom::Start(pos))?;
                 r.read_exact(&mut body)?;
                 if &kind == b"moov" {
-                    let moov = Moov::decode(&mut &body[..])?;
+                    let moov: Moov = crate::video::decode_outside(&body)?;
                     params = Some(params_of(&moov)?);
                 }
                 init.extend_from_slice(&body);
@@ -363,7 +371,7 @@ pub fn scan<R: Read + Seek>(r: &mut R, limit: u64) -> Result<Scan> {
             }
             _ => {}
         }
-        pos += box_len;
+        pos = box_end;
     }
     let params = params.ok_or(Malformed::NoMoov)?;
     let valid_len = fragments
@@ -410,7 +418,7 @@ fn fragment_info(
     mdat_len: u64,
     mdat_header: u64,
 ) -> Result<FragmentInfo> {
-    let mut m = Moof::decode(&mut &moof[..])?;
+    let mut m: Moof = crate::video::decode_outside(moof)?;
     let moof_len = moof.len() as u64;
     let traf = single_traf(&mut m)?;
     let default_duration = traf.tfhd.default_sample_duration;
@@ -535,6 +543,46 @@ mod tests {
                 key: i == 0,
             })
             .collect()
+    }
+
+    /// A box whose 64-bit size reaches past the end of the position space used to wrap the
+    /// scan's position back to the start: a panic in debug builds, a scan that never ends in
+    /// release ones (startup recovery hung on such a file). It is a torn end now.
+    #[test]
+    fn a_box_size_that_would_wrap_ends_the_scan() {
+        let p = h264_params();
+        let mut file = write_file(&p, &[gop(3)]);
+        let end = file.len() as u64;
+        file.extend_from_slice(&1u32.to_be_bytes());
+        file.extend_from_slice(b"free");
+        file.extend_from_slice(&(u64::MAX - end + 1).to_be_bytes());
+        file.extend_from_slice(&[0; 16]);
+        let s = scan(&mut Cursor::new(&file), file.len() as u64).unwrap();
+        assert_eq!((s.fragments.len(), s.valid_len), (1, end));
+    }
+
+    /// Times and counts from a file saturate instead of overflowing (found by reading the
+    /// `segment` fuzz target's paths): a fragment decoding at the end of time.
+    #[test]
+    fn totals_and_picture_times_saturate() {
+        let p = VideoParams::mjpeg(16, 16);
+        let mut file = init_segment(&p, None).to_vec();
+        for (i, t) in [0, u64::MAX - 5].into_iter().enumerate() {
+            let sample = SampleMeta {
+                duration: u32::MAX,
+                size: 4,
+                key: true,
+            };
+            file.extend(fragment_header(i as u32 + 1, t, &[sample, sample]));
+            file.extend_from_slice(&[0xAB; 8]);
+        }
+        let s = scan(&mut Cursor::new(&file), file.len() as u64).unwrap();
+        assert_eq!(s.fragments.len(), 2);
+        let pictures = crate::media::view::pictures_of(&s, i64::MAX - 1000).unwrap();
+        assert_eq!(pictures.len(), 4);
+        assert_eq!(pictures[3].at_ms, i64::MAX);
+        let finish = crate::media::recover::finish_of(i64::MAX - 1000, &s);
+        assert_eq!(finish.end_ms, i64::MAX);
     }
 
     #[test]

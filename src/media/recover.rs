@@ -41,9 +41,12 @@ fn repair(path: &Path) -> std::io::Result<Option<(fmp4::Scan, u64)>> {
     Ok(Some((scan, cut)))
 }
 
-fn finish_of(start_ms: i64, scan: &fmp4::Scan) -> SegmentFinish {
+pub(crate) fn finish_of(start_ms: i64, scan: &fmp4::Scan) -> SegmentFinish {
     SegmentFinish {
-        end_ms: start_ms + (scan.media_ticks() * 1000 / TIMESCALE as u64) as i64,
+        end_ms: start_ms.saturating_add(
+            i64::try_from(scan.media_ticks().saturating_mul(1000) / TIMESCALE as u64)
+                .unwrap_or(i64::MAX),
+        ),
         media_ticks: scan.media_ticks(),
         bytes: scan.valid_len,
         frames: scan.frames(),

@@ -118,6 +118,15 @@ impl ViewError {
 }
 
 impl VirtualFile {
+    /// A file held in memory.
+    pub fn in_memory(bytes: Bytes, etag: String) -> Self {
+        Self {
+            len: bytes.len() as u64,
+            parts: vec![Part::Mem(bytes)],
+            etag,
+        }
+    }
+
     /// Size in bytes of the whole file.
     pub fn size(&self) -> u64 {
         self.len
@@ -432,13 +441,19 @@ pub fn mjpeg_pictures(
             path: path.clone(),
             source,
         })?;
+    let pictures = pictures_of(&scan, seg.start_ms)?;
+    Ok((path, scan.init, pictures))
+}
+
+/// The MJPEG pictures of a scanned segment that starts at `start_ms`.
+pub fn pictures_of(scan: &fmp4::Scan, start_ms: i64) -> Result<Vec<Picture>, ViewError> {
     if scan.params.codec != Codec::Mjpeg {
         return Err(ViewError::NotMjpeg);
     }
     let first_ticks = scan.fragments.first().map_or(0, |f| f.decode_time);
     let mut out = Vec::new();
     for frag in &scan.fragments {
-        let moof = <mp4_atom::Moof as mp4_atom::Decode>::decode(&mut &frag.moof[..])?;
+        let moof: mp4_atom::Moof = crate::video::decode_outside(&frag.moof)?;
         let trun = moof
             .traf
             .first()
@@ -452,18 +467,19 @@ pub fn mjpeg_pictures(
             if size == 0 || size > MAX_FRAME_BYTES || offset + size > frag.end() {
                 return Err(ViewError::Fragment("bad sample in fragment"));
             }
-            let media_ms = (t.saturating_sub(first_ticks) * 1000 / TIMESCALE as u64) as i64;
+            // Saturating: the file's times are not trusted to stay in range.
+            let media_ms = t.saturating_sub(first_ticks).saturating_mul(1000) / TIMESCALE as u64;
             out.push(Picture {
                 offset,
                 len: size,
-                at_ms: seg.start_ms + media_ms,
+                at_ms: start_ms.saturating_add(i64::try_from(media_ms).unwrap_or(i64::MAX)),
                 ticks,
             });
             offset += size;
-            t += ticks;
+            t = t.saturating_add(ticks);
         }
     }
-    Ok((path, scan.init, out))
+    Ok(out)
 }
 
 /// Where the recorded MJPEG picture showing at `at_ms` is: its segment file and byte range.

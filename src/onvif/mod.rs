@@ -213,7 +213,7 @@ async fn read_until(
 }
 
 /// The value of an `onvif://www.onvif.org/{kind}/...` scope, percent-decoded.
-fn scope(scopes: &[String], kind: &str) -> Option<String> {
+pub(crate) fn scope(scopes: &[String], kind: &str) -> Option<String> {
     let prefix = format!("onvif://www.onvif.org/{kind}/");
     let raw = scopes.iter().find_map(|s| s.strip_prefix(&prefix))?;
     let decoded: String = url::form_urlencoded::parse(format!("x={raw}").as_bytes())
@@ -362,7 +362,7 @@ async fn clock_offset(xaddr: &url::Url) -> jiff::SignedDuration {
 }
 
 /// The UTC time in a GetSystemDateAndTimeResponse.
-fn device_time(answer: &Element) -> Option<jiff::Timestamp> {
+pub(crate) fn device_time(answer: &Element) -> Option<jiff::Timestamp> {
     let utc = answer.find("UTCDateTime")?;
     let n = |path: &[&str]| -> Option<i64> { utc.text_at(path)?.parse().ok() };
     let date = jiff::civil::Date::new(
@@ -411,7 +411,7 @@ pub(crate) fn service_address(
     Ok(Some(url))
 }
 
-fn profile_of(p: &Element) -> Option<Profile> {
+pub(crate) fn profile_of(p: &Element) -> Option<Profile> {
     let token = clean(p.attr("token")?, 64);
     if token.is_empty() {
         return None;

@@ -163,7 +163,12 @@ fn write_if_changed(path: &Path, text: &str, mode: u32) -> Result<(), FileError>
 
 /// Removes `table.key` from the document, leaving `# note` where it was: above the table's next
 /// key, or else after the table's last one. Returns whether the key was there.
-fn remove_secret(doc: &mut toml_edit::DocumentMut, table: &str, key: &str, note: &str) -> bool {
+pub(crate) fn remove_secret(
+    doc: &mut toml_edit::DocumentMut,
+    table: &str,
+    key: &str,
+    note: &str,
+) -> bool {
     let Some(item) = doc.get_mut(table) else {
         return false;
     };

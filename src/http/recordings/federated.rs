@@ -22,64 +22,64 @@ use crate::http::auth::Caller;
 use crate::http::{ApiError, ApiResult, State, blocking, rfc3339};
 
 /// Most items (segments, or runs) read from one list of one peer's answer.
-pub(super) const MAX_PEER_ITEMS: usize = 20_000;
+pub(crate) const MAX_PEER_ITEMS: usize = 20_000;
 /// Most runs in a `camera=all` listing; the earliest are kept.
 pub(super) const MAX_MERGED_RUNS: usize = 20_000;
 
 /// A segment or a run as nodes list them (one type for both: each field is present when the
 /// peer sent it). Only these fields are read from a peer, and passed on.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
-pub(super) struct Item {
+pub(crate) struct Item {
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub(super) id: Option<u64>,
+    pub(crate) id: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub(super) camera: Option<String>,
+    pub(crate) camera: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub(super) start: Option<String>,
+    pub(crate) start: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub(super) end: Option<String>,
+    pub(crate) end: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub(super) start_ms: Option<i64>,
+    pub(crate) start_ms: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub(super) end_ms: Option<i64>,
+    pub(crate) end_ms: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub(super) duration_s: Option<f64>,
+    pub(crate) duration_s: Option<f64>,
     /// A run's segment count.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub(super) segments: Option<u64>,
+    pub(crate) segments: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub(super) bytes: Option<u64>,
+    pub(crate) bytes: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub(super) frames: Option<u64>,
+    pub(crate) frames: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub(super) key_frames: Option<u64>,
+    pub(crate) key_frames: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub(super) codec: Option<String>,
+    pub(crate) codec: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub(super) width: Option<u32>,
+    pub(crate) width: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub(super) height: Option<u32>,
+    pub(crate) height: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub(super) state: Option<String>,
+    pub(crate) state: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub(super) run: Option<u64>,
+    pub(crate) run: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub(super) url: Option<String>,
+    pub(crate) url: Option<String>,
     /// Set by this node in a merged or relayed listing, never read from a peer.
     #[serde(skip_deserializing, skip_serializing_if = "Option::is_none")]
-    pub(super) node_id: Option<String>,
+    pub(crate) node_id: Option<String>,
     #[serde(skip_deserializing, skip_serializing_if = "Option::is_none")]
-    pub(super) node_label: Option<String>,
+    pub(crate) node_label: Option<String>,
     #[serde(skip_deserializing, skip_serializing_if = "Option::is_none")]
-    pub(super) remote: Option<bool>,
+    pub(crate) remote: Option<bool>,
 }
 
 /// A JSON array read with at most [`MAX_PEER_ITEMS`] items kept: the rest are skipped as they
 /// are parsed (nothing of them is built), and `cut` says so.
 #[derive(Debug)]
-pub(super) struct Capped<T> {
-    pub(super) items: Vec<T>,
-    pub(super) cut: bool,
+pub(crate) struct Capped<T> {
+    pub(crate) items: Vec<T>,
+    pub(crate) cut: bool,
 }
 
 impl<T> Default for Capped<T> {
@@ -119,11 +119,11 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Capped<T> {
 
 /// A peer's `/api/recordings` answer, as far as this node reads it.
 #[derive(Debug, Default, Deserialize)]
-struct PeerListing {
+pub(crate) struct PeerListing {
     #[serde(default)]
-    segments: Capped<Item>,
+    pub(crate) segments: Capped<Item>,
     #[serde(default)]
-    runs: Capped<Item>,
+    pub(crate) runs: Capped<Item>,
 }
 
 /// A listing of a peer's camera as this node answers it.
@@ -157,7 +157,7 @@ pub(super) struct AllListing {
 
 /// One file of a CartaNVR playback answer.
 #[derive(Debug, Deserialize)]
-struct CartaFile {
+pub(crate) struct CartaFile {
     file: Option<String>,
     timestamp: Option<i64>,
     duration: Option<f64>,
@@ -207,15 +207,20 @@ pub(super) async fn ask_peer<T: DeserializeOwned>(
     )
     .await
     .map_err(|e| e.to_string())?;
-    if got.status != 200 {
-        let msg = serde_json::from_slice::<PeerError>(&got.body)
+    read_peer_answer(got.status, &got.body)
+}
+
+/// A peer's answer as a `T`, or its error answer as a message for people.
+pub(crate) fn read_peer_answer<T: DeserializeOwned>(status: u16, body: &[u8]) -> Result<T, String> {
+    if status != 200 {
+        let msg = serde_json::from_slice::<PeerError>(body)
             .ok()
             .and_then(|e| e.error)
             .unwrap_or_else(|| "error".into());
         let msg = crate::base::text::clean(&msg, 200);
-        return Err(format!("HTTP {}: {msg}", got.status));
+        return Err(format!("HTTP {status}: {msg}"));
     }
-    serde_json::from_slice(&got.body).map_err(|e| format!("invalid answer: {e}"))
+    serde_json::from_slice(body).map_err(|e| format!("invalid answer: {e}"))
 }
 
 pub(super) async fn find_node(st: &State, id: &str) -> ApiResult<crate::storage::NodeRecord> {
@@ -299,7 +304,12 @@ async fn cartanvr_listing(
         &format!("/api/playback/cam_{cam}?start={start}&end={end}"),
     )
     .await?;
-    let base = node.url.trim_end_matches('/');
+    Ok(carta_listing(node.url.trim_end_matches('/'), files))
+}
+
+/// A CartaNVR playback answer (its files, on the node at `base`) as a listing of ours: files
+/// under `/api/recordings/` only, times saturating, in time order.
+pub(crate) fn carta_listing(base: &str, files: Capped<CartaFile>) -> PeerListing {
     let item = |f: &CartaFile| {
         let (Some(file), Some(ts)) = (f.file.as_deref(), f.timestamp) else {
             return None;
@@ -323,7 +333,7 @@ async fn cartanvr_listing(
     let mut segments: Vec<Item> = files.items.iter().filter_map(item).collect();
     segments.sort_by_key(|s| s.start_ms);
     let runs = segments.clone();
-    Ok(PeerListing {
+    PeerListing {
         segments: Capped {
             items: segments,
             cut: files.cut,
@@ -332,7 +342,7 @@ async fn cartanvr_listing(
             items: runs,
             cut: files.cut,
         },
-    })
+    }
 }
 
 /// Every camera of every node: this node's runs, and each enabled peer's (asked in parallel),

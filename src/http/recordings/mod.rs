@@ -18,7 +18,7 @@
 //! [`crate::storage::valid_camera_id`] before it names a file or a query to the index.
 
 mod events;
-mod federated;
+pub(crate) mod federated;
 mod files;
 mod local;
 mod replay;
