@@ -393,20 +393,6 @@ fn bad_input_and_hostile_peers_get_clear_errors() {
     assert_eq!(a.request("GET", "/api/health", None).0, 200);
 }
 
-/// Bytes of `camera`'s closed segments that overlap `[start, end)`.
-fn segments_in(e: &Eyrie, camera: &str, start: i64, end: i64) -> Vec<Value> {
-    e.get(&format!(
-        "/api/recordings?camera={camera}&start={}&end={}",
-        start, end
-    ))["segments"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|s| s["state"] != "open")
-        .cloned()
-        .collect()
-}
-
 #[test]
 fn a_tiny_budget_keeps_event_segments_longer_and_protected_clips_for_good() {
     let a = Eyrie::start("[recording]\nsegment_seconds = 10\n", &["--demo"]);
@@ -455,14 +441,14 @@ fn a_tiny_budget_keeps_event_segments_longer_and_protected_clips_for_good() {
         "deletes plain segments, newer ones too",
         Duration::from_secs(90),
         || {
-            segments_in(&a, "demo", seg0, seg0 + 1).is_empty()
-                && segments_in(&a, "demo", seg3, seg3 + 1).is_empty()
+            a.closed_segments_in("demo", seg0, seg0 + 1).is_empty()
+                && a.closed_segments_in("demo", seg3, seg3 + 1).is_empty()
         },
     );
     let start1 = segs[1]["start_ms"].as_i64().unwrap();
     let end2 = segs[2]["end_ms"].as_i64().unwrap();
     assert_eq!(
-        segments_in(&a, "demo", start1, end2).len(),
+        a.closed_segments_in("demo", start1, end2).len(),
         2,
         "both event segments stay"
     );
@@ -475,7 +461,7 @@ fn a_tiny_budget_keeps_event_segments_longer_and_protected_clips_for_good() {
         "deletes the event segment and its event",
         Duration::from_secs(30),
         || {
-            segments_in(&a, "demo", start1, start1 + 1).is_empty()
+            a.closed_segments_in("demo", start1, start1 + 1).is_empty()
                 && !events(&a, &format!("camera=demo&start={seg0}"))["events"]
                     .as_array()
                     .unwrap()
@@ -486,7 +472,7 @@ fn a_tiny_budget_keeps_event_segments_longer_and_protected_clips_for_good() {
     let left = events(&a, &format!("camera=demo&start={seg0}"));
     assert_eq!(left["events"][0]["id"], protected["id"], "{left}");
     let start2 = segs[2]["start_ms"].as_i64().unwrap();
-    assert_eq!(segments_in(&a, "demo", start2, start2 + 1).len(), 1);
+    assert_eq!(a.closed_segments_in("demo", start2, start2 + 1).len(), 1);
     if tools::require(&["ffprobe"]) {
         let clip = a.download(protected["clip_url"].as_str().unwrap(), "kept.mp4");
         assert_decodes(&clip);

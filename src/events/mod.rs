@@ -394,8 +394,6 @@ impl EventLog {
 mod tests {
     use super::*;
     use crate::storage::retention::RetentionConfig;
-    use crate::storage::{NewSegment, SegmentFinish, SegmentState};
-    use crate::video::Codec;
 
     fn log(dir: &std::path::Path) -> (Arc<Index>, Layout, EventLog) {
         let layout = Layout::new(dir);
@@ -415,30 +413,7 @@ mod tests {
     }
 
     fn segment(index: &Index, cam: &str, start: i64, end: i64, bytes: u64) {
-        let (_, s) = index
-            .begin_segment(&NewSegment {
-                camera: cam,
-                start_ms: start,
-                run_id: 1,
-                codec: Codec::H264,
-                width: 1,
-                height: 1,
-            })
-            .unwrap();
-        index
-            .finish_segment(
-                cam,
-                s,
-                &SegmentFinish {
-                    end_ms: end,
-                    media_ticks: 0,
-                    bytes,
-                    frames: 1,
-                    key_frames: 1,
-                    state: SegmentState::Closed,
-                },
-            )
-            .unwrap();
+        crate::storage::retention::tests::closed_segment(index, cam, start, end - start, bytes);
     }
 
     #[test]

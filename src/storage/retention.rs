@@ -513,12 +513,20 @@ impl DiskGuard for Retention {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::storage::{NewSegment, SegmentFinish, SegmentState};
     use crate::video::Codec;
 
-    fn add(index: &Index, layout: &Layout, cam: &str, start: i64, bytes: u64) {
+    /// Records a closed segment of `cam` from `start`, `len_ms` long, of `bytes`, in the index
+    /// only; its start as the index took it. Shared with the event log's tests.
+    pub(crate) fn closed_segment(
+        index: &Index,
+        cam: &str,
+        start: i64,
+        len_ms: i64,
+        bytes: u64,
+    ) -> i64 {
         let (_, s) = index
             .begin_segment(&NewSegment {
                 camera: cam,
@@ -534,8 +542,8 @@ mod tests {
                 cam,
                 s,
                 &SegmentFinish {
-                    end_ms: s + 1000,
-                    media_ticks: 90_000,
+                    end_ms: s + len_ms,
+                    media_ticks: u64::try_from(len_ms).unwrap_or(0) * 90,
                     bytes,
                     frames: 1,
                     key_frames: 1,
@@ -543,6 +551,12 @@ mod tests {
                 },
             )
             .unwrap();
+        s
+    }
+
+    /// A closed one-second segment, in the index and on disk.
+    fn add(index: &Index, layout: &Layout, cam: &str, start: i64, bytes: u64) {
+        let s = closed_segment(index, cam, start, 1000, bytes);
         let p = layout.segment_path(cam, s).unwrap();
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
         std::fs::write(p, vec![0u8; bytes as usize]).unwrap();

@@ -181,13 +181,14 @@ impl Eyrie {
 
     /// Closed segments of a camera as listed by the API.
     pub fn closed_segments(&self, camera: &str) -> Vec<Value> {
-        self.recordings(camera)["segments"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|s| s["state"] != "open")
-            .cloned()
-            .collect()
+        closed(self.recordings(camera))
+    }
+
+    /// Closed segments of a camera that overlap `[start, end)` (epoch ms).
+    pub fn closed_segments_in(&self, camera: &str, start: i64, end: i64) -> Vec<Value> {
+        closed(self.get(&format!(
+            "/api/recordings?camera={camera}&start={start}&end={end}"
+        )))
     }
 
     pub fn kill9(&mut self) {
@@ -206,4 +207,15 @@ impl Drop for Eyrie {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The segments of a recordings listing that are closed.
+fn closed(listing: Value) -> Vec<Value> {
+    listing["segments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["state"] != "open")
+        .cloned()
+        .collect()
 }
