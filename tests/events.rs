@@ -136,9 +136,26 @@ fn events_of_every_node_in_one_list_with_thumbnails_and_clips_from_their_node() 
     assert_eq!(local["nodes"][0]["events"], 1);
 
     // Every node: A's and B's in start order, the dead C flagged, nothing else lost.
-    let all = events(&a, &format!("camera=all&start={start}"));
+    let all_query = format!("camera=all&start={start}");
+    // Under load B's answer has lagged its marker (seen once in CI): wait, bounded, before
+    // judging it; the assertion then prints what B itself lists.
+    let waiting = std::time::Instant::now();
+    let all = loop {
+        let all = events(&a, &all_query);
+        if all["events"].as_array().unwrap().len() >= 2
+            || waiting.elapsed() > Duration::from_secs(15)
+        {
+            break all;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    };
     let list = all["events"].as_array().unwrap();
-    assert_eq!(list.len(), 2, "{all}");
+    assert_eq!(
+        list.len(),
+        2,
+        "{all}\nB's own listing: {}\nB's event: {ev_b}",
+        events(&b, &format!("camera=all&start={start}"))
+    );
     let starts: Vec<i64> = list
         .iter()
         .map(|e| e["start_ms"].as_i64().unwrap())
