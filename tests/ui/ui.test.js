@@ -447,11 +447,18 @@ test('events: on the timeline and in the list, filtered, jumped to, played (also
   await rows.first().getByRole('button', { name: 'Keep' }).waitFor();
   assert.equal(await protectedNow(), false);
 
-  // At 375 px: Shop's camera, its events with their thumbnails, and one played, all in the phone.
+  // At 375 px: every camera's events, filtered to Shop's motion, one played, all in the phone.
   const small = ctx.mobile.page;
-  await small.goto(`${A}/#/recordings/${yardId}`);
-  const smallRow = small.locator('.events tbody tr').first();
-  await smallRow.waitFor({ timeout: 20000 });
+  await small.goto(`${A}/#/recordings`);
+  await small.locator('#rec-camera').selectOption('all');
+  await small.getByRole('button', { name: 'Show' }).click();
+  const smallRows = small.locator('.events tbody tr');
+  await smallRows.filter({ hasText: 'Yard' }).first().waitFor({ timeout: 20000 });
+  await small.locator('#events-node').selectOption('Shop');
+  await small.locator('#events-kind').selectOption('motion');
+  const seen = await smallRows.evaluateAll((trs) => trs.map((tr) => `${tr.cells[2].textContent} ${tr.cells[3].textContent}`));
+  assert.ok(seen.length >= 1 && seen.every((t) => t === 'Shop motion'), seen.join(', '));
+  const smallRow = smallRows.first();
   await smallRow.getByRole('button', { name: /^Play/ }).click();
   await small.waitForFunction(() => document.querySelector('#playback-pictures').naturalWidth === 640, null, { timeout: 10000 });
   assert.ok((await small.locator('#playback-pictures').getAttribute('src')).startsWith(`${B}/`));
