@@ -193,20 +193,32 @@ function loadStill(cam, canvas, note) {
     video.remove();
     if (text) note.textContent = text;
   };
+  /** Draws `src` if it has a picture yet (a video may report data before its first frame is
+   * decoded, and then draws nothing): whether it did. */
   const drawn = (src) => {
-    canvas.getContext('2d').drawImage(src, 0, 0, canvas.width, canvas.height);
+    if (done) return true;
+    const g = canvas.getContext('2d', { willReadFrequently: true });
+    g.clearRect(0, 0, canvas.width, canvas.height);
+    g.drawImage(src, 0, 0, canvas.width, canvas.height);
+    const d = g.getImageData(0, 0, canvas.width, canvas.height).data;
+    let painted = false;
+    for (let i = 3; i < d.length && !painted; i += 4 * 97) painted = d[i] !== 0;
+    if (!painted) return false;
     canvas.dataset.still = 'live';
     finish(`The camera's picture at ${clock(Date.now())}; the grid covers the whole picture.`);
+    return true;
   };
+  const whenFrame = () => { if (video.readyState >= 2) drawn(video); };
   const player = new LivePlayer(video, async () => cam.live_url || `/api/cameras/${encodeURIComponent(cam.id)}/live`, (state, detail) => {
     if (done) return;
     if (state === 'playing') {
       if (player.img && !player.img.hidden) {
         drawn(player.img); // MJPEG: the <img> has its first picture
-      } else if (video.readyState >= 2) {
-        drawn(video);
       } else {
-        video.addEventListener('loadeddata', () => { if (!done) drawn(video); }, { once: true });
+        // Tried now and at each new frame until one is drawn (or the deadline).
+        video.addEventListener('loadeddata', whenFrame);
+        video.addEventListener('timeupdate', whenFrame);
+        whenFrame();
       }
     } else if (state === 'reconnecting' || state === 'error') {
       const why = (detail || '').split('; retrying')[0];
