@@ -6,6 +6,9 @@
 //! running as an appliance (tests/support/appliance.rs: file slots, a temporary /boot, a reboot
 //! command that leaves a marker), for Settings → System's update and restart; and "Barn", which
 //! the browser test links to House and then stops, for what the pages do when a node goes down.
+//! Events are made by the browser test itself (user marks, and a camera with motion detection on
+//! reading the motion clip made here). `EYRIE_UI_TESTS=pattern` runs only the browser tests
+//! whose names match (and the login).
 //! Screenshots go to target/ui-artifacts.
 
 mod support;
@@ -189,6 +192,15 @@ fn the_web_ui_in_chromium() {
     // An MJPEG clip for a camera whose live view is a picture stream.
     let clips = tempfile::tempdir().unwrap();
     let mjpeg = mjpeg_clip(clips.path()).expect("ffmpeg is installed by tests/run");
+    // A camera with Eyrie's motion detection on, for events of another node: a box moves from
+    // 1 s to 4 s of every 10 s of this looped clip (so a motion event ends every 10 s).
+    // (File sources are named .mp4; the clip is the same QuickTime MJPEG as mjpeg_clip's.)
+    let motion = clips.path().join("motion.mp4");
+    std::fs::rename(
+        media::motion_clip(clips.path(), "motion", 10, &[(1.0, 4.0)], false),
+        &motion,
+    )
+    .unwrap();
     let onvif = OnvifLan::start();
     let shed = appliance_node();
     let mut node = Command::new("node");
@@ -203,6 +215,11 @@ fn the_web_ui_in_chromium() {
             .env("EYRIE_ONVIF_PASSWORD", ONVIF_PASSWORD)
             .env("EYRIE_ONVIF_MAIN", &lan.main_uri);
     }
+    // EYRIE_UI_TESTS: a pattern of test names to run only those (with the login's, which the
+    // others need), e.g. `EYRIE_UI_TESTS=events cargo test --test ui`.
+    if let Ok(only) = std::env::var("EYRIE_UI_TESTS") {
+        node.arg(format!("--test-name-pattern=login|{only}"));
+    }
     let status = node
         .arg("--test")
         .current_dir(&dir)
@@ -215,6 +232,10 @@ fn the_web_ui_in_chromium() {
         .env("EYRIE_UI_ARTIFACTS", &artifacts)
         .env("EYRIE_DEMO_CLIP", root.join("assets/demo.mp4"))
         .env("EYRIE_MJPEG_SOURCE", &mjpeg)
+        .env(
+            "EYRIE_MOTION_SOURCE",
+            format!("file://{}", motion.display()),
+        )
         .env("EYRIE_SETUP_URL", &setup_url)
         .status()
         .expect("running node --test");

@@ -293,16 +293,22 @@ export async function render(main, { notify, act, args }) {
     const clip = clipOf(e);
     timeline.reveal(e.start_ms);
     play(clip, clip.start_ms, clip.end_ms);
+    current.event = e;
   }
 
-  /** The previous or next event (else recording) of what is shown, from the playhead. */
+  /**
+   * The previous or next event (else recording) of what is shown, from the event playing (its
+   * clip starts before it, so the playhead would find it again), else from the playhead.
+   */
   function jump(dir) {
-    const t = timeline.playhead ?? timeline.from + timeline.span / 2;
+    const ev = current?.event;
+    const t = ev ? ev.start_ms : timeline.playhead ?? timeline.from + timeline.span / 2;
+    const slack = ev ? 0 : 1000;
     const shown = new Set(lanes.map((l) => l.id));
-    const evs = data.events.filter((e) => shown.has(e.camera));
+    const evs = data.events.filter((e) => shown.has(e.camera) && e !== ev);
     const pick = (items) => (dir > 0
-      ? items.find((x) => x.start_ms > t + 1000)
-      : items.filter((x) => x.start_ms < t - 1000).pop());
+      ? items.find((x) => x.start_ms > t + slack)
+      : items.filter((x) => x.start_ms < t - slack).pop());
     const e = pick(evs);
     if (e) {
       playEvent(e);

@@ -6,6 +6,7 @@ import { h, mount, field, ago, uid } from './dom.js';
 import { pairingSections } from './pairing.js';
 import { finder } from './finder.js';
 import { system } from './system.js';
+import { motionFields } from './motion.js';
 
 const TABS = [
   { id: 'general', title: 'General', render: general },
@@ -102,6 +103,40 @@ async function general(panel, { act }) {
 
 // ---- Cameras ----
 
+/**
+ * Errors of the API beside the field they are about: the API names the key first
+ * (`motion.sensitivity: 0 is outside 1 to 100`), even inside a longer message. `place(errEl)`
+ * moves the message shown in `errEl` beside its field when it names one.
+ */
+function fieldErrors(inputs) {
+  const shown = [];
+  const keys = Object.keys(inputs);
+  return {
+    clear() {
+      for (const [input, el] of shown.splice(0)) {
+        input.removeAttribute('aria-invalid');
+        input.setAttribute('aria-describedby', input.getAttribute('aria-describedby').replace(` ${el.id}`, '').replace(el.id, '').trim());
+        if (!input.getAttribute('aria-describedby')) input.removeAttribute('aria-describedby');
+        el.remove();
+      }
+    },
+    place(errEl) {
+      const msg = errEl.textContent;
+      const key = keys.find((k) => new RegExp(`(?:^|[^\\w.])${k.replace('.', '\\.')}:`).test(msg));
+      if (!key) return;
+      const input = inputs[key];
+      const el = h('small.error.field-error', { id: uid('fe'), role: 'alert', dataset: { key } }, msg);
+      const wrap = input.closest('.field') || input.parentElement;
+      wrap.append(el);
+      input.setAttribute('aria-invalid', 'true');
+      input.setAttribute('aria-describedby', `${input.getAttribute('aria-describedby') || ''} ${el.id}`.trim());
+      shown.push([input, el]);
+      errEl.textContent = '';
+      input.focus();
+    },
+  };
+}
+
 function cameraForm(cam, { act, notify }, done) {
   const name = h('input', { required: true, maxlength: 64, value: cam?.name || '' });
   const source = h('input', { required: !cam, placeholder: 'rtsp://192.0.2.7/stream1', value: cam?.source || '', spellcheck: false });
@@ -110,6 +145,11 @@ function cameraForm(cam, { act, notify }, done) {
   const transport = h('select', h('option', { value: 'tcp' }, 'TCP (interleaved)'), h('option', { value: 'udp' }, 'UDP'));
   transport.value = cam?.transport || 'tcp';
   const retention = h('input', { type: 'number', min: 0, max: 3650, value: cam?.retention_days ?? '' });
+  // Events: how long their recordings are kept, and how much before and after belongs to a clip.
+  const eventRetention = h('input', { type: 'number', min: 0, max: 3650, value: cam?.event_retention_days ?? '' });
+  const preRoll = h('input', { type: 'number', min: 0, max: 300, value: cam?.pre_roll_s ?? 5 });
+  const postRoll = h('input', { type: 'number', min: 0, max: 300, value: cam?.post_roll_s ?? 5 });
+  const motion = motionFields(cam);
   const enabled = h('input', { type: 'checkbox', checked: cam ? cam.enabled : true });
   // The camera's own events over ONVIF (docs/devices.md): its device service, filled in by the
   // finder.
@@ -120,7 +160,8 @@ function cameraForm(cam, { act, notify }, done) {
   const err = h('p.error', { role: 'alert' });
   const test = h('button', { type: 'button' }, 'Test source');
   const save = h('button.primary', { type: 'submit' }, cam ? 'Save' : 'Add camera');
-  const cancel = h('button', { type: 'button', onclick: () => done(false) }, 'Cancel');
+  const close = (changed) => { motion.stop(); done(changed); };
+  const cancel = h('button', { type: 'button', onclick: () => close(false) }, 'Cancel');
   test.addEventListener('click', async () => {
     result.textContent = 'Connecting (up to 10 s)…';
     result.dataset.ok = '';
@@ -145,9 +186,18 @@ function cameraForm(cam, { act, notify }, done) {
     result.dataset.ok = '';
     name.focus();
   });
+  // Each key the API may name in an error, and the field it is shown beside.
+  const keyed = fieldErrors({
+    name, source, username: user, password: pass, transport, retention_days: retention,
+    event_retention_days: eventRetention, pre_roll_s: preRoll, post_roll_s: postRoll,
+    'onvif.xaddr': xaddr, 'onvif.quiet_seconds': quiet, ...motion.inputs,
+  });
+  // The API is the one judge of the values (the browser's own checks would hide its message).
   const form = h('form.card.form', {
+    novalidate: true,
     onsubmit: async (e) => {
       e.preventDefault();
+      keyed.clear();
       const body = { name: name.value.trim(), transport: transport.value, enabled: enabled.checked };
       if (source.value.trim() && source.value.trim() !== cam?.source) body.source = source.value.trim();
       if (!cam && !body.source) { err.textContent = 'A source is needed.'; return; }
@@ -155,12 +205,20 @@ function cameraForm(cam, { act, notify }, done) {
       if (pass.value) body.password = pass.value;
       if (retention.value !== '') body.retention_days = Number(retention.value);
       else if (cam?.retention_days) body.retention_days = 0;
+      // Numbers as typed (a typo is the API's error beside the field, not a silent default).
+      const num = (input) => (input.value.trim() === '' ? undefined : Number(input.value));
+      if (eventRetention.value !== '') body.event_retention_days = num(eventRetention);
+      else if (cam?.event_retention_days) body.event_retention_days = 0;
+      if (num(preRoll) !== undefined) body.pre_roll_s = num(preRoll);
+      if (num(postRoll) !== undefined) body.post_roll_s = num(postRoll);
+      body.motion = motion.value();
       if (xaddr.value.trim()) body.onvif = { xaddr: xaddr.value.trim(), events: events.checked, quiet_seconds: Number(quiet.value) || 30 };
       else if (cam?.onvif) body.onvif = { xaddr: '' };
       else if (events.checked) { err.textContent = "The camera's events need its ONVIF address."; return; }
       const r = await act(save, () => (cam ? put(`/api/cameras/${cam.id}`, body) : post('/api/cameras', body)),
         { errorEl: err, done: cam ? 'Camera saved' : 'Camera added' });
-      if (r) done(true);
+      if (r) close(true);
+      else keyed.place(err);
     },
   },
   h('h3', cam ? `Edit ${cam.name}` : 'Add a camera'),
@@ -176,6 +234,13 @@ function cameraForm(cam, { act, notify }, done) {
     h('div.row',
       h('div.field.check', events, h('label', { for: events.id || (events.id = uid('ev')) }, 'Record its events (motion, tamper, line crossing…)')),
       field('Close an event after (seconds without news)', quiet)[0])),
+  h('fieldset',
+    h('legend', 'Events'),
+    h('div.row.wrap',
+      field('Keep event recordings (days)', eventRetention, 'Recordings around an event may be kept longer than the rest: 1 to 3650; empty: as long as the others.')[0],
+      field('Before an event (seconds)', preRoll, 'Recording before its start that belongs to its clip: 0 to 300.')[0],
+      field('After an event (seconds)', postRoll, 'Recording after its end that belongs to its clip: 0 to 300.')[0])),
+  motion.el,
   result, err,
   h('div.buttons', test, save, cancel));
   return form;

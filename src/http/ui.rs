@@ -20,9 +20,10 @@ pub struct Asset {
 
 include!(concat!(env!("OUT_DIR"), "/ui_assets.rs"));
 
-/// The page's Content-Security-Policy: its own scripts and styles only; media and live streams
-/// may come from peers (any http/https origin, opened by media tokens).
-const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; \
+/// The page's Content-Security-Policy: its own scripts and styles only; media, live streams and
+/// pictures (event thumbnails, MJPEG live and replay, `frame.jpg`) may come from peers (any
+/// http/https origin, opened by media tokens).
+const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob: http: https:; \
      media-src 'self' blob: http: https:; connect-src 'self' http: https:; object-src 'none'; \
      base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 

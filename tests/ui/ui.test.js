@@ -1,7 +1,10 @@
 // Eyrie's web UI in Debian's Chromium, against two real Eyrie nodes federated on loopback
 // (started by tests/ui.rs, which passes their addresses in the environment): logging in, the
 // dashboard with both nodes' cameras and a remote camera's live video played from the peer's
-// own origin, health of both nodes, a remote recording played and seeked, Remote nodes added,
+// own origin, health of both nodes, a remote recording played and seeked, events (user marks on
+// House, Eyrie's motion detection on a camera of Shop) on the timeline and in the list, filtered,
+// jumped to, played from the node that holds them and kept, the camera form's motion detection
+// (zones on a still, the API's error beside its field), Remote nodes added,
 // tested and deleted, pairing by address (code compared, approved, rejected, linked back) between
 // two browsers logged into the two nodes, a federation key shown once, MJPEG live and recorded
 // (replay.mjpeg, frame.jpg) in an <img>, the camera-add form's USB/CSI finder, and its ONVIF scan
@@ -298,6 +301,254 @@ test('a recording of the remote node plays from that node and seeks', async () =
   await page.getByRole('button', { name: 'Show' }).click();
   await page.locator('.timeline .run').first().waitFor();
   await shot('recordings');
+});
+
+/**
+ * A media URL as what it plays: origin, path, range, and whether it carries a media token
+ * (each listing issues fresh ones), whatever the order of its parameters.
+ */
+const clipKey = (url, path = (p) => p) => {
+  const u = new URL(url, A);
+  const q = u.searchParams;
+  return `${u.origin}${path(u.pathname)}?start=${q.get('start')}&end=${q.get('end')}&token=${q.has('token') ? 'yes' : 'no'}`;
+};
+/** Waits until the player `selector` plays `key` (a clipKey); says what it plays otherwise. */
+const srcIs = async (page, selector, key) => {
+  const src = () => page.evaluate((s) => {
+    const el = document.querySelector(s);
+    return el?.currentSrc || el?.getAttribute('src') || '';
+  }, selector);
+  for (let i = 0; i < 40; i++) {
+    const now = await src();
+    if (now && clipKey(now) === key) return;
+    await page.waitForTimeout(250);
+  }
+  assert.equal(clipKey(await src()), key, `${selector} plays the clip`);
+};
+
+test('events: on the timeline and in the list, filtered, jumped to, played (also from another node) and kept', async () => {
+  const { page } = ctx.desktop;
+  // Real events of the event log: two marks on House's demo camera (H.264), and Eyrie's motion
+  // detection on an MJPEG camera of Shop (its events have thumbnails, served by Shop).
+  const now = Date.now();
+  // Inside what House has recorded, with room for the clips' 5 s of pre- and post-roll.
+  let recorded = null;
+  for (let i = 0; !recorded; i++) {
+    assert.ok(i < 60, 'House records 25 s of its demo camera');
+    const [, r] = await call(page, 'GET', `/api/recordings?camera=demo&start=${now - 3600000}&end=${now + 60000}&segments=0`);
+    recorded = r.runs.find((x) => x.end_ms - x.start_ms >= 25000 && x.end_ms > now - 60000);
+    if (!recorded) await page.waitForTimeout(500);
+  }
+  const marks = [];
+  for (const [note, back] of [['parcel', 18000], ['gate', 9000]]) {
+    const start = recorded.end_ms - back;
+    const [s, ev] = await call(page, 'POST', '/api/recordings/events', { camera: 'demo', start, end: start + 2000, note });
+    assert.equal(s, 201, JSON.stringify(ev));
+    marks.push(ev);
+  }
+  const { context: shopContext, page: shop } = await open('shop-events', 'desktop');
+  await login(shop, B);
+  const [made, yard] = await call(shop, 'POST', '/api/cameras', {
+    id: 'yard', name: 'Yard', source: env('EYRIE_MOTION_SOURCE'), motion: { enabled: true, min_duration_ms: 500 },
+  });
+  assert.equal(made, 201, JSON.stringify(yard));
+  // House lists Shop's new camera, and Shop's first motion event has ended (7 s into the clip).
+  let yardId;
+  let motion;
+  for (let i = 0; !yardId || !motion; i++) {
+    assert.ok(i < 40, `House lists Yard (${yardId}) and Shop's motion event (${JSON.stringify(motion)})`);
+    await page.waitForTimeout(500);
+    const [, cams] = await call(page, 'GET', '/api/cameras');
+    yardId = cams.find((c) => c.remote && c.name === 'Yard')?.id;
+    const [, listed] = yardId ? await call(page, 'GET', `/api/recordings/events?camera=${yardId}&start=${now - 60000}&end=${Date.now() + 60000}`) : [];
+    motion = listed?.events?.find((e) => e.kind === 'motion' && e.end_ms && e.thumbnail_url);
+  }
+  assert.ok(motion.clip_url.startsWith(`${B}/api/recordings/yard/view.mp4?`) && /[?&]token=/.test(motion.clip_url), motion.clip_url);
+  assert.ok(motion.thumbnail_url.startsWith(`${B}/api/recordings/events/`), motion.thumbnail_url);
+
+  // Every camera: the markers and the motion as markers on their lanes and as rows.
+  await page.goto(`${A}/#/recordings`);
+  await page.locator('#rec-camera').selectOption('all');
+  await page.getByRole('button', { name: 'Show' }).click();
+  const rows = page.locator('.events tbody tr');
+  const motionRow = rows.filter({ hasText: 'Yard' }).first();
+  await motionRow.waitFor({ timeout: 20000 });
+  await rows.filter({ hasText: 'marker' }).nth(1).waitFor();
+  assert.ok(await page.locator('.timeline .lane[data-camera="demo"] .ev').count() >= 1, 'House\'s marks on the timeline');
+  assert.ok(await page.locator(`.timeline .lane[data-camera="${yardId}"] .ev[data-kind="motion"]`).count() >= 1, 'Shop\'s motion on the timeline');
+  assert.match(await motionRow.innerText(), /Shop[\s\S]*motion/);
+  // The thumbnail of Shop's event comes from Shop.
+  await motionRow.scrollIntoViewIfNeeded();
+  const thumb = motionRow.locator('img');
+  assert.ok((await thumb.getAttribute('src')).startsWith(`${B}/api/recordings/events/`));
+  await page.waitForFunction((el) => el.complete && el.naturalWidth === 640, await thumb.elementHandle(), { timeout: 10000 });
+  // Filters by kind and by node.
+  const column = (i) => rows.evaluateAll((trs, i) => trs.map((tr) => tr.cells[i].textContent), i);
+  await page.locator('#events-kind').selectOption('motion');
+  assert.deepEqual([...new Set(await column(3))], ['motion']);
+  await page.locator('#events-kind').selectOption('');
+  await page.locator('#events-node').selectOption('House');
+  assert.deepEqual([...new Set(await column(2))], ['House']);
+  assert.deepEqual([...new Set(await column(3))], ['marker']);
+  await page.locator('#events-node').selectOption('Shop');
+  assert.deepEqual([...new Set(await column(2))], ['Shop']);
+  // Playing Shop's event: its clip, as pictures (MJPEG), from Shop with the listing's token.
+  const remoteRow = rows.first();
+  await remoteRow.getByRole('button', { name: /^Play/ }).click();
+  const [, all] = await call(page, 'GET', `/api/recordings/events?camera=all&start=${now - 3600000}&end=${Date.now() + 60000}`);
+  const firstShop = all.events.find((e) => e.camera === yardId);
+  await srcIs(page, '#playback-pictures', clipKey(firstShop.clip_url, (p) => p.replace(/view\.mp4$/, 'replay.mjpeg')));
+  assert.ok((await page.locator('#playback-pictures').getAttribute('src')).startsWith(`${B}/api/recordings/yard/replay.mjpeg?`));
+  await page.waitForFunction(() => document.querySelector('#playback-pictures').naturalWidth === 640, null, { timeout: 10000 });
+  // Its pixels are Shop's (a canvas cannot read them here): screenshots of the picture differ.
+  const pictures = page.locator('#playback-pictures');
+  const before = await pictures.screenshot();
+  await page.waitForTimeout(800);
+  assert.notEqual(Buffer.compare(before, await pictures.screenshot()), 0, 'Shop\'s event plays');
+  await page.locator('#events-node').selectOption('');
+  await axe(page, 'recordings: events of every node');
+  await page.screenshot({ path: join(ARTIFACTS, 'recordings-events-desktop.png'), fullPage: true });
+
+  // One camera of this node: play a mark's clip, then the next and previous ones by the
+  // buttons and the arrow keys.
+  const [, mine] = await call(page, 'GET', `/api/recordings/events?camera=demo&start=${now - 3600000}&end=${Date.now() + 60000}`);
+  const [parcel, gate] = marks.map((m) => mine.events.find((e) => e.id === m.id));
+  await page.locator('#rec-camera').selectOption('demo');
+  await page.getByRole('button', { name: 'Show' }).click();
+  await rows.filter({ hasText: 'marker' }).nth(1).waitFor({ timeout: 20000 });
+  const video = page.locator('#playback');
+  await rows.first().getByRole('button', { name: /^Play/ }).click();
+  await srcIs(page, '#playback', clipKey(parcel.clip_url));
+  await page.waitForFunction(() => document.querySelector('#playback').currentTime > 0.5, null, { timeout: 20000 });
+  assert.match(await page.locator('#on-screen').innerText(), /^On screen: /);
+  await page.getByRole('button', { name: 'Next event' }).click();
+  await srcIs(page, '#playback', clipKey(gate.clip_url));
+  await page.locator('#timeline').focus();
+  await page.keyboard.press('ArrowLeft');
+  await srcIs(page, '#playback', clipKey(parcel.clip_url));
+  await page.keyboard.press('ArrowRight');
+  await srcIs(page, '#playback', clipKey(gate.clip_url));
+  await page.getByRole('button', { name: 'Previous event' }).click();
+  await srcIs(page, '#playback', clipKey(parcel.clip_url));
+  const [p0, p1] = await advancing(video);
+  assert.ok(p1 > p0, `the mark's clip plays: ${p0} → ${p1}`);
+  // Keep: the API then says the event is protected; a second press lets it go.
+  const keep = rows.first().getByRole('button', { name: 'Keep' });
+  await keep.click();
+  const kept = rows.first().getByRole('button', { name: 'Kept' });
+  await kept.waitFor();
+  assert.equal(await kept.getAttribute('aria-pressed'), 'true');
+  const protectedNow = async () => {
+    const [, r] = await call(page, 'GET', `/api/recordings/events?camera=demo&start=${now - 3600000}&end=${Date.now() + 60000}`);
+    return r.events.find((e) => e.id === parcel.id).protected;
+  };
+  assert.equal(await protectedNow(), true);
+  await kept.click();
+  await rows.first().getByRole('button', { name: 'Keep' }).waitFor();
+  assert.equal(await protectedNow(), false);
+
+  // At 375 px: every camera's events, filtered to Shop's motion, one played, all in the phone.
+  const small = ctx.mobile.page;
+  await small.goto(`${A}/#/recordings`);
+  await small.locator('#rec-camera').selectOption('all');
+  await small.getByRole('button', { name: 'Show' }).click();
+  const smallRows = small.locator('.events tbody tr');
+  await smallRows.filter({ hasText: 'Yard' }).first().waitFor({ timeout: 20000 });
+  await small.locator('#events-node').selectOption('Shop');
+  await small.locator('#events-kind').selectOption('motion');
+  const seen = await smallRows.evaluateAll((trs) => trs.map((tr) => `${tr.cells[2].textContent} ${tr.cells[3].textContent}`));
+  assert.ok(seen.length >= 1 && seen.every((t) => t === 'Shop motion'), seen.join(', '));
+  const smallRow = smallRows.first();
+  await smallRow.getByRole('button', { name: /^Play/ }).click();
+  await small.waitForFunction(() => document.querySelector('#playback-pictures').naturalWidth === 640, null, { timeout: 10000 });
+  assert.ok((await small.locator('#playback-pictures').getAttribute('src')).startsWith(`${B}/`));
+  const width = await small.evaluate(() => document.documentElement.scrollWidth);
+  assert.ok(width <= 375, `nothing wider than the phone: ${width}`);
+  await axe(small, 'recordings: events at 375 px, dark');
+  await small.screenshot({ path: join(ARTIFACTS, 'recordings-events-mobile.png'), fullPage: true });
+  await small.goto(`${A}/#/`);
+  await page.goto(`${A}/#/`);
+
+  const [deleted] = await call(shop, 'DELETE', '/api/cameras/yard?keep_recordings=false');
+  assert.equal(deleted, 204);
+  await shopContext.close();
+});
+
+test('camera settings: motion detection, zones drawn on a still, event retention and rolls are saved and shown again; a bad value shows the API\'s error beside its field', async () => {
+  const { page } = ctx.desktop;
+  const edit = async (p) => {
+    await p.goto(`${A}/#/settings/cameras`);
+    await p.locator('#settings-panel tr', { hasText: 'Demo camera' }).getByRole('button', { name: 'Edit' }).click();
+    // The still: the camera's live picture, drawn once (H.264 here, decoded by the browser).
+    await p.waitForFunction(() => document.querySelector('canvas.still')?.dataset.still === 'live', null, { timeout: 15000 });
+    return p.getByRole('application', { name: /Zones to ignore/ });
+  };
+  const grid = await edit(page);
+  const lit = await page.locator('canvas.still').evaluate((c) => {
+    const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+    let n = 0;
+    for (let i = 0; i < d.length; i += 4) if (d[i] + d[i + 1] + d[i + 2] > 30) n++;
+    return n;
+  });
+  assert.ok(lit > 10000, `the still shows a picture (${lit} lit pixels)`);
+  await page.getByLabel('Detect motion').check();
+  await page.getByLabel('Sensitivity').fill('0');
+  await page.getByLabel('Motion must last').fill('500');
+  await page.getByLabel('Keep event recordings').fill('30');
+  await page.getByLabel('Before an event').fill('3');
+  await page.getByLabel('After an event').fill('7');
+  // Cells: one clicked, four dragged over, one toggled from the keyboard.
+  const box = await grid.boundingBox();
+  const at = (x, y) => [box.x + ((x + 0.5) * box.width) / 32, box.y + ((y + 0.5) * box.height) / 18];
+  await page.mouse.click(...at(0, 0));
+  await page.mouse.move(...at(2, 1));
+  await page.mouse.down();
+  await page.mouse.move(...at(5, 1), { steps: 6 });
+  await page.mouse.up();
+  await page.keyboard.press('ArrowDown');
+  await page.keyboard.press(' ');
+  assert.equal(await grid.getAttribute('data-ignored'), '6');
+  const ignore = Array.from({ length: 18 }, (_, y) => Array.from({ length: 32 }, (_, x) => (
+    (x === 0 && y === 0) || (y === 1 && x >= 2 && x <= 5) || (x === 5 && y === 2) ? 'x' : '.')).join(''));
+  // A bad value: the API's error beside the field, nothing saved.
+  await page.getByRole('button', { name: 'Save', exact: true }).click();
+  const bad = page.locator('.field-error[data-key="motion.sensitivity"]');
+  await bad.waitFor();
+  assert.match(await bad.innerText(), /motion\.sensitivity: 0 is outside 1 to 100/);
+  assert.equal(await page.getByLabel('Sensitivity').getAttribute('aria-invalid'), 'true');
+  assert.equal(await page.evaluate(() => document.activeElement.closest('.field').contains(document.querySelector('.field-error'))), true, 'focus on the field');
+  const [, unchanged] = await call(page, 'GET', '/api/cameras/demo');
+  assert.equal(unchanged.motion.enabled, false);
+  await axe(page, 'settings: camera with an error beside a field');
+  await page.getByLabel('Sensitivity').fill('70');
+  await page.getByRole('button', { name: 'Save', exact: true }).click();
+  await page.getByText('Camera saved').waitFor();
+  const [, saved] = await call(page, 'GET', '/api/cameras/demo');
+  assert.deepEqual(saved.motion, { enabled: true, sensitivity: 70, min_duration_ms: 500, ignore });
+  assert.deepEqual([saved.event_retention_days, saved.pre_roll_s, saved.post_roll_s], [30, 3, 7]);
+  // Shown again, on a new page.
+  await page.reload();
+  const again = await edit(page);
+  assert.equal(await again.getAttribute('data-ignored'), '6');
+  assert.equal(await page.getByLabel('Detect motion').isChecked(), true);
+  assert.deepEqual(await Promise.all(['Sensitivity', 'Motion must last', 'Keep event recordings', 'Before an event', 'After an event']
+    .map((l) => page.getByLabel(l).inputValue())), ['70', '500', '30', '3', '7']);
+  await page.getByRole('button', { name: 'Watch everything' }).click();
+  assert.equal(await again.getAttribute('data-ignored'), '0');
+  await axe(page, 'settings: camera motion');
+  // At 375 px in dark colours: the form and its grid fit the phone.
+  const small = ctx.mobile.page;
+  await edit(small);
+  const width = await small.evaluate(() => document.documentElement.scrollWidth);
+  assert.ok(width <= 375, `nothing wider than the phone: ${width}`);
+  await axe(small, 'settings: camera motion at 375 px, dark');
+  await page.screenshot({ path: join(ARTIFACTS, 'settings-camera-motion-desktop.png'), fullPage: true });
+  await small.screenshot({ path: join(ARTIFACTS, 'settings-camera-motion-mobile.png'), fullPage: true });
+  await small.getByRole('button', { name: 'Cancel' }).click();
+  await page.getByRole('button', { name: 'Cancel' }).click();
+  // As it was, for the tests after this one.
+  const [restored, r] = await call(page, 'PUT', '/api/cameras/demo', { motion: { enabled: false }, event_retention_days: 0, pre_roll_s: 5, post_roll_s: 5 });
+  assert.equal(restored, 200, JSON.stringify(r));
 });
 
 test('remote nodes are added, tested, deleted and edited (relay mode plays through this node)', async () => {
