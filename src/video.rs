@@ -38,25 +38,31 @@ pub struct VideoParams {
 pub struct ParamsError(pub String);
 
 /// Decodes an MP4 box from bytes that came from outside (a camera's parameters, an MP4 file, a
-/// segment on the card), after checking what mp4-atom 0.15 does not. It reads a sample group
-/// description (`sgpd`) by pushing one entry per count, and an entry of a grouping type it does
-/// not know takes all the bytes left, so the next ones take none: 135 bytes asked for tens of
-/// millions of entries, gigabytes (found by fuzzing, docs/security.md). Every entry of a real
-/// `sgpd` takes at least a byte, so a count above the bytes left in its box is refused. Every
-/// `sgpd` in the bytes is checked wherever it is nested (a spelling of `sgpd` that is not a box
-/// header is refused only if what follows it looks like such a count, which costs nothing but
-/// a refused damaged box).
+/// segment on the card), after checking what mp4-atom 0.15 does not: the entry count of a
+/// sample group description (`sgpd`). mp4-atom pushes one entry per count, and an entry of any
+/// grouping type but `refs` takes all the bytes left, so the entries after it take none: 135
+/// bytes asked for tens of millions of entries, gigabytes (found by fuzzing,
+/// docs/security.md). See [`check_sample_groups`] for the bound.
 pub fn decode_outside<T: Decode>(bytes: &[u8]) -> Result<T, mp4_atom::Error> {
     check_sample_groups(bytes)?;
     T::decode(&mut &bytes[..])
 }
 
+/// Most entries of a sample group description whose entries mp4-atom reads as opaque bytes.
+/// Real files have a handful (one `roll` for AAC audio); the entries after the first are empty.
+const MAX_OPAQUE_GROUP_ENTRIES: u32 = 1024;
+
+/// Refuses an `sgpd` box whose entry count is more than mp4-atom can read without building
+/// entries out of nothing: a `refs` entry takes at least 5 bytes, an entry with its own length
+/// field 4, any other at most [`MAX_OPAQUE_GROUP_ENTRIES`] and no more than the bytes left.
+/// Every `sgpd` is found wherever it is nested (the bytes are searched for its type); a match
+/// whose header cannot be a box mp4-atom would read (its size past the bytes, an unknown
+/// version) is skipped, as mp4-atom refuses it before reading a count.
 fn check_sample_groups(bytes: &[u8]) -> Result<(), mp4_atom::Error> {
     let be32 = |at: usize| -> Option<u32> {
         let b = bytes.get(at..at.checked_add(4)?)?;
         Some(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
     };
-    let too_large = || mp4_atom::Error::TooLarge(mp4_atom::FourCC::new(b"sgpd"));
     let mut from = 0;
     while let Some(found) = bytes[from..].windows(4).position(|w| w == b"sgpd") {
         let kind_at = from + found;
@@ -73,24 +79,37 @@ fn check_sample_groups(bytes: &[u8]) -> Result<(), mp4_atom::Error> {
                     continue;
                 };
                 let large = (u64::from(hi) << 32) | u64::from(lo);
-                let end = usize::try_from(large)
+                match usize::try_from(large)
                     .ok()
                     .and_then(|l| start.checked_add(l))
-                    .unwrap_or(usize::MAX);
-                (end.min(bytes.len()), kind_at + 12)
+                {
+                    Some(end) if end <= bytes.len() => (end, kind_at + 12),
+                    _ => continue,
+                }
             }
-            n => (
-                start.saturating_add(n as usize).min(bytes.len()),
-                kind_at + 4,
-            ),
+            n => match start.checked_add(n as usize) {
+                Some(end) if end <= bytes.len() => (end, kind_at + 4),
+                _ => continue,
+            },
         };
-        // version and flags, grouping type, then default length (version 1 and up) and default
-        // description index (version 2 and up), then the entry count.
+        // Version and flags, grouping type, then the default length (version 1 and up) and
+        // default description index (version 2 and up), then the entry count.
         let Some(&version) = bytes.get(at) else {
             continue;
         };
+        if version > 3 {
+            continue;
+        }
+        let Some(grouping) = bytes.get(at + 4..at + 8) else {
+            continue;
+        };
         at += 8;
+        let mut own_lengths = false;
         if version >= 1 {
+            let Some(default_length) = be32(at) else {
+                continue;
+            };
+            own_lengths = default_length == 0;
             at += 4;
         }
         if version >= 2 {
@@ -98,8 +117,15 @@ fn check_sample_groups(bytes: &[u8]) -> Result<(), mp4_atom::Error> {
         }
         let Some(count) = be32(at) else { continue };
         let left = end.saturating_sub(at + 4);
-        if count as usize > left {
-            return Err(too_large());
+        let most = if grouping == b"refs" {
+            left / 5
+        } else if own_lengths {
+            left / 4
+        } else {
+            left.min(MAX_OPAQUE_GROUP_ENTRIES as usize)
+        };
+        if count as usize > most {
+            return Err(mp4_atom::Error::TooLarge(mp4_atom::FourCC::new(b"sgpd")));
         }
     }
     Ok(())
@@ -165,7 +191,7 @@ impl VideoParams {
             .encode(&mut bytes)
             .map_err(|e| ParamsError(format!("the stream's parameters cannot be recorded: {e}")))
             .and_then(|()| {
-                Entry::decode(&mut &bytes[..]).map_err(|e| {
+                decode_outside::<Entry>(&bytes).map_err(|e| {
                     ParamsError(format!("the stream's parameters do not read back: {e}"))
                 })
             })?;
@@ -269,14 +295,19 @@ mod tests {
     fn sample_group_counts_beyond_their_bytes_are_refused() {
         for version in 0..=2 {
             assert!(
-                check_sample_groups(&sgpd(version, 8, 8)).is_ok(),
+                check_sample_groups(&sgpd(version, 1, 8)).is_ok(),
                 "v{version}"
             );
             assert!(
                 check_sample_groups(&sgpd(version, 0, 0)).is_ok(),
                 "v{version}"
             );
-            let bad = sgpd(version, 9, 8);
+            // Opaque entries: at most the bytes left.
+            assert!(
+                check_sample_groups(&sgpd(version, 9, 8)).is_err(),
+                "v{version}"
+            );
+            let bad = sgpd(version, 2000, 4000);
             assert!(check_sample_groups(&bad).is_err(), "v{version}");
             // Nested anywhere, and in a box that runs to the end (size 0).
             let mut nested = vec![0, 0, 0, 0];
@@ -287,9 +318,18 @@ mod tests {
         // What fuzzing found: 135 bytes that asked mp4-atom for 33 million entries.
         let found = include_bytes!("../fuzz/corpus/rtsp/crash-oom-sgpd-entries");
         assert!(VideoParams::from_sample_entry(found).is_err());
-        // Bytes too short to hold a header are not a box, and pass to mp4-atom as they are.
+        // Not a box mp4-atom would read: too short, a size past the bytes, an unknown version.
         assert!(check_sample_groups(b"sgpd").is_ok());
         assert!(check_sample_groups(b"\0\0\0\x10sgpd\0").is_ok());
+        let mut past = sgpd(0, 9, 8);
+        past[3] += 1;
+        assert!(check_sample_groups(&past).is_ok());
+        let mut version = sgpd(0, 9, 8);
+        version[8] = 4;
+        assert!(check_sample_groups(&version).is_ok());
+        // The name of an encoder that spells `sgpd` (fuzzing found Eyrie refusing to read back
+        // such a sample entry it had written).
+        assert!(check_sample_groups(b"\0\0\0\x01sgpdc59.37.100 libx264\0\0").is_ok());
     }
 
     #[test]
