@@ -41,6 +41,14 @@ fn hex(b: &[u8]) -> String {
 }
 
 fn main() {
+    // The boards link OpenH264's C++ runtime statically, after everything (.cargo/config.toml);
+    // libgcc after it again, for what that static libstdc++ calls (aarch64's outline atomics).
+    if matches!(
+        std::env::var("CARGO_CFG_TARGET_ARCH").as_deref(),
+        Ok("aarch64" | "arm")
+    ) {
+        println!("cargo:rustc-link-arg=-lgcc");
+    }
     let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap()).join("ui");
     println!("cargo:rerun-if-changed=ui");
     let out = PathBuf::from(std::env::var("OUT_DIR").unwrap());

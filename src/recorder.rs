@@ -1,8 +1,8 @@
 //! The recorder owns the running cameras: for each enabled camera a capture task (connect,
 //! reconnect with capped exponential backoff, frame timing) feeding a writer thread (the
 //! segmenter) and the live hub, plus the status that `/api/health` reports. A camera with
-//! motion detection on hands a few of its MJPEG pictures a second to its motion watcher
-//! (crate::motion), which never holds capture up.
+//! motion detection on hands a few of its MJPEG pictures or H.264 key frames a second to its
+//! motion watcher (crate::motion), which never holds capture up.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -440,10 +440,11 @@ async fn capture_loop(
             Err(e) => e.to_string(),
             Ok(mut opened) => {
                 tracing::info!(%camera, source = %desc, "streaming");
-                if watcher.is_some() && opened.params.codec != crate::video::Codec::Mjpeg {
+                if watcher.is_some() && !Watcher::reads(opened.params.codec) {
                     tracing::warn!(
                         %camera,
-                        "motion detection reads MJPEG pictures only; this camera sends {:?}",
+                        "motion detection reads MJPEG and H.264 only; this camera sends {:?} \
+                         (use the camera's own ONVIF events)",
                         opened.params.codec
                     );
                 }
@@ -468,10 +469,9 @@ async fn capture_loop(
                     status.frame(frame.data.len());
                     delivered = true;
                     if let Some(w) = &mut watcher {
-                        // Only MJPEG pictures are read (at 1/8 scale); H.264 is not decoded.
-                        if params.codec == crate::video::Codec::Mjpeg {
-                            w.offer(&frame.data, frame.received.as_millisecond());
-                        }
+                        // MJPEG pictures (read at 1/8 scale) and H.264 key frames; `params`
+                        // changes at `emit`, after this frame is offered.
+                        w.offer_frame(frame.new_params.as_ref().unwrap_or(&params), &frame);
                     }
                     let lost = source.dropped_frames();
                     if lost > source_dropped {

@@ -1,8 +1,8 @@
 //! Eyrie's own motion detection against ground truth: clips made by ffmpeg with motion only in
-//! known intervals (and one with noise and lighting changes but no motion), served as MJPEG by
-//! the GStreamer RTSP server, recorded by a real eyrie with motion detection on. Every motion
-//! interval must be overlapped by an event listed by the events API, and no event may fall
-//! outside them.
+//! known intervals (and one with noise and lighting changes but no motion), served as MJPEG and
+//! as H.264 (a key frame a second, the only pictures Eyrie decodes) by the GStreamer RTSP server,
+//! recorded by a real eyrie with motion detection on. Every motion interval must be overlapped
+//! by an event listed by the events API, and no event may fall outside them.
 
 mod support;
 
@@ -15,8 +15,10 @@ use support::*;
 const CLIP_S: u32 = 30;
 const MOVING: [(f64, f64); 2] = [(6.0, 11.0), (18.0, 23.0)];
 /// Slack for where an event may begin or end around an interval: the RTSP start's latency,
-/// one sampled picture (250 ms), a frame of the clip.
+/// one sampled picture (250 ms, or the H.264 GOP below), a frame of the clip.
 const SLACK_S: f64 = 1.0;
+/// The H.264 clips' GOP in frames: a key frame a second at the clips' 10 fps.
+const H264_GOP: &str = "10";
 
 /// One motion event as the node lists it: start and end, milliseconds since the epoch.
 #[derive(Debug, Clone)]
@@ -85,18 +87,35 @@ fn score(events: &[Event], origin_ms: i64, moving: &[(f64, f64)]) -> (usize, usi
 
 #[test]
 fn motion_events_match_the_ground_truth() {
+    ground_truth(false);
+}
+
+/// The same clips encoded to H.264 as they play: only the key frames are decoded.
+#[test]
+fn h264_motion_events_match_the_ground_truth() {
+    ground_truth(true);
+}
+
+fn ground_truth(h264: bool) {
     if !rtsp::available() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
     let moving = media::motion_clip(dir.path(), "moving", CLIP_S, &MOVING, false);
     let still = media::motion_clip(dir.path(), "still", CLIP_S, &[], true);
+    let (clip, codec) = if h264 {
+        ("--h264-clip", "h264")
+    } else {
+        ("--clip", "mjpeg")
+    };
     let server = RtspServer::start(
         free_port(),
         &[
-            "--clip",
+            "--gop",
+            H264_GOP,
+            clip,
             &format!("moving={}", moving.display()),
-            "--clip",
+            clip,
             &format!("still={}", still.display()),
         ],
     );
@@ -150,13 +169,13 @@ fn motion_events_match_the_ground_truth() {
     let rel = |ms: i64| (ms - moving_0) as f64 / 1000.0;
     for ev in &found {
         eprintln!(
-            "moving: event {:.2} s to {:?} s",
+            "{codec} moving: event {:.2} s to {:?} s",
             rel(ev.start_ms),
             ev.end_ms.map(rel),
         );
     }
     eprintln!(
-        "motion ground truth: precision {right}/{n}, recall {hit}/{}",
+        "{codec} motion ground truth: precision {right}/{n}, recall {hit}/{}",
         MOVING.len()
     );
     assert_eq!(hit, MOVING.len(), "every interval found: {found:?}");
@@ -179,10 +198,17 @@ fn motion_events_match_the_ground_truth() {
         .filter(before(still_0))
         .collect();
     eprintln!(
-        "still scene with noise and lighting: {} events",
+        "{codec} still scene with noise and lighting: {} events",
         false_alarms.len()
     );
     assert!(false_alarms.is_empty(), "{false_alarms:?}");
-    let status: Value = e.camera_status("moving");
-    assert_eq!(status["state"], "recording", "{status}");
+    for camera in ["moving", "still"] {
+        let status: Value = e.camera_status(camera);
+        assert_eq!(status["codec"], codec, "{status}");
+        assert_eq!(status["state"], "recording", "{status}");
+        // Every picture looked at was read: a key frame each second for H.264.
+        let m = &status["motion"];
+        assert!(m["checked"].as_u64().unwrap() >= 20, "{status}");
+        assert_eq!(m["unreadable"], 0, "{status}");
+    }
 }

@@ -11,6 +11,12 @@
 //! - **Start.** Motion must go on for the minimum duration (gaps up to [`GAP_MS`] allowed) before
 //!   an event starts; it starts at its first moving picture.
 //! - **End.** An event ends after [`QUIET_MS`] without a moving picture, at its last moving one.
+//! - **Sparse pictures.** An H.264 camera is sampled once per GOP (its key frames: every 1 to
+//!   4 s is common). The gap and the quiet time are then stretched to two sampling intervals, so
+//!   that one still picture between moving ones neither splits a stretch nor ends an event; the
+//!   minimum duration needs no change (two moving pictures that far apart already span it). An
+//!   event then starts up to one interval after the motion did, and ends `max(3 s, 2 intervals)`
+//!   after its last moving picture.
 //! - **Background.** Cells that did not change follow the picture quickly, changed cells very
 //!   slowly, so something that stops in view becomes background in about 200 pictures (under a
 //!   minute at 4 a second).
@@ -30,6 +36,8 @@ const FOLLOW_STILL: f32 = 0.1;
 const FOLLOW_MOVING: f32 = 0.01;
 /// Pictures seen before any decision (the background settles).
 const WARM_UP: u32 = 3;
+/// Longest sampling interval the gap and quiet time are stretched for.
+const MAX_INTERVAL_MS: i64 = 10_000;
 
 /// What a picture changed.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -62,6 +70,9 @@ pub struct Detector {
     background: Option<Box<[f32; CELLS]>>,
     seen: u32,
     state: State,
+    /// When the last picture came, and how long before it the one before did.
+    last_t: Option<i64>,
+    interval: i64,
 }
 
 impl Detector {
@@ -73,6 +84,8 @@ impl Detector {
             background: None,
             seen: 0,
             state: State::Still,
+            last_t: None,
+            interval: 0,
         }
     }
 
@@ -88,6 +101,16 @@ impl Detector {
 
     /// Takes the next picture of the grid (row by row) at `t_ms`.
     pub fn feed(&mut self, grid: &[u8; CELLS], t_ms: i64) -> Option<Change> {
+        if let Some(d) = self.last_t.map(|l| t_ms.saturating_sub(l)) {
+            if d > 0 {
+                self.interval = d.min(MAX_INTERVAL_MS);
+            }
+        }
+        self.last_t = Some(t_ms);
+        let (gap, quiet) = (
+            GAP_MS.max(2 * self.interval),
+            QUIET_MS.max(2 * self.interval),
+        );
         let moving = self.compare(grid);
         self.seen = self.seen.saturating_add(1);
         if self.seen <= WARM_UP {
@@ -111,7 +134,7 @@ impl Detector {
                 self.start_if_long_enough(t_ms)
             }
             (State::Pending { last, .. }, None) => {
-                if t_ms - last > GAP_MS {
+                if t_ms - last > gap {
                     self.state = State::Still;
                 }
                 None
@@ -121,7 +144,7 @@ impl Detector {
                 None
             }
             (State::Moving { last }, None) => {
-                if t_ms - last >= QUIET_MS {
+                if t_ms - last >= quiet {
                     self.state = State::Still;
                     return Some(Change::Ended { at_ms: last });
                 }
@@ -366,6 +389,32 @@ mod tests {
         assert!(matches!(changes.as_slice(), [Change::Started { .. }]));
         assert_eq!(d.finish(), Some(Change::Ended { at_ms: 1_000_250 }));
         assert_eq!(d.finish(), None);
+    }
+
+    /// One picture every 2 s (an H.264 camera's key frames): one still picture amid motion
+    /// neither splits nor ends the event, which ends two intervals after its last motion.
+    #[test]
+    fn sparse_key_frames_make_one_event() {
+        let mut d = Detector::new(&settings(1000));
+        let mut pics = vec![picture(0, 1.0, 1, None); 4]; // 0 .. 6000
+        for i in 0..6 {
+            // 8000 .. 18000, the third one still.
+            let boxed = (i != 2).then_some((2 + i * 4, 5));
+            pics.push(picture(0, 1.0, 1, boxed));
+        }
+        pics.extend(vec![picture(0, 1.0, 1, None); 6]); // 20000 ..
+        let mut changes = Vec::new();
+        for (i, p) in pics.iter().enumerate() {
+            if let Some(c) = d.feed(p, i as i64 * 2000) {
+                changes.push((i as i64 * 2000, c));
+            }
+        }
+        assert_eq!(changes.len(), 2, "{changes:?}");
+        assert!(
+            matches!(changes[0], (10_000, Change::Started { at_ms: 8000, .. })),
+            "{changes:?}"
+        );
+        assert_eq!(changes[1], (22_000, Change::Ended { at_ms: 18_000 }));
     }
 
     #[test]

@@ -4,6 +4,9 @@
 //! picture at its start as thumbnail.
 //!
 //! - jpeg.rs: MJPEG pictures at 1/8 scale from their DC coefficients, never decoded whole;
+//! - h264.rs: H.264 key frames only, each decoded on its own (OpenH264), sizes bounded first;
+//!   the other frames are never decoded, so a camera is sampled once per GOP at most. H.265 is
+//!   not read (no crate vendors a decoder): such cameras rely on their own ONVIF events;
 //! - detector.rs: background, thresholds, lighting rejection, ignore zones, hysteresis;
 //! - this file: the per-camera [`Settings`], the grid, and the [`Watcher`] thread the recorder
 //!   hands pictures to without ever waiting for it (a one-picture queue that drops).
@@ -11,6 +14,7 @@
 //! Events go to an [`EventSink`] (the node's event log) from the watcher's own thread.
 
 mod detector;
+pub mod h264;
 pub mod jpeg;
 
 use std::sync::Arc;
@@ -19,6 +23,7 @@ use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
 use bytes::Bytes;
 
 use crate::events::{EventId, EventSink, Origin};
+use crate::video::{Codec, Frame, VideoParams};
 use serde::{Deserialize, Serialize};
 
 pub use detector::{Change, Detector};
@@ -27,10 +32,13 @@ pub use detector::{Change, Detector};
 pub const GRID_W: usize = 32;
 pub const GRID_H: usize = 18;
 pub const CELLS: usize = GRID_W * GRID_H;
-/// Pictures looked at: at most one per this many milliseconds (4 a second).
+/// Pictures looked at: at most one per this many milliseconds (4 a second); for H.264 this
+/// bounds how many key frames are decoded.
 pub const SAMPLE_MS: i64 = 250;
 /// Largest thumbnail kept: a bigger picture at the event's start gives an event without one.
 pub const MAX_THUMBNAIL: usize = 256 << 10;
+/// Unreadable pictures are counted; one is logged at most once per this many milliseconds.
+const WARN_EVERY_MS: i64 = 60_000;
 /// Bounds of the settings.
 pub const SENSITIVITY: std::ops::RangeInclusive<u8> = 1..=100;
 pub const MIN_DURATION_MS: std::ops::RangeInclusive<u32> = 0..=60_000;
@@ -115,31 +123,46 @@ impl Luma {
     /// The picture reduced to the grid: each cell the mean of the pixels it covers (at least
     /// one, so a picture smaller than the grid still fills it).
     pub fn grid(&self) -> Option<[u8; CELLS]> {
-        let (w, h) = (self.width, self.height);
-        if w == 0 || h == 0 || self.data.len() < w * h {
-            return None;
-        }
-        let mut out = [0u8; CELLS];
-        for cy in 0..GRID_H {
-            let y0 = cy * h / GRID_H;
-            let y1 = ((cy + 1) * h / GRID_H).max(y0 + 1);
-            for cx in 0..GRID_W {
-                let x0 = cx * w / GRID_W;
-                let x1 = ((cx + 1) * w / GRID_W).max(x0 + 1);
-                let mut sum = 0u32;
-                for row in self.data[y0 * w..y1 * w].chunks_exact(w) {
-                    sum += row[x0..x1].iter().map(|&v| v as u32).sum::<u32>();
-                }
-                out[cy * GRID_W + cx] = (sum / ((y1 - y0) * (x1 - x0)) as u32) as u8;
-            }
-        }
-        Some(out)
+        grid(&self.data, self.width, self.height, self.width)
     }
 }
 
-/// A picture handed to the watcher: the JPEG as recorded, and when it arrived.
+/// A `w`x`h` grey picture whose rows start `stride` bytes apart, reduced to the grid.
+fn grid(data: &[u8], w: usize, h: usize, stride: usize) -> Option<[u8; CELLS]> {
+    if w == 0 || h == 0 || stride < w || data.len() < (h - 1) * stride + w {
+        return None;
+    }
+    let mut out = [0u8; CELLS];
+    for cy in 0..GRID_H {
+        let y0 = cy * h / GRID_H;
+        let y1 = ((cy + 1) * h / GRID_H).max(y0 + 1);
+        for cx in 0..GRID_W {
+            let x0 = cx * w / GRID_W;
+            let x1 = ((cx + 1) * w / GRID_W).max(x0 + 1);
+            let mut sum = 0u64;
+            for y in y0..y1 {
+                let row = &data[y * stride..y * stride + w];
+                sum += row[x0..x1].iter().map(|&v| v as u64).sum::<u64>();
+            }
+            out[cy * GRID_W + cx] = (sum / ((y1 - y0) * (x1 - x0)) as u64) as u8;
+        }
+    }
+    Some(out)
+}
+
+/// A picture handed to the watcher, as recorded.
+enum Picture {
+    Jpeg(Bytes),
+    /// An H.264 key frame (length-prefixed NAL units) and its stream's parameters.
+    H264 {
+        params: Arc<VideoParams>,
+        frame: Bytes,
+    },
+}
+
+/// A picture and when it arrived.
 struct Sample {
-    jpeg: Bytes,
+    picture: Picture,
     at_ms: i64,
 }
 
@@ -173,7 +196,8 @@ impl Counters {
     }
 }
 
-/// Watches one camera's MJPEG pictures on a thread of its own. Offering a picture never waits:
+/// Watches one camera's pictures (MJPEG, or H.264 key frames) on a thread of its own. Offering a
+/// picture never waits:
 /// one at most is queued, and one offered while the thread is busy is dropped (counted).
 /// Dropping the watcher ends its thread, which first closes an open event.
 pub struct Watcher {
@@ -206,20 +230,44 @@ impl Watcher {
         &self.counters
     }
 
+    /// Whether the watcher reads pictures of `codec` (H.265 is not read).
+    pub fn reads(codec: Codec) -> bool {
+        matches!(codec, Codec::Mjpeg | Codec::H264)
+    }
+
+    /// Offers a recorded frame of a stream of `params`: an MJPEG picture, or an H.264 key frame
+    /// (other frames are not looked at), at its arrival time.
+    pub fn offer_frame(&mut self, params: &Arc<VideoParams>, frame: &Frame) {
+        let at_ms = frame.received.as_millisecond();
+        match params.codec {
+            Codec::Mjpeg => self.offer(&frame.data, at_ms),
+            Codec::H264 if frame.key && self.due(at_ms) => self.send(
+                Picture::H264 {
+                    params: params.clone(),
+                    frame: frame.data.clone(),
+                },
+                at_ms,
+            ),
+            Codec::H264 | Codec::H265 => {}
+        }
+    }
+
     /// Offers a JPEG picture that arrived at `at_ms`; taken only if [`SAMPLE_MS`] passed since
     /// the last one taken.
     pub fn offer(&mut self, jpeg: &Bytes, at_ms: i64) {
-        if self
+        if self.due(at_ms) {
+            self.send(Picture::Jpeg(jpeg.clone()), at_ms);
+        }
+    }
+
+    fn due(&self, at_ms: i64) -> bool {
+        !self
             .last_ms
             .is_some_and(|l| at_ms - l < SAMPLE_MS && at_ms >= l)
-        {
-            return;
-        }
-        let sample = Sample {
-            jpeg: jpeg.clone(),
-            at_ms,
-        };
-        match self.tx.try_send(sample) {
+    }
+
+    fn send(&mut self, picture: Picture, at_ms: i64) {
+        match self.tx.try_send(Sample { picture, at_ms }) {
             Ok(()) => self.last_ms = Some(at_ms),
             Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
                 self.counters
@@ -241,6 +289,7 @@ fn watch(
     let mut open: Option<EventId> = None;
     // The picture at the first moving one, kept for the thumbnail until the event starts.
     let mut first: Option<Bytes> = None;
+    let mut key_frames = h264::KeyFrames::default();
     let handle = |change: Change, first: Option<Bytes>, open: &mut Option<EventId>| match change {
         Change::Started { at_ms, score } => {
             match sink.begin(&camera, "motion", Origin::Eyrie, at_ms, Some(score), None) {
@@ -263,31 +312,48 @@ fn watch(
             }
         }
     };
-    while let Ok(Sample {
-        jpeg: picture,
-        at_ms,
-    }) = rx.recv()
-    {
-        let grid = match jpeg::luma_dc(&picture).map(|l| l.grid()) {
-            Ok(Some(g)) => g,
-            Ok(None) | Err(_) => {
-                // One warning per run of unreadable pictures, not one per picture.
-                if counters.unreadable.fetch_add(1, Relaxed) == 0 {
-                    if let Err(e) = jpeg::luma_dc(&picture) {
-                        tracing::warn!(%camera, "motion detection cannot read a picture: {e}");
-                    }
+    // When an unreadable picture was last logged: at most one warning a minute.
+    let mut warned_ms: Option<i64> = None;
+    while let Ok(Sample { picture, at_ms }) = rx.recv() {
+        let read = match &picture {
+            Picture::Jpeg(j) => jpeg::luma_dc(j)
+                .map_err(|e| e.to_string())
+                .and_then(|l| l.grid().ok_or_else(|| "an empty picture".to_string()))
+                .map(|g| (g, None)),
+            Picture::H264 { params, frame } => key_frames
+                .decode(params, frame)
+                .map(|k| (k.grid, Some(k)))
+                .map_err(|e| format!("an H.264 key frame: {e}")),
+        };
+        let (grid, key) = match read {
+            Ok(r) => r,
+            Err(e) => {
+                counters.unreadable.fetch_add(1, Relaxed);
+                if warned_ms.is_none_or(|w| !(0..WARN_EVERY_MS).contains(&(at_ms - w))) {
+                    warned_ms = Some(at_ms);
+                    tracing::warn!(
+                        %camera,
+                        "motion detection cannot read a picture (recording goes on): {e}"
+                    );
                 }
                 continue;
             }
         };
         counters.checked.fetch_add(1, Relaxed);
+        // The thumbnail: the JPEG as recorded, or the decoded key frame made one.
+        let thumbnail = || match (&picture, &key) {
+            (Picture::Jpeg(j), _) => Some(j.clone()),
+            (_, Some(k)) => k.thumbnail(),
+            _ => None,
+        };
         let change = detector.feed(&grid, at_ms);
         if detector.pending() && first.is_none() {
-            first = Some(picture.clone());
+            first = thumbnail();
         }
         match change {
             Some(c @ Change::Started { .. }) => {
-                handle(c, first.take().or(Some(picture)), &mut open)
+                let t = first.take().or_else(thumbnail);
+                handle(c, t, &mut open)
             }
             Some(c) => handle(c, None, &mut open),
             None if !detector.pending() => first = None,
@@ -455,6 +521,69 @@ mod tests {
         };
         full.offer(&still, 0);
         assert_eq!(full.counters.dropped.load(Relaxed), 1);
+    }
+
+    /// H.264: only key frames are looked at; a damaged one is counted and skipped, and the
+    /// event still starts, gets the decoded key frame as thumbnail, and ends.
+    #[test]
+    fn a_watcher_reads_h264_key_frames_and_skips_damaged_ones() {
+        use std::sync::atomic::Ordering::Relaxed;
+        let (width, height) = (320, 176);
+        let mut cam = h264::testing::Camera::new(width, height);
+        let kept = Arc::new(Kept::default());
+        let s = Settings {
+            enabled: true,
+            min_duration_ms: 500,
+            ..Settings::default()
+        };
+        let mut w = Watcher::start("cam".into(), &s, kept.clone()).unwrap();
+        let counters = w.counters().clone();
+        let frame = |data: Bytes, key: bool, t: i64| Frame {
+            data,
+            pts: t * 90,
+            key,
+            received: jiff::Timestamp::from_millisecond(t).unwrap(),
+            new_params: None,
+        };
+        let offer = |w: &mut Watcher, f: Frame, params: &Arc<VideoParams>| {
+            let seen = |c: &Counters| c.checked.load(Relaxed) + c.unreadable.load(Relaxed);
+            let before = seen(&counters);
+            let taken = f.key;
+            w.offer_frame(params, &f);
+            while taken && seen(&counters) == before {
+                std::thread::yield_now();
+            }
+        };
+        let mut t = 1_000_000;
+        for i in 0..20 {
+            let boxed = (6..12).contains(&i).then(|| 20 + (i - 6) * 40);
+            let data = cam.key_frame(&h264::testing::picture(width, height, boxed));
+            let params = cam.params.clone().unwrap();
+            if i == 8 {
+                // A key frame damaged past its first bytes: unreadable, nothing else lost.
+                let mut bad = data.to_vec();
+                let n = bad.len();
+                bad[8..n].fill(0xff);
+                offer(&mut w, frame(bad.into(), true, t), &params);
+            } else {
+                offer(&mut w, frame(data.clone(), true, t), &params);
+            }
+            // The frames between key frames are never looked at, whatever they hold.
+            offer(
+                &mut w,
+                frame(Bytes::from_static(b"\0\0\0\x01\x41"), false, t + 100),
+                &params,
+            );
+            t += 1000;
+        }
+        drop(w);
+        let k = kept.0.lock().unwrap().clone();
+        assert_eq!(counters.unreadable.load(Relaxed), 1, "{k:?}");
+        assert_eq!(counters.checked.load(Relaxed), 19, "{k:?}");
+        assert_eq!(k.len(), 3, "{k:?}");
+        assert_eq!(k[0], "begin cam motion 1006000");
+        assert!(k[1].starts_with("thumbnail 1 Some("), "{k:?}");
+        assert_eq!(k[2], "end 1 1011000");
     }
 
     #[test]

@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """RTSP test server for Eyrie's tests: GStreamer gst-rtsp-server with /h264, /h265 and /mjpeg
 mounts (live test pictures), and /NAME for each --clip NAME=FILE (an MJPEG .mov played once, in
-real time, as RTP/JPEG)."""
+real time, as RTP/JPEG) or --h264-clip NAME=FILE (the same, encoded to H.264 as it plays, with
+the /h264 mount's encoder settings and --gop)."""
 import argparse
 import signal
 import sys
@@ -30,6 +31,8 @@ def main():
                     help="auth method with --user (GI exposes the methods as an enum, so one at a time)")
     ap.add_argument("--clip", action="append", default=[], metavar="NAME=FILE",
                     help="serve FILE (MJPEG in MOV, baseline with standard Huffman tables) at /NAME")
+    ap.add_argument("--h264-clip", action="append", default=[], metavar="NAME=FILE",
+                    help="serve FILE (as --clip) encoded to H.264 at /NAME, a key frame every --gop")
     a = ap.parse_args()
     Gst.init(None)
     server = GstRtspServer.RTSPServer()
@@ -53,10 +56,12 @@ def main():
             f.add_role_from_structure(Gst.Structure.new_from_string(
                 "user, media.factory.access=(boolean)true, media.factory.construct=(boolean)true"))
         mounts.add_factory(f"/{name}", f)
-    for clip in a.clip:
+    clips = [(c, "jpegparse ! rtpjpegpay name=pay0 pt=26") for c in a.clip]
+    clips += [(c, f"jpegdec ! videoconvert ! video/x-raw,format=I420 ! {enc['h264']}") for c in a.h264_clip]
+    for clip, out in clips:
         name, path = clip.split("=", 1)
         f = GstRtspServer.RTSPMediaFactory()
-        f.set_launch(f"( filesrc location={path} ! qtdemux ! jpegparse ! rtpjpegpay name=pay0 pt=26 )")
+        f.set_launch(f"( filesrc location={path} ! qtdemux ! {out} )")
         f.set_shared(True)
         mounts.add_factory(f"/{name}", f)
     if a.user:
