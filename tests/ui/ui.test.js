@@ -472,6 +472,9 @@ test('events: on the timeline and in the list, filtered, jumped to, played (also
   const lengths = (await page.evaluate(() => window.liveSeen)).filter(([id]) => id === live.id).map(([, l]) => l);
   assert.equal(lengths[0], 'ongoing', `the row came ongoing, then ended: ${lengths.join(', ')}`);
   assert.equal(lengths[lengths.length - 1], '2 s');
+  // The view includes now, so it follows the clock: the range shown moves on by itself.
+  const range = await page.locator('.tl-bar .range').innerText();
+  await page.waitForFunction((was) => document.querySelector('.tl-bar .range').textContent !== was, range, { timeout: 5000 });
 
   // At 375 px: every camera's events, filtered to Shop's motion, one played, all in the phone.
   const small = ctx.mobile.page;
