@@ -549,6 +549,7 @@ export async function render(main, { notify, act, args }) {
     }
     if (mine !== gen) return;
     data = { cam: camera, start, end: Math.min(end, now), live: end >= now, runs: got.runs, events: got.events };
+    merge(recent.map((r) => r.e).filter(fits));
     mount(nodeErrors, got.problems.map((p) => h('li.error', p)));
     buildLanes();
     if (fit) {
@@ -594,7 +595,7 @@ export async function render(main, { notify, act, args }) {
   // ---- live: new events in place, the view following the clock ----
 
   /** Adds events not held yet and updates those held (keyed by node and id), in start order. */
-  function upsert(evs) {
+  function merge(evs) {
     const at = new Map(data.events.map((e, i) => [eventKey(e), i]));
     for (const e of evs) {
       const i = at.get(eventKey(e));
@@ -602,23 +603,40 @@ export async function render(main, { notify, act, args }) {
         at.set(eventKey(e), data.events.length);
         data.events.push(e);
       } else {
-        data.events[i] = { ...data.events[i], ...e };
+        // An event that ended never opens again (an older notice merged into a newer listing).
+        const held = data.events[i];
+        data.events[i] = { ...held, ...e, end: e.end ?? held.end, end_ms: e.end_ms ?? held.end_ms };
       }
     }
     data.events.sort((a, b) => a.start_ms - b.start_ms);
     // The earliest go first: what is live is what is new.
     if (data.events.length > MAX_EVENTS) data.events.splice(0, data.events.length - MAX_EVENTS);
+  }
+
+  /** Merges `evs` and shows them. */
+  function upsert(evs) {
+    merge(evs);
     buildLanes();
     drawEvents();
   }
 
+  /** Whether an event of this node belongs to what is loaded. */
+  function fits(e) {
+    if (data.cam !== cam || data.failed || (cam !== 'all' && e.camera !== cam)) return false;
+    const end = e.end_ms ?? Infinity;
+    return end >= data.start && (data.live || e.start_ms < data.end);
+  }
+
+  // This node's notices of the last minute (at most 200): merged again into a listing that was
+  // asked for before they came and answered after, so none is lost to a load in flight.
+  const recent = [];
   /** An event of this node began or ended: shown when it is of what is loaded. */
   function noticed(e) {
     if (typeof e?.id !== 'string' || typeof e.camera !== 'string' || !Number.isFinite(e.start_ms)) return;
-    if (data.cam !== cam || data.failed || (cam !== 'all' && e.camera !== cam)) return;
-    const end = e.end_ms ?? Infinity;
-    if (end < data.start || (!data.live && e.start_ms >= data.end)) return;
-    upsert([e]);
+    const now = Date.now();
+    recent.push({ at: now, e });
+    while (recent.length > 200 || (recent.length && recent[0].at < now - MINUTE)) recent.shift();
+    if (fits(e)) upsert([e]);
   }
 
   /** Whether the view includes now (with a moment's slack: it moves by whole pixels). */
