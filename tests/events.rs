@@ -85,7 +85,8 @@ fn events_of_every_node_in_one_list_with_thumbnails_and_clips_from_their_node() 
     b.add_camera(&format!(
         r#"{{"id": "porch", "name": "Porch", "source": "{clip}"}}"#
     ));
-    let b_id = link(&a, &b.url(""), &issue_key(&b), "B");
+    let b_key = issue_key(&b);
+    let b_id = link(&a, &b.url(""), &b_key, "B");
     link(&a, &c.url(""), &issue_key(&c), "C");
     c.kill9();
 
@@ -231,6 +232,22 @@ fn events_of_every_node_in_one_list_with_thumbnails_and_clips_from_their_node() 
     assert_eq!(
         events(&a, &format!("camera=demo&start={start}"))["events"][0]["protected"],
         true
+    );
+    // Peers only read (docs/security.md): B's key, which A holds, cannot keep B's clip; the
+    // page links to B's own page instead (docs/ui.md).
+    let b_ev = ev_b["id"].as_str().unwrap();
+    let refused = ureq::post(&b.url(&format!("/api/recordings/events/{b_ev}/protect")))
+        .set("X-NVR-Auth", &b_key)
+        .set("content-type", "application/json")
+        .timeout(Duration::from_secs(20))
+        .send_string(r#"{"protected": true}"#);
+    match refused {
+        Err(ureq::Error::Status(s, _)) => assert_eq!(s, 403),
+        other => panic!("a peer key kept a clip: {other:?}"),
+    }
+    assert_eq!(
+        events(&b, &format!("camera=porch&start={start}"))["events"][0]["protected"],
+        false
     );
     // Kinds filter, on every node.
     let none = events(&a, &format!("camera=all&start={start}&kind=motion"));

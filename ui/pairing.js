@@ -6,9 +6,9 @@
 
 import { get, post } from './api.js';
 import { h, mount, field, ago, duration, uid } from './dom.js';
+import { follow as followNotices } from './notices.js';
 
 const POLL_MS = 5000;
-const RETRY_EVENTS_MS = 30000;
 
 const VIEWS = {
   discover: '/api/system/discover',
@@ -18,13 +18,11 @@ const VIEWS = {
 
 /**
  * Calls on[view](state) with each new state of the three views: from the event stream, or by
- * polling while the stream is down (a refused or closed stream is tried again later). Returns
+ * polling while the stream is down (ui/notices.js tries a refused or closed one again later). Returns
  * the function that stops everything.
  */
 function follow(on, notify) {
-  let es = null;
   let poll = null;
-  let retry = null;
   let stopped = false;
   let warned = false;
   async function pollOnce() {
@@ -47,35 +45,14 @@ function follow(on, notify) {
     pollOnce();
   };
   const stopPolling = () => { clearInterval(poll); poll = null; };
-  function connect() {
-    retry = null;
-    if (stopped) return;
-    if (typeof EventSource === 'undefined') { startPolling(); return; }
-    es = new EventSource('/api/events');
-    for (const view of Object.keys(VIEWS)) {
-      es.addEventListener(view, (ev) => {
-        stopPolling();
-        let v = null;
-        try { v = JSON.parse(ev.data); } catch { /* ignored: the next notice or poll brings it */ }
-        if (v !== null) on[view](v);
-      });
-    }
-    es.addEventListener('error', () => {
-      // The browser reconnects by itself unless the stream was refused (503 past 8 listeners,
-      // 401): poll meanwhile either way, and try the stream again later when it gave up.
-      startPolling();
-      if (es?.readyState === EventSource.CLOSED) {
-        es = null;
-        retry = setTimeout(connect, RETRY_EVENTS_MS);
-      }
-    });
-  }
-  connect();
+  const stopEvents = followNotices(
+    Object.fromEntries(Object.keys(VIEWS).map((view) => [view, (v) => { stopPolling(); on[view](v); }])),
+    { onDown: startPolling },
+  );
   return () => {
     stopped = true;
-    es?.close();
+    stopEvents();
     stopPolling();
-    clearTimeout(retry);
   };
 }
 

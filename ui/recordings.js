@@ -9,9 +9,19 @@
 // Fast on a Pi: only the range around the view is asked for (at most two weeks, runs without
 // their segments), once the view has rested for a moment; answers to an older question (another
 // camera, another range) are dropped; lists show at most MAX_ROWS rows.
+//
+// Live: this node's events come on the change notices (ui/notices.js: `event_start`,
+// `event_end`) and are added or updated in place, keyed by node and id. Other nodes' events
+// are not on this node's stream: while the view includes now, what is in view is asked for
+// again every LIVE_REFRESH_MS (one question at a time, none once the page is left), and the
+// view's right edge follows the clock.
+//
+// Keep: peers read each other with read-only keys (docs/security.md), so another node's event
+// is kept on its own node: its row links to that node's recordings page at the event.
 
 import { get, post } from './api.js';
 import { h, mount, duration } from './dom.js';
+import { follow } from './notices.js';
 import { Timeline, DAY, HOUR, MINUTE, clock, when, spanWords, kindClass } from './timeline.js';
 
 const MAX_VIEW = 6 * HOUR;
@@ -21,6 +31,29 @@ const MAX_EVENT_ROWS = 50;
 /** How long a recording may take to start or to continue after a seek before the page says so. */
 export const PLAY_DEADLINE_MS = 12000;
 const SETTLE_MS = 300;
+/** How often what is in view is asked for again while the view includes now. */
+export const LIVE_REFRESH_MS = 30000;
+const FOLLOW_MS = 1000;
+/** At most this many events are held (a listing holds at most 5 000). */
+const MAX_EVENTS = 5000;
+
+/** An event's identity across nodes. */
+const eventKey = (e) => `${e.node}/${e.id}`;
+
+/**
+ * The owning node's recordings page at another node's event (`#/recordings/{camera}/{ms}`
+ * there), or null when the node's address is not a plain http(s) URL.
+ */
+export function ownerPage(e, nodes) {
+  const node = nodes.find((n) => n.id === e.node);
+  const prefix = `r-${e.node}-`;
+  if (!node || !e.camera.startsWith(prefix)) return null;
+  let u;
+  try { u = new URL(node.url); } catch { return null; }
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') return null;
+  u.hash = `#/recordings/${encodeURIComponent(e.camera.slice(prefix.length))}/${Math.round(e.start_ms)}`;
+  return u.href;
+}
 
 function isoDay(ms) {
   const d = new Date(ms);
@@ -73,7 +106,11 @@ async function whyNot(url) {
 }
 
 export async function render(main, { notify, act, args }) {
-  const cameras = await get('/api/cameras');
+  // The nodes' addresses, for another node's "Keep" (none when they cannot be read).
+  const [cameras, nodes] = await Promise.all([
+    get('/api/cameras'),
+    get('/api/system/nodes').catch(() => []),
+  ]);
   const byNode = new Map();
   for (const c of cameras) {
     if (!byNode.has(c.node_label)) byNode.set(c.node_label, []);
@@ -338,22 +375,30 @@ export async function render(main, { notify, act, args }) {
       && (!filters.camera || e.camera === filters.camera)
       && (!filters.kind || e.kind === filters.kind));
     const rows = shown.slice(0, MAX_EVENT_ROWS).map((e) => {
-      const keep = h('button', {
-        type: 'button', 'aria-pressed': String(Boolean(e.protected)),
-        title: e.camera.startsWith('r-') ? `Kept on ${e.node_name}` : null,
-      }, e.protected ? 'Kept' : 'Keep');
-      keep.addEventListener('click', () => act(keep, async () => {
-        await post(`/api/recordings/events/${encodeURIComponent(e.id)}/protect`, { protected: !e.protected });
-        e.protected = !e.protected;
-        drawEvents();
-      }));
-      if (e.camera.startsWith('r-')) keep.disabled = true; // kept on the node that holds it
+      let keep;
+      if (e.camera.startsWith('r-')) {
+        // Kept on the node that holds it: peers' keys only read (docs/ui.md).
+        const href = ownerPage(e, nodes);
+        keep = href
+          ? h('a.keep-there', {
+            href, target: '_blank', rel: 'noopener noreferrer',
+            title: `Opens ${e.node_name}'s recordings at this event, where it can be kept (you log in there)`,
+          }, e.protected ? `Kept on ${e.node_name}` : `Keep on ${e.node_name} ↗`)
+          : h('span.muted', e.protected ? `Kept on ${e.node_name}` : `Kept only on ${e.node_name}`);
+      } else {
+        keep = h('button', { type: 'button', 'aria-pressed': String(Boolean(e.protected)) }, e.protected ? 'Kept' : 'Keep');
+        keep.addEventListener('click', () => act(keep, async () => {
+          await post(`/api/recordings/events/${encodeURIComponent(e.id)}/protect`, { protected: !e.protected });
+          e.protected = !e.protected;
+          drawEvents();
+        }));
+      }
       const dl = h('button', { type: 'button' }, 'Download');
       dl.addEventListener('click', () => {
         const c = clipOf(e);
         download(c, c.start_ms, c.end_ms, dl);
       });
-      return h('tr', { dataset: { kind: kindClass(e.kind), id: e.id } },
+      return h('tr', { dataset: { kind: kindClass(e.kind), id: e.id, key: eventKey(e) } },
         h('td.thumb', e.thumbnail_url ? h('img', { src: e.thumbnail_url, alt: '', loading: 'lazy', width: 96, height: 54 }) : null),
         h('td', nameOf(e.camera)),
         h('td', h('span.badge', e.node_name || '')),
@@ -503,7 +548,8 @@ export async function render(main, { notify, act, args }) {
       if (mine === gen) search.removeAttribute('aria-busy');
     }
     if (mine !== gen) return;
-    data = { cam: camera, start, end: Math.min(end, now), runs: got.runs, events: got.events };
+    data = { cam: camera, start, end: Math.min(end, now), live: end >= now, runs: got.runs, events: got.events };
+    merge(recent.map((r) => r.e).filter(fits));
     mount(nodeErrors, got.problems.map((p) => h('li.error', p)));
     buildLanes();
     if (fit) {
@@ -544,6 +590,98 @@ export async function render(main, { notify, act, args }) {
     drawRuns();
     history.replaceState(null, '', `#/recordings/${encodeURIComponent(cam)}`);
     return load(true);
+  }
+
+  // ---- live: new events in place, the view following the clock ----
+
+  /** Adds events not held yet and updates those held (keyed by node and id), in start order. */
+  function merge(evs) {
+    const at = new Map(data.events.map((e, i) => [eventKey(e), i]));
+    for (const e of evs) {
+      const i = at.get(eventKey(e));
+      if (i === undefined) {
+        at.set(eventKey(e), data.events.length);
+        data.events.push(e);
+      } else {
+        // An event that ended never opens again (an older notice merged into a newer listing).
+        const held = data.events[i];
+        data.events[i] = { ...held, ...e, end: e.end ?? held.end, end_ms: e.end_ms ?? held.end_ms };
+      }
+    }
+    data.events.sort((a, b) => a.start_ms - b.start_ms);
+    // The earliest go first: what is live is what is new.
+    if (data.events.length > MAX_EVENTS) data.events.splice(0, data.events.length - MAX_EVENTS);
+  }
+
+  /** Merges `evs` and shows them. */
+  function upsert(evs) {
+    merge(evs);
+    buildLanes();
+    drawEvents();
+  }
+
+  /** Whether an event of this node belongs to what is loaded. */
+  function fits(e) {
+    if (data.cam !== cam || data.failed || (cam !== 'all' && e.camera !== cam)) return false;
+    const end = e.end_ms ?? Infinity;
+    return end >= data.start && (data.live || e.start_ms < data.end);
+  }
+
+  // This node's notices of the last minute (at most 200): merged again into a listing that was
+  // asked for before they came and answered after, so none is lost to a load in flight.
+  const recent = [];
+  /** An event of this node began or ended: shown when it is of what is loaded. */
+  function noticed(e) {
+    if (typeof e?.id !== 'string' || typeof e.camera !== 'string' || !Number.isFinite(e.start_ms)) return;
+    const now = Date.now();
+    recent.push({ at: now, e });
+    while (recent.length > 200 || (recent.length && recent[0].at < now - MINUTE)) recent.shift();
+    if (fits(e)) upsert([e]);
+  }
+
+  /** Whether the view includes now (with a moment's slack: it moves by whole pixels). */
+  const viewingNow = (now) => now >= timeline.from && now <= timeline.from + timeline.span + 2 * FOLLOW_MS;
+
+  let followed = Date.now(); // the clock when the view last followed it
+  /** While the view includes now, its edges move with the clock (by whole pixels). */
+  function followClock() {
+    const now = Date.now();
+    if (!viewingNow(followed)) {
+      followed = now;
+      return;
+    }
+    const shift = now - followed;
+    if (shift < timeline.msPerPx()) return;
+    followed = now;
+    timeline.setView(timeline.from + shift, timeline.span, true);
+    showRange();
+  }
+
+  let refreshing = false;
+  /**
+   * While the view includes now: what is in view asked for again (the runs grow, and other
+   * nodes' events are on no stream here); the runs from there on replaced, events merged.
+   */
+  async function refresh() {
+    const now = Date.now();
+    if (refreshing || data.cam !== cam || data.failed || !data.live || !viewingNow(now)) return;
+    refreshing = true;
+    const mine = gen;
+    const from = Math.max(data.start, timeline.from);
+    try {
+      const got = await ask(cam, from, now + MINUTE);
+      if (mine !== gen || data.cam !== cam) return;
+      data.runs = data.runs.filter((r) => r.end_ms <= from).concat(got.runs)
+        .sort((a, b) => a.start_ms - b.start_ms);
+      data.end = Math.max(data.end, now);
+      mount(nodeErrors, got.problems.map((p) => h('li.error', p)));
+      upsert(got.events);
+      drawRuns();
+    } catch {
+      // The next refresh, or the user, tries again; what is shown stays.
+    } finally {
+      refreshing = false;
+    }
   }
 
   // ---- calendar: which days of a month have recordings and events ----
@@ -645,9 +783,21 @@ export async function render(main, { notify, act, args }) {
       h('div.rec-side', calendar, eventsBox)));
   showRange();
   await choose();
+  // A link from another node's page: the view around that moment (`#/recordings/{camera}/{ms}`).
+  const at = Number(args[1]);
+  if (args[1] && Number.isFinite(at) && at > 0) {
+    timeline.setView(at - 5 * MINUTE, 10 * MINUTE);
+    showRange();
+  }
+  const stopNotices = follow({ event_start: noticed, event_end: noticed });
+  const following = setInterval(followClock, FOLLOW_MS);
+  const refresher = setInterval(refresh, LIVE_REFRESH_MS);
   return () => {
     gen++;
     monthGen++;
+    stopNotices();
+    clearInterval(following);
+    clearInterval(refresher);
     clearTimeout(settleTimer);
     timeline.destroy();
     halt();

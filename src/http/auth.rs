@@ -587,6 +587,8 @@ mod tests {
         for (m, p) in [
             (Method::POST, "/api/cameras"),
             (Method::DELETE, "/api/cameras/x"),
+            // Keeping a clip is a user's change: a peer cannot keep (or let go) this node's.
+            (Method::POST, "/api/recordings/events/1/protect"),
             (Method::GET, "/api/federation/keys"),
             (Method::GET, "/api/camerasx"),
         ] {

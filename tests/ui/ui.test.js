@@ -383,6 +383,9 @@ test('events: on the timeline and in the list, filtered, jumped to, played (also
   assert.ok(await page.locator('.timeline .lane[data-camera="demo"] .ev').count() >= 1, 'House\'s marks on the timeline');
   assert.ok(await page.locator(`.timeline .lane[data-camera="${yardId}"] .ev[data-kind="motion"]`).count() >= 1, 'Shop\'s motion on the timeline');
   assert.match(await motionRow.innerText(), /Shop[\s\S]*motion/);
+  // Peers only read: Shop's event is kept on Shop, whose recordings page opens at the event.
+  const keepThere = motionRow.getByRole('link', { name: /Keep on Shop|Kept on Shop/ });
+  assert.match(await keepThere.getAttribute('href'), new RegExp(`^${B}/#/recordings/yard/\\d+$`));
   // The thumbnail of Shop's event comes from Shop.
   await motionRow.scrollIntoViewIfNeeded();
   const thumb = motionRow.locator('img');
@@ -452,6 +455,32 @@ test('events: on the timeline and in the list, filtered, jumped to, played (also
   await kept.click();
   await rows.first().getByRole('button', { name: 'Keep' }).waitFor();
   assert.equal(await protectedNow(), false);
+
+  // Live, on the page already open: a moment marked now comes on the event stream as a marker
+  // and one row within seconds, first ongoing (event_start), then with its length (event_end);
+  // never a second row. The stream is the only way "ongoing" can show: the mark has ended
+  // before any listing could hold it.
+  await page.evaluate(() => {
+    const seen = [];
+    window.liveSeen = seen;
+    const box = document.querySelector('.events');
+    new MutationObserver(() => {
+      for (const tr of box.querySelectorAll('tbody tr')) seen.push([tr.dataset.id, tr.cells[5]?.textContent]);
+    }).observe(box, { childList: true, subtree: true });
+  });
+  const liveStart = Date.now() - 1000;
+  const [liveMade, live] = await call(page, 'POST', '/api/recordings/events', { camera: 'demo', start: liveStart, end: liveStart + 2000, note: 'live' });
+  assert.equal(liveMade, 201, JSON.stringify(live));
+  const liveRow = page.locator(`.events tbody tr[data-id="${live.id}"]`);
+  await liveRow.filter({ hasText: '2 s' }).waitFor({ timeout: 5000 });
+  await page.locator(`.timeline .lane[data-camera="demo"] .ev[data-id="${live.id}"]`).waitFor({ timeout: 5000 });
+  assert.equal(await liveRow.count(), 1, 'one row per event');
+  const lengths = (await page.evaluate(() => window.liveSeen)).filter(([id]) => id === live.id).map(([, l]) => l);
+  assert.equal(lengths[0], 'ongoing', `the row came ongoing, then ended: ${lengths.join(', ')}`);
+  assert.equal(lengths[lengths.length - 1], '2 s');
+  // The view includes now, so it follows the clock: the range shown moves on by itself.
+  const range = await page.locator('.tl-bar .range').innerText();
+  await page.waitForFunction((was) => document.querySelector('.tl-bar .range').textContent !== was, range, { timeout: 5000 });
 
   // At 375 px: every camera's events, filtered to Shop's motion, one played, all in the phone.
   const small = ctx.mobile.page;
