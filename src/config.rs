@@ -209,6 +209,8 @@ struct OnvifSection {
         default = "default_scan_wait"
     )]
     wait: Duration,
+    #[serde(default, deserialize_with = "de::url")]
+    notify_base_url: Option<url::Url>,
 }
 
 fn default_scan_wait() -> Duration {
@@ -279,6 +281,13 @@ mod de {
 
     use bytesize::ByteSize;
     use serde::{Deserialize, Deserializer, de::Error};
+
+    pub fn url<'de, D: Deserializer<'de>>(d: D) -> Result<Option<url::Url>, D::Error> {
+        let s = String::deserialize(d)?;
+        url::Url::parse(&s)
+            .map(Some)
+            .map_err(|e| D::Error::custom(format!("{s:?} is not a URL: {e}")))
+    }
 
     pub fn seconds<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         u64::deserialize(d).map(Duration::from_secs)
@@ -564,6 +573,17 @@ impl Config {
         self.discovery.check()?;
         self.auth.check()?;
         within(self.onvif.wait.as_secs(), crate::onvif::SCAN_SECONDS).at("onvif.scan_seconds")?;
+        if let Some(u) = &self.onvif.notify_base_url {
+            if !matches!(u.scheme(), "http" | "https") || u.host().is_none() {
+                return Err(Refused {
+                    key: "onvif.notify_base_url",
+                    problem: Invalid::Not {
+                        value: u.to_string(),
+                        expected: "an http:// or https:// URL with a host",
+                    },
+                });
+            }
+        }
         self.storage.check()?;
         self.system.check()?;
         if let Some(w) = &mut self.wifi {

@@ -179,6 +179,8 @@ fn watch_of(camera: &str, port: u16) -> Watch {
             clock_offset: jiff::SignedDuration::ZERO,
         }),
         quiet: Duration::from_secs(5),
+        push: None,
+        transport: Default::default(),
     }
 }
 
