@@ -59,7 +59,8 @@ pub struct OnvifView {
     /// Whether ONVIF has credentials of its own (else the stream's are used).
     has_credentials: bool,
     /// How the camera's events come now: `pull` (PullPoint), `push` (Basic Notification), or
-    /// null while not subscribed.
+    /// left out while not subscribed.
+    #[serde(skip_serializing_if = "Option::is_none")]
     events_transport: Option<&'static str>,
 }
 
