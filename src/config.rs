@@ -773,6 +773,7 @@ mod tests {
             [onvif]
             interface = "10.1.2.3"
             scan_seconds = 5
+            notify_base_url = "https://nvr.example:8443/eyrie/"
             [system]
             hostname = "eyrie-1a2b"
             boot_env = "/tmp/boot.env"
@@ -814,6 +815,10 @@ mod tests {
             .to_string();
         assert!(e.contains("auth.admin_password"), "{e}");
         assert_eq!(c.onvif.interface, Some([10, 1, 2, 3].into()));
+        assert_eq!(
+            c.onvif.notify_base_url.as_ref().map(|u| u.as_str()),
+            Some("https://nvr.example:8443/eyrie/")
+        );
         assert_eq!(c.onvif.wait, Duration::from_secs(5));
         assert_eq!(c.system.hostname.as_deref(), Some("eyrie-1a2b"));
         assert_eq!(c.system.boot_env, Path::new("/tmp/boot.env"));
@@ -838,6 +843,10 @@ mod tests {
     fn appliance_keys_are_checked() {
         for (text, key) in [
             ("[system]\nhostname = \"-bad\"\n", "system.hostname"),
+            (
+                "[onvif]\nnotify_base_url = \"ftp://nvr/\"\n",
+                "onvif.notify_base_url",
+            ),
             ("[system]\nhostname = \"a.b\"\n", "system.hostname"),
             ("[system]\nhostname = \"\"\n", "system.hostname"),
             ("[system]\nab_file = \"ab.txt\"\n", "system.ab_file"),
