@@ -4,7 +4,9 @@
 //! restart, and turns motion start/stop, a camera that never sends the stop, tamper and line
 //! crossing into events with thumbnails from the camera's snapshot. The events go to a sink
 //! that writes down what it is given (the events contract's three methods); the node's event
-//! log is wired to the same trait in cmd/run.
+//! log is wired to the same trait in cmd/run. Cameras without a PullPoint push their events to
+//! a real node's `POST /api/onvif/notify/{token}` (WS-BaseNotification), which is attacked
+//! with forged tokens and bad bodies.
 
 mod support;
 

@@ -14,8 +14,10 @@
 //!
 //! Invariants: every call has the SOAP call limits (the long poll its timeout plus a margin);
 //! signed calls go only to addresses on the device service's host; at most [`MAX_OPEN`] events
-//! are open per camera and at most [`MAX_MESSAGES`] messages are read per poll; every event
-//! begun is ended (at the latest when the watch stops).
+//! are open per camera and at most [`MAX_MESSAGES`] messages are read per poll or pushed
+//! request; every event begun is ended (at the latest when the watch stops); PullPoint is
+//! always tried first, push only when the camera has none; a push subscription's token lives
+//! exactly as long as the subscription.
 
 use std::collections::HashMap;
 use std::sync::Arc;
