@@ -209,6 +209,8 @@ struct OnvifSection {
         default = "default_scan_wait"
     )]
     wait: Duration,
+    #[serde(default, deserialize_with = "de::url")]
+    notify_base_url: Option<url::Url>,
 }
 
 fn default_scan_wait() -> Duration {
@@ -279,6 +281,13 @@ mod de {
 
     use bytesize::ByteSize;
     use serde::{Deserialize, Deserializer, de::Error};
+
+    pub fn url<'de, D: Deserializer<'de>>(d: D) -> Result<Option<url::Url>, D::Error> {
+        let s = String::deserialize(d)?;
+        url::Url::parse(&s)
+            .map(Some)
+            .map_err(|e| D::Error::custom(format!("{s:?} is not a URL: {e}")))
+    }
 
     pub fn seconds<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         u64::deserialize(d).map(Duration::from_secs)
@@ -564,6 +573,17 @@ impl Config {
         self.discovery.check()?;
         self.auth.check()?;
         within(self.onvif.wait.as_secs(), crate::onvif::SCAN_SECONDS).at("onvif.scan_seconds")?;
+        if let Some(u) = &self.onvif.notify_base_url {
+            if !matches!(u.scheme(), "http" | "https") || u.host().is_none() {
+                return Err(Refused {
+                    key: "onvif.notify_base_url",
+                    problem: Invalid::Not {
+                        value: u.to_string(),
+                        expected: "an http:// or https:// URL with a host",
+                    },
+                });
+            }
+        }
         self.storage.check()?;
         self.system.check()?;
         if let Some(w) = &mut self.wifi {
@@ -753,6 +773,7 @@ mod tests {
             [onvif]
             interface = "10.1.2.3"
             scan_seconds = 5
+            notify_base_url = "https://nvr.example:8443/eyrie/"
             [system]
             hostname = "eyrie-1a2b"
             boot_env = "/tmp/boot.env"
@@ -794,6 +815,10 @@ mod tests {
             .to_string();
         assert!(e.contains("auth.admin_password"), "{e}");
         assert_eq!(c.onvif.interface, Some([10, 1, 2, 3].into()));
+        assert_eq!(
+            c.onvif.notify_base_url.as_ref().map(|u| u.as_str()),
+            Some("https://nvr.example:8443/eyrie/")
+        );
         assert_eq!(c.onvif.wait, Duration::from_secs(5));
         assert_eq!(c.system.hostname.as_deref(), Some("eyrie-1a2b"));
         assert_eq!(c.system.boot_env, Path::new("/tmp/boot.env"));
@@ -818,6 +843,10 @@ mod tests {
     fn appliance_keys_are_checked() {
         for (text, key) in [
             ("[system]\nhostname = \"-bad\"\n", "system.hostname"),
+            (
+                "[onvif]\nnotify_base_url = \"ftp://nvr/\"\n",
+                "onvif.notify_base_url",
+            ),
             ("[system]\nhostname = \"a.b\"\n", "system.hostname"),
             ("[system]\nhostname = \"\"\n", "system.hostname"),
             ("[system]\nab_file = \"ab.txt\"\n", "system.ab_file"),

@@ -203,6 +203,12 @@ impl Recorder {
         &self.open
     }
 
+    /// Cameras' ONVIF event watches: where pushed notifications are delivered, which transport
+    /// each uses, and (at start) where cameras reach this node.
+    pub fn onvif_events(&self) -> &crate::onvif::events::Watchers {
+        &self.onvif
+    }
+
     /// Starts recording `cam` (stopping a previous instance first), and watching its ONVIF events
     /// if it asks for them (a watch whose settings did not change goes on). Disabled cameras only
     /// stop.

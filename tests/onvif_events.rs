@@ -4,7 +4,9 @@
 //! restart, and turns motion start/stop, a camera that never sends the stop, tamper and line
 //! crossing into events with thumbnails from the camera's snapshot. The events go to a sink
 //! that writes down what it is given (the events contract's three methods); the node's event
-//! log is wired to the same trait in cmd/run.
+//! log is wired to the same trait in cmd/run. Cameras without a PullPoint push their events to
+//! a real node's `POST /api/onvif/notify/{token}` (WS-BaseNotification), which is attacked
+//! with forged tokens and bad bodies.
 
 mod support;
 
@@ -179,6 +181,8 @@ fn watch_of(camera: &str, port: u16) -> Watch {
             clock_offset: jiff::SignedDuration::ZERO,
         }),
         quiet: Duration::from_secs(5),
+        push: None,
+        transport: Default::default(),
     }
 }
 
@@ -345,4 +349,237 @@ async fn camera_events_start_stop_fall_quiet_renew_and_survive_a_restart() {
             assert_eq!(ends, 1, "event {id}: {calls:#?}");
         }
     }
+}
+
+/// A camera without a PullPoint (`--push-only`) on a real node: Eyrie subscribes with
+/// WS-BaseNotification, the camera POSTs Notify to the node's token address, and the events are
+/// the same as pulled ones. The token is the only credential: a wrong one is 404 and makes no
+/// event; garbage and oversized bodies are refused and the node stays up; deleting the camera
+/// unsubscribes and retires its token.
+#[test]
+fn cameras_without_a_pull_point_push_their_events_to_a_token_address() {
+    let e = node::Eyrie::start("", &[]);
+    let base = free_port();
+    let mut devices = Responder::start_with(
+        "127.0.0.1",
+        PASSWORD,
+        "rtsp://127.0.0.1:1/main",
+        "rtsp://127.0.0.1:1/sub",
+        "good,good2",
+        &[
+            "--no-discovery",
+            "--port-base",
+            &base.to_string(),
+            "--lifetime",
+            "4",
+            "--push-only",
+            "good,good2",
+            "--no-stop",
+            "good2",
+        ],
+    );
+    for (name, port) in [("Push", base), ("Push Nostop", base + 1)] {
+        let cam = e.add_camera(&format!(
+            r#"{{"name": "{name}", "source": "rtsp://127.0.0.1:1/main"}}"#
+        ));
+        let id = cam["id"].as_str().unwrap().to_string();
+        let (s, v) = e.request(
+            "PUT",
+            &format!("/api/cameras/{id}"),
+            Some(&format!(
+                r#"{{"onvif": {{"xaddr": "http://127.0.0.1:{port}/onvif/device_service",
+                    "events": true, "quiet_seconds": 5, "username": "admin",
+                    "password": {}}}}}"#,
+                serde_json::Value::from(PASSWORD)
+            )),
+        );
+        assert_eq!(s, 200, "{v}");
+    }
+    // Subscribed by push, the consumer a token address on this node.
+    let consumer = |device: &str| -> Option<String> {
+        devices
+            .said("SUBSCRIBE")
+            .iter()
+            .rev()
+            .find(|l| l.starts_with(&format!("SUBSCRIBE {device} ")))
+            .and_then(|l| l.split(' ').nth(3).map(str::to_string))
+    };
+    e.wait_until("both subscribed", Duration::from_secs(20), || {
+        consumer("good").is_some() && consumer("good2").is_some()
+    });
+    let url = consumer("good").unwrap();
+    let prefix = format!("http://127.0.0.1:{}/api/onvif/notify/", e.port);
+    assert!(url.starts_with(&prefix), "{url}");
+    let token = &url[prefix.len()..];
+    assert_eq!(token.len(), 64, "{url}");
+    assert_ne!(consumer("good2"), Some(url.clone()));
+    e.wait_until("push shown", Duration::from_secs(10), || {
+        e.get("/api/cameras/push")["onvif"]["events_transport"] == "push"
+    });
+
+    let now = jiff::Timestamp::now().as_millisecond();
+    let (from, to) = (now - 3_600_000, now + 3_600_000);
+    let events = |camera: &str| -> Vec<serde_json::Value> {
+        e.get(&format!(
+            "/api/recordings/events?camera={camera}&start={from}&end={to}"
+        ))["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|v| v["kind"] != "marker")
+            .cloned()
+            .collect()
+    };
+
+    // Motion start and stop, pushed: one closed event of about that length.
+    devices.emit("good", MOTION, "IsMotion", "true");
+    e.wait_until("the motion begins", Duration::from_secs(10), || {
+        events("push").len() == 1
+    });
+    std::thread::sleep(Duration::from_millis(1_500));
+    devices.emit("good", MOTION, "IsMotion", "false");
+    e.wait_until("the motion ends", Duration::from_secs(10), || {
+        events("push")[0]["end_ms"].is_i64()
+    });
+    let ev = &events("push")[0];
+    assert_eq!(ev["kind"], "motion", "{ev}");
+    let len = ev["end_ms"].as_i64().unwrap() - ev["start_ms"].as_i64().unwrap();
+    assert!((1_000..4_000).contains(&len), "{ev}");
+
+    // A start with no stop: closed the quiet time after it.
+    devices.emit("good2", MOTION, "IsMotion", "true");
+    e.wait_until("the quiet motion ends", Duration::from_secs(15), || {
+        events("push-nostop")
+            .first()
+            .is_some_and(|v| v["end_ms"].is_i64())
+    });
+    let ev = &events("push-nostop")[0];
+    assert_eq!(
+        ev["end_ms"].as_i64().unwrap() - ev["start_ms"].as_i64().unwrap(),
+        5_000,
+        "{ev}"
+    );
+
+    // Forged: a wrong token (of the right shape) is 404 and makes no event; no session needed
+    // for the right one, and nothing else answers under the route.
+    let notify = |motion: bool| {
+        format!(
+            r#"<s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope" xmlns:wsnt="http://docs.oasis-open.org/wsn/b-2" xmlns:tt="http://www.onvif.org/ver10/schema"><s:Body><wsnt:Notify><wsnt:NotificationMessage><wsnt:Topic Dialect="d">{MOTION}</wsnt:Topic><wsnt:Message><tt:Message PropertyOperation="Changed"><tt:Source/><tt:Data><tt:SimpleItem Name="IsMotion" Value="{motion}"/></tt:Data></tt:Message></wsnt:Message></wsnt:NotificationMessage></wsnt:Notify></s:Body></s:Envelope>"#
+        )
+    };
+    let post = |path: &str, body: &[u8]| -> u16 {
+        match ureq::post(&format!("http://127.0.0.1:{}{path}", e.port))
+            .timeout(Duration::from_secs(10))
+            .send_bytes(body)
+        {
+            Ok(r) => r.status(),
+            Err(ureq::Error::Status(s, _)) => s,
+            Err(err) => panic!("POST {path}: {err}"),
+        }
+    };
+    let wrong: String = token
+        .chars()
+        .map(|c| if c == '0' { '1' } else { '0' })
+        .collect();
+    let before = events("push").len();
+    assert_eq!(
+        post(
+            &format!("/api/onvif/notify/{wrong}"),
+            notify(true).as_bytes()
+        ),
+        404
+    );
+    // Paths beside the route are the API's, which wants a login.
+    for path in [
+        "/api/onvif/notify/".to_string(),
+        format!("/api/onvif/notify/{token}/x"),
+    ] {
+        let status = post(&path, notify(true).as_bytes());
+        assert!(matches!(status, 401 | 404), "{path}: {status}");
+    }
+    // Garbage and oversized bodies with the right token: refused, nothing made.
+    assert_eq!(
+        post(&format!("/api/onvif/notify/{token}"), b"\x00not <xml &&"),
+        400
+    );
+    assert_eq!(
+        post(&format!("/api/onvif/notify/{token}"), b"<a><b></a>"),
+        400
+    );
+    let huge = format!("<a>{}</a>", "x".repeat(200 * 1024));
+    assert_eq!(
+        post(&format!("/api/onvif/notify/{token}"), huge.as_bytes()),
+        413
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(events("push").len(), before);
+    // The right token without any login is taken (as the camera itself does).
+    assert_eq!(
+        post(
+            &format!("/api/onvif/notify/{token}"),
+            notify(true).as_bytes()
+        ),
+        200
+    );
+    e.wait_until("the posted motion begins", Duration::from_secs(10), || {
+        events("push").len() == before + 1
+    });
+    assert_eq!(
+        post(
+            &format!("/api/onvif/notify/{token}"),
+            notify(false).as_bytes()
+        ),
+        200
+    );
+
+    // Events still flow from the camera after all that, and the subscription was renewed (at
+    // half of the 4 s granted) on one subscription.
+    devices.emit("good", MOTION, "IsMotion", "true");
+    e.wait_until("motion after the refusals", Duration::from_secs(10), || {
+        events("push").len() == before + 2
+    });
+    devices.emit("good", MOTION, "IsMotion", "false");
+    let renewals = devices
+        .said("RENEW")
+        .iter()
+        .filter(|l| l.starts_with("RENEW good "))
+        .count();
+    assert!(renewals >= 2, "{:?}", devices.lines());
+    assert_eq!(
+        devices
+            .said("SUBSCRIBE")
+            .iter()
+            .filter(|l| l.starts_with("SUBSCRIBE good "))
+            .count(),
+        1,
+        "{:?}",
+        devices.lines()
+    );
+    assert!(
+        devices.said("NOTIFY").iter().all(|l| l.ends_with(" 200")),
+        "{:?}",
+        devices.lines()
+    );
+
+    // Deleting the camera unsubscribes; its token is retired.
+    let (s, v) = e.request("DELETE", "/api/cameras/push?keep_recordings=false", None);
+    assert!(s == 200 || s == 204, "{s} {v}");
+    e.wait_until("unsubscribed", Duration::from_secs(10), || {
+        devices
+            .said("UNSUBSCRIBE")
+            .iter()
+            .any(|l| l.starts_with("UNSUBSCRIBE good "))
+    });
+    e.wait_until("the token retired", Duration::from_secs(5), || {
+        post(
+            &format!("/api/onvif/notify/{token}"),
+            notify(true).as_bytes(),
+        ) == 404
+    });
+    // The other camera's events still come.
+    let n = events("push-nostop").len();
+    devices.emit("good2", MOTION, "IsMotion", "true");
+    e.wait_until("the other camera still", Duration::from_secs(10), || {
+        events("push-nostop").len() == n + 1
+    });
 }

@@ -123,7 +123,7 @@ async fn run(mut cfg: Config) -> anyhow::Result<()> {
         link: discovery.link,
         notices: discovery.notices,
         events: recording.events,
-        onvif: cfg.onvif,
+        onvif: cfg.onvif.clone(),
         system: system.clone(),
     });
     let stop = CancellationToken::new();
@@ -233,6 +233,18 @@ async fn start_recorder(cfg: &Config, storage: &Storage) -> anyhow::Result<Recor
         retention.clone(),
         Arc::new(events.clone()),
     );
+    // Cameras without a PullPoint push their events to this node's HTTPS port if it has one.
+    let (scheme, reach) = match cfg.http.tls_listen {
+        Some(a) => ("https", a),
+        None => ("http", cfg.http.listen),
+    };
+    recorder
+        .onvif_events()
+        .take_pushes(eyrie::onvif::push::Endpoint {
+            base: cfg.onvif.notify_base_url.clone(),
+            scheme,
+            port: reach.port(),
+        });
     if cfg.demo {
         add_demo_camera(index, layout)?;
     }

@@ -478,7 +478,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn only_login_setup_ui_pairing_and_token_media_are_public() {
+    async fn only_login_setup_ui_pairing_camera_notify_and_token_media_are_public() {
         let dir = tempfile::tempdir().unwrap();
         let app = super::super::router(node(dir.path()));
         let (get, post, put) = (Method::GET, Method::POST, Method::PUT);
@@ -490,6 +490,7 @@ mod tests {
             (&post, "/api/setup"),
             (&post, "/api/federation/pair"),
             (&post, "/api/federation/pair/ab12/collect"),
+            (&post, "/api/onvif/notify/ab12"),
             (&get, "/api/recordings/demo/12-5.abc.mp4"),
         ] {
             let (s, e) = send(&app, m, p, &[]).await;
@@ -510,6 +511,9 @@ mod tests {
             (&post, "/api/federation/pair/requests/ab12/collect"),
             (&post, "/api/federation/pair/x/y/collect"),
             (&post, "/api/federation/pair//collect"),
+            (&get, "/api/onvif/notify/ab12"),
+            (&post, "/api/onvif/notify/ab12/x"),
+            (&post, "/api/onvif/notify/"),
             (&post, "/"),
         ] {
             let (s, e) = send(&app, m, p, &[]).await;

@@ -58,6 +58,10 @@ pub struct OnvifView {
     quiet_seconds: u32,
     /// Whether ONVIF has credentials of its own (else the stream's are used).
     has_credentials: bool,
+    /// How the camera's events come now: `pull` (PullPoint), `push` (Basic Notification), or
+    /// left out while not subscribed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    events_transport: Option<&'static str>,
 }
 
 #[derive(Debug, Serialize)]
@@ -95,6 +99,7 @@ pub struct CameraView {
 
 pub fn view(state: &super::AppState, c: CameraRecord) -> CameraView {
     let status = state.recorder.status(&c.id);
+    let id = c.id.clone();
     CameraView {
         is_hevc: status.codec == Some(crate::video::Codec::H265),
         has_audio: false,
@@ -116,6 +121,7 @@ pub fn view(state: &super::AppState, c: CameraRecord) -> CameraView {
             xaddr: o.xaddr,
             events: o.events,
             quiet_seconds: o.quiet_seconds,
+            events_transport: state.recorder.onvif_events().transport(&id),
         }),
         motion: c.motion,
         created: rfc3339(c.created_ms),

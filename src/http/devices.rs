@@ -103,7 +103,7 @@ fn credentials(
 
 pub async fn onvif_scan(st: State, body: Bytes) -> ApiResult<Json<ScanResult>> {
     let input: ScanInput = body_of(&body)?;
-    let mut cfg = st.onvif;
+    let mut cfg = st.onvif.clone();
     if let Some(s) = input.seconds {
         if !onvif::SCAN_SECONDS.contains(&s) {
             return Err(ApiError::bad_request(format!(
@@ -126,7 +126,7 @@ pub async fn onvif_scan(st: State, body: Bytes) -> ApiResult<Json<ScanResult>> {
             "a scan is running already; try again when it is done".into(),
         ));
     };
-    let result = onvif::scan(cfg, creds).await.map_err(|e| {
+    let result = onvif::scan(cfg.clone(), creds).await.map_err(|e| {
         ApiError(
             StatusCode::SERVICE_UNAVAILABLE,
             format!(

@@ -13,6 +13,7 @@ mod federation;
 mod health;
 mod live;
 mod nodes;
+mod notify;
 mod pair;
 pub(crate) mod ranges;
 pub(crate) mod recordings;

@@ -37,7 +37,7 @@ use axum::routing::{MethodRouter, delete, get, options, post, put};
 use super::auth::{Access, Gate, authenticate};
 use super::{
     ApiError, AppState, MAX_BODY, cameras, cartanvr, cors, devices, discover, federation, health,
-    json_errors, live, nodes, pair, recordings, relay, session, settings, system, ui,
+    json_errors, live, nodes, notify, pair, recordings, relay, session, settings, system, ui,
 };
 
 type Routes = Vec<(&'static str, MethodRouter<Arc<AppState>>)>;
@@ -57,6 +57,12 @@ fn public() -> Routes {
         (
             "/api/federation/pair/{id}/collect",
             post(pair::collect).layer(DefaultBodyLimit::max(pair::MAX_PAIR_BODY)),
+        ),
+        // Cameras push their ONVIF events; the token in the path is the credential
+        // (docs/security.md).
+        (
+            "/api/onvif/notify/{token}",
+            post(notify::notify).layer(DefaultBodyLimit::max(notify::MAX_BODY)),
         ),
     ]
 }

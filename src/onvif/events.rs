@@ -1,7 +1,10 @@
-//! A camera's own events over ONVIF (issue 15): one PullPoint subscription per camera
-//! (CreatePullPointSubscription, PullMessages long polls, Renew at half of its lifetime,
-//! Unsubscribe when stopped), subscribed again with backoff after the camera or the network
-//! went away. Notification messages are read from the bounded XML tree ([`super::xml`]), their
+//! A camera's own events over ONVIF (issue 15): one subscription per camera, over one of two
+//! transports: a PullPoint (CreatePullPointSubscription, PullMessages long polls) where the
+//! camera offers one, which needs no inbound connection; else, where the node takes pushed
+//! notifications ([`Push`]), a WS-BaseNotification subscription (Subscribe, the camera POSTs
+//! Notify to a token-carrying address of this node, [`super::push`]). Both are one loop:
+//! Renew at half of the granted lifetime, Unsubscribe when stopped, subscribed again with
+//! backoff after the camera or the network went away. Notification messages are read from the bounded XML tree ([`super::xml`]), their
 //! topics mapped to event kinds (`motion`, `tamper`, `line`, `intrusion`, `person`, `vehicle`,
 //! `face`), and each kind's start and stop passed to an [`EventSink`]. An event the camera never
 //! says is over (cameras that send only a start, a lost stop, a pulse like a line crossing) is
@@ -11,8 +14,10 @@
 //!
 //! Invariants: every call has the SOAP call limits (the long poll its timeout plus a margin);
 //! signed calls go only to addresses on the device service's host; at most [`MAX_OPEN`] events
-//! are open per camera and at most [`MAX_MESSAGES`] messages are read per poll; every event
-//! begun is ended (at the latest when the watch stops).
+//! are open per camera and at most [`MAX_MESSAGES`] messages are read per poll or pushed
+//! request; every event begun is ended (at the latest when the watch stops); PullPoint is
+//! always tried first, push only when the camera has none; a push subscription's token lives
+//! exactly as long as the subscription.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -21,6 +26,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::push::{Endpoint, Inbox, Mailbox};
 use super::soap::{self, Credentials, Limits, SoapError};
 use super::xml::Element;
 use super::{CALL_LIMITS, DEVICE_NS, MEDIA_NS, clean};
@@ -57,6 +63,28 @@ pub struct Watch {
     pub creds: Option<Credentials>,
     /// How long after the last "on" an event not said to be over is closed.
     pub quiet: Duration,
+    /// Where pushed notifications arrive, for cameras without a PullPoint; `None`: pull only.
+    pub push: Option<Push>,
+    /// The transport in use now (`pull` or `push`), `None` while not subscribed.
+    pub transport: Shown,
+}
+
+/// The transport a watch uses now, as the API shows it.
+pub type Shown = Arc<std::sync::Mutex<Option<&'static str>>>;
+
+/// What a watch needs to take pushed notifications.
+#[derive(Clone)]
+pub struct Push {
+    pub inbox: Arc<Inbox>,
+    pub endpoint: Endpoint,
+}
+
+impl std::fmt::Debug for Push {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Push")
+            .field("endpoint", &self.endpoint)
+            .finish()
+    }
 }
 
 /// One notification, read and mapped.
@@ -281,6 +309,8 @@ impl Tracker {
 /// The camera's services, read once per subscription.
 struct Services {
     events: url::Url,
+    /// Whether the camera says it has no PullPoint (GetCapabilities' WSPullPointSupport).
+    no_pull_point: bool,
     snapshot: Option<url::Url>,
     creds: Option<Credentials>,
 }
@@ -325,6 +355,13 @@ async fn services(w: &Watch) -> Result<Services, Lost> {
         CALL_LIMITS,
     )
     .await;
+    let no_pull_point = caps
+        .as_ref()
+        .ok()
+        .and_then(|c| c.find("Events"))
+        .and_then(|e| e.text_at(&["WSPullPointSupport"]))
+        .and_then(|v| boolean(&v))
+        == Some(false);
     let (events, media) = match &caps {
         Ok(caps) => (
             super::service_address(caps, "Events", &w.xaddr).map_err(Lost)?,
@@ -340,6 +377,7 @@ async fn services(w: &Watch) -> Result<Services, Lost> {
     let snapshot = snapshot_uri(&media, &w.xaddr, creds.as_ref()).await;
     Ok(Services {
         events,
+        no_pull_point,
         snapshot,
         creds,
     })
@@ -415,7 +453,9 @@ pub async fn watch(w: Watch, sink: Arc<dyn EventSink>, stop: CancellationToken) 
     let mut tracker = Tracker::new(&w.camera, w.quiet);
     let mut backoff = BACKOFF.0;
     while !stop.is_cancelled() {
-        match subscribed(&w, &sink, &mut tracker, &stop).await {
+        let result = subscribed(&w, &sink, &mut tracker, &stop).await;
+        *w.transport.lock().unwrap() = None;
+        match result {
             Ok(()) => break,
             Err((Lost(why), pulled)) => {
                 if pulled {
@@ -479,29 +519,18 @@ async fn subscribed(
     let s = services(w).await.map_err(|e| (e, false))?;
     let creds = s.creds.as_ref();
     let offset = creds.map_or(jiff::SignedDuration::ZERO, |c| c.clock_offset);
-    let created = soap::call(
-        &s.events,
-        &format!("{EVENTS_NS}/EventPortType/CreatePullPointSubscriptionRequest"),
-        &format!(
-            r#"<CreatePullPointSubscription xmlns="{EVENTS_NS}"><InitialTerminationTime>{}</InitialTerminationTime></CreatePullPointSubscription>"#,
-            iso_seconds(LIFETIME)
-        ),
-        creds,
-        CALL_LIMITS,
-    )
-    .await
-    .map_err(|e| (Lost(format!("CreatePullPointSubscription: {e}")), false))?;
+    let (mut transport, created) = subscribe(w, &s).await.map_err(|e| (e, false))?;
     let address = created
         .text_at(&["SubscriptionReference", "Address"])
-        .ok_or_else(|| {
-            (
-                Lost("CreatePullPointSubscription: no SubscriptionReference/Address".into()),
-                false,
-            )
-        })?;
+        .ok_or_else(|| (Lost("no SubscriptionReference/Address".into()), false))?;
     let sub = on_host(&address, &w.xaddr, "subscription address").map_err(|e| (e, false))?;
     let mut renew_at = Instant::now() + granted(&created) / 2;
-    tracing::info!("camera {}: subscribed to ONVIF events", w.camera);
+    let name = match transport {
+        Transport::Pull => "pull",
+        Transport::Push(_) => "push",
+    };
+    *w.transport.lock().unwrap() = Some(name);
+    tracing::info!("camera {}: subscribed to ONVIF events ({name})", w.camera);
     let mut pulled = false;
     loop {
         expire(tracker, sink).await;
@@ -512,31 +541,18 @@ async fn subscribed(
             wait = wait.min(Duration::from_millis(ms));
         }
         let wait = wait.max(Duration::from_secs(1));
-        let limits = Limits {
-            total: wait + CALL_LIMITS.total,
-            ..CALL_LIMITS
-        };
-        let body = format!(
-            r#"<PullMessages xmlns="{EVENTS_NS}"><Timeout>{}</Timeout><MessageLimit>{MAX_MESSAGES}</MessageLimit></PullMessages>"#,
-            iso_seconds(wait)
-        );
-        let action = format!("{EVENTS_NS}/PullPointSubscription/PullMessagesRequest");
-        let answer = tokio::select! {
-            a = soap::call_addressed(
-                &sub,
-                &action,
-                &body,
-                creds,
-                limits,
-            ) => a,
+        let got = tokio::select! {
+            got = transport.next(&sub, creds, wait) => {
+                got.map_err(|e| (e, pulled))?
+            }
             _ = stop.cancelled() => {
                 unsubscribe(&sub, creds).await;
                 return Ok(());
             }
         };
-        let answer = answer.map_err(|e| (Lost(format!("PullMessages: {e}")), pulled))?;
-        pulled = true;
-        let got = notices(&answer);
+        if matches!(transport, Transport::Pull) || !got.is_empty() {
+            pulled = true;
+        }
         let begun = if got.is_empty() {
             Vec::new()
         } else {
@@ -566,9 +582,103 @@ async fn subscribed(
             .await
             .map_err(|e| (Lost(format!("Renew: {e}")), pulled))?;
             renew_at = Instant::now() + granted(&renewed) / 2;
+            pulled = true;
             tracing::debug!("camera {}: ONVIF subscription renewed", w.camera);
         }
     }
+}
+
+/// How a subscription's notifications come: pulled from the camera, or pushed by it into a
+/// mailbox.
+enum Transport {
+    Pull,
+    Push(Mailbox),
+}
+
+impl Transport {
+    /// The notices that come within `wait` (none is not an error).
+    async fn next(
+        &mut self,
+        sub: &url::Url,
+        creds: Option<&Credentials>,
+        wait: Duration,
+    ) -> Result<Vec<Notice>, Lost> {
+        match self {
+            Transport::Pull => {
+                let limits = Limits {
+                    total: wait + CALL_LIMITS.total,
+                    ..CALL_LIMITS
+                };
+                let body = format!(
+                    r#"<PullMessages xmlns="{EVENTS_NS}"><Timeout>{}</Timeout><MessageLimit>{MAX_MESSAGES}</MessageLimit></PullMessages>"#,
+                    iso_seconds(wait)
+                );
+                let action = format!("{EVENTS_NS}/PullPointSubscription/PullMessagesRequest");
+                let answer = soap::call_addressed(sub, &action, &body, creds, limits)
+                    .await
+                    .map_err(|e| Lost(format!("PullMessages: {e}")))?;
+                Ok(notices(&answer))
+            }
+            Transport::Push(mailbox) => {
+                match tokio::time::timeout(wait, mailbox.rx.recv()).await {
+                    Ok(Some(got)) => Ok(got),
+                    // The inbox keeps the sender while the mailbox lives.
+                    Ok(None) | Err(_) => Ok(Vec::new()),
+                }
+            }
+        }
+    }
+}
+
+/// Subscribes: to a PullPoint where the camera has one, else (when this node takes pushed
+/// notifications) with Subscribe to a fresh token's address. The transport and the answer.
+async fn subscribe(w: &Watch, s: &Services) -> Result<(Transport, Element), Lost> {
+    let creds = s.creds.as_ref();
+    let pull_refused = if s.no_pull_point {
+        "the camera has no PullPoint".to_string()
+    } else {
+        let created = soap::call(
+            &s.events,
+            &format!("{EVENTS_NS}/EventPortType/CreatePullPointSubscriptionRequest"),
+            &format!(
+                r#"<CreatePullPointSubscription xmlns="{EVENTS_NS}"><InitialTerminationTime>{}</InitialTerminationTime></CreatePullPointSubscription>"#,
+                iso_seconds(LIFETIME)
+            ),
+            creds,
+            CALL_LIMITS,
+        )
+        .await;
+        match created {
+            Ok(answer) => return Ok((Transport::Pull, answer)),
+            // A camera that answers with a fault or nonsense has no working PullPoint.
+            Err(e @ (SoapError::Fault(_) | SoapError::Malformed(_))) => e.to_string(),
+            Err(e) => return Err(Lost(format!("CreatePullPointSubscription: {e}"))),
+        }
+    };
+    let Some(push) = &w.push else {
+        return Err(Lost(format!(
+            "CreatePullPointSubscription: {pull_refused}; this node takes no pushed notifications"
+        )));
+    };
+    let mailbox = push.inbox.open();
+    let consumer = push
+        .endpoint
+        .consumer(&w.xaddr, &mailbox.token)
+        .map_err(|e| Lost(format!("no address the camera can notify: {e}")))?;
+    let answer = soap::call(
+        &s.events,
+        "http://docs.oasis-open.org/wsn/bw-2/NotificationProducer/SubscribeRequest",
+        &format!(
+            r#"<Subscribe xmlns="{WSN_NS}"><ConsumerReference><Address xmlns="http://www.w3.org/2005/08/addressing">{}</Address></ConsumerReference><InitialTerminationTime>{}</InitialTerminationTime></Subscribe>"#,
+            quick_xml::escape::escape(consumer.as_str()),
+            iso_seconds(LIFETIME)
+        ),
+        creds,
+        CALL_LIMITS,
+    )
+    .await
+    .map_err(|e| Lost(format!("no PullPoint ({pull_refused}); Subscribe: {e}")))?;
+    Ok((Transport::Push(mailbox), answer))
 }
 
 async fn unsubscribe(sub: &url::Url, creds: Option<&Credentials>) {
@@ -623,6 +733,8 @@ pub fn watch_of(cam: &crate::storage::CameraRecord) -> Option<Watch> {
             clock_offset: jiff::SignedDuration::ZERO,
         }),
         quiet: Duration::from_secs(u64::from(o.quiet_seconds)),
+        push: None,
+        transport: Shown::default(),
     })
 }
 
@@ -641,6 +753,7 @@ type Running = (
     (String, Option<(String, String)>, Duration),
     CancellationToken,
     tokio::task::JoinHandle<()>,
+    Shown,
 );
 
 /// The node's watches, one per camera whose settings ask for its events: started, restarted
@@ -648,6 +761,9 @@ type Running = (
 pub struct Watchers {
     sink: Arc<dyn EventSink>,
     running: std::sync::Mutex<HashMap<String, Running>>,
+    inbox: Arc<Inbox>,
+    /// Where cameras reach this node; `None` (until [`Watchers::take_pushes`]): pull only.
+    endpoint: std::sync::Mutex<Option<Endpoint>>,
 }
 
 impl Watchers {
@@ -655,7 +771,28 @@ impl Watchers {
         Watchers {
             sink,
             running: std::sync::Mutex::new(HashMap::new()),
+            inbox: Inbox::new(),
+            endpoint: std::sync::Mutex::new(None),
         }
+    }
+
+    /// Lets watches started from now on take pushed notifications, which cameras send to
+    /// `endpoint`.
+    pub fn take_pushes(&self, endpoint: Endpoint) {
+        *self.endpoint.lock().unwrap() = Some(endpoint);
+    }
+
+    /// Where the notify route delivers.
+    pub fn inbox(&self) -> &Arc<Inbox> {
+        &self.inbox
+    }
+
+    /// The transport camera `id`'s events come over now (`pull`, `push`), if it is subscribed.
+    pub fn transport(&self, id: &str) -> Option<&'static str> {
+        let running = self.running.lock().unwrap();
+        let shown = running.get(id)?.3.clone();
+        drop(running);
+        *shown.lock().unwrap()
     }
 
     /// Brings camera `id`'s watch in line with `cam` (`None`: the camera is gone).
@@ -663,21 +800,26 @@ impl Watchers {
         let want = cam.and_then(watch_of);
         let mut running = self.running.lock().unwrap();
         let same = match (&want, running.get(id)) {
-            (Some(w), Some((f, _, _))) => fingerprint(w) == *f,
+            (Some(w), Some((f, _, _, _))) => fingerprint(w) == *f,
             (None, None) => true,
             _ => false,
         };
         if same {
             return;
         }
-        if let Some((_, stop, _)) = running.remove(id) {
+        if let Some((_, stop, _, _)) = running.remove(id) {
             stop.cancel();
         }
-        if let Some(w) = want {
+        if let Some(mut w) = want {
+            w.push = self.endpoint.lock().unwrap().clone().map(|endpoint| Push {
+                inbox: self.inbox.clone(),
+                endpoint,
+            });
             let stop = CancellationToken::new();
             let f = fingerprint(&w);
+            let shown = w.transport.clone();
             let task = tokio::spawn(watch(w, self.sink.clone(), stop.clone()));
-            running.insert(id.to_string(), (f, stop, task));
+            running.insert(id.to_string(), (f, stop, task, shown));
         }
     }
 
@@ -688,7 +830,7 @@ impl Watchers {
             let mut running = self.running.lock().unwrap();
             running
                 .drain()
-                .map(|(_, (_, stop, task))| {
+                .map(|(_, (_, stop, task, _))| {
                     stop.cancel();
                     task
                 })

@@ -11,6 +11,7 @@
 
 pub mod events;
 pub mod probe;
+pub mod push;
 pub mod soap;
 pub mod xml;
 
@@ -41,12 +42,15 @@ const READ_DEADLINE: Duration = Duration::from_secs(20);
 pub const SCAN_SECONDS: std::ops::RangeInclusive<u64> = 1..=10;
 
 /// How scans run: where the probe goes out and how long answers are awaited.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ScanConfig {
     /// IPv4 address of the interface the probe is sent from; `None` lets the routing table
     /// choose.
     pub interface: Option<Ipv4Addr>,
     pub wait: Duration,
+    /// Where cameras send pushed event notifications (`onvif.notify_base_url`); `None`: this
+    /// node's address on the route to each camera ([`push::Endpoint`]).
+    pub notify_base_url: Option<url::Url>,
 }
 
 impl Default for ScanConfig {
@@ -54,6 +58,7 @@ impl Default for ScanConfig {
         Self {
             interface: None,
             wait: Duration::from_secs(3),
+            notify_base_url: None,
         }
     }
 }

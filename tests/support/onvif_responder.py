@@ -19,7 +19,10 @@ message first), PullMessages (long poll up to its Timeout), Renew, Unsubscribe; 
 not renewed in time is gone, and calls to it are a fault. Lines on stdin make events:
   emit <device> <topic> <item> <value> [rule]   a notification to every subscription of <device>
 Devices named in --no-stop never send an item whose value is "false" (cameras that lose the
-stop). GetSnapshotUri names /snapshot.jpg, which serves --snapshot (without credentials).
+stop). Devices named in --push-only offer no PullPoint (WSPullPointSupport false,
+CreatePullPointSubscription a fault) but WS-BaseNotification: Subscribe (ConsumerReference,
+InitialTerminationTime), Renew, Unsubscribe; their notifications are POSTed as a Notify to the
+consumer address (printing "NOTIFY <device> <subscription> <HTTP status>"). GetSnapshotUri names /snapshot.jpg, which serves --snapshot (without credentials).
 Message shapes follow the ONVIF Core and Media service specifications and WS-Discovery 2005/04.
 Prints "READY" once listening, then "TOKEN <device> <call>" for every request that carries a
 WS-Security UsernameToken (right or wrong), so a test sees which devices were sent credentials,
@@ -34,6 +37,8 @@ import hashlib
 import hmac
 import http.server
 import itertools
+import urllib.error
+import urllib.request
 import re
 import socket
 import socketserver
@@ -92,10 +97,29 @@ def emit(args, device, topic, item, value, rule):
         return
     msg = notification(topic, item, value, rule, "Changed", device_now(args))
     with SUBS_LOCK:
-        for sub in SUBS.values():
-            if sub["device"] == device:
+        for sid, sub in SUBS.items():
+            if sub["device"] != device:
+                continue
+            if sub.get("consumer"):
+                threading.Thread(target=push, args=(device, sid, sub["consumer"], [msg]), daemon=True).start()
+            else:
                 sub["queue"].append(msg)
         SUBS_LOCK.notify_all()
+
+
+def push(device, sid, consumer, msgs):
+    """POSTs a Notify with msgs to a push subscription's consumer, as a camera does."""
+    body = envelope("<wsnt:Notify>" + "".join(msgs) + "</wsnt:Notify>").encode()
+    req = urllib.request.Request(consumer, data=body, method="POST",
+                                 headers={"Content-Type": "application/soap+xml; charset=utf-8"})
+    try:
+        with urllib.request.urlopen(req, timeout=5) as r:
+            status = r.status
+    except urllib.error.HTTPError as e:
+        status = e.code
+    except OSError as e:
+        status = f"error:{type(e).__name__}"
+    print(f"NOTIFY {device} {sid} {status}", flush=True)
 
 
 def read_commands(args):
@@ -149,6 +173,7 @@ def authorized(root, user, password, now):
 
 
 def make_handler(device, kind, args, port_of):
+    push_only = device in args.push_only.split(",")
     class Handler(http.server.BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
@@ -218,7 +243,7 @@ def make_handler(device, kind, args, port_of):
                        "<tt:StreamingCapabilities><tt:RTPMulticast>false</tt:RTPMulticast><tt:RTP_TCP>true</tt:RTP_TCP>"
                        "<tt:RTP_RTSP_TCP>true</tt:RTP_RTSP_TCP></tt:StreamingCapabilities></tt:Media>"
                        f"<tt:Events><tt:XAddr>{service}/events</tt:XAddr><tt:WSSubscriptionPolicySupport>false</tt:WSSubscriptionPolicySupport>"
-                       "<tt:WSPullPointSupport>true</tt:WSPullPointSupport></tt:Events>"
+                       f"<tt:WSPullPointSupport>{'false' if push_only else 'true'}</tt:WSPullPointSupport></tt:Events>"
                        "</tds:Capabilities></tds:GetCapabilitiesResponse>")
             elif name == "GetProfiles" and self.path.endswith("/media_service"):
                 out = ("<trt:GetProfilesResponse>" + profile("sub", "Sub stream", "H265", 320, 180, 15)
@@ -235,6 +260,23 @@ def make_handler(device, kind, args, port_of):
                 out = (f"<trt:GetSnapshotUriResponse><trt:MediaUri><tt:Uri>http://{args.addr}:{port_of()}/snapshot.jpg</tt:Uri>"
                        "<tt:InvalidAfterConnect>false</tt:InvalidAfterConnect><tt:InvalidAfterReboot>false</tt:InvalidAfterReboot>"
                        "<tt:Timeout>PT0S</tt:Timeout></trt:MediaUri></trt:GetSnapshotUriResponse>")
+            elif name == "CreatePullPointSubscription" and push_only:
+                return self.send(400, fault("ter:ActionNotSupported", "no PullPoint here"))
+            elif name == "Subscribe" and push_only and self.path.endswith("/events"):
+                now = device_now(args)
+                consumer = call.findtext("wsnt:ConsumerReference/{http://www.w3.org/2005/08/addressing}Address", "", NS).strip()
+                if not consumer.startswith(("http://", "https://")):
+                    return self.send(400, fault("ter:InvalidArgVal", "no ConsumerReference address"))
+                life = min(seconds_of(call.findtext("wsnt:InitialTerminationTime", "", NS), 60), args.lifetime)
+                sid = next(SUB_IDS)
+                with SUBS_LOCK:
+                    SUBS[sid] = {"device": device, "until": now + datetime.timedelta(seconds=life), "queue": [],
+                                 "consumer": consumer}
+                print(f"SUBSCRIBE {device} {sid} {consumer}", flush=True)
+                out = (f"<wsnt:SubscribeResponse><wsnt:SubscriptionReference><wsa5:Address xmlns:wsa5=\"http://www.w3.org/2005/08/addressing\">"
+                       f"{service}/subscription/{sid}</wsa5:Address></wsnt:SubscriptionReference>"
+                       f"<wsnt:CurrentTime>{iso(now)}</wsnt:CurrentTime><wsnt:TerminationTime>{iso(now + datetime.timedelta(seconds=life))}</wsnt:TerminationTime>"
+                       "</wsnt:SubscribeResponse>")
             elif name == "CreatePullPointSubscription" and self.path.endswith("/events"):
                 now = device_now(args)
                 life = min(seconds_of(call.findtext("tev:InitialTerminationTime", "", NS), 60), args.lifetime)
@@ -316,6 +358,7 @@ def main():
     ap.add_argument("--no-discovery", action="store_true", help="no WS-Discovery socket")
     ap.add_argument("--lifetime", type=int, default=60, help="longest event subscription granted (s)")
     ap.add_argument("--no-stop", default="", help="comma-separated devices that never send a stop")
+    ap.add_argument("--push-only", default="", help="comma-separated devices without a PullPoint, pushing instead")
     ap.add_argument("--snapshot", default="", help="JPEG file served as every good device's snapshot")
     args = ap.parse_args()
 
