@@ -8,6 +8,10 @@
 //!   the other frames are never decoded, so a camera is sampled once per GOP at most. H.265 is
 //!   not read (no crate vendors a decoder): such cameras rely on their own ONVIF events;
 //! - detector.rs: background, thresholds, lighting rejection, ignore zones, hysteresis;
+//! - raw pictures (a local V4L2 camera's YUYV or NV12, before Eyrie encodes them) come as
+//!   grids already, through a [`Tap`] the source holds (capture/v4l2/luma.rs): one path into
+//!   the detector for every source, the grid, of which the JPEG and H.264 readers and the tap
+//!   are three makers ([`grid`], any stride and pixel pitch, bounded reads);
 //! - this file: the per-camera [`Settings`], the grid, and the [`Watcher`] thread the recorder
 //!   hands pictures to without ever waiting for it (a one-picture queue that drops).
 //!
@@ -131,7 +135,7 @@ impl Luma {
 /// Most pixels read across and down a cell: a cell of a bigger picture is averaged over this
 /// many evenly spread rows and columns of it, so a picture costs at most
 /// `CELLS * SAMPLES * SAMPLES` reads whatever its size.
-const SAMPLES: usize = 16;
+const SAMPLES: usize = 8;
 
 /// A `w`x`h` grey picture reduced to the grid: its rows start `stride` bytes apart and its
 /// pixels `pitch` bytes apart within a row (1 for a plane of luma, 2 for YUYV's packed Y).
@@ -702,6 +706,84 @@ mod tests {
         assert_eq!(k[0], "begin cam motion 1006000");
         assert!(k[1].starts_with("thumbnail 1 Some("), "{k:?}");
         assert_eq!(k[2], "end 1 1011000");
+    }
+
+    /// Grids from a tap take the place of the recorded pictures: those offered after are only
+    /// kept for the thumbnail (the latest one), a grid that could not be made is counted, and
+    /// the tap keeps the watcher's rate.
+    #[test]
+    fn a_tap_gives_the_grids_and_frames_give_the_thumbnail() {
+        use std::sync::atomic::Ordering::Relaxed;
+        let kept = Arc::new(Kept::default());
+        let s = Settings {
+            enabled: true,
+            min_duration_ms: 500,
+            ..Settings::default()
+        };
+        let mut w = Watcher::start("cam".into(), &s, kept.clone()).unwrap();
+        let counters = w.counters().clone();
+        let mut tap = w.tap();
+        let params = Arc::new(VideoParams {
+            codec: Codec::Mjpeg,
+            ..crate::video::testing::h264_params()
+        });
+        let frame = |data: Bytes, t: i64| Frame {
+            data,
+            pts: t * 90,
+            key: true,
+            received: jiff::Timestamp::from_millisecond(t).unwrap(),
+            new_params: None,
+        };
+        // The grid of a still scene, and of one with a bright box at column `x`.
+        let grid_of = |x: Option<usize>| {
+            let mut g = [90u8; CELLS];
+            if let Some(x) = x {
+                for y in 4..10 {
+                    g[y * GRID_W + x..y * GRID_W + x + 6].fill(250);
+                }
+            }
+            g
+        };
+        let mut t = 1_000_000;
+        let mut taken = 0;
+        let mut give = |tap: &mut Tap, g: [u8; CELLS], t: i64| {
+            if tap.due(t) {
+                let before = counters.checked.load(Relaxed);
+                tap.offer(Some(g), t);
+                taken += 1;
+                while counters.checked.load(Relaxed) == before {
+                    std::thread::yield_now();
+                }
+            }
+        };
+        // From the first grid on, recorded pictures are no longer compared.
+        give(&mut tap, grid_of(None), t - 300);
+        for i in 0..40 {
+            let boxed = (10..20).contains(&i).then(|| i - 8);
+            // The recorded picture (here just before its grid): kept for the thumbnail, never
+            // read otherwise (a damaged one would be counted unreadable if it were).
+            let jpeg = if i == 30 {
+                Bytes::from_static(b"not a jpeg")
+            } else {
+                picture(boxed.map(|x| x * 10))
+            };
+            w.offer_frame(&params, &frame(jpeg, t - 50));
+            give(&mut tap, grid_of(boxed), t);
+            t += 150;
+        }
+        // One grid every 300 ms: the watcher's rate (250 ms) on pictures 150 ms apart.
+        assert_eq!(taken, 21);
+        tap.offer(None, t + 1000);
+        drop(tap);
+        drop(w);
+        let k = kept.0.lock().unwrap().clone();
+        assert_eq!(counters.checked.load(Relaxed), taken, "{k:?}");
+        assert_eq!(counters.unreadable.load(Relaxed), 1, "{k:?}");
+        assert_eq!(k.len(), 3, "{k:?}");
+        assert!(k[0].starts_with("begin cam motion "), "{k:?}");
+        // The thumbnail is a recorded picture with the box in it.
+        assert!(k[1].starts_with("thumbnail 1 Some("), "{k:?}");
+        assert!(k[2].starts_with("end 1 "), "{k:?}");
     }
 
     #[test]
