@@ -2,7 +2,8 @@
 //! reconnect with capped exponential backoff, frame timing) feeding a writer thread (the
 //! segmenter) and the live hub, plus the status that `/api/health` reports. A camera with
 //! motion detection on hands a few of its MJPEG pictures or H.264 key frames a second to its
-//! motion watcher (crate::motion), which never holds capture up.
+//! motion watcher (crate::motion), which never holds capture up; a raw local camera is given
+//! the watcher's tap instead and hands it grids from its pictures before encoding.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -263,6 +264,10 @@ impl Recorder {
         } else {
             None
         };
+        if let Some(w) = &watcher {
+            // A raw local camera reduces its pictures to the grid itself (motion::Tap).
+            source.tap_motion(w.tap());
+        }
         let motion = watcher.as_ref().map(|w| w.counters().clone());
         let task = tokio::spawn(capture_loop(
             cam.id.clone(),

@@ -131,11 +131,29 @@ fn lists_and_opens_a_vivid_camera() {
     let health = json(&dir, "HEALTH");
     eprintln!("health: {health:#}");
     let cams = health["cameras"].as_array().unwrap();
+    motion_from_raw_pictures(&dir, cams);
     raw_cameras_record(cams);
     grey_is_an_error(&dir, cams);
     forced_m2m_without_encoder_is_an_error(&dir, cams);
     segments_probe_as_mjpeg(&dir);
     frame_and_live_are_jpeg(&dir);
+}
+
+/// The YUYV camera's moving pattern, read by the motion tap from its raw pictures, made a
+/// motion event within the run, and no picture was unreadable.
+fn motion_from_raw_pictures(dir: &Path, cams: &[Value]) {
+    let events = json(dir, "EVENTS");
+    let motion: Vec<&Value> = events["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "motion" && e["camera"] == "yuyv")
+        .collect();
+    assert!(!motion.is_empty(), "no motion event for yuyv: {events:#}");
+    assert_eq!(motion[0]["source"], "eyrie", "{events:#}");
+    let yuyv = cams.iter().find(|c| c["id"] == "yuyv").unwrap();
+    assert!(yuyv["motion"]["checked"].as_u64().unwrap() > 0, "{yuyv:#}");
+    assert_eq!(yuyv["motion"]["unreadable"], 0, "{yuyv:#}");
 }
 
 /// The machine has what the test needs (see the module header): the installed kernel, or
@@ -148,6 +166,7 @@ fn needs() -> Option<Kernel> {
         "strip",
         "ffprobe",
         "tar",
+        "v4l2-ctl",
     ]) {
         return None;
     }
@@ -255,6 +274,12 @@ fn build_initramfs(tmp: &Path, kernel: &Kernel, vicodec: &Path) -> PathBuf {
         .is_ok_and(|s| s.success());
     assert!(ok, "strip {}", eyrie.display());
     for lib in libraries(eyrie) {
+        copy_into(&root, &lib);
+    }
+    // v4l2-ctl, to make vivid's pattern move (for motion detection), with its libraries.
+    let v4l2_ctl = Path::new("/usr/bin/v4l2-ctl");
+    std::fs::copy(v4l2_ctl, root.join("v4l2-ctl")).unwrap();
+    for lib in libraries(v4l2_ctl) {
         copy_into(&root, &lib);
     }
     // The admin account the init script's requests log in as.

@@ -65,6 +65,10 @@ pub trait Source: Send + Sync {
     fn encoding(&self) -> Option<Encoding> {
         None
     }
+    /// Motion detection is on: a source that holds its pictures before encoding them (a raw
+    /// V4L2 camera) reduces them to the motion grid itself, from its next open on, and hands
+    /// them to `tap`; the others ignore it and motion reads their recorded frames.
+    fn tap_motion(&self, _tap: crate::motion::Tap) {}
 }
 
 /// Which encoder makes a local camera's video, and the frames it left out (`/api/health`).

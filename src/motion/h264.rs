@@ -230,7 +230,7 @@ fn reduce(yuv: &impl YUVSource) -> Result<KeyPicture, H264Error> {
             "the decoder gave a {w}x{h} picture it does not hold"
         )));
     }
-    let grid = grid(y, w, h, ys).ok_or_else(|| err("an empty picture"))?;
+    let grid = grid(y, w, h, ys, 1).ok_or_else(|| err("an empty picture"))?;
     let k = w.div_ceil(THUMB_WIDTH).max(1);
     let (tw, th) = ((w / k).max(1), (h / k).max(1));
     let mut ycbcr = Vec::with_capacity(tw * th * 3);

@@ -8,6 +8,10 @@
 //!   the other frames are never decoded, so a camera is sampled once per GOP at most. H.265 is
 //!   not read (no crate vendors a decoder): such cameras rely on their own ONVIF events;
 //! - detector.rs: background, thresholds, lighting rejection, ignore zones, hysteresis;
+//! - raw pictures (a local V4L2 camera's YUYV or NV12, before Eyrie encodes them) come as
+//!   grids already, through a [`Tap`] the source holds (capture/v4l2/luma.rs): one path into
+//!   the detector for every source, the grid, of which the JPEG and H.264 readers and the tap
+//!   are three makers ([`grid`], any stride and pixel pitch, bounded reads);
 //! - this file: the per-camera [`Settings`], the grid, and the [`Watcher`] thread the recorder
 //!   hands pictures to without ever waiting for it (a one-picture queue that drops).
 //!
@@ -17,8 +21,9 @@ mod detector;
 pub mod h264;
 pub mod jpeg;
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 
@@ -123,34 +128,58 @@ impl Luma {
     /// The picture reduced to the grid: each cell the mean of the pixels it covers (at least
     /// one, so a picture smaller than the grid still fills it).
     pub fn grid(&self) -> Option<[u8; CELLS]> {
-        grid(&self.data, self.width, self.height, self.width)
+        grid(&self.data, self.width, self.height, self.width, 1)
     }
 }
 
-/// A `w`x`h` grey picture whose rows start `stride` bytes apart, reduced to the grid.
-fn grid(data: &[u8], w: usize, h: usize, stride: usize) -> Option<[u8; CELLS]> {
-    if w == 0 || h == 0 || stride < w || data.len() < (h - 1) * stride + w {
+/// Most pixels read across and down a cell: a cell of a bigger picture is averaged over this
+/// many evenly spread rows and columns of it, so a picture costs at most
+/// `CELLS * SAMPLES * SAMPLES` reads whatever its size.
+const SAMPLES: usize = 8;
+
+/// A `w`x`h` grey picture reduced to the grid: its rows start `stride` bytes apart and its
+/// pixels `pitch` bytes apart within a row (1 for a plane of luma, 2 for YUYV's packed Y).
+/// `None` when the sizes are zero, do not fit in memory or `data` is too short for them.
+pub fn grid(data: &[u8], w: usize, h: usize, stride: usize, pitch: usize) -> Option<[u8; CELLS]> {
+    if w == 0 || h == 0 || pitch == 0 {
         return None;
     }
+    // The last byte read is that of the last pixel of the last row.
+    let row_bytes = (w - 1).checked_mul(pitch)?.checked_add(1)?;
+    let needed = (h - 1).checked_mul(stride)?.checked_add(row_bytes)?;
+    if stride < row_bytes || data.len() < needed {
+        return None;
+    }
+    // Evenly spread samples of [a, b): all of it when it is short.
+    let spread = |a: usize, b: usize| {
+        let n = (b - a).min(SAMPLES);
+        (0..n).map(move |i| a + i * (b - a) / n)
+    };
+    // Where part `i` of `n` of `len` starts (wide, so that no size overflows).
+    let at = |i: usize, n: usize, len: usize| (i as u128 * len as u128 / n as u128) as usize;
     let mut out = [0u8; CELLS];
     for cy in 0..GRID_H {
-        let y0 = cy * h / GRID_H;
-        let y1 = ((cy + 1) * h / GRID_H).max(y0 + 1);
+        let y0 = at(cy, GRID_H, h);
+        let y1 = at(cy + 1, GRID_H, h).max(y0 + 1);
         for cx in 0..GRID_W {
-            let x0 = cx * w / GRID_W;
-            let x1 = ((cx + 1) * w / GRID_W).max(x0 + 1);
-            let mut sum = 0u64;
-            for y in y0..y1 {
-                let row = &data[y * stride..y * stride + w];
-                sum += row[x0..x1].iter().map(|&v| v as u64).sum::<u64>();
+            let x0 = at(cx, GRID_W, w);
+            let x1 = at(cx + 1, GRID_W, w).max(x0 + 1);
+            let (mut sum, mut n) = (0u64, 0u64);
+            for y in spread(y0, y1) {
+                let row = &data[y * stride..];
+                for x in spread(x0, x1) {
+                    sum += u64::from(row[x * pitch]);
+                    n += 1;
+                }
             }
-            out[cy * GRID_W + cx] = (sum / ((y1 - y0) * (x1 - x0)) as u64) as u8;
+            out[cy * GRID_W + cx] = (sum / n.max(1)) as u8;
         }
     }
     Some(out)
 }
 
-/// A picture handed to the watcher, as recorded.
+/// A picture handed to the watcher: as recorded, or already reduced to the grid by a [`Tap`].
+#[derive(Clone)]
 enum Picture {
     Jpeg(Bytes),
     /// An H.264 key frame (length-prefixed NAL units) and its stream's parameters.
@@ -158,6 +187,7 @@ enum Picture {
         params: Arc<VideoParams>,
         frame: Bytes,
     },
+    Grid(Box<[u8; CELLS]>),
 }
 
 /// A picture and when it arrived.
@@ -200,10 +230,70 @@ impl Counters {
 /// picture never waits:
 /// one at most is queued, and one offered while the thread is busy is dropped (counted).
 /// Dropping the watcher ends its thread, which first closes an open event.
+///
+/// A source that holds its pictures before encoding them (a raw V4L2 camera) is given a
+/// [`Tap`] instead and hands the grid straight from them. Once a tap has, the recorded frames
+/// offered here are only kept (the latest one) for the event's thumbnail, never decoded to be
+/// compared.
 pub struct Watcher {
     tx: SyncSender<Sample>,
     last_ms: Option<i64>,
     counters: Arc<Counters>,
+    tapped: Arc<AtomicBool>,
+    /// The latest recorded picture (MJPEG, or H.264 key frame), once a tap gives the grids.
+    latest: Arc<Mutex<Option<Picture>>>,
+}
+
+/// Where a source that holds raw pictures hands motion detection their grid (see
+/// [`Watcher::tap`]): at most one every [`SAMPLE_MS`] ([`Tap::due`] says when, so that the
+/// source reduces only those), never waiting, like [`Watcher::offer_frame`].
+#[derive(Clone)]
+pub struct Tap {
+    tx: SyncSender<Sample>,
+    last_ms: Option<i64>,
+    counters: Arc<Counters>,
+    tapped: Arc<AtomicBool>,
+}
+
+impl Tap {
+    /// Whether a picture that arrived at `at_ms` is to be reduced and offered.
+    pub fn due(&self, at_ms: i64) -> bool {
+        due(self.last_ms, at_ms)
+    }
+
+    /// Offers the grid of a picture that arrived at `at_ms` (see [`grid`]); `None`, a picture
+    /// that could not be reduced (too short for its format), is counted unreadable.
+    pub fn offer(&mut self, grid: Option<[u8; CELLS]>, at_ms: i64) {
+        self.tapped.store(true, Ordering::Relaxed);
+        let Some(grid) = grid else {
+            self.counters.unreadable.fetch_add(1, Ordering::Relaxed);
+            self.last_ms = Some(at_ms);
+            return;
+        };
+        if send(
+            &self.tx,
+            &self.counters,
+            Picture::Grid(Box::new(grid)),
+            at_ms,
+        ) {
+            self.last_ms = Some(at_ms);
+        }
+    }
+}
+
+fn due(last_ms: Option<i64>, at_ms: i64) -> bool {
+    !last_ms.is_some_and(|l| at_ms - l < SAMPLE_MS && at_ms >= l)
+}
+
+/// Queues a picture for the watcher's thread, or counts it dropped; whether it was queued.
+fn send(tx: &SyncSender<Sample>, counters: &Counters, picture: Picture, at_ms: i64) -> bool {
+    match tx.try_send(Sample { picture, at_ms }) {
+        Ok(()) => true,
+        Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
+            counters.dropped.fetch_add(1, Ordering::Relaxed);
+            false
+        }
+    }
 }
 
 impl Watcher {
@@ -216,14 +306,28 @@ impl Watcher {
         let counters = Arc::new(Counters::default());
         let detector = Detector::new(settings);
         let c = counters.clone();
+        let latest = Arc::new(Mutex::new(None));
+        let l = latest.clone();
         std::thread::Builder::new()
             .name(format!("motion-{camera}"))
-            .spawn(move || watch(camera, detector, rx, sink, c))?;
+            .spawn(move || watch(camera, detector, rx, sink, c, l))?;
         Ok(Self {
             tx,
             last_ms: None,
             counters,
+            tapped: Arc::default(),
+            latest,
         })
+    }
+
+    /// A tap for a source that can reduce its own pictures to the grid (see [`Tap`]).
+    pub fn tap(&self) -> Tap {
+        Tap {
+            tx: self.tx.clone(),
+            last_ms: None,
+            counters: self.counters.clone(),
+            tapped: self.tapped.clone(),
+        }
     }
 
     pub fn counters(&self) -> &Arc<Counters> {
@@ -239,6 +343,18 @@ impl Watcher {
     /// (other frames are not looked at), at its arrival time.
     pub fn offer_frame(&mut self, params: &Arc<VideoParams>, frame: &Frame) {
         let at_ms = frame.received.as_millisecond();
+        if self.tapped.load(Ordering::Relaxed) {
+            let picture = match params.codec {
+                Codec::Mjpeg => Picture::Jpeg(frame.data.clone()),
+                Codec::H264 if frame.key => Picture::H264 {
+                    params: params.clone(),
+                    frame: frame.data.clone(),
+                },
+                Codec::H264 | Codec::H265 => return,
+            };
+            *self.latest.lock().unwrap() = Some(picture);
+            return;
+        }
         match params.codec {
             Codec::Mjpeg => self.offer(&frame.data, at_ms),
             Codec::H264 if frame.key && self.due(at_ms) => self.send(
@@ -261,19 +377,12 @@ impl Watcher {
     }
 
     fn due(&self, at_ms: i64) -> bool {
-        !self
-            .last_ms
-            .is_some_and(|l| at_ms - l < SAMPLE_MS && at_ms >= l)
+        due(self.last_ms, at_ms)
     }
 
     fn send(&mut self, picture: Picture, at_ms: i64) {
-        match self.tx.try_send(Sample { picture, at_ms }) {
-            Ok(()) => self.last_ms = Some(at_ms),
-            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
-                self.counters
-                    .dropped
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            }
+        if send(&self.tx, &self.counters, picture, at_ms) {
+            self.last_ms = Some(at_ms);
         }
     }
 }
@@ -284,6 +393,7 @@ fn watch(
     rx: Receiver<Sample>,
     sink: Arc<dyn EventSink>,
     counters: Arc<Counters>,
+    latest: Arc<Mutex<Option<Picture>>>,
 ) {
     use std::sync::atomic::Ordering::Relaxed;
     let mut open: Option<EventId> = None;
@@ -324,6 +434,7 @@ fn watch(
                 .decode(params, frame)
                 .map(|k| (k.grid, Some(k)))
                 .map_err(|e| format!("an H.264 key frame: {e}")),
+            Picture::Grid(g) => Ok((**g, None)),
         };
         let (grid, key) = match read {
             Ok(r) => r,
@@ -340,10 +451,19 @@ fn watch(
             }
         };
         counters.checked.fetch_add(1, Relaxed);
-        // The thumbnail: the JPEG as recorded, or the decoded key frame made one.
-        let thumbnail = || match (&picture, &key) {
+        // The thumbnail: the JPEG as recorded, or the decoded key frame made one; for a grid
+        // from a tap, the latest recorded picture (a key frame decoded only now).
+        let mut thumbnail = || match (&picture, &key) {
             (Picture::Jpeg(j), _) => Some(j.clone()),
             (_, Some(k)) => k.thumbnail(),
+            (Picture::Grid(_), None) => match latest.lock().unwrap().clone() {
+                Some(Picture::Jpeg(j)) => Some(j),
+                Some(Picture::H264 { params, frame }) => key_frames
+                    .decode(&params, &frame)
+                    .ok()
+                    .and_then(|k| k.thumbnail()),
+                _ => None,
+            },
             _ => None,
         };
         let change = detector.feed(&grid, at_ms);
@@ -518,6 +638,8 @@ mod tests {
             tx,
             last_ms: None,
             counters: Arc::default(),
+            tapped: Arc::default(),
+            latest: Arc::default(),
         };
         full.offer(&still, 0);
         assert_eq!(full.counters.dropped.load(Relaxed), 1);
@@ -584,6 +706,84 @@ mod tests {
         assert_eq!(k[0], "begin cam motion 1006000");
         assert!(k[1].starts_with("thumbnail 1 Some("), "{k:?}");
         assert_eq!(k[2], "end 1 1011000");
+    }
+
+    /// Grids from a tap take the place of the recorded pictures: those offered after are only
+    /// kept for the thumbnail (the latest one), a grid that could not be made is counted, and
+    /// the tap keeps the watcher's rate.
+    #[test]
+    fn a_tap_gives_the_grids_and_frames_give_the_thumbnail() {
+        use std::sync::atomic::Ordering::Relaxed;
+        let kept = Arc::new(Kept::default());
+        let s = Settings {
+            enabled: true,
+            min_duration_ms: 500,
+            ..Settings::default()
+        };
+        let mut w = Watcher::start("cam".into(), &s, kept.clone()).unwrap();
+        let counters = w.counters().clone();
+        let mut tap = w.tap();
+        let params = Arc::new(VideoParams {
+            codec: Codec::Mjpeg,
+            ..crate::video::testing::h264_params()
+        });
+        let frame = |data: Bytes, t: i64| Frame {
+            data,
+            pts: t * 90,
+            key: true,
+            received: jiff::Timestamp::from_millisecond(t).unwrap(),
+            new_params: None,
+        };
+        // The grid of a still scene, and of one with a bright box at column `x`.
+        let grid_of = |x: Option<usize>| {
+            let mut g = [90u8; CELLS];
+            if let Some(x) = x {
+                for y in 4..10 {
+                    g[y * GRID_W + x..y * GRID_W + x + 6].fill(250);
+                }
+            }
+            g
+        };
+        let mut t = 1_000_000;
+        let mut taken = 0;
+        let mut give = |tap: &mut Tap, g: [u8; CELLS], t: i64| {
+            if tap.due(t) {
+                let before = counters.checked.load(Relaxed);
+                tap.offer(Some(g), t);
+                taken += 1;
+                while counters.checked.load(Relaxed) == before {
+                    std::thread::yield_now();
+                }
+            }
+        };
+        // From the first grid on, recorded pictures are no longer compared.
+        give(&mut tap, grid_of(None), t - 300);
+        for i in 0..40 {
+            let boxed = (10..20).contains(&i).then(|| i - 8);
+            // The recorded picture (here just before its grid): kept for the thumbnail, never
+            // read otherwise (a damaged one would be counted unreadable if it were).
+            let jpeg = if i == 30 {
+                Bytes::from_static(b"not a jpeg")
+            } else {
+                picture(boxed.map(|x| x * 10))
+            };
+            w.offer_frame(&params, &frame(jpeg, t - 50));
+            give(&mut tap, grid_of(boxed), t);
+            t += 150;
+        }
+        // One grid every 300 ms: the watcher's rate (250 ms) on pictures 150 ms apart.
+        assert_eq!(taken, 21);
+        tap.offer(None, t + 1000);
+        drop(tap);
+        drop(w);
+        let k = kept.0.lock().unwrap().clone();
+        assert_eq!(counters.checked.load(Relaxed), taken, "{k:?}");
+        assert_eq!(counters.unreadable.load(Relaxed), 1, "{k:?}");
+        assert_eq!(k.len(), 3, "{k:?}");
+        assert!(k[0].starts_with("begin cam motion "), "{k:?}");
+        // The thumbnail is a recorded picture with the box in it.
+        assert!(k[1].starts_with("thumbnail 1 Some("), "{k:?}");
+        assert!(k[2].starts_with("end 1 "), "{k:?}");
     }
 
     #[test]

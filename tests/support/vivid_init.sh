@@ -46,14 +46,18 @@ done
 show() { echo "getting $1"; wget -qO "/tmp/out/$1" "$2" || echo "=== FAILED getting $2"; }
 add() {
   wget -qO /dev/null --header 'content-type: application/json' \
-    --post-data "{\"id\": \"$1\", \"name\": \"$1\", \"source\": \"$2\"}" $api/cameras \
+    --post-data "{\"id\": \"$1\", \"name\": \"$1\", \"source\": \"$2\"$3}" $api/cameras \
     || echo "=== FAILED adding camera $1"
 }
 show DEVICES $api/system/devices
 # Raw pictures encoded to MJPEG in software: YUYV kept to 4 and NV12 to 2 pictures a second,
 # and a format Eyrie does not encode (8-bit grey), which must be an error, not a crash.
-# vivid streams 10 fps (its pictures cost CPU in this VM without KVM).
-add yuyv 'v4l2:///dev/video0?width=640&height=360&fps=10&format=YUYV&encode_fps=4&quality=50'
+# vivid streams 10 fps (its pictures cost CPU in this VM without KVM). The YUYV camera's
+# pattern moves (vivid's "Horizontal Movement" control, set with Debian's v4l2-ctl) and it has
+# motion detection on: its raw pictures go to the motion tap, and a motion event must come.
+/v4l2-ctl -d /dev/video0 -c horizontal_movement=6 || echo "=== FAILED v4l2-ctl movement"
+add yuyv 'v4l2:///dev/video0?width=640&height=360&fps=10&format=YUYV&encode_fps=4&quality=50' \
+  ', "motion": {"enabled": true}'
 add nv12 'v4l2:///dev/video1?width=640&height=360&fps=10&format=NV12&encode_fps=2&quality=50'
 add grey 'v4l2:///dev/video2?width=640&height=360&format=GREY'
 # Forced to an M2M H.264 encoder, of which this machine has none (vicodec makes FWHT): an error.
@@ -79,6 +83,7 @@ done
 at=$(wget -qO- "$api/recordings?camera=yuyv" | grep -o '"start_ms":[0-9]*' | head -1 | cut -d: -f2)
 show frame.jpg "$api/recordings/yuyv/frame.jpg?at=$((at + 1000))"
 timeout 30 wget -qO- $api/cameras/yuyv/live | head -c 60000 >/tmp/out/live
+show EVENTS "$api/recordings/events?camera=yuyv"
 cp /tmp/eyrie.log /tmp/out/LOG
 tar -cf - -C /tmp/out . >/dev/vport0p1 || echo "=== FAILED sending the results"
 echo "=== SENT"

@@ -61,12 +61,17 @@ impl RawFormat {
     /// hold one. Drivers pad lines (bytesperline) but fill the buffer line for line, so the
     /// stride is the buffer's size over its lines.
     pub(crate) fn stride(self, len: usize, width: usize, height: usize) -> Option<usize> {
+        // Sizes come from the driver: checked, and no picture without lines.
         let (lines, min) = match self {
-            Self::Yuyv => (height, width * 2),
+            Self::Yuyv => (Some(height), width.checked_mul(2)),
             // Y lines, then half as many chroma lines (rounded up) of the same stride, each
             // with a Cb Cr pair for every two pixels (rounded up).
-            Self::Nv12 => (height + height.div_ceil(2), width.next_multiple_of(2)),
+            Self::Nv12 => (
+                height.checked_add(height.div_ceil(2)),
+                width.checked_next_multiple_of(2),
+            ),
         };
+        let (lines, min) = (lines.filter(|&l| l > 0)?, min?);
         let stride = len / lines;
         (stride >= min).then_some(stride)
     }

@@ -10,7 +10,8 @@
 //!   Annex B to MP4 samples and parameters);
 //! - source.rs: the capture [`Source`](crate::capture::Source) and its pump thread;
 //! - encode.rs: raw YUYV/NV12 to MJPEG in software; m2m.rs: through a kernel memory-to-memory
-//!   encoder;
+//!   encoder; luma.rs: with motion detection on, raw pictures reduced to motion's grid before
+//!   they are encoded (the motion tap);
 //! - list.rs: the devices and encoders this machine has; trial.rs: diagnostics against
 //!   hardware;
 //! - kernel.rs: the kernel interface, the only place that calls the driver, over sys.rs (the
@@ -24,6 +25,7 @@ mod frames;
 mod h264;
 mod kernel;
 pub mod list;
+mod luma;
 pub mod m2m;
 mod request;
 mod source;

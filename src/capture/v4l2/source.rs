@@ -20,18 +20,21 @@ use super::device::{
 use super::encode::{self, Counters, EncodeConfig, Offer, RawEncoder};
 use super::frames::{Frames, MjpegFrames, monotonic_now};
 use super::h264::H264Frames;
+use super::luma::LumaTap;
 use super::request::{EncoderChoice, Request};
 use crate::capture::{CaptureError, Encoding, FRAME_TIMEOUT, Opened, Source};
 
 /// Buffers from a device on its own thread (V4L2 calls block), ended by an error, nothing
 /// within the frame timeout, or the receiver going away (noticed within a second, which then
 /// frees the device for the next open).
-/// With an `encoder`, raw pictures are offered to it and its frames come on `tx` instead.
+/// With an `encoder`, raw pictures are offered to it and its frames come on `tx` instead; with
+/// a `tap` too (motion detection on), they are first looked at for motion (luma.rs).
 fn pump(
     mut dev: Box<dyn Device>,
     claim: Claim,
     path: PathBuf,
     mut encoder: Option<Box<dyn RawEncoder>>,
+    mut tap: Option<LumaTap>,
     tx: FrameSender,
 ) -> Result<(), CaptureError> {
     const POLL: Duration = Duration::from_secs(1);
@@ -66,6 +69,9 @@ fn pump(
                         // Most pictures never reach the encoder: notice a closed stream here.
                         if tx.is_closed() {
                             return;
+                        }
+                        if let Some(t) = &mut tap {
+                            t.look(&buf);
                         }
                         match enc.offer(buf) {
                             Offer::Taken => {}
@@ -204,6 +210,8 @@ pub struct V4l2Source {
     encoder: Arc<Mutex<Used>>,
     counters: Arc<encode::Counters>,
     hw: Option<HwEncoders>,
+    /// Motion detection's tap, when it is on: raw pictures are reduced to its grid.
+    tap: Arc<Mutex<Option<crate::motion::Tap>>>,
 }
 
 impl V4l2Source {
@@ -215,6 +223,7 @@ impl V4l2Source {
             encoder: Arc::default(),
             counters: Arc::default(),
             hw: None,
+            tap: Arc::default(),
         }
     }
 
@@ -244,7 +253,12 @@ impl Source for V4l2Source {
         })
     }
 
+    fn tap_motion(&self, tap: crate::motion::Tap) {
+        *self.tap.lock().unwrap() = Some(tap);
+    }
+
     fn open(&self) -> BoxFuture<'static, Result<Opened, CaptureError>> {
+        let tap = self.tap.lock().unwrap().clone();
         let req = self.req.clone();
         let open = self.open.clone();
         let dropped = self.dropped.clone();
@@ -306,7 +320,11 @@ impl Source for V4l2Source {
                         )));
                     }
                 };
-                pump(dev, claim, path, raw_encoder, tx)?;
+                // Raw pictures only: a camera's own MJPEG or H.264 is read as recorded.
+                let tap = tap
+                    .filter(|_| raw_encoder.is_some())
+                    .and_then(|t| LumaTap::new(t, &got));
+                pump(dev, claim, path, raw_encoder, tap, tx)?;
                 Ok(frames)
             })
             .await
