@@ -132,7 +132,7 @@ fn lists_and_opens_a_vivid_camera() {
     eprintln!("health: {health:#}");
     let cams = health["cameras"].as_array().unwrap();
     motion_from_raw_pictures(&dir, cams);
-    raw_cameras_record(cams);
+    raw_cameras_record(cams, health["uptime_s"].as_f64().unwrap());
     grey_is_an_error(&dir, cams);
     forced_m2m_without_encoder_is_an_error(&dir, cams);
     segments_probe_as_mjpeg(&dir);
@@ -537,20 +537,27 @@ fn cam(cams: &[Value], id: &str) -> Value {
 }
 
 /// Health: each raw camera records, through the software encoder, with its counters.
-fn raw_cameras_record(cams: &[Value]) {
+fn raw_cameras_record(cams: &[Value], uptime_s: f64) {
     for (id, rate) in [("yuyv", 4.0), ("nv12", 2.0)] {
         let c = cam(cams, id);
         assert_eq!(c["state"], "recording", "{c:#}");
         assert_eq!(c["codec"], "mjpeg", "{c:#}");
         assert_eq!(c["encoder"], "software-mjpeg", "{c:#}");
         assert_eq!(c["encoder_error"], Value::Null, "{c:#}");
-        // vivid streams 10 fps, kept to 4 and 2 by the rate gate: the share it passes on (to
-        // the encoder, which in this emulated VM cannot keep up with all, dropping and counting
-        // the rest) is the configured rate over vivid's.
+        // vivid streams 10 fps (fewer when this emulated VM is starved, so the share kept is
+        // not a fixed 4/10 or 2/10): the rate gate passes on at most the configured rate (to
+        // the encoder, which here cannot keep up with all, dropping and counting the rest) and
+        // skips the others. Ungated, vivid at full rate would pass on up to 2.5 and 5 times more.
         let n = |k: &str| c[k].as_u64().unwrap_or_else(|| panic!("{k}: {c:#}")) as f64;
         let kept = n("frames") + n("encoder_dropped_frames");
-        let share = kept / (kept + n("rate_skipped_frames"));
-        assert!((share - rate / 10.0).abs() < 0.1, "{id}: {share} {c:#}");
+        assert!(
+            kept <= rate * uptime_s + 2.0,
+            "{id}: {kept} pictures passed on in {uptime_s} s at {rate}/s: {c:#}"
+        );
+        assert!(
+            n("rate_skipped_frames") > 0.0,
+            "{id}: the gate skipped none: {c:#}"
+        );
         assert!(c["dropped_frames"].is_u64(), "{c:#}");
     }
 }
