@@ -49,6 +49,17 @@ import time
 import uuid
 import xml.etree.ElementTree as ET
 
+
+# One line at a time: the handler threads print concurrently, and print() writes the text and
+# its newline separately, so two lines could interleave ("...UnsubscribeTOKEN ...").
+_say_lock = threading.Lock()
+
+
+def say(line):
+    with _say_lock:
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+
 NS = {
     "s": "http://www.w3.org/2003/05/soap-envelope",
     "a": "http://schemas.xmlsoap.org/ws/2004/08/addressing",
@@ -119,7 +130,7 @@ def push(device, sid, consumer, msgs):
         status = e.code
     except OSError as e:
         status = f"error:{type(e).__name__}"
-    print(f"NOTIFY {device} {sid} {status}", flush=True)
+    say(f"NOTIFY {device} {sid} {status}")
 
 
 def read_commands(args):
@@ -220,7 +231,7 @@ def make_handler(device, kind, args, port_of):
                 return self.send(400, fault("ter:WellFormed", "empty Body"))
             name = call.tag.split("}")[-1]
             if root.find("s:Header/wsse:Security/wsse:UsernameToken", NS) is not None:
-                print(f"TOKEN {device} {name}", flush=True)
+                say(f"TOKEN {device} {name}")
             if name == "GetSystemDateAndTime":
                 t = device_now(args)
                 return self.send(200, envelope(
@@ -272,7 +283,7 @@ def make_handler(device, kind, args, port_of):
                 with SUBS_LOCK:
                     SUBS[sid] = {"device": device, "until": now + datetime.timedelta(seconds=life), "queue": [],
                                  "consumer": consumer}
-                print(f"SUBSCRIBE {device} {sid} {consumer}", flush=True)
+                say(f"SUBSCRIBE {device} {sid} {consumer}")
                 out = (f"<wsnt:SubscribeResponse><wsnt:SubscriptionReference><wsa5:Address xmlns:wsa5=\"http://www.w3.org/2005/08/addressing\">"
                        f"{service}/subscription/{sid}</wsa5:Address></wsnt:SubscriptionReference>"
                        f"<wsnt:CurrentTime>{iso(now)}</wsnt:CurrentTime><wsnt:TerminationTime>{iso(now + datetime.timedelta(seconds=life))}</wsnt:TerminationTime>"
@@ -284,7 +295,7 @@ def make_handler(device, kind, args, port_of):
                 first = notification("tns1:RuleEngine/CellMotionDetector/Motion", "IsMotion", "false", "Rule1", "Initialized", now)
                 with SUBS_LOCK:
                     SUBS[sid] = {"device": device, "until": now + datetime.timedelta(seconds=life), "queue": [first]}
-                print(f"SUBSCRIBE {device} {sid}", flush=True)
+                say(f"SUBSCRIBE {device} {sid}")
                 out = (f"<tev:CreatePullPointSubscriptionResponse><tev:SubscriptionReference><wsa5:Address xmlns:wsa5=\"http://www.w3.org/2005/08/addressing\">"
                        f"{service}/subscription/{sid}</wsa5:Address></tev:SubscriptionReference>"
                        f"<wsnt:CurrentTime>{iso(now)}</wsnt:CurrentTime><wsnt:TerminationTime>{iso(now + datetime.timedelta(seconds=life))}</wsnt:TerminationTime>"
@@ -298,7 +309,7 @@ def make_handler(device, kind, args, port_of):
                         sub = None
                 if sub is None:
                     return self.send(400, fault("ter:InvalidArgVal", "no such subscription (expired or never made)"))
-                print(f"{name.upper()} {device} {sid}", flush=True)
+                say(f"{name.upper()} {device} {sid}")
                 if name == "Unsubscribe":
                     with SUBS_LOCK:
                         SUBS.pop(sid, None)
@@ -328,7 +339,7 @@ def make_handler(device, kind, args, port_of):
         def do_GET(self):
             if self.path != "/snapshot.jpg" or not args.snapshot or not kind == "good":
                 return self.send(404, "not found")
-            print(f"SNAPSHOT {device}", flush=True)
+            say(f"SNAPSHOT {device}")
             with open(args.snapshot, "rb") as f:
                 data = f.read()
             self.send_response(200)
@@ -376,7 +387,7 @@ def main():
 
     threading.Thread(target=read_commands, args=(args,), daemon=True).start()
     if args.no_discovery:
-        print("READY", flush=True)
+        say("READY")
         while True:
             time.sleep(3600)
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM, socket.IPPROTO_UDP)
@@ -384,7 +395,7 @@ def main():
     sock.bind(("0.0.0.0", 3702))
     mreq = struct.pack("4s4s", socket.inet_aton("239.255.255.250"), socket.inet_aton(args.addr))
     sock.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, mreq)
-    print("READY", flush=True)
+    say("READY")
     while True:
         data, peer = sock.recvfrom(65536)
         try:
