@@ -147,25 +147,27 @@ impl Written {
     }
 }
 
-fn start_devices(base: u16, snapshot: &std::path::Path) -> Responder {
+/// Two devices, `good` and `good2` (which never says a motion is over), on ports from `base`,
+/// with subscriptions of 4 s, and `extra` arguments.
+fn start_devices(base: u16, extra: &[&str]) -> Responder {
     let base = base.to_string();
+    let mut args = vec![
+        "--no-discovery",
+        "--port-base",
+        &base,
+        "--lifetime",
+        "4",
+        "--no-stop",
+        "good2",
+    ];
+    args.extend_from_slice(extra);
     Responder::start_with(
         "127.0.0.1",
         PASSWORD,
         "rtsp://127.0.0.1:1/main",
         "rtsp://127.0.0.1:1/sub",
         "good,good2",
-        &[
-            "--no-discovery",
-            "--port-base",
-            &base,
-            "--lifetime",
-            "4",
-            "--no-stop",
-            "good2",
-            "--snapshot",
-            snapshot.to_str().unwrap(),
-        ],
+        &args,
     )
 }
 
@@ -205,7 +207,7 @@ async fn camera_events_start_stop_fall_quiet_renew_and_survive_a_restart() {
     let jpeg_len = std::fs::metadata(&jpeg).unwrap().len() as usize;
 
     let base = free_port();
-    let mut devices = start_devices(base, &jpeg);
+    let mut devices = start_devices(base, &["--snapshot", jpeg.to_str().unwrap()]);
     let sink = Arc::new(Written::default());
     let stop = CancellationToken::new();
     let tasks = [
@@ -309,7 +311,7 @@ async fn camera_events_start_stop_fall_quiet_renew_and_survive_a_restart() {
     // The devices restart (a camera reboot): subscribed again, events flow again.
     drop(devices);
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let mut devices = start_devices(base, &jpeg);
+    let mut devices = start_devices(base, &["--snapshot", jpeg.to_str().unwrap()]);
     let until = Instant::now() + Duration::from_secs(30);
     while subscribed(&devices, "good") == 0 {
         assert!(Instant::now() < until, "not subscribed again");
@@ -360,24 +362,7 @@ async fn camera_events_start_stop_fall_quiet_renew_and_survive_a_restart() {
 fn cameras_without_a_pull_point_push_their_events_to_a_token_address() {
     let e = node::Eyrie::start("", &[]);
     let base = free_port();
-    let mut devices = Responder::start_with(
-        "127.0.0.1",
-        PASSWORD,
-        "rtsp://127.0.0.1:1/main",
-        "rtsp://127.0.0.1:1/sub",
-        "good,good2",
-        &[
-            "--no-discovery",
-            "--port-base",
-            &base.to_string(),
-            "--lifetime",
-            "4",
-            "--push-only",
-            "good,good2",
-            "--no-stop",
-            "good2",
-        ],
-    );
+    let mut devices = start_devices(base, &["--push-only", "good,good2"]);
     for (name, port) in [("Push", base), ("Push Nostop", base + 1)] {
         let cam = e.add_camera(&format!(
             r#"{{"name": "{name}", "source": "rtsp://127.0.0.1:1/main"}}"#

@@ -573,16 +573,21 @@ mod tests {
         out.into()
     }
 
-    #[test]
-    fn a_watcher_reports_events_and_never_waits() {
-        use std::sync::atomic::Ordering::Relaxed;
-        let kept = Arc::new(Kept::default());
+    /// A watcher of camera `cam` with motion on and a minimum duration of 500 ms.
+    fn watching(kept: &Arc<Kept>) -> Watcher {
         let s = Settings {
             enabled: true,
             min_duration_ms: 500,
             ..Settings::default()
         };
-        let mut w = Watcher::start("cam".into(), &s, kept.clone()).unwrap();
+        Watcher::start("cam".into(), &s, kept.clone()).unwrap()
+    }
+
+    #[test]
+    fn a_watcher_reports_events_and_never_waits() {
+        use std::sync::atomic::Ordering::Relaxed;
+        let kept = Arc::new(Kept::default());
+        let mut w = watching(&kept);
         let counters = w.counters().clone();
         // Offered faster than sampled: of one picture every 100 ms, one every 300 ms is taken.
         let mut t = 1_000_000;
@@ -653,12 +658,7 @@ mod tests {
         let (width, height) = (320, 176);
         let mut cam = h264::testing::Camera::new(width, height);
         let kept = Arc::new(Kept::default());
-        let s = Settings {
-            enabled: true,
-            min_duration_ms: 500,
-            ..Settings::default()
-        };
-        let mut w = Watcher::start("cam".into(), &s, kept.clone()).unwrap();
+        let mut w = watching(&kept);
         let counters = w.counters().clone();
         let frame = |data: Bytes, key: bool, t: i64| Frame {
             data,
@@ -715,12 +715,7 @@ mod tests {
     fn a_tap_gives_the_grids_and_frames_give_the_thumbnail() {
         use std::sync::atomic::Ordering::Relaxed;
         let kept = Arc::new(Kept::default());
-        let s = Settings {
-            enabled: true,
-            min_duration_ms: 500,
-            ..Settings::default()
-        };
-        let mut w = Watcher::start("cam".into(), &s, kept.clone()).unwrap();
+        let mut w = watching(&kept);
         let counters = w.counters().clone();
         let mut tap = w.tap();
         let params = Arc::new(VideoParams {
