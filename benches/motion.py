@@ -100,9 +100,10 @@ def measure(a, url, codec):
             print(f"ratio (motion / alone): {cm / cr if cr else float('nan'):.2f}; pictures compared "
                   f"{checked} ({checked / a.seconds:.1f}/s), dropped {motion.get('dropped')}, "
                   f"unreadable {motion.get('unreadable')}")
-            with open(os.path.join(w1, "eyrie.log")) as log:
-                events = sum("event started" in line for line in log)
-            print(f"motion events started: {events}")
+            # From the API (the last 24 hours by default): events of the motion node's camera.
+            events = http("GET", bm + "/api/recordings/events?camera=cam")["events"]
+            print(f"motion events: {len(events)}, of them ongoing "
+                  f"{sum(e.get('end_ms') is None for e in events)}")
         finally:
             stop(pm)
             stop(pr)
