@@ -401,22 +401,22 @@ mod tests {
         assert!(msg(k.decode(&mjpeg, &good)).contains("not an H.264"));
         // 16384x16 (1024 macroblocks across): a side too long.
         let wide = [0x67, 0x42, 0x00, 0x1e, 0xda, 0x00, 0x10, 0x03, 0x90];
-        let avc = mp4_atom::Codec::Avc1(mp4_atom::Avc1 {
-            avcc: mp4_atom::Avcc::new(&wide, &[0x68, 0xce, 0x38, 0x80]).unwrap(),
-            ..Default::default()
-        });
-        let too_big = Arc::new(VideoParams::from_entry(avc).unwrap());
+        // The parameters of a stream with this SPS (and a fixed PPS).
+        let with_sps = |sps: &[u8]| {
+            let avc = mp4_atom::Codec::Avc1(mp4_atom::Avc1 {
+                avcc: mp4_atom::Avcc::new(sps, &[0x68, 0xce, 0x38, 0x80]).unwrap(),
+                ..Default::default()
+            });
+            Arc::new(VideoParams::from_entry(avc).unwrap())
+        };
+        let too_big = with_sps(&wide);
         let e = msg(k.decode(&too_big, &good));
         assert!(e.contains("16384x16"), "{e}");
         // 4096x2304 (allowed) with 16 reference frames: 253 MiB of pictures.
         let many = [
             0x67, 0x42, 0x00, 0x33, 0xd8, 0x44, 0x01, 0x00, 0x01, 0x21, 0x90,
         ];
-        let avc = mp4_atom::Codec::Avc1(mp4_atom::Avc1 {
-            avcc: mp4_atom::Avcc::new(&many, &[0x68, 0xce, 0x38, 0x80]).unwrap(),
-            ..Default::default()
-        });
-        let too_many = Arc::new(VideoParams::from_entry(avc).unwrap());
+        let too_many = with_sps(&many);
         let e = msg(k.decode(&too_many, &good));
         assert!(e.contains("4096x2304 pictures with 16 reference"), "{e}");
         // And after all of it, the camera's frames still decode.
